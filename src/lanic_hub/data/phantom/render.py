@@ -97,7 +97,7 @@ class _Canvas:
         r = radius * self.px_per_unit / 224.0
         if r > 0.3:
             im = im.filter(ImageFilter.GaussianBlur(r))
-        return np.asarray(im, dtype=_F) * (1.0 / 255.0)
+        return np.asarray(im, dtype=_F) * _F(1.0 / 255.0)
 
 
 def _lung(cv: _Canvas, g: _Geometry, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,8 +123,9 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
         r = _rng(seed, index, "collimation")
         zoom = float(r.uniform(0.78, 0.9))
         off = (float(r.uniform(-0.06, 0.06)), float(r.uniform(0.02, 0.08)))
-    cv = _Canvas(size, zoom, off)
-    x, y = cv.x, cv.y
+    # smooth anatomy is computed at half resolution and upsampled; thin lines are drawn at full
+    cv, lo = _Canvas(size, zoom, off), _Canvas(max(32, size // 2), zoom, off)
+    x, y = lo.x, lo.y
     tw = 0.33 + 0.05 * a.habitus
     dia_r = 0.74 - 0.08 * a.inspiration
     g = _Geometry(mid=0.5 + 0.04 * rot, spine=0.5 + 0.005 * rot, tw=tw, apex=0.15 - 0.02 * a.inspiration,
@@ -135,7 +136,7 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
         for s, name in (("R", "right"), ("L", "left")):
             if atel.side in (name, "bilateral"):
                 g.dia[s] -= lift
-    A = np.zeros((size, size), dtype=_F)
+    A = np.zeros_like(x)
     rj = _rng(seed, index, "anatomy")
 
     # --- body: neck, rounded shoulders, chest wall and abdomen ---
@@ -147,8 +148,8 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
         A += 0.12 * _ellipse(x, y, 0.5 + sg * (tw + st + 0.02), 0.17, 0.06, 0.07, 0.015)
 
     # --- lungs, cut out by heart, aortic knob and mediastinum ---
-    lung_r, u_r, v_r = _lung(cv, g, "R")
-    lung_l, u_l, v_l = _lung(cv, g, "L")
+    lung_r, u_r, v_r = _lung(lo, g, "R")
+    lung_l, u_l, v_l = _lung(lo, g, "L")
     ctr = case.ctr
     hw = ctr * tw  # half of the heart's full width
     hh = 0.17 + 0.12 * (ctr - 0.45)
@@ -186,16 +187,18 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
         pts = _bezier(head, (0.5 + sg * 0.16, head[1] + 0.01), (0.5 + sg * (tw + 0.06), head[1] - 0.05))
         d_thin.line(cv.px(pts), fill=150, width=cw, joint="curve")
     rv = _rng(seed, index, "vessels")
-    for sg in (-1.0, 1.0):
-        for ang in np.linspace(-1.3, 1.5, 12) + rv.normal(0, 0.12, 12):
-            length = rv.uniform(0.12, 0.28)
-            p0 = np.array([g.mid + sg * 0.09, g.hilum_y])
-            d = np.array([sg * np.cos(ang), np.sin(ang) * 1.2])
-            p1 = p0 + d * length * 0.45 + rv.normal(0, 0.015, 2)
-            p2 = p0 + d * length + rv.normal(0, 0.02, 2)
-            d_thin.line(cv.px(np.stack([p0, p1])), fill=110, width=cv.width(0.01))
-            d_thin.line(cv.px(np.stack([p1, p2])), fill=70, width=cv.width(0.005))
-    A += 0.2 * cv.blurred(thin, 1.1) * body
+    w1, w2 = cv.width(0.01), cv.width(0.005)
+    for sg in (-1.0, 1.0):  # vessels fan out from each hilum, two tapering segments each
+        ang = np.linspace(-1.3, 1.5, 12) + rv.normal(0, 0.12, 12)
+        length = rv.uniform(0.12, 0.28, 12)[:, None]
+        p0 = np.broadcast_to(np.array([g.mid + sg * 0.09, g.hilum_y]), (12, 2))
+        d = np.stack([sg * np.cos(ang), np.sin(ang) * 1.2], axis=1)
+        p1 = p0 + d * length * 0.45 + rv.normal(0, 0.015, (12, 2))
+        p2 = p0 + d * length + rv.normal(0, 0.02, (12, 2))
+        q0, q1, q2 = cv.px(p0), cv.px(p1), cv.px(p2)
+        for k in range(12):
+            d_thin.line([q0[k], q1[k]], fill=110, width=w1)
+            d_thin.line([q1[k], q2[k]], fill=70, width=w2)
 
     # breast shadows and the gastric bubble
     if a.breast_shadows:
@@ -205,7 +208,10 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
         A -= 0.14 * _ellipse(x, y, g.mid + 0.15, g.dia["L"] + 0.08, 0.05, 0.03, 0.01)
 
     # --- findings ---
-    A += _findings(case, cv, g, seed, index, {"R": (lung_r, u_r, v_r), "L": (lung_l, u_l, v_l)})
+    f_lo, f_lines = _findings(case, lo, cv, g, seed, index, {"R": (lung_r, u_r, v_r), "L": (lung_l, u_l, v_l)})
+    A = _up(A + f_lo, size)
+    body, lungs = _up(body, size), _up(lungs, size)
+    A += 0.2 * cv.blurred(thin, 1.1) * body + f_lines * lungs
 
     # --- devices (radiopaque) ---
     A += _devices(case, cv, g, seed, index)
@@ -218,16 +224,25 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
     e = case.exposure
     gain = 1.45 - 0.45 * e
     bright = -0.02 + 0.22 * max(-e, 0) - 0.22 * max(e, 0)
-    img = np.clip(A * gain + bright, 0, 1) ** (1.0 + 0.35 * e)
-    sigma = noise * (0.012 + 0.03 * max(-e, 0))
-    img = img + sigma * rn.standard_normal((size, size), dtype=_F)
+    lut = np.linspace(0, 1, 1024, dtype=_F) ** _F(1.0 + 0.35 * e)  # gamma through a lookup table
+    img = lut[np.clip(A * _F(gain * 1023) + _F(bright * 1023), 0, 1023).astype(np.int16)]
+    sigma = noise * (0.012 + 0.03 * max(-e, 0)) * 3.4641  # uniform noise with that std
+    img += _F(sigma) * (rn.random((size, size), dtype=_F) - _F(0.5))
     img = _artifacts(case, img, seed, index)
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _findings(case: Case, cv: _Canvas, g: _Geometry, seed: int, index: int, lungs) -> np.ndarray:
+def _up(a: np.ndarray, size: int) -> np.ndarray:
+    if a.shape[0] == size:
+        return a
+    return np.array(Image.fromarray(a).resize((size, size), Image.BILINEAR), dtype=_F)
+
+
+def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, index: int, lungs):
+    """Findings at the smooth-anatomy resolution, plus thin lines (Kerley B) at full resolution."""
     x, y = cv.x, cv.y
     out = np.zeros_like(x)
+    lines = np.zeros((hi.size, hi.size), dtype=_F)
     sides = {"right": ("R",), "left": ("L",), "bilateral": ("R", "L")}
 
     f = case.findings["pleural_effusion"]
@@ -290,16 +305,16 @@ def _findings(case: Case, cv: _Canvas, g: _Geometry, seed: int, index: int, lung
             haze += np.exp(-(((x - g.mid - sg * 0.12) / sx) ** 2 + ((y - g.hilum_y - 0.03) / 0.14) ** 2))
         out += (0.05 + 0.16 * f.severity) * haze * lung_any + 0.04 * f.severity * lung_any
         if f.severity > 0.3:  # Kerley B lines at the lateral bases
-            layer, d = cv.layer()
+            layer, d = hi.layer()
             for s in ("R", "L"):
                 sg = -1.0 if s == "R" else 1.0
                 for _ in range(int(3 + 10 * f.severity)):
                     yy = g.dia[s] - r.uniform(0.0, 0.15)
                     xe = g.mid + sg * (g.tw - r.uniform(0.005, 0.02))
                     ln = r.uniform(0.02, 0.04)
-                    d.line(cv.px(np.array([(xe, yy), (xe - sg * ln, yy)])), fill=255, width=cv.width(0.004))
-            out += 0.12 * cv.blurred(layer, 0.5) * lung_any
-    return out
+                    d.line(hi.px(np.array([(xe, yy), (xe - sg * ln, yy)])), fill=255, width=hi.width(0.004))
+            lines += 0.12 * hi.blurred(layer, 0.5)
+    return out, lines
 
 
 def _devices(case: Case, cv: _Canvas, g: _Geometry, seed: int, index: int) -> np.ndarray:
