@@ -1,2 +1,3 @@
 """lanic-hub."""
+
 __version__ = "0.1.0"

@@ -13,8 +13,11 @@ from .errors import LanicError
 
 
 def _fmt(desc: str, example: str) -> dict:
-    return {"description": desc, "epilog": f"example:\n  {example}",
-            "formatter_class": argparse.RawDescriptionHelpFormatter}
+    return {
+        "description": desc,
+        "epilog": f"example:\n  {example}",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
 
 
 def _phantom_config(args: argparse.Namespace):
@@ -32,16 +35,28 @@ def _add_phantom_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
     p.add_argument("--label-noise", type=float, default=0.0, help="report flip rate (default 0)")
-    p.add_argument("--shortcut", action="append", default=[], metavar="FACTOR:FINDING[:STRENGTH[:SPLITS]]",
-                   help="couple a device/artifact to a finding, e.g. portable_marker:Edema:0.9:train")
+    p.add_argument(
+        "--shortcut",
+        action="append",
+        default=[],
+        metavar="FACTOR:FINDING[:STRENGTH[:SPLITS]]",
+        help="couple a device/artifact to a finding, e.g. portable_marker:Edema:0.9:train",
+    )
     p.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
 
 
 def cmd_phantom(args: argparse.Namespace) -> int:
     from .data.phantom import export
 
-    paths = export(args.out, args.n, args.seed, _phantom_config(args), num_proc=args.num_proc,
-                   hf="hf" in args.formats, mimic="mimic" in args.formats)
+    paths = export(
+        args.out,
+        args.n,
+        args.seed,
+        _phantom_config(args),
+        num_proc=args.num_proc,
+        hf="hf" in args.formats,
+        mimic="mimic" in args.formats,
+    )
     for k, v in paths.items():
         print(f"{k}: {v}")
     return 0
@@ -75,40 +90,65 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     (out / "label_summary.md").write_text(summary)
     t2 = time.perf_counter()
     print("\n" + summary)
-    print(json.dumps({"phantoms_s": round(t1 - t0, 1), "preview_and_summary_s": round(t2 - t1, 1),
-                      **{k: str(v) for k, v in paths.items()}, "preview": str(grid)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "phantoms_s": round(t1 - t0, 1),
+                "preview_and_summary_s": round(t2 - t1, 1),
+                **{k: str(v) for k, v in paths.items()},
+                "preview": str(grid),
+            },
+            indent=1,
+        )
+    )
     print("\nNext stages (backbone, classifier, transcoder ensemble, patterns) are not built yet.")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="lanic-hub", description="CXR-LanIC toolkit. Research software, "
-                                 "not a medical device.")
+    ap = argparse.ArgumentParser(
+        prog="lanic-hub", description="CXR-LanIC toolkit. Research software, not a medical device."
+    )
     from . import __version__
 
     ap.add_argument("--version", action="version", version=__version__)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("phantom", help="generate a phantom dataset (HF datasets + MIMIC-CXR-JPG layout)",
-                       **_fmt("Generate phantom chest radiographs with ground truth, reports and labels.",
-                              "lanic-hub phantom --n 1000 --seed 0 --out runs/phantoms"))
+    p = sub.add_parser(
+        "phantom",
+        help="generate a phantom dataset (HF datasets + MIMIC-CXR-JPG layout)",
+        **_fmt(
+            "Generate phantom chest radiographs with ground truth, reports and labels.",
+            "lanic-hub phantom --n 1000 --seed 0 --out runs/phantoms",
+        ),
+    )
     _add_phantom_args(p, 1000)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["hf", "mimic"], choices=["hf", "mimic"])
     p.set_defaults(func=cmd_phantom)
 
-    p = sub.add_parser("preview", help="write a labelled preview grid and a label summary",
-                       **_fmt("Render phantoms with their ground-truth factors written under each.",
-                              "lanic-hub preview --n 500 --grid 16 --out docs"))
+    p = sub.add_parser(
+        "preview",
+        help="write a labelled preview grid and a label summary",
+        **_fmt(
+            "Render phantoms with their ground-truth factors written under each.",
+            "lanic-hub preview --n 500 --grid 16 --out docs",
+        ),
+    )
     _add_phantom_args(p, 500)
     p.add_argument("--grid", type=int, default=16, help="images in the grid (default 16)")
     p.add_argument("--cols", type=int, default=4, help="grid columns (default 4)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("quickstart", help="run the main job on the embedded default (phantom world)",
-                       **_fmt("Run the whole pipeline on the embedded phantom world.",
-                              "lanic-hub quickstart --out runs/quickstart"))
+    p = sub.add_parser(
+        "quickstart",
+        help="run the main job on the embedded default (phantom world)",
+        **_fmt(
+            "Run the whole pipeline on the embedded phantom world.",
+            "lanic-hub quickstart --out runs/quickstart",
+        ),
+    )
     _add_phantom_args(p, 2000)
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.set_defaults(func=cmd_quickstart)

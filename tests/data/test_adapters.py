@@ -35,7 +35,10 @@ def test_mimic_layout_round_trip(phantom_export):
     assert (a["split"] == b["split"]).all() and (a["report"].str.strip() == b["report"].str.strip()).all()
     assert (a["patient_id"] == b["patient_id"]).all() and (a["study_id"] == b["study_id"]).all()
     # the JPEG in the tree is the same picture as the PNG in the HF dataset (up to JPEG loss)
-    png, jpg = load_gray(hf[0]["image"]), load_gray(mimic.filter(lambda r: r["image_id"] == hf[0]["image_id"])[0]["image"])
+    png, jpg = (
+        load_gray(hf[0]["image"]),
+        load_gray(mimic.filter(lambda r: r["image_id"] == hf[0]["image_id"])[0]["image"]),
+    )
     assert np.abs(png.astype(int) - jpg.astype(int)).mean() < 3
     assert source_of(hf).redistributable and not source_of(mimic).redistributable
 
@@ -66,8 +69,14 @@ def test_mimic_reads_xrv_fixture_with_hex_ids(shared_data):
 
 def test_nih_fixture(shared_data):
     root = shared_data / "cxr_real"
-    ds = load_nih(root, csv=root / "labels.csv", image_column="file", labels_column="finding_labels",
-                  patient_column="patient_id", view_column="view")
+    ds = load_nih(
+        root,
+        csv=root / "labels.csv",
+        image_column="file",
+        labels_column="finding_labels",
+        patient_column="patient_id",
+        view_column="view",
+    )
     df = pd.read_csv(root / "labels.csv", dtype=str)
     assert len(ds) == len(df) == 93
     for row, (_, ref) in zip(ds, df.iterrows(), strict=True):
@@ -88,10 +97,23 @@ def test_chexpert_and_folder(tmp_path, phantom_export):
         rel = f"CheXpert-v1.0-small/train/patient0000{k}/study1/view1_frontal.jpg"
         (tmp_path / rel).parent.mkdir(parents=True)
         (tmp_path / rel).write_bytes(hf[k]["image"]["bytes"])
-        rows.append({"Path": rel, "Sex": "F", "Age": "50", "Frontal/Lateral": "Frontal", "AP/PA": "PA",
-                     **{c: ("" if hf[k][c] is None else str(hf[k][c])) for c in CHEXPERT_LABELS}})
-    rows.append({**rows[0], "Path": rows[0]["Path"].replace("view1_frontal", "view2_lateral"),
-                 "Frontal/Lateral": "Lateral"})
+        rows.append(
+            {
+                "Path": rel,
+                "Sex": "F",
+                "Age": "50",
+                "Frontal/Lateral": "Frontal",
+                "AP/PA": "PA",
+                **{c: ("" if hf[k][c] is None else str(hf[k][c])) for c in CHEXPERT_LABELS},
+            }
+        )
+    rows.append(
+        {
+            **rows[0],
+            "Path": rows[0]["Path"].replace("view1_frontal", "view2_lateral"),
+            "Frontal/Lateral": "Lateral",
+        }
+    )
     pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
     ds = load_chexpert(root)
     assert len(ds) == 4 and not source_of(ds).redistributable
@@ -102,7 +124,8 @@ def test_chexpert_and_folder(tmp_path, phantom_export):
         require_redistributable(ds, "export gallery thumbnails")
 
     pd.DataFrame({"file": [r["Path"] for r in rows[:4]], "Edema": ["1", "0", "-1", ""]}).to_csv(
-        tmp_path / "labels.csv", index=False)
+        tmp_path / "labels.csv", index=False
+    )
     fd = load_folder(tmp_path, tmp_path / "labels.csv", image_column="file")
     assert fd["Edema"] == [1.0, 0.0, -1.0, None]
 
@@ -136,7 +159,12 @@ def test_bad_tables_name_file_row_and_column(tmp_path, phantom_export):
         load_mimic_cxr(root)
     (tmp_path / "bad.csv").write_text("file,finding_labels,patient_id\na.png,Dragons,1\n")
     with pytest.raises(DataError, match=r"bad.csv: row 2.*Dragons"):
-        load_nih(tmp_path, csv=tmp_path / "bad.csv", image_column="file", labels_column="finding_labels",
-                 patient_column="patient_id")
+        load_nih(
+            tmp_path,
+            csv=tmp_path / "bad.csv",
+            image_column="file",
+            labels_column="finding_labels",
+            patient_column="patient_id",
+        )
     with pytest.raises(DataError, match="no Data_Entry"):
         load_nih(tmp_path / "nowhere")

@@ -40,7 +40,7 @@ def test_png_8_and_16_bit_and_rgba(shared_data, tmp_path):
     real = shared_data / "cxr_real" / "images" / "nih_00000001_000_1024.png"
     g8 = load_gray(real)
     assert g8.shape == (1024, 1024)
-    a16 = (g8.astype(np.uint16) * 257 // 4)  # 14-bit range stored in 16-bit PNG
+    a16 = g8.astype(np.uint16) * 257 // 4  # 14-bit range stored in 16-bit PNG
     p16 = tmp_path / "x16.png"
     Image.fromarray(a16.astype(np.uint16)).save(p16)
     g16 = load_gray(p16)
@@ -50,11 +50,14 @@ def test_png_8_and_16_bit_and_rgba(shared_data, tmp_path):
     assert np.array_equal(load_gray(np.asarray(g8)), g8)
 
 
-@pytest.mark.parametrize("payload,reason", [
-    (b"", "empty"),
-    (b"this is not an image at all", "not an image"),
-    ("truncated", "corrupt or truncated"),
-])
+@pytest.mark.parametrize(
+    "payload,reason",
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "not an image"),
+        ("truncated", "corrupt or truncated"),
+    ],
+)
 def test_bad_files_get_typed_errors(tmp_path, shared_data, payload, reason):
     p = tmp_path / "bad.png"
     if payload == "truncated":

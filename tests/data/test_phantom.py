@@ -87,8 +87,7 @@ def test_labeller_reads_back_every_reported_state():
 
 @pytest.mark.parametrize("rate", [0.05, 0.2])
 def test_label_noise_rate_matches_setting(rate):
-    cfg = PhantomConfig(label_noise=rate, uncertainty_rate=0.0, subtle_miss_rate=0.0,
-                        omit_negative_rate=0.0)
+    cfg = PhantomConfig(label_noise=rate, uncertainty_rate=0.0, subtle_miss_rate=0.0, omit_negative_rate=0.0)
     wrong = total = 0
     for i in range(1500):
         case = sample_case(cfg, np.random.default_rng((9, i, 1)), "train")

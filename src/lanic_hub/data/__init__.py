@@ -17,7 +17,18 @@ from .schema import (
 )
 
 __all__ = [
-    "load_chexpert", "load_folder", "load_gray", "load_image", "load_mimic_cxr", "load_nih",
-    "CHEXPERT", "MIMIC_CXR", "NIH", "PHANTOM", "DataSource", "label_matrix",
-    "require_redistributable", "source_of",
+    "load_chexpert",
+    "load_folder",
+    "load_gray",
+    "load_image",
+    "load_mimic_cxr",
+    "load_nih",
+    "CHEXPERT",
+    "MIMIC_CXR",
+    "NIH",
+    "PHANTOM",
+    "DataSource",
+    "label_matrix",
+    "require_redistributable",
+    "source_of",
 ]

@@ -38,16 +38,19 @@ def load_chexpert(root: str | Path, *, frontal_only: bool = True, valid_as: str 
             if m is None:
                 raise DataError(f"{path}: row {i + 2}: Path {rel!r} has no patientNNNNN/studyN/viewN")
             img = root.parent / rel if (root.parent / rel).exists() else root / Path(*Path(rel).parts[1:])
-            rows.append({
-                "image": {"path": str(img), "bytes": None},
-                "image_id": f"{m.group(1)}/{m.group(2)}/{m.group(3)}",
-                "patient_id": m.group(1),
-                "study_id": f"{m.group(1)}/{m.group(2)}",
-                "view": r.get("AP/PA", "") or "",
-                "split": split or ("test" if patient_split(m.group(1), (0.9, 0.0, 0.1)) == "test" else "train"),
-                "report": "",
-                **{c: parse_label(r[c], path, i + 2, c) for c in label_cols},
-            })
+            rows.append(
+                {
+                    "image": {"path": str(img), "bytes": None},
+                    "image_id": f"{m.group(1)}/{m.group(2)}/{m.group(3)}",
+                    "patient_id": m.group(1),
+                    "study_id": f"{m.group(1)}/{m.group(2)}",
+                    "view": r.get("AP/PA", "") or "",
+                    "split": split
+                    or ("test" if patient_split(m.group(1), (0.9, 0.0, 0.1)) == "test" else "train"),
+                    "report": "",
+                    **{c: parse_label(r[c], path, i + 2, c) for c in label_cols},
+                }
+            )
     if not found:
         raise DataError(f"{root}: neither train.csv nor valid.csv found (CheXpert layout)")
     return build_dataset(rows, CHEXPERT)

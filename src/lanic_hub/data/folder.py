@@ -10,10 +10,17 @@ from .schema import DataSource, build_dataset
 from .tables import parse_label, patient_split, read_table
 
 
-def load_folder(root: str | Path, csv: str | Path, *, image_column: str = "path",
-                label_columns: dict[str, str] | None = None, patient_column: str | None = None,
-                split_column: str | None = None, report_column: str | None = None,
-                source: DataSource | None = None):
+def load_folder(
+    root: str | Path,
+    csv: str | Path,
+    *,
+    image_column: str = "path",
+    label_columns: dict[str, str] | None = None,
+    patient_column: str | None = None,
+    split_column: str | None = None,
+    report_column: str | None = None,
+    source: DataSource | None = None,
+):
     """Images under ``root`` listed in ``csv``.
 
     ``label_columns`` maps CSV column -> CheXpert observation (default: the CSV columns whose
@@ -40,14 +47,16 @@ def load_folder(root: str | Path, csv: str | Path, *, image_column: str = "path"
         labels = dict.fromkeys(CHEXPERT_LABELS)
         for col, obs in mapping.items():
             labels[obs] = parse_label(r[col], csv, i + 2, col)
-        rows.append({
-            "image": {"path": str(root / rel), "bytes": None},
-            "image_id": Path(rel).stem,
-            "patient_id": pid,
-            "study_id": Path(rel).stem,
-            "view": "",
-            "split": r[split_column] if split_column else patient_split(pid),
-            "report": r[report_column] if report_column else "",
-            **labels,
-        })
+        rows.append(
+            {
+                "image": {"path": str(root / rel), "bytes": None},
+                "image_id": Path(rel).stem,
+                "patient_id": pid,
+                "study_id": Path(rel).stem,
+                "view": "",
+                "split": r[split_column] if split_column else patient_split(pid),
+                "report": r[report_column] if report_column else "",
+                **labels,
+            }
+        )
     return build_dataset(rows, source)

@@ -66,8 +66,9 @@ def _load_dicom(data: bytes | None, name: str, max_pixels: int) -> Image.Image:
     except Exception as exc:  # pydicom raises many types for codecs; all mean "cannot decode"
         tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise ImageLoadError(
-            name, f"cannot decode pixel data (transfer syntax {tsuid}): {exc}. "
-            "Compressed DICOM needs pylibjpeg + pylibjpeg-openjpeg (installed with lanic-hub)."
+            name,
+            f"cannot decode pixel data (transfer syntax {tsuid}): {exc}. "
+            "Compressed DICOM needs pylibjpeg + pylibjpeg-openjpeg (installed with lanic-hub).",
         ) from None
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         arr = arr[0]  # multi-frame: the first frame is the radiograph

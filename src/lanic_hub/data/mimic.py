@@ -40,9 +40,15 @@ def study_dir(subject_id: str, study_id: str) -> Path:
     return Path("files") / f"p{s[:2]}" / f"p{s}" / f"s{study_id}"
 
 
-def load_mimic_cxr(root: str | Path, *, labeler: str = "chexpert", images_dir: str | Path | None = None,
-                   reports_dir: str | Path | None = None, views: tuple[str, ...] = FRONTAL_VIEWS,
-                   source: DataSource = MIMIC_CXR):
+def load_mimic_cxr(
+    root: str | Path,
+    *,
+    labeler: str = "chexpert",
+    images_dir: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    views: tuple[str, ...] = FRONTAL_VIEWS,
+    source: DataSource = MIMIC_CXR,
+):
     """Load MIMIC-CXR-JPG (or anything in its layout) as a ``datasets.Dataset``.
 
     ``labeler`` picks the chexpert or negbio CSV; if that one is absent the other is used.
@@ -85,14 +91,16 @@ def load_mimic_cxr(root: str | Path, *, labeler: str = "chexpert", images_dir: s
         if rep_root is not None:
             txt = rep_root / sdir.with_suffix(".txt")
             report = txt.read_text() if txt.is_file() else ""
-        rows.append({
-            "image": {"path": str(img_root / sdir / f"{r['dicom_id']}.jpg"), "bytes": None},
-            "image_id": r["dicom_id"],
-            "patient_id": r["subject_id"],
-            "study_id": r["study_id"],
-            "view": r["ViewPosition"],
-            "split": splits.get(r["dicom_id"]) or patient_split(r["subject_id"]),
-            "report": report,
-            **by_study[key],
-        })
+        rows.append(
+            {
+                "image": {"path": str(img_root / sdir / f"{r['dicom_id']}.jpg"), "bytes": None},
+                "image_id": r["dicom_id"],
+                "patient_id": r["subject_id"],
+                "study_id": r["study_id"],
+                "view": r["ViewPosition"],
+                "split": splits.get(r["dicom_id"]) or patient_split(r["subject_id"]),
+                "report": report,
+                **by_study[key],
+            }
+        )
     return build_dataset(rows, source)

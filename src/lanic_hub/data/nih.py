@@ -29,14 +29,35 @@ NIH_TO_CHEXPERT = {
     "Pleural_Thickening": "Pleural Other",
     "No Finding": "No Finding",
 }
-NIH_LABELS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
-              "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
-              "Pleural_Thickening", "Hernia", "No Finding")
+NIH_LABELS = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+    "No Finding",
+)
 
 
-def load_nih(root: str | Path, *, csv: str | Path | None = None, images_dir: str | Path | None = None,
-             image_column: str = "Image Index", labels_column: str = "Finding Labels",
-             patient_column: str = "Patient ID", view_column: str = "View Position"):
+def load_nih(
+    root: str | Path,
+    *,
+    csv: str | Path | None = None,
+    images_dir: str | Path | None = None,
+    image_column: str = "Image Index",
+    labels_column: str = "Finding Labels",
+    patient_column: str = "Patient ID",
+    view_column: str = "View Position",
+):
     """Load NIH ChestX-ray14. ``csv`` defaults to ``root/Data_Entry_2017*.csv``; images are
     looked up in ``images_dir`` (default ``root/images``), or taken as paths relative to root."""
     root = Path(root)
@@ -57,22 +78,26 @@ def load_nih(root: str | Path, *, csv: str | Path | None = None, images_dir: str
         names = [n.strip() for n in r[labels_column].split("|") if n.strip()]
         unknown = [n for n in names if n not in NIH_LABELS]
         if unknown:
-            raise DataError(f"{csv}: row {i + 2}, column {labels_column!r}: unknown NIH label(s) "
-                            f"{unknown}; known: {NIH_LABELS}")
+            raise DataError(
+                f"{csv}: row {i + 2}, column {labels_column!r}: unknown NIH label(s) "
+                f"{unknown}; known: {NIH_LABELS}"
+            )
         labels: dict[str, float | None] = dict.fromkeys(CHEXPERT_LABELS)
         for nih, chex in NIH_TO_CHEXPERT.items():
             labels[chex] = max(labels[chex] or 0.0, 1.0 if nih in names else 0.0)
         rel = r[image_column]
         path = img_dir / rel if (img_dir / rel).exists() else root / rel
         pid = str(r[patient_column]).strip()
-        rows.append({
-            "image": {"path": str(path), "bytes": None},
-            "image_id": Path(rel).stem,
-            "patient_id": pid,
-            "study_id": Path(rel).stem,
-            "view": r.get(view_column, "") or "",
-            "split": official.get(Path(rel).name) or patient_split(pid),
-            "report": "",
-            **labels,
-        })
+        rows.append(
+            {
+                "image": {"path": str(path), "bytes": None},
+                "image_id": Path(rel).stem,
+                "patient_id": pid,
+                "study_id": Path(rel).stem,
+                "view": r.get(view_column, "") or "",
+                "split": official.get(Path(rel).name) or patient_split(pid),
+                "report": "",
+                **labels,
+            }
+        )
     return build_dataset(rows, NIH)

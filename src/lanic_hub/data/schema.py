@@ -46,8 +46,7 @@ NIH = DataSource(
 )
 MIMIC_CXR = DataSource(
     "mimic-cxr-jpg",
-    "PhysioNet Credentialed Health Data License 1.5.0 (data use agreement): images must not be "
-    "re-published",
+    "PhysioNet Credentialed Health Data License 1.5.0 (data use agreement): images must not be re-published",
     False,
     "https://physionet.org/content/mimic-cxr-jpg/",
     "Johnson AEW et al. MIMIC-CXR-JPG. PhysioNet 2019.",
@@ -119,8 +118,9 @@ def require_redistributable(ds, what: str = "export images") -> None:
 UNCERTAINTY_POLICIES = ("U-Ones", "U-Zeros", "U-Ignore")
 
 
-def label_matrix(ds, policy: str = "U-Ignore", findings: tuple[str, ...] = FINDINGS,
-                 blank: str = "zero") -> tuple[np.ndarray, np.ndarray]:
+def label_matrix(
+    ds, policy: str = "U-Ignore", findings: tuple[str, ...] = FINDINGS, blank: str = "zero"
+) -> tuple[np.ndarray, np.ndarray]:
     """Targets and a mask, shape (N, len(findings)), under an uncertainty policy.
 
     U-Ones maps -1 to 1, U-Zeros maps -1 to 0, U-Ignore masks -1 out. Blanks are 0 (the

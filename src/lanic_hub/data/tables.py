@@ -44,8 +44,9 @@ def parse_label(value: str, path: str | Path, row: int, column: str) -> float | 
     return f
 
 
-def patient_split(patient_id: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  salt: str = "lanic") -> str:
+def patient_split(
+    patient_id: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), salt: str = "lanic"
+) -> str:
     """A deterministic patient-level split from a hash of the id (no RNG state, any order)."""
     import hashlib
 

@@ -13,7 +13,20 @@ from .render import render
 from .report import label_report
 
 __all__ = [
-    "ALL_FACTORS", "ARTIFACT_FACTORS", "DEVICE_FACTORS", "FINDING_FACTORS", "Case", "Finding",
-    "PhantomConfig", "ShortcutSpec", "PhantomStudy", "export", "generate", "load_phantom_dataset",
-    "make_study", "plan_studies", "render", "label_report",
+    "ALL_FACTORS",
+    "ARTIFACT_FACTORS",
+    "DEVICE_FACTORS",
+    "FINDING_FACTORS",
+    "Case",
+    "Finding",
+    "PhantomConfig",
+    "ShortcutSpec",
+    "PhantomStudy",
+    "export",
+    "generate",
+    "load_phantom_dataset",
+    "make_study",
+    "plan_studies",
+    "render",
+    "label_report",
 ]

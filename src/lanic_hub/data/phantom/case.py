@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
-
 from ...constants import FINDINGS
 
 #: Ground-truth factor names, in a fixed order. Findings first, then devices, then artifacts.

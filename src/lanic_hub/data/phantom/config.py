@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ...constants import FINDINGS
@@ -125,8 +125,9 @@ class PhantomConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PhantomConfig:
         d = dict(d)
-        d["shortcuts"] = tuple(ShortcutSpec(**{**s, "splits": tuple(s["splits"])})
-                               for s in d.get("shortcuts", ()))
+        d["shortcuts"] = tuple(
+            ShortcutSpec(**{**s, "splits": tuple(s["splits"])}) for s in d.get("shortcuts", ())
+        )
         for k in ("severity_mix", "split_fractions", "studies_per_patient"):
             if k in d:
                 d[k] = tuple(d[k])

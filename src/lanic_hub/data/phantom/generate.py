@@ -105,8 +105,9 @@ def _work(args: tuple[StudyPlan, int, dict]) -> PhantomStudy:
     return make_study(plan, seed, PhantomConfig.from_dict(cfg))
 
 
-def generate(n: int, seed: int = 0, cfg: PhantomConfig | None = None, *, num_proc: int = 1,
-             progress: bool = True) -> Iterator[PhantomStudy]:
+def generate(
+    n: int, seed: int = 0, cfg: PhantomConfig | None = None, *, num_proc: int = 1, progress: bool = True
+) -> Iterator[PhantomStudy]:
     """Yield ``n`` phantom studies in index order (the same for any ``num_proc``)."""
     cfg = cfg or PhantomConfig()
     plans = plan_studies(n, seed, cfg)
@@ -129,8 +130,15 @@ def gt_features(example: PhantomStudy) -> dict[str, Any]:
 
     out = {}
     for k, v in example.case.ground_truth().items():
-        out[k] = Value("bool") if isinstance(v, bool) else Value("int64") if isinstance(v, int) \
-            else Value("float32") if isinstance(v, float) else Value("string")
+        out[k] = (
+            Value("bool")
+            if isinstance(v, bool)
+            else Value("int64")
+            if isinstance(v, int)
+            else Value("float32")
+            if isinstance(v, float)
+            else Value("string")
+        )
     return out
 
 
@@ -145,9 +153,18 @@ def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.1f}"
 
 
-def export(out: str | Path, n: int, seed: int = 0, cfg: PhantomConfig | None = None, *,
-           num_proc: int = 1, hf: bool = True, mimic: bool = True, progress: bool = True,
-           studies: list[PhantomStudy] | None = None) -> dict[str, Path]:
+def export(
+    out: str | Path,
+    n: int,
+    seed: int = 0,
+    cfg: PhantomConfig | None = None,
+    *,
+    num_proc: int = 1,
+    hf: bool = True,
+    mimic: bool = True,
+    progress: bool = True,
+    studies: list[PhantomStudy] | None = None,
+) -> dict[str, Path]:
     """Generate ``n`` phantoms once and write them as ``out/hf`` (``datasets.save_to_disk``) and
     ``out/mimic-cxr-jpg`` (MIMIC-CXR-JPG layout with CSVs and reports). Returns the paths.
 
@@ -177,9 +194,22 @@ def export(out: str | Path, n: int, seed: int = 0, cfg: PhantomConfig | None = N
             label_rows.append([p.subject_id, p.study_id] + [_fmt(st.labels[c]) for c in CHEXPERT_LABELS])
             split_rows.append([p.dicom_id, p.study_id, p.subject_id, p.split])
             view_desc = "antero-posterior" if st.case.view == "AP" else "postero-anterior"
-            meta_rows.append([p.dicom_id, p.subject_id, p.study_id, "CHEST (PORTABLE AP)" if st.case.view == "AP"
-                              else "CHEST (PA AND LAT)", st.case.view, cfg.image_size, cfg.image_size,
-                              21000101 + p.index % 28, "120000.000", "CHEST (PA AND LAT)", view_desc, "Erect"])
+            meta_rows.append(
+                [
+                    p.dicom_id,
+                    p.subject_id,
+                    p.study_id,
+                    "CHEST (PORTABLE AP)" if st.case.view == "AP" else "CHEST (PA AND LAT)",
+                    st.case.view,
+                    cfg.image_size,
+                    cfg.image_size,
+                    21000101 + p.index % 28,
+                    "120000.000",
+                    "CHEST (PA AND LAT)",
+                    view_desc,
+                    "Erect",
+                ]
+            )
             gt = st.case.ground_truth()
             gt_header = gt_header or list(gt)
             gt_rows.append([p.dicom_id, *gt.values()])
@@ -188,15 +218,38 @@ def export(out: str | Path, n: int, seed: int = 0, cfg: PhantomConfig | None = N
             rows.append(st.row())
     paths: dict[str, Path] = {}
     if mimic:
-        _csv_gz(tmp_mimic / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id", *CHEXPERT_LABELS],
-                sorted(label_rows, key=lambda r: (r[0], r[1])))
-        _csv_gz(tmp_mimic / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"], split_rows)
-        _csv_gz(tmp_mimic / "mimic-cxr-2.0.0-metadata.csv.gz",
-                ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition",
-                 "Rows", "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning",
-                 "ViewCodeSequence_CodeMeaning", "PatientOrientationCodeSequence_CodeMeaning"], meta_rows)
+        _csv_gz(
+            tmp_mimic / "mimic-cxr-2.0.0-chexpert.csv.gz",
+            ["subject_id", "study_id", *CHEXPERT_LABELS],
+            sorted(label_rows, key=lambda r: (r[0], r[1])),
+        )
+        _csv_gz(
+            tmp_mimic / "mimic-cxr-2.0.0-split.csv.gz",
+            ["dicom_id", "study_id", "subject_id", "split"],
+            split_rows,
+        )
+        _csv_gz(
+            tmp_mimic / "mimic-cxr-2.0.0-metadata.csv.gz",
+            [
+                "dicom_id",
+                "subject_id",
+                "study_id",
+                "PerformedProcedureStepDescription",
+                "ViewPosition",
+                "Rows",
+                "Columns",
+                "StudyDate",
+                "StudyTime",
+                "ProcedureCodeSequence_CodeMeaning",
+                "ViewCodeSequence_CodeMeaning",
+                "PatientOrientationCodeSequence_CodeMeaning",
+            ],
+            meta_rows,
+        )
         _csv_gz(tmp_mimic / "phantom-ground-truth.csv.gz", ["dicom_id", *gt_header], gt_rows)
-        (tmp_mimic / "phantom-config.json").write_text(json.dumps({"seed": seed, "n": n, **cfg.to_dict()}, indent=1))
+        (tmp_mimic / "phantom-config.json").write_text(
+            json.dumps({"seed": seed, "n": n, **cfg.to_dict()}, indent=1)
+        )
         paths["mimic"] = _replace_dir(tmp_mimic, out / "mimic-cxr-jpg")
     if hf:
         cols = {k: [r[k] for r in rows] for k in feats}

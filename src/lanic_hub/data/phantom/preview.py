@@ -13,11 +13,22 @@ from .case import ALL_FACTORS, Case, severity_band
 from .generate import PhantomStudy
 
 _SHORT = {
-    "atelectasis": "ATEL", "cardiomegaly": "CMG", "consolidation": "CONS", "edema": "EDEMA",
-    "pleural_effusion": "EFF", "pacemaker": "PACER", "endotracheal_tube": "ETT",
-    "central_venous_catheter": "CVC", "nasogastric_tube": "NGT", "chest_tube": "CHEST TUBE",
-    "sternal_wires": "STERNAL", "laterality_marker": "marker", "portable_marker": "PORTABLE",
-    "rotation": "rotated", "underexposure": "under-exp", "overexposure": "over-exp",
+    "atelectasis": "ATEL",
+    "cardiomegaly": "CMG",
+    "consolidation": "CONS",
+    "edema": "EDEMA",
+    "pleural_effusion": "EFF",
+    "pacemaker": "PACER",
+    "endotracheal_tube": "ETT",
+    "central_venous_catheter": "CVC",
+    "nasogastric_tube": "NGT",
+    "chest_tube": "CHEST TUBE",
+    "sternal_wires": "STERNAL",
+    "laterality_marker": "marker",
+    "portable_marker": "PORTABLE",
+    "rotation": "rotated",
+    "underexposure": "under-exp",
+    "overexposure": "over-exp",
     "collimation": "collim/crop",
 }
 
@@ -70,16 +81,27 @@ def label_summary(studies: Sequence[PhantomStudy]) -> str:
     n = len(studies)
     splits = sorted({s.plan.split for s in studies})
     head = "| factor | all | " + " | ".join(splits) + " |"
-    out = [f"# Phantom label summary (n = {n})", "", "## Ground-truth prevalence", "",
-           head, "|" + "---|" * (len(splits) + 2)]
+    out = [
+        f"# Phantom label summary (n = {n})",
+        "",
+        "## Ground-truth prevalence",
+        "",
+        head,
+        "|" + "---|" * (len(splits) + 2),
+    ]
     for name in ALL_FACTORS:
         cells = [f"{np.mean([s.case.factor_present(name) for s in studies]):.3f}"]
         for sp in splits:
             sub = [s for s in studies if s.plan.split == sp]
             cells.append(f"{np.mean([s.case.factor_present(name) for s in sub]):.3f}" if sub else "-")
         out.append(f"| {name} | " + " | ".join(cells) + " |")
-    out += ["", "## Report-derived labels (CheXpert convention)", "",
-            "| label | 1 | 0 | -1 | blank | agrees with truth (definite labels) |", "|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "## Report-derived labels (CheXpert convention)",
+        "",
+        "| label | 1 | 0 | -1 | blank | agrees with truth (definite labels) |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in [*FINDINGS, "Support Devices", "No Finding"]:
         vals = [s.labels[c] for s in studies]
         cnt = {k: sum(v == k for v in vals) for k in (1.0, 0.0, -1.0)}
@@ -88,8 +110,11 @@ def label_summary(studies: Sequence[PhantomStudy]) -> str:
         if c in FINDINGS:
             from .case import FACTOR_OF_FINDING
 
-            pairs = [(s.labels[c], s.case.findings[FACTOR_OF_FINDING[c]].present) for s in studies
-                     if s.labels[c] in (0.0, 1.0)]
+            pairs = [
+                (s.labels[c], s.case.findings[FACTOR_OF_FINDING[c]].present)
+                for s in studies
+                if s.labels[c] in (0.0, 1.0)
+            ]
             agree = f"{np.mean([(v == 1.0) == t for v, t in pairs]):.3f}" if pairs else "-"
         out.append(f"| {c} | {cnt[1.0]} | {cnt[0.0]} | {cnt[-1.0]} | {blank} | {agree} |")
     assert set(CHEXPERT_LABELS) >= set(FINDINGS)

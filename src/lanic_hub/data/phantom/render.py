@@ -128,8 +128,14 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
     x, y = lo.x, lo.y
     tw = 0.33 + 0.05 * a.habitus
     dia_r = 0.74 - 0.08 * a.inspiration
-    g = _Geometry(mid=0.5 + 0.04 * rot, spine=0.5 + 0.005 * rot, tw=tw, apex=0.15 - 0.02 * a.inspiration,
-                  dia={"R": dia_r, "L": dia_r + 0.025}, hilum_y=0.42)
+    g = _Geometry(
+        mid=0.5 + 0.04 * rot,
+        spine=0.5 + 0.005 * rot,
+        tw=tw,
+        apex=0.15 - 0.02 * a.inspiration,
+        dia={"R": dia_r, "L": dia_r + 0.025},
+        hilum_y=0.42,
+    )
     atel = case.findings["atelectasis"]
     if atel.present:  # volume loss: the hemidiaphragm on that side rises
         lift = 0.01 + 0.05 * atel.severity
@@ -203,12 +209,18 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
     # breast shadows and the gastric bubble
     if a.breast_shadows:
         for sg in (-1.0, 1.0):
-            A += 0.07 * _ellipse(x, y, 0.5 + sg * 0.2, g.dia["R"] + 0.03, 0.17, 0.13, 0.04) * _soft(y - g.dia["R"] + 0.02, 0.08)
+            A += (
+                0.07
+                * _ellipse(x, y, 0.5 + sg * 0.2, g.dia["R"] + 0.03, 0.17, 0.13, 0.04)
+                * _soft(y - g.dia["R"] + 0.02, 0.08)
+            )
     if a.gastric_bubble:
         A -= 0.14 * _ellipse(x, y, g.mid + 0.15, g.dia["L"] + 0.08, 0.05, 0.03, 0.01)
 
     # --- findings ---
-    f_lo, f_lines = _findings(case, lo, cv, g, seed, index, {"R": (lung_r, u_r, v_r), "L": (lung_l, u_l, v_l)})
+    f_lo, f_lines = _findings(
+        case, lo, cv, g, seed, index, {"R": (lung_r, u_r, v_r), "L": (lung_l, u_l, v_l)}
+    )
     A = _up(A + f_lo, size)
     body, lungs = _up(body, size), _up(lungs, size)
     A += 0.2 * cv.blurred(thin, 1.1) * body + f_lines * lungs
@@ -218,8 +230,12 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
 
     # --- texture, exposure, noise ---
     rn = _rng(seed, index, "noise")
-    tex = np.asarray(Image.fromarray(rn.standard_normal((size // 8, size // 8)).astype(_F))
-                     .resize((size, size), Image.BICUBIC), dtype=_F)
+    tex = np.asarray(
+        Image.fromarray(rn.standard_normal((size // 8, size // 8)).astype(_F)).resize(
+            (size, size), Image.BICUBIC
+        ),
+        dtype=_F,
+    )
     A += 0.025 * noise * tex * (0.3 + lungs)
     e = case.exposure
     gain = 1.45 - 0.45 * e
@@ -331,8 +347,12 @@ def _devices(case: Case, cv: _Canvas, g: _Geometry, seed: int, index: int) -> np
     if "nasogastric_tube" in dev:
         r = _rng(seed, index, "nasogastric_tube")
         end = (m + 0.16 + r.uniform(-0.03, 0.03), g.dia["L"] + 0.12)
-        pts = np.concatenate([_bezier((m + 0.01, -0.05), (m + 0.02, 0.4), (m + 0.03, g.dia["L"] + 0.02), 16),
-                              _bezier((m + 0.03, g.dia["L"] + 0.02), (m + 0.08, g.dia["L"] + 0.15), end, 12)])
+        pts = np.concatenate(
+            [
+                _bezier((m + 0.01, -0.05), (m + 0.02, 0.4), (m + 0.03, g.dia["L"] + 0.02), 16),
+                _bezier((m + 0.03, g.dia["L"] + 0.02), (m + 0.08, g.dia["L"] + 0.15), end, 12),
+            ]
+        )
         d.line(cv.px(pts), fill=200, width=cv.width(0.007), joint="curve")
     if "central_venous_catheter" in dev:
         r = _rng(seed, index, "central_venous_catheter")

@@ -113,9 +113,7 @@ def label_report(report: str) -> dict[str, float | None]:
             if old is None or (v == POS) or (v == UNC and old == NEG):
                 labels[label] = v
     pathologies = [c for c in CHEXPERT_LABELS if c not in ("No Finding", "Support Devices")]
-    labels["No Finding"] = (
-        None if any(labels[c] in (POS, UNC) for c in pathologies) else POS
-    )
+    labels["No Finding"] = None if any(labels[c] in (POS, UNC) for c in pathologies) else POS
     return labels
 
 
@@ -175,6 +173,7 @@ def write_report(case: Case, states: dict[str, float | None], rng: np.random.Gen
     if rng.random() < 0.5:
         body.append("No pneumothorax.")
     if not impression:
-        impression.append(str(rng.choice(["No acute cardiopulmonary process.",
-                                          "No acute cardiopulmonary abnormality."])))
-    return ("FINDINGS: " + " ".join(tech + body) + "\n\nIMPRESSION: " + " ".join(impression))
+        impression.append(
+            str(rng.choice(["No acute cardiopulmonary process.", "No acute cardiopulmonary abnormality."]))
+        )
+    return "FINDINGS: " + " ".join(tech + body) + "\n\nIMPRESSION: " + " ".join(impression)

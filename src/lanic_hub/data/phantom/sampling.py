@@ -63,7 +63,9 @@ def sample_case(cfg: PhantomConfig, rng: np.random.Generator, split: str) -> Cas
     )
     present["consolidation"] = rng.random() < p(0.85 if pneumonia else 0.02)
     present["atelectasis"] = rng.random() < p(
-        0.13 + (0.17 if icu else 0.0) + (0.25 if present["pleural_effusion"] else 0.0)
+        0.13
+        + (0.17 if icu else 0.0)
+        + (0.25 if present["pleural_effusion"] else 0.0)
         + (0.15 if surgery else 0.0)
     )
 
@@ -123,8 +125,14 @@ def _couple(case: Case, spec: ShortcutSpec, rng: np.random.Generator) -> Case:
     on = case.findings[FACTOR_OF_FINDING[spec.finding]].present
     coupled = (*case.shortcut_coupled, spec.factor)
     f = spec.factor
-    if f in ("pacemaker", "endotracheal_tube", "central_venous_catheter", "nasogastric_tube",
-             "chest_tube", "sternal_wires"):
+    if f in (
+        "pacemaker",
+        "endotracheal_tube",
+        "central_venous_catheter",
+        "nasogastric_tube",
+        "chest_tube",
+        "sternal_wires",
+    ):
         devices = dict(case.devices)
         if on:
             side = {"pacemaker": "left", "central_venous_catheter": "right", "chest_tube": "right"}

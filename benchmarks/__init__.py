@@ -1,0 +1,1 @@
+"""lanic-hub benchmarks: ``python -m benchmarks`` runs every ``bench_*.py`` and prints its table."""

@@ -1,0 +1,54 @@
+"""The console entry point: thin wrappers, examples in --help, clean errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lanic_hub.cli import build_parser, main
+from lanic_hub.data import load_mimic_cxr
+from lanic_hub.data.phantom import load_phantom_dataset
+
+
+@pytest.mark.parametrize("command", ["phantom", "preview", "quickstart"])
+def test_help_has_an_example(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([command, "--help"])
+    assert e.value.code == 0
+    assert "example:" in capsys.readouterr().out
+
+
+def test_phantom_command_writes_both_forms(tmp_path):
+    assert main(["phantom", "--n", "6", "--seed", "2", "--out", str(tmp_path)]) == 0
+    hf = load_phantom_dataset(tmp_path / "hf")
+    assert len(hf) == 6 and len(load_mimic_cxr(tmp_path / "mimic-cxr-jpg")) == 6
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_quickstart_writes_preview_and_summary(tmp_path):
+    assert main(["quickstart", "--n", "20", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "phantom_preview.png").stat().st_size > 10_000
+    assert "Ground-truth prevalence" in (tmp_path / "label_summary.md").read_text()
+
+
+def test_bad_input_is_a_clean_error(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lanic_hub.cli",
+            "phantom",
+            "--n",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--shortcut",
+            "edema:Edema",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert "not a device or artifact" in r.stderr and "Traceback" not in r.stderr
