@@ -12,7 +12,7 @@ from pathlib import Path
 from ..constants import CHEXPERT_LABELS
 from ..errors import DataError
 from .schema import CHEXPERT, build_dataset
-from .tables import parse_label, patient_split, read_table
+from .tables import parse_label, patient_split, read_table, records
 
 _PATIENT = re.compile(r"(patient\d+)/(study\d+)/(view\d+)")
 
@@ -30,13 +30,13 @@ def load_chexpert(root: str | Path, *, frontal_only: bool = True, valid_as: str 
         found = True
         df = read_table(path, ["Path", "Frontal/Lateral"])
         label_cols = [c for c in CHEXPERT_LABELS if c in df.columns]
-        for i, r in enumerate(df.to_dict("records")):
+        for row_no, r in records(df, "CheXpert rows"):
             if frontal_only and r["Frontal/Lateral"] != "Frontal":
                 continue
             rel = r["Path"]
             m = _PATIENT.search(rel)
             if m is None:
-                raise DataError(f"{path}: row {i + 2}: Path {rel!r} has no patientNNNNN/studyN/viewN")
+                raise DataError(f"{path}: row {row_no}: Path {rel!r} has no patientNNNNN/studyN/viewN")
             img = root.parent / rel if (root.parent / rel).exists() else root / Path(*Path(rel).parts[1:])
             rows.append(
                 {
@@ -48,7 +48,7 @@ def load_chexpert(root: str | Path, *, frontal_only: bool = True, valid_as: str 
                     "split": split
                     or ("test" if patient_split(m.group(1), (0.9, 0.0, 0.1)) == "test" else "train"),
                     "report": "",
-                    **{c: parse_label(r[c], path, i + 2, c) for c in label_cols},
+                    **{c: parse_label(r[c], path, row_no, c) for c in label_cols},
                 }
             )
     if not found:

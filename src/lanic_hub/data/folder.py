@@ -7,7 +7,7 @@ from pathlib import Path
 from ..constants import CHEXPERT_LABELS
 from ..errors import DataError
 from .schema import DataSource, build_dataset
-from .tables import parse_label, patient_split, read_table
+from .tables import parse_label, patient_split, read_table, records
 
 
 def load_folder(
@@ -41,12 +41,12 @@ def load_folder(
         raise SchemaError(csv, missing, list(df.columns))
     source = source or DataSource(f"folder:{root.name}", "unknown (assumed not redistributable)", False)
     rows = []
-    for i, r in enumerate(df.to_dict("records")):
+    for row_no, r in records(df, "folder rows"):
         rel = r[image_column]
         pid = r[patient_column] if patient_column else Path(rel).stem
         labels = dict.fromkeys(CHEXPERT_LABELS)
         for col, obs in mapping.items():
-            labels[obs] = parse_label(r[col], csv, i + 2, col)
+            labels[obs] = parse_label(r[col], csv, row_no, col)
         rows.append(
             {
                 "image": {"path": str(root / rel), "bytes": None},

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..constants import CHEXPERT_LABELS
 from ..errors import DataError
 from .schema import MIMIC_CXR, DataSource, build_dataset
-from .tables import parse_label, patient_split, read_table
+from .tables import parse_label, patient_split, read_table, records
 
 FRONTAL_VIEWS = ("PA", "AP")
 PREFIX = "mimic-cxr-2.0.0"
@@ -68,8 +68,8 @@ def load_mimic_cxr(
     if not label_cols:
         raise DataError(f"{lab_path}: none of the CheXpert label columns {CHEXPERT_LABELS} present")
     by_study: dict[tuple[str, str], dict[str, float | None]] = {}
-    for i, r in enumerate(labels.to_dict("records")):
-        row = {c: parse_label(r[c], lab_path, i + 2, c) for c in label_cols}
+    for row_no, r in records(labels, "MIMIC labels"):
+        row = {c: parse_label(r[c], lab_path, row_no, c) for c in label_cols}
         by_study[(r["subject_id"], r["study_id"])] = row
     meta = read_table(meta_path, ["dicom_id", "subject_id", "study_id", "ViewPosition"])
     split_path = _find(root, "split")
@@ -80,7 +80,7 @@ def load_mimic_cxr(
     img_root = Path(images_dir) if images_dir else _images_root(root)
     rep_root = Path(reports_dir) if reports_dir else None
     rows = []
-    for r in meta.to_dict("records"):
+    for _, r in records(meta, "MIMIC images"):
         if r["ViewPosition"] not in views:
             continue
         key = (r["subject_id"], r["study_id"])

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..constants import CHEXPERT_LABELS
 from ..errors import DataError
 from .schema import NIH, build_dataset
-from .tables import patient_split, read_table
+from .tables import patient_split, read_table, records
 
 #: NIH label -> CheXpert observation (the rest of NIH's 14 have no CheXpert counterpart).
 NIH_TO_CHEXPERT = {
@@ -74,12 +74,12 @@ def load_nih(
         if (root / name).is_file():
             official.update(dict.fromkeys((root / name).read_text().split(), split))
     rows = []
-    for i, r in enumerate(df.to_dict("records")):
+    for row_no, r in records(df, "NIH rows"):
         names = [n.strip() for n in r[labels_column].split("|") if n.strip()]
         unknown = [n for n in names if n not in NIH_LABELS]
         if unknown:
             raise DataError(
-                f"{csv}: row {i + 2}, column {labels_column!r}: unknown NIH label(s) "
+                f"{csv}: row {row_no}, column {labels_column!r}: unknown NIH label(s) "
                 f"{unknown}; known: {NIH_LABELS}"
             )
         labels: dict[str, float | None] = dict.fromkeys(CHEXPERT_LABELS)

@@ -55,3 +55,11 @@ def patient_split(
     if u < fractions[0]:
         return "train"
     return "validate" if u < fractions[0] + fractions[1] else "test"
+
+
+def records(df: pd.DataFrame, desc: str):
+    """``(csv_row_number, row_dict)`` pairs with a progress bar; row numbers count the header as 1."""
+    from tqdm.auto import tqdm
+
+    for i, r in enumerate(tqdm(df.to_dict("records"), desc=desc, unit="row", disable=None, leave=False)):
+        yield i + 2, r

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ...constants import CHEXPERT_LABELS, FINDINGS
+from ...constants import FINDINGS
 from .case import ALL_FACTORS, Case, severity_band
 from .generate import PhantomStudy
 
@@ -117,5 +117,4 @@ def label_summary(studies: Sequence[PhantomStudy]) -> str:
             ]
             agree = f"{np.mean([(v == 1.0) == t for v, t in pairs]):.3f}" if pairs else "-"
         out.append(f"| {c} | {cnt[1.0]} | {cnt[0.0]} | {cnt[-1.0]} | {blank} | {agree} |")
-    assert set(CHEXPERT_LABELS) >= set(FINDINGS)
     return "\n".join(out) + "\n"

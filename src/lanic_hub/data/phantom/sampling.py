@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from ...constants import FINDINGS
 from .case import FACTOR_OF_FINDING, Anatomy, Case, Finding
 from .config import PhantomConfig, ShortcutSpec
 
@@ -151,6 +150,3 @@ def _couple(case: Case, spec: ShortcutSpec, rng: np.random.Generator) -> Case:
         "collimation": {"collimation": on},
     }[f]
     return replace(case, shortcut_coupled=coupled, **values)
-
-
-assert tuple(FACTOR_OF_FINDING) == FINDINGS
