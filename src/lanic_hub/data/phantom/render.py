@@ -261,6 +261,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
     lines = np.zeros((hi.size, hi.size), dtype=_F)
     sides = {"right": ("R",), "left": ("L",), "bilateral": ("R", "L")}
 
+    fluid_any = np.zeros_like(x)  # effusion fluid hides what lies behind it (basal atelectasis)
     f = case.findings["pleural_effusion"]
     if f.present:
         r = _rng(seed, index, "pleural_effusion")
@@ -269,6 +270,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
             hf = (0.02 + 0.30 * f.severity**1.2) * (g.dia[s] - g.apex)
             level = g.dia[s] + 0.07 - hf * (0.45 + 0.55 * np.clip(u, 0, 1) ** 2) * r.uniform(0.9, 1.1)
             fluid = _soft(y - level, 0.015 + 0.03 * f.severity)
+            fluid_any = np.maximum(fluid_any, fluid * lung)
             out += (0.24 + 0.08 * f.severity) * fluid * lung
 
     f = case.findings["consolidation"]
@@ -309,7 +311,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
                 p1 = (g.mid + sg * (0.05 + u1 * g.tw), yy - 0.02 + r.normal(0, 0.01))
                 d.line(cv.px(np.array([p0, p1])), fill=255, width=cv.width(0.008 + 0.014 * f.severity))
         lung_any = lungs["R"][0] + lungs["L"][0]
-        out += (0.12 + 0.14 * f.severity) * cv.blurred(layer, 1.0) * lung_any
+        out += (0.12 + 0.14 * f.severity) * cv.blurred(layer, 1.0) * lung_any * (1.0 - fluid_any)
 
     f = case.findings["edema"]
     if f.present:
