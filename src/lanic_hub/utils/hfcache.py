@@ -1,0 +1,57 @@
+"""Put a folder into the Hugging Face cache layout, so that ``hf-hub:<repo>`` resolves offline.
+
+Useful to prepare an air-gapped machine from a copied folder, and for tests: the cache written
+here is read by ``huggingface_hub`` itself (``snapshot_download(local_files_only=True)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+
+def hub_cache_dir(hf_home: str | Path | None = None) -> Path:
+    """``$HF_HUB_CACHE`` / ``$HF_HOME/hub`` as huggingface_hub resolves them (or under ``hf_home``)."""
+    if hf_home is not None:
+        return Path(hf_home) / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def put_in_hf_cache(
+    src: str | Path, repo_id: str, cache: str | Path, revision: str = "main", repo_type: str = "model"
+) -> Path:
+    """Copy ``src``'s files into ``cache`` as snapshot ``revision`` of ``repo_id``; returns the snapshot dir.
+
+    Files are stored once under ``blobs/`` (named by their sha256) and linked from the snapshot,
+    as huggingface_hub does.
+    """
+    src, cache = Path(src), Path(cache)
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    commit = hashlib.sha1("".join(f"{p.relative_to(src)}:{_sha256(p)}" for p in files).encode()).hexdigest()
+    root = cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    snap = root / "snapshots" / commit
+    for p in files:
+        digest = _sha256(p)
+        blob = root / "blobs" / digest
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        if not blob.exists():
+            shutil.copyfile(p, blob)
+        dst = snap / p.relative_to(src)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists() or dst.is_symlink():
+            dst.unlink()
+        dst.symlink_to(Path("../" * len(p.relative_to(src).parts) + "../blobs") / digest)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / revision).write_text(commit)
+    return snap
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
