@@ -27,10 +27,16 @@ def test_phantom_command_writes_both_forms(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_quickstart_writes_preview_and_summary(tmp_path):
-    assert main(["quickstart", "--n", "20", "--out", str(tmp_path)]) == 0
+def test_quickstart_runs_the_pipeline_at_a_tiny_size(tmp_path, tiny_phantom_clip):
+    from lanic_hub.backbone.embed import load_embeddings
+
+    spec = f"local-dir:{tiny_phantom_clip[2]}"
+    assert main(["quickstart", "--n", "20", "--out", str(tmp_path), "--backbone", spec]) == 0
     assert (tmp_path / "phantom_preview.png").stat().st_size > 10_000
     assert "Ground-truth prevalence" in (tmp_path / "label_summary.md").read_text()
+    e = load_embeddings(tmp_path / "embeddings")
+    assert e.row_ids.tolist() == list(range(20)) and e.image.shape == (20, 256)
+    assert e.manifest["backbone"]["spec"] == spec
 
 
 def test_bad_input_is_a_clean_error(tmp_path):

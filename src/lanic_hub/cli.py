@@ -34,7 +34,7 @@ def _add_phantom_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
-    p.add_argument("--label-noise", type=float, default=0.0, help="report flip rate (default 0)")
+    p.add_argument("--label-noise", type=float, default=0.04, help="report flip rate (default 0.04)")
     p.add_argument(
         "--shortcut",
         action="append",
@@ -75,33 +75,113 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    """The main job on the embedded default. Today: phantoms, their preview and label summary."""
-    from .data.phantom import export, generate
+    """The main job on the embedded default: phantoms, the phantom CLIP, embeddings."""
+    from .backbone import load_backbone
+    from .backbone.embed import embed_dataset
+    from .backbone.phantom_clip import ensure_phantom_clip
+    from .data.phantom import export, generate, load_phantom_dataset
     from .data.phantom.preview import label_summary, preview_grid
 
     out = Path(args.out)
-    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+    t = time.perf_counter()
     cfg = _phantom_config(args)
     studies = list(generate(args.n, args.seed, cfg, num_proc=args.num_proc))
     paths = export(out / "phantoms", args.n, args.seed, cfg, studies=studies)
-    t1 = time.perf_counter()
-    grid = preview_grid(studies[:16], out / "phantom_preview.png")
-    summary = label_summary(studies)
-    (out / "label_summary.md").write_text(summary)
-    t2 = time.perf_counter()
-    print("\n" + summary)
+    preview_grid(studies[:16], out / "phantom_preview.png")
+    (out / "label_summary.md").write_text(label_summary(studies))
+    times["phantoms"] = time.perf_counter() - t
+    t = time.perf_counter()
+    spec = args.backbone if args.backbone != "phantom" else f"local-dir:{ensure_phantom_clip()}"
+    times["phantom_clip"] = time.perf_counter() - t
+    t = time.perf_counter()
+    bb = load_backbone(spec)
+    emb = embed_dataset(load_phantom_dataset(paths["hf"]), bb, out / "embeddings", num_workers=args.num_proc)
+    times["embeddings"] = time.perf_counter() - t
+    print("\n" + label_summary(studies))
     print(
         json.dumps(
             {
-                "phantoms_s": round(t1 - t0, 1),
-                "preview_and_summary_s": round(t2 - t1, 1),
-                **{k: str(v) for k, v in paths.items()},
-                "preview": str(grid),
+                "seconds": {k: round(v, 1) for k, v in times.items()},
+                "phantoms": {k: str(v) for k, v in paths.items()},
+                "preview": str(out / "phantom_preview.png"),
+                "backbone": spec,
+                "embeddings": str(out / "embeddings"),
+                "embedding_rows_failed": emb["failed"],
             },
             indent=1,
         )
     )
-    print("\nNext stages (backbone, classifier, transcoder ensemble, patterns) are not built yet.")
+    print("\nNext stages (classifier, transcoder ensemble, patterns, model) are not built yet.")
+    return 0
+
+
+def resolve_backbone_spec(spec: str) -> str:
+    """'phantom' means the cached phantom CLIP (trained on first use)."""
+    if spec == "phantom":
+        from .backbone.phantom_clip import ensure_phantom_clip
+
+        return f"local-dir:{ensure_phantom_clip()}"
+    return spec
+
+
+def cmd_train_phantom(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .backbone.phantom_clip import PhantomClipConfig, cache_root, train_phantom_clip
+
+    cfg = replace(PhantomClipConfig(), n_images=args.n, max_seconds=args.max_seconds, seed=args.seed)
+    out = Path(args.out) if args.out else cache_root() / "phantom-clip" / cfg.key()
+    report = train_phantom_clip(cfg, out, num_proc=args.num_proc)
+    print(json.dumps(report["seconds"]))
+    print(f"phantom CLIP saved in BiomedCLIP layout: {out}\nload it with: local-dir:{out}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .backbone import load_backbone
+    from .backbone.calibration import calibration_report, format_report
+
+    bb = load_backbone(resolve_backbone_spec(args.backbone))
+    rep = calibration_report(bb, n_train=args.n_train, n_test=args.n_test)
+    text = format_report(rep)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(rep, indent=1))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import torch
+
+    from .backbone import load_backbone
+    from .backbone.embed import embed_dataset
+    from .data.open import open_dataset
+
+    world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and world > 1:
+        device = f"cuda:{torch.distributed.get_rank() % torch.cuda.device_count()}"
+    bb = load_backbone(resolve_backbone_spec(args.backbone), device=device)
+    ds = open_dataset(args.data)
+    summary = embed_dataset(
+        ds,
+        bb,
+        args.out,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        shard_size=args.shard_size,
+        dtype=args.dtype,
+        text=not args.no_text,
+        autocast=args.autocast,
+    )
+    print(json.dumps(summary))
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return 0
 
 
@@ -150,8 +230,64 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_phantom_args(p, 2000)
+    p.set_defaults(num_proc=2)
+    p.add_argument(
+        "--backbone", default="phantom", help="'phantom' (default: the cached phantom CLIP) or a spec"
+    )
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.set_defaults(func=cmd_quickstart)
+    p = sub.add_parser("backbone", help="backbone tools: train the phantom CLIP, calibrate a backbone")
+    bsub = p.add_subparsers(dest="backbone_command", required=True)
+    q = bsub.add_parser(
+        "train-phantom",
+        help="train the phantom CLIP (cached in the user cache dir)",
+        **_fmt(
+            "Train the embedded default backbone on phantom image-report pairs.",
+            "lanic-hub backbone train-phantom",
+        ),
+    )
+    q.add_argument("--n", type=int, default=6000, help="phantoms to train on (default 6000)")
+    q.add_argument("--seed", type=int, default=1000, help="training world seed (default 1000)")
+    q.add_argument("--max-seconds", type=float, default=150.0, help="cap on the optimisation loop")
+    q.add_argument("--num-proc", type=int, default=2, help="processes drawing phantoms (default 2)")
+    q.add_argument("--out", default=None, help="folder (default: the user cache dir)")
+    q.set_defaults(func=cmd_train_phantom)
+    q = bsub.add_parser(
+        "calibrate",
+        help="probe / zero-shot / device AUROCs of a backbone on phantoms",
+        **_fmt(
+            "Measure how well a backbone sees the phantom world's findings.",
+            "lanic-hub backbone calibrate --backbone phantom --out docs/phantom_clip.md",
+        ),
+    )
+    q.add_argument(
+        "--backbone", default="phantom", help="'phantom', hf-hub:..., local-dir:... (default phantom)"
+    )
+    q.add_argument("--n-train", type=int, default=3000)
+    q.add_argument("--n-test", type=int, default=2000)
+    q.add_argument("--out", default=None, help="write the tables here (.md) and the numbers (.json)")
+    q.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser(
+        "embed",
+        help="extract image / report / sentence embeddings (resumable, sharded)",
+        **_fmt(
+            "Embed a dataset with a backbone into sharded safetensors with a manifest.\n"
+            "Runs under torchrun too: each process writes its own shards.",
+            "lanic-hub embed --data runs/phantoms/hf --backbone phantom --out runs/emb",
+        ),
+    )
+    p.add_argument("--data", required=True, help="hf:PATH | mimic:PATH | chexpert:PATH | nih:PATH | PATH")
+    p.add_argument("--backbone", default="phantom", help="'phantom' (default), hf-hub:REPO, local-dir:PATH")
+    p.add_argument("--out", required=True, help="embeddings folder")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=2, help="image-decoding worker processes (default 2)")
+    p.add_argument("--shard-size", type=int, default=2048)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--autocast", default=None, choices=["bf16", "fp16"], help="GPU mixed precision")
+    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--no-text", action="store_true", help="skip report and sentence embeddings")
+    p.set_defaults(func=cmd_embed)
     return ap
 
 

@@ -67,10 +67,30 @@ class Backbone:
         return F.normalize(self.model.encode_image(pixel_values.to(self.device)).float(), dim=-1)
 
     @torch.inference_mode()
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
-        """L2-normalised text embeddings of ``texts``, shape (len(texts), embed_dim)."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+    def encode_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """L2-normalised text embeddings of ``texts``, shape (len(texts), embed_dim).
+
+        Identical texts are encoded once. For Hugging Face text towers, trailing padding is
+        trimmed to the longest text of each batch: their attention mask makes that exact, and it
+        saves most of the work on short sentences.
+        """
+        texts = list(texts)
+        uniq = sorted(set(texts), key=len)
+        trim = "hf_model_name" in self.config.get("text_cfg", {})
+        pad = getattr(getattr(self.model, "text", None), "config", None)
+        pad_id = getattr(pad, "pad_token_id", 0) or 0
+        out = []
+        for i in range(0, len(uniq), batch_size):
+            tokens = self.tokenizer(uniq[i : i + batch_size])
+            if trim:
+                n = int((tokens != pad_id).sum(1).max())
+                tokens = tokens[:, : max(n, 1)]
+            out.append(F.normalize(self.model.encode_text(tokens.to(self.device)).float(), dim=-1).cpu())
+        if not out:
+            return torch.zeros(0, self.embed_dim)
+        emb = torch.cat(out)
+        index = {t: j for j, t in enumerate(uniq)}
+        return emb[torch.tensor([index[t] for t in texts])]
 
     def identity(self) -> dict[str, Any]:
         """What a cache manifest records about this backbone."""

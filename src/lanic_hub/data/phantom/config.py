@@ -76,7 +76,7 @@ class PhantomConfig:
     """Multiplies every finding's base rate (co-occurrence structure is kept)."""
     image_noise: float = 1.0
     """Scale of quantum noise and anatomical texture; 0 gives a clean image."""
-    label_noise: float = 0.0
+    label_noise: float = 0.04
     """Probability that the report flips a finding (a miss, or a false call) after the read."""
     uncertainty_rate: float = 0.10
     """Probability that a finding the report mentions is hedged ('cannot exclude'): label -1."""

@@ -283,7 +283,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
         uc = 0.55 if f.lobe != "middle" else 0.35
         cx = g.mid + sg * (0.05 + uc * (g.tw - 0.05))
         cy = g.apex + vc * (g.dia[s] - g.apex)
-        rad = 0.05 + 0.09 * f.severity
+        rad = 0.06 + 0.10 * f.severity
         blob = _ellipse(x, y, cx, cy, rad * r.uniform(0.9, 1.3), rad * r.uniform(0.8, 1.1), 0.03)
         n = cv.size // 16
         mott = np.asarray(Image.fromarray(r.random((n, n)).astype(_F)).resize((cv.size,) * 2, Image.BICUBIC))
@@ -296,7 +296,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
                 p1 = p0 + rad * 0.8 * np.array([np.cos(ang), np.sin(ang)])
                 d_br.line(cv.px(np.stack([p0, p1])), fill=255, width=cv.width(0.007))
             dens = dens * (1.0 - 0.7 * cv.blurred(br, 0.7))
-        out += (0.10 + 0.20 * f.severity) * dens
+        out += (0.12 + 0.26 * f.severity) * dens
 
     f = case.findings["atelectasis"]
     if f.present:
@@ -383,8 +383,8 @@ def _devices(case: Case, cv: _Canvas, g: _Geometry, seed: int, index: int) -> np
         r = _rng(seed, index, "sternal_wires")
         for k in range(int(r.integers(4, 7))):
             cy = 0.30 + k * 0.055 + r.normal(0, 0.005)
-            box = cv.px(np.array([(m - 0.014, cy - 0.009), (m + 0.014, cy + 0.009)]))
-            d.ellipse([box[0], box[1]], outline=255, width=cv.width(0.005))
+            box = cv.px(np.array([(m - 0.02, cy - 0.012), (m + 0.02, cy + 0.012)]))
+            d.ellipse([box[0], box[1]], outline=255, width=cv.width(0.008))
     return 0.75 * cv.blurred(layer, 0.6)
 
 

@@ -1,0 +1,314 @@
+"""Cached, resumable, sharded embedding extraction (``lanic-hub embed``), and its reader.
+
+Layout of an embeddings folder::
+
+    manifest.json                  backbone id/revision, preprocessing, dataset fingerprint, dtype, shards
+    shard-00000.safetensors        row_ids (int64), image (N, D), report (N, D) if any, sentence (M, D),
+                                   sentence_row (M,); metadata: the sentences' text and the rows that failed
+
+Rows ``[k * shard_size, (k + 1) * shard_size)`` of the dataset form shard ``k``. A shard is written
+to a temporary file and renamed when complete, so a killed run leaves only whole shards, and a
+rerun skips them. Under ``torchrun`` / ``accelerate launch`` shard ``k`` belongs to rank
+``k % world_size``; every rank writes its own shards and the reader merges them by shard id, so
+the result does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data.images import load_image
+from ..data.reports import split_sentences
+from ..errors import DataError, LanicError
+from .resolve import Backbone
+
+MANIFEST_VERSION = 1
+
+
+class EmbeddingCacheError(LanicError):
+    """An embeddings folder is incomplete, or belongs to another backbone or dataset."""
+
+
+class _Images(Dataset):
+    """Decode + preprocess in DataLoader workers; failures travel back as messages, not crashes."""
+
+    def __init__(self, ds, rows: list[int], preprocess, image_size: int) -> None:
+        self.ds, self.rows, self.preprocess, self.size = ds, rows, preprocess, image_size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = self.rows[i]
+        try:
+            return row, self.preprocess(load_image(self.ds[row]["image"])), ""
+        except (DataError, OSError, ValueError) as exc:
+            return row, torch.zeros(3, self.size, self.size), str(exc)
+
+
+def _collate(batch):
+    rows, x, err = zip(*batch, strict=True)
+    return torch.tensor(rows), torch.stack(x), list(err)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world_size) from torch.distributed, or torchrun's environment, or (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _manifest(bb: Backbone, ds, shard_size: int, dtype: str, text: bool) -> dict[str, Any]:
+    from .. import __version__
+
+    pre = getattr(bb.model.visual, "preprocess_cfg", {}) or {}
+    n = len(ds)
+    return {
+        "version": MANIFEST_VERSION,
+        "lanic_hub": __version__,
+        "backbone": bb.identity(),
+        "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pre.items()},
+        "dataset": {"fingerprint": ds._fingerprint, "rows": n},
+        "dtype": dtype,
+        "text": text,
+        "shard_size": shard_size,
+        "shards": (n + shard_size - 1) // shard_size,
+    }
+
+
+_IDENTITY_KEYS = ("version", "backbone", "preprocess", "dataset", "dtype", "text", "shard_size")
+
+
+def _check_manifest(path: Path, want: dict[str, Any]) -> None:
+    have = json.loads(path.read_text())
+    for k in _IDENTITY_KEYS:
+        if have.get(k) != want.get(k):
+            raise EmbeddingCacheError(
+                f"{path}: this folder holds embeddings of another {k} ({have.get(k)!r}, "
+                f"now {want.get(k)!r}); use a new --out folder or delete this one"
+            )
+
+
+def shard_path(out: Path, k: int) -> Path:
+    return out / f"shard-{k:05d}.safetensors"
+
+
+def embed_dataset(
+    ds,
+    bb: Backbone,
+    out: str | Path,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 2,
+    shard_size: int = 2048,
+    dtype: str = "float32",
+    text: bool = True,
+    progress: bool = True,
+    autocast: str | None = None,
+) -> dict[str, Any]:
+    """Embed every image (and report / report sentence) of ``ds`` into ``out``. Resumable.
+
+    ``autocast`` ('bf16' / 'fp16') runs the image tower under torch.autocast on the model's device.
+    Returns a summary: shards written now, skipped (already done), rows that failed, seconds.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rank, world = dist_info()
+    want = _manifest(bb, ds, shard_size, dtype, text)
+    mpath = out / "manifest.json"
+    if mpath.exists():
+        _check_manifest(mpath, want)
+    elif rank == 0:
+        tmp = mpath.with_suffix(".tmp")
+        tmp.write_text(json.dumps(want, indent=1))
+        tmp.replace(mpath)
+    todo = [k for k in range(want["shards"]) if k % world == rank and not shard_path(out, k).exists()]
+    skipped = sum(1 for k in range(want["shards"]) if k % world == rank) - len(todo)
+    rows = [r for k in todo for r in range(k * shard_size, min(len(ds), (k + 1) * shard_size))]
+    t0 = time.perf_counter()
+    loader = DataLoader(
+        _Images(ds, rows, bb.preprocess, bb.image_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=bb.device.type == "cuda",
+        persistent_workers=False,
+    )
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    pending: list[tuple[int, torch.Tensor | None, str]] = []  # (row, embedding or None, error), in row order
+    failed = 0
+    bar = tqdm(total=len(rows), desc=f"embed (rank {rank})", unit="img", disable=not progress)
+    queue = list(todo)
+    for rws, x, errs in loader:
+        ok = torch.tensor([not e for e in errs])
+        emb = None
+        if ok.any():
+            with torch.autocast(
+                bb.device.type,
+                dtype=torch.bfloat16 if autocast == "bf16" else torch.float16,
+                enabled=autocast is not None,
+            ):
+                emb = bb.encode_image(x[ok]).float().cpu()
+        j = 0
+        for r, e in zip(rws.tolist(), errs, strict=True):
+            if e:
+                pending.append((r, None, e))
+                failed += 1
+            else:
+                pending.append((r, emb[j], ""))
+                j += 1
+        bar.update(len(rws))
+        while queue and pending and pending[-1][0] >= min(len(ds), (queue[0] + 1) * shard_size) - 1:
+            end = min(len(ds), (queue[0] + 1) * shard_size)
+            done = [p for p in pending if p[0] < end]
+            pending = [p for p in pending if p[0] >= end]
+            _write_shard(out, queue.pop(0), ds, bb, done, torch_dtype, text)
+    bar.close()
+    if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return {
+        "rank": rank,
+        "world_size": world,
+        "shards_written": len(todo),
+        "shards_skipped": skipped,
+        "rows": len(rows),
+        "failed": failed,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def _write_shard(out: Path, k: int, ds, bb: Backbone, done, torch_dtype, text: bool) -> None:
+    good = [(r, e) for r, e, err in done if not err]
+    rows = torch.tensor([r for r, _ in good], dtype=torch.long)
+    d = bb.embed_dim
+    tensors = {
+        "row_ids": rows,
+        "image": (torch.stack([e for _, e in good]) if good else torch.zeros(0, d)).to(torch_dtype),
+    }
+    meta: dict[str, str] = {"errors": json.dumps([(r, err) for r, _, err in done if err]), "shard": str(k)}
+    if text and len(rows):
+        reports = [ds[int(r)]["report"] or "" for r in rows]
+        has = [i for i, r in enumerate(reports) if r.strip()]
+        rep = torch.zeros(len(rows), d)
+        if has:
+            rep[has] = bb.encode_text([reports[i] for i in has]).float()
+        sents, srow = [], []
+        for r, rep_text in zip(rows.tolist(), reports, strict=True):
+            for s in split_sentences(rep_text):
+                sents.append(s)
+                srow.append(r)
+        tensors["report"] = rep.to(torch_dtype)
+        tensors["has_report"] = torch.zeros(len(rows), dtype=torch.bool)
+        tensors["has_report"][has] = True
+        tensors["sentence"] = (bb.encode_text(sents).float() if sents else torch.zeros(0, d)).to(torch_dtype)
+        tensors["sentence_row"] = torch.tensor(srow, dtype=torch.long)
+        meta["sentences"] = json.dumps(sents)
+    final = shard_path(out, k)
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    save_file({n: t.contiguous() for n, t in tensors.items()}, tmp, metadata=meta)
+    os.replace(tmp, final)
+
+
+@dataclass
+class Embeddings:
+    """Embeddings read back from a folder, merged over shards in row order."""
+
+    manifest: dict[str, Any]
+    row_ids: torch.Tensor
+    image: torch.Tensor
+    report: torch.Tensor | None
+    has_report: torch.Tensor | None
+    sentence: torch.Tensor | None
+    sentence_row: torch.Tensor | None
+    sentences: list[str]
+    errors: list[tuple[int, str]]
+
+    def to_dataset(self):
+        """A ``datasets.Dataset`` with ``row_id``, ``image_embedding`` (and ``report_embedding``)."""
+        from datasets import Dataset
+
+        cols: dict[str, Any] = {"row_id": self.row_ids.numpy(), "image_embedding": self.image.float().numpy()}
+        if self.report is not None:
+            cols["report_embedding"] = self.report.float().numpy()
+        return Dataset.from_dict({k: list(v) if v.ndim > 1 else v for k, v in cols.items()})
+
+
+def load_embeddings(
+    folder: str | Path, *, expect_backbone: dict | None = None, expect_fingerprint: str | None = None
+) -> Embeddings:
+    """Read a complete embeddings folder; refuse incomplete or mismatched ones with a clear error."""
+    folder = Path(folder)
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise EmbeddingCacheError(f"{folder}: no manifest.json; not an embeddings folder")
+    man = json.loads(mpath.read_text())
+    if man.get("version") != MANIFEST_VERSION:
+        raise EmbeddingCacheError(f"{mpath}: manifest version {man.get('version')} unsupported")
+    if expect_backbone is not None and man["backbone"] != expect_backbone:
+        raise EmbeddingCacheError(
+            f"{mpath}: made with backbone {man['backbone']}, expected {expect_backbone}"
+        )
+    if expect_fingerprint is not None and man["dataset"]["fingerprint"] != expect_fingerprint:
+        raise EmbeddingCacheError(
+            f"{mpath}: made from another dataset (fingerprint "
+            f"{man['dataset']['fingerprint']}, expected {expect_fingerprint})"
+        )
+    missing = [k for k in range(man["shards"]) if not shard_path(folder, k).exists()]
+    if missing:
+        raise EmbeddingCacheError(
+            f"{folder}: incomplete, {len(missing)} of {man['shards']} shards missing "
+            f"(first: {missing[:5]}); rerun `lanic-hub embed` to finish"
+        )
+    parts: dict[str, list[torch.Tensor]] = {}
+    sentences: list[str] = []
+    errors: list[tuple[int, str]] = []
+    for k in range(man["shards"]):
+        with safe_open(shard_path(folder, k), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                parts.setdefault(name, []).append(f.get_tensor(name))
+            meta = f.metadata() or {}
+        sentences += json.loads(meta.get("sentences", "[]"))
+        errors += [tuple(e) for e in json.loads(meta.get("errors", "[]"))]
+    cat = {n: torch.cat(v) for n, v in parts.items()}
+    bad = ~torch.isfinite(cat["image"].float()).all(dim=1)
+    if bad.any():
+        raise EmbeddingCacheError(
+            f"{folder}: non-finite image embeddings in rows {cat['row_ids'][bad][:10].tolist()}"
+        )
+    return Embeddings(
+        man,
+        cat["row_ids"],
+        cat["image"],
+        cat.get("report"),
+        cat.get("has_report"),
+        cat.get("sentence"),
+        cat.get("sentence_row"),
+        sentences,
+        errors,
+    )
+
+
+def raw_forward_throughput(bb: Backbone, batch_size: int, n_batches: int = 10) -> float:
+    """Images/s of the image tower alone on random pixels: the ceiling extraction is compared to."""
+    x = torch.randn(batch_size, 3, bb.image_size, bb.image_size, device=bb.device)
+    bb.encode_image(x)
+    t = time.perf_counter()
+    for _ in range(n_batches):
+        bb.encode_image(x)
+    return batch_size * n_batches / (time.perf_counter() - t)
+
+
+def as_numpy(e: Embeddings) -> np.ndarray:
+    return e.image.float().numpy()
