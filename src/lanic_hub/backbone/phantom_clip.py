@@ -79,8 +79,12 @@ class PhantomClipConfig:
     """The phantom world trained on."""
 
     def key(self) -> str:
+        """Cache key: every field but the time cap, plus the phantom renderer's version."""
+        from ..data.phantom.render import RENDER_VERSION
+
         d = asdict(self)
         d.pop("max_seconds")
+        d["render_version"] = RENDER_VERSION
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

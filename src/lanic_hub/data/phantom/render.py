@@ -21,6 +21,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from .case import Case
 
 _F = np.float32
+#: Bumped whenever the pictures change, so caches built on phantoms (the phantom CLIP) are redone.
+RENDER_VERSION = 2
 
 
 def _rng(seed: int, index: int, component: str) -> np.random.Generator:
@@ -95,9 +97,15 @@ class _Canvas:
 
     def blurred(self, im: Image.Image, radius: float) -> np.ndarray:
         r = radius * self.px_per_unit / 224.0
-        if r > 0.3:
-            im = im.filter(ImageFilter.GaussianBlur(r))
+        if r > 0.3:  # one box pass (std ~ r): half the cost of PIL's three-pass Gaussian
+            im = im.filter(ImageFilter.BoxBlur(r))
         return np.asarray(im, dtype=_F) * _F(1.0 / 255.0)
+
+
+@lru_cache(maxsize=16)
+def _canvas(size: int, zoom: float, off: tuple[float, float]) -> _Canvas:
+    """Canvases are read-only after construction, so the common un-cropped ones are shared."""
+    return _Canvas(size, zoom, off)
 
 
 def _lung(cv: _Canvas, g: _Geometry, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,7 +132,7 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
         zoom = float(r.uniform(0.78, 0.9))
         off = (float(r.uniform(-0.06, 0.06)), float(r.uniform(0.02, 0.08)))
     # smooth anatomy is computed at half resolution and upsampled; thin lines are drawn at full
-    cv, lo = _Canvas(size, zoom, off), _Canvas(max(32, size // 2), zoom, off)
+    cv, lo = _canvas(size, zoom, off), _canvas(max(32, size // 2), zoom, off)
     x, y = lo.x, lo.y
     tw = 0.33 + 0.05 * a.habitus
     dia_r = 0.74 - 0.08 * a.inspiration
@@ -221,22 +229,19 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
     f_lo, f_lines = _findings(
         case, lo, cv, g, seed, index, {"R": (lung_r, u_r, v_r), "L": (lung_l, u_l, v_l)}
     )
-    A = _up(A + f_lo, size)
-    body, lungs = _up(body, size), _up(lungs, size)
-    A += 0.2 * cv.blurred(thin, 1.1) * body + f_lines * lungs
+    # anatomical texture: low-frequency noise, stronger in the lungs (added before upsampling)
+    rn = _rng(seed, index, "noise")
+    tex = Image.fromarray(rn.standard_normal((size // 8, size // 8)).astype(_F))
+    tex = np.asarray(tex.resize((lo.size, lo.size), Image.BICUBIC), dtype=_F)
+    A = _up(A + f_lo + 0.025 * noise * tex * (0.3 + lungs), size)
+    A += 0.2 * cv.blurred(thin, 1.1)  # clavicles and vessels lie inside the body
+    if f_lines is not None:
+        A += f_lines * _up(lungs, size)
 
     # --- devices (radiopaque) ---
     A += _devices(case, cv, g, seed, index)
 
-    # --- texture, exposure, noise ---
-    rn = _rng(seed, index, "noise")
-    tex = np.asarray(
-        Image.fromarray(rn.standard_normal((size // 8, size // 8)).astype(_F)).resize(
-            (size, size), Image.BICUBIC
-        ),
-        dtype=_F,
-    )
-    A += 0.025 * noise * tex * (0.3 + lungs)
+    # --- exposure, noise ---
     e = case.exposure
     gain = 1.45 - 0.45 * e
     bright = -0.02 + 0.22 * max(-e, 0) - 0.22 * max(e, 0)
@@ -258,7 +263,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
     """Findings at the smooth-anatomy resolution, plus thin lines (Kerley B) at full resolution."""
     x, y = cv.x, cv.y
     out = np.zeros_like(x)
-    lines = np.zeros((hi.size, hi.size), dtype=_F)
+    lines = None
     sides = {"right": ("R",), "left": ("L",), "bilateral": ("R", "L")}
 
     fluid_any = np.zeros_like(x)  # effusion fluid hides what lies behind it (basal atelectasis)
@@ -331,7 +336,7 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
                     xe = g.mid + sg * (g.tw - r.uniform(0.005, 0.02))
                     ln = r.uniform(0.02, 0.04)
                     d.line(hi.px(np.array([(xe, yy), (xe - sg * ln, yy)])), fill=255, width=hi.width(0.004))
-            lines += 0.12 * hi.blurred(layer, 0.5)
+            lines = 0.12 * hi.blurred(layer, 0.5)
     return out, lines
 
 

@@ -1,0 +1,165 @@
+"""An ensemble of T TopK transcoders as ONE module: one wide encoder matmul, sparse decoders.
+
+Member t: ``z_t = TopK_k(ReLU(W_enc_t (e - b_pre_t) + b_enc_t))``, ``ĥ_t = W_dec_t z_t + b_dec_t``.
+All encoders read the same ``e``, so ``W_enc_t (e - b_pre_t) + b_enc_t`` for every member is
+``e @ W_enc + c`` with ``W_enc`` of shape (d, T*L) and ``c = b_enc - W_enc_t b_pre_t`` folded
+once per call. Decoding gathers only the k selected decoder rows of each member
+(``embedding_bag``), so it costs T*k*H per sample instead of T*L*H.
+
+Matryoshka nesting: a level m reconstructs from the selected latents whose index is < m; the
+loss sums the FVU of every level. Explanations use the full level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TranscoderConfig:
+    """Shape and training of the ensemble. Validation is in ``__post_init__``."""
+
+    d_in: int
+    """Embedding width d."""
+    d_out: int
+    """Classifier hidden width H (the reconstruction target)."""
+    n_latents: int = 256
+    """Latents per member, L."""
+    k: int = 8
+    """Active latents per member and sample (TopK)."""
+    n_members: int = 100
+    """Ensemble size T; members differ by seed."""
+    levels: tuple[int, ...] | None = None
+    """Matryoshka prefix sizes, ascending, ending at L. None: (L/32, L/8, L). (L,) is plain TopK."""
+    level_weights: tuple[float, ...] | None = None
+    """Weight of each level's FVU in the loss (default: all 1)."""
+    aux_k: int = 32
+    """Dead latents used by the AuxK revival loss."""
+    aux_coef: float = 1 / 32
+    dead_after: int = 2000
+    """A latent that has not fired for this many samples counts as dead for AuxK."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.d_in, self.d_out, self.n_latents, self.k, self.n_members) < 1:
+            raise ConfigError(f"all sizes must be >= 1: {self}")
+        if self.k > self.n_latents:
+            raise ConfigError(f"k = {self.k} exceeds the number of latents L = {self.n_latents}")
+        lv = self.resolved_levels
+        if list(lv) != sorted(set(lv)) or lv[-1] != self.n_latents or lv[0] < 1:
+            raise ConfigError(f"levels must be ascending, distinct, >= 1 and end at L={self.n_latents}: {lv}")
+        if self.level_weights is not None and len(self.level_weights) != len(lv):
+            raise ConfigError(f"level_weights {self.level_weights} must have one weight per level {lv}")
+
+    @property
+    def resolved_levels(self) -> tuple[int, ...]:
+        if self.levels is not None:
+            return tuple(self.levels)
+        L = self.n_latents
+        return tuple(sorted({max(1, L // 32), max(1, L // 8), L}))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["levels"] = list(self.resolved_levels)
+        return d
+
+
+class EnsembleOutput(NamedTuple):
+    """What one forward pass gives."""
+
+    values: torch.Tensor
+    """(B, T, k) activations of the selected latents (>= 0)."""
+    indices: torch.Tensor
+    """(B, T, k) their latent indices in 0..L-1."""
+    recon: torch.Tensor
+    """(B, T, H) each member's full-level reconstruction ĥ_t."""
+    pre: torch.Tensor
+    """(B, T, L) pre-activations after ReLU (needed by AuxK; not kept by ``encode``)."""
+
+
+class TranscoderEnsemble(nn.Module):
+    """T TopK transcoders e -> h, trained together in one pass."""
+
+    def __init__(self, cfg: TranscoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        T, L, d, H = cfg.n_members, cfg.n_latents, cfg.d_in, cfg.d_out
+        g = torch.Generator().manual_seed(cfg.seed)
+        # members differ by seed: draw each member's decoder from its own generator
+        dec = torch.stack([torch.randn(L, H, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + t))
+                           for t in range(T)])
+        dec = dec / dec.norm(dim=-1, keepdim=True)
+        self.W_dec = nn.Parameter(dec)  # (T, L, H), unit-norm rows
+        self.W_enc = nn.Parameter(dec.new_empty(d, T * L).normal_(0, d**-0.5, generator=g))
+        self.b_enc = nn.Parameter(torch.zeros(T * L))
+        self.b_pre = nn.Parameter(torch.zeros(T, d))
+        self.b_dec = nn.Parameter(torch.zeros(T, H))
+
+    @property
+    def T(self) -> int:  # noqa: N802 (the paper's symbol)
+        return self.cfg.n_members
+
+    @torch.no_grad()
+    def init_from_data(self, e: torch.Tensor, h: torch.Tensor) -> None:
+        """b_pre <- mean(e), b_dec <- mean(h): every member starts at the data means."""
+        self.b_pre.copy_(e.mean(0).expand_as(self.b_pre))
+        self.b_dec.copy_(h.mean(0).expand_as(self.b_dec))
+
+    def preacts(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, T, L) = ReLU(W_enc_t (e - b_pre_t) + b_enc_t) for all members, one matmul."""
+        T, L = self.cfg.n_members, self.cfg.n_latents
+        w = self.W_enc.view(-1, T, L)
+        c = self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", w, self.b_pre)
+        return F.relu(torch.addmm(c.reshape(-1), e, self.W_enc).view(-1, T, L))
+
+    def decode(self, values: torch.Tensor, indices: torch.Tensor, limit: int | None = None) -> torch.Tensor:
+        """(B, T, H) reconstructions from sparse codes; ``limit`` keeps latents with index < limit."""
+        B, T, k = values.shape
+        L, H = self.cfg.n_latents, self.cfg.d_out
+        if limit is not None and limit < L:
+            values = values * (indices < limit)
+        flat = (indices + torch.arange(T, device=indices.device).view(1, T, 1) * L).view(B * T, k)
+        out = F.embedding_bag(flat, self.W_dec.view(T * L, H), per_sample_weights=values.reshape(B * T, k),
+                              mode="sum")
+        return out.view(B, T, H) + self.b_dec
+
+    def forward(self, e: torch.Tensor) -> EnsembleOutput:
+        pre = self.preacts(e)
+        values, indices = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return EnsembleOutput(values, indices, self.decode(values, indices), pre)
+
+    @torch.no_grad()
+    def encode(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse codes (values, indices), each (B, T, k)."""
+        values, indices = self.preacts(e).topk(self.cfg.k, dim=-1, sorted=False)
+        return values, indices
+
+    @torch.no_grad()
+    def dense_codes(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, T, L) dense z (zeros except the TopK), for analysis on small batches."""
+        v, i = self.encode(e)
+        return torch.zeros(e.shape[0], self.cfg.n_members, self.cfg.n_latents).scatter_(-1, i, v)
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Keep decoder rows at unit norm (the activation carries the scale)."""
+        self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8))
+
+
+def fvu(h: torch.Tensor, recon: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Per-member FVU: sum ||h - ĥ_t||² / sum ||h - mean(h)||², recon (B, T, H) -> (T,)."""
+    return (recon - h[:, None, :]).pow(2).sum(dim=(0, 2)) / var.clamp(min=1e-12)
+
+
+@dataclass
+class Losses:
+    total: torch.Tensor
+    fvu_levels: list[torch.Tensor] = field(default_factory=list)  # each (T,)
+    aux: torch.Tensor | None = None
