@@ -117,16 +117,19 @@ def embed_dataset(
     text: bool = True,
     progress: bool = True,
     autocast: str | None = None,
+    data_spec: str | None = None,
 ) -> dict[str, Any]:
     """Embed every image (and report / report sentence) of ``ds`` into ``out``. Resumable.
 
     ``autocast`` ('bf16' / 'fp16') runs the image tower under torch.autocast on the model's device.
+    ``data_spec`` (e.g. ``hf:/abs/path``) is recorded so that ``lanic-hub train`` finds the labels.
     Returns a summary: shards written now, skipped (already done), rows that failed, seconds.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = dist_info()
     want = _manifest(bb, ds, shard_size, dtype, text)
+    want["data_spec"] = data_spec  # where the labels live; not part of the identity check
     mpath = out / "manifest.json"
     if mpath.exists():
         _check_manifest(mpath, want)

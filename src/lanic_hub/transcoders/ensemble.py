@@ -97,7 +97,9 @@ class TranscoderEnsemble(nn.Module):
                            for t in range(T)])
         dec = dec / dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(dec)  # (T, L, H), unit-norm rows
-        self.W_enc = nn.Parameter(dec.new_empty(d, T * L).normal_(0, d**-0.5, generator=g))
+        # small encoder weights: the first reconstructions stay near b_dec (= mean h) instead of
+        # overshooting it several-fold through k unit-norm decoder rows
+        self.W_enc = nn.Parameter(dec.new_empty(d, T * L).normal_(0, 0.1 * d**-0.5, generator=g))
         self.b_enc = nn.Parameter(torch.zeros(T * L))
         self.b_pre = nn.Parameter(torch.zeros(T, d))
         self.b_dec = nn.Parameter(torch.zeros(T, H))

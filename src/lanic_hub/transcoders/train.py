@@ -95,9 +95,13 @@ def _save_checkpoint(folder: Path, model: TranscoderEnsemble, opt, epoch: int, s
 
 
 def train_ensemble(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg: TrainConfig | None = None,
-                   *, checkpoint_dir: str | Path | None = None, progress: bool = True
-                   ) -> tuple[TranscoderEnsemble, dict[str, Any]]:
-    """Train all members in one pass over (e, h). Resumes from ``checkpoint_dir`` if it holds one."""
+                   *, checkpoint_dir: str | Path | None = None, progress: bool = True,
+                   stop_after_epochs: int | None = None) -> tuple[TranscoderEnsemble, dict[str, Any]]:
+    """Train all members in one pass over (e, h). Resumes from ``checkpoint_dir`` if it holds one.
+
+    ``stop_after_epochs`` ends this call early (after a checkpoint) without changing the schedule,
+    for time-sliced jobs: a later call with the same configs continues exactly where it stopped.
+    """
     tcfg = tcfg or TrainConfig()
     e, h = e.float(), h.float()
     check_pairs(e, h, cfg)
@@ -148,8 +152,11 @@ def train_ensemble(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg
             bar.update()
             if step % 10 == 0:
                 bar.set_postfix(fvu=f"{last_fvu.mean():.4f}", dead=f"{dead.float().mean():.3f}")
-        if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs):
+        last = stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs
+        if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs or last):
             _save_checkpoint(ck, model, opt, epoch + 1, step, since, g)
+        if last:
+            break
     bar.close()
     model.eval()
     report = {"steps": step, "seconds": round(time.perf_counter() - t0, 2), "train_config": asdict(tcfg),

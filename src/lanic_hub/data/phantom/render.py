@@ -22,7 +22,7 @@ from .case import Case
 
 _F = np.float32
 #: Bumped whenever the pictures change, so caches built on phantoms (the phantom CLIP) are redone.
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 
 
 def _rng(seed: int, index: int, component: str) -> np.random.Generator:
@@ -146,7 +146,7 @@ def render(case: Case, size: int = 224, seed: int = 0, index: int = 0, noise: fl
     )
     atel = case.findings["atelectasis"]
     if atel.present:  # volume loss: the hemidiaphragm on that side rises
-        lift = 0.01 + 0.05 * atel.severity
+        lift = 0.01 + 0.06 * atel.severity
         for s, name in (("R", "right"), ("L", "left")):
             if atel.side in (name, "bilateral"):
                 g.dia[s] -= lift
@@ -314,9 +314,9 @@ def _findings(case: Case, cv: _Canvas, hi: _Canvas, g: _Geometry, seed: int, ind
                 u0, u1 = r.uniform(0.2, 0.35), r.uniform(0.65, 0.85)
                 p0 = (g.mid + sg * (0.05 + u0 * g.tw), yy + r.normal(0, 0.01))
                 p1 = (g.mid + sg * (0.05 + u1 * g.tw), yy - 0.02 + r.normal(0, 0.01))
-                d.line(cv.px(np.array([p0, p1])), fill=255, width=cv.width(0.008 + 0.014 * f.severity))
+                d.line(cv.px(np.array([p0, p1])), fill=255, width=cv.width(0.008 + 0.018 * f.severity))
         lung_any = lungs["R"][0] + lungs["L"][0]
-        out += (0.12 + 0.14 * f.severity) * cv.blurred(layer, 1.0) * lung_any * (1.0 - fluid_any)
+        out += (0.12 + 0.20 * f.severity) * cv.blurred(layer, 1.0) * lung_any * (1.0 - fluid_any)
 
     f = case.findings["edema"]
     if f.present:

@@ -1,0 +1,47 @@
+"""The diagnostic classifier: learns, stops early on validation AUROC, refuses bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from lanic_hub.classifier import ClassifierConfig, check_inputs, macro_auroc, train_classifier
+from lanic_hub.errors import DataError
+
+
+def _data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12)).astype(np.float32)
+    w = rng.normal(size=(12, 5))
+    y = ((x @ w + rng.normal(scale=0.5, size=(n, 5))) > 0.5).astype(np.float32)
+    mask = rng.random((n, 5)) > 0.1  # U-Ignore: some labels masked out
+    return x, y, mask
+
+
+def test_learns_and_reports_best_validation_auroc():
+    import torch
+
+    x, y, m = _data(1100, 0)  # one generating model; the last 300 rows validate
+    model, rep = train_classifier(x[:800], y[:800], m[:800], x[800:], y[800:], m[800:],
+                                  ClassifierConfig(hidden=32, max_epochs=60, patience=10), progress=False)
+    logits = model(torch.as_tensor(x[800:])).detach().numpy()
+    auc, per = macro_auroc(logits, y[800:], m[800:])
+    assert auc == pytest.approx(rep["best_val_macro_auroc"], abs=1e-9)  # the best epoch is the one kept
+    ref = roc_auc_score(y[800:][m[800:, 0], 0], logits[m[800:, 0], 0])
+    assert per[0] == pytest.approx(ref)
+    assert auc > 0.9
+    assert rep["epochs_run"] <= 60
+
+
+def test_bad_inputs():
+    x, y, m = _data(50, 0)
+    x[7, 3] = np.inf
+    with pytest.raises(DataError, match=r"train: non-finite embeddings in rows \[7\]"):
+        check_inputs(x, y, m, "train")
+    x, y, m = _data(50, 0)
+    y[:, 2] = 1.0
+    with pytest.raises(DataError, match="'Consolidation' has only one class"):
+        check_inputs(x, y, m, "validate")
+    with pytest.raises(DataError, match="non-empty"):
+        check_inputs(np.zeros((0, 12)), y[:0], m[:0], "test")

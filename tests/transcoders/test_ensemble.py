@@ -1,0 +1,131 @@
+"""The ensemble against a member-by-member dense reference, the exact decomposition, training,
+checkpoint/resume, and input checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lanic_hub.classifier import DiagnosticClassifier
+from lanic_hub.decomposition import decompose, latent_logit_weights
+from lanic_hub.errors import ConfigError, DataError
+from lanic_hub.transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
+
+CFG = TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=4, n_members=3, levels=(4, 8, 16), seed=1)
+
+
+def _randomise(m: TranscoderEnsemble) -> None:
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+def _reference(m: TranscoderEnsemble, e: torch.Tensor, limit: int | None = None):
+    """Each member computed alone, densely, straight from the formula."""
+    cfg = m.cfg
+    T, L = cfg.n_members, cfg.n_latents
+    W = m.W_enc.view(cfg.d_in, T, L)
+    outs, zs = [], []
+    for t in range(T):
+        pre = torch.relu((e - m.b_pre[t]) @ W[:, t, :] + m.b_enc.view(T, L)[t])
+        v, i = pre.topk(cfg.k, dim=-1)
+        z = torch.zeros_like(pre).scatter_(-1, i, v)
+        if limit is not None:
+            z[:, limit:] = 0
+        zs.append(z)
+        outs.append(z @ m.W_dec[t] + m.b_dec[t])
+    return torch.stack(outs, 1), torch.stack(zs, 1)
+
+
+def test_forward_equals_member_by_member_reference():
+    m = TranscoderEnsemble(CFG)
+    _randomise(m)
+    e = torch.randn(10, 8)
+    out = m(e)
+    ref, z = _reference(m, e)
+    assert torch.allclose(out.recon, ref, atol=1e-5)
+    assert torch.allclose(m.dense_codes(e), z, atol=1e-6)
+    for lim in (4, 8):
+        r_lim, _ = _reference(m, e, limit=lim)
+        assert torch.allclose(m.decode(out.values, out.indices, limit=lim), r_lim, atol=1e-5)
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_exact_decomposition(trained):
+    torch.manual_seed(0)
+    clf = DiagnosticClassifier(8, 6, 5)
+    e = torch.randn(64, 8)
+    h = clf.hidden(e).detach()
+    if trained:
+        m, _ = train_ensemble(e, h, CFG, TrainConfig(epochs=30, batch_size=32), progress=False)
+    else:
+        m = TranscoderEnsemble(CFG)
+        _randomise(m)
+    with torch.no_grad():
+        v, i = m.encode(e)
+        recon_mean = m.decode(v, i).mean(1)
+        d = decompose(v, i, h, recon_mean, clf.fc2.weight, clf.fc2.bias, m.b_dec,
+                      U=latent_logit_weights(m.W_dec, clf.fc2.weight))
+        # ensemble path: b2 + W2 · mean_t ĥ_t, written out from the formula
+        ens = clf.fc2(recon_mean)
+        assert torch.allclose(d.ensemble_logits, ens, atol=1e-5)
+        # the classifier's own logit = ensemble path + W2 · (h - ĥ)
+        assert torch.allclose(d.logits, clf(e), atol=1e-5)
+        # each contribution is (z / T) · (W2_c · W_dec_t[:, i])
+        b, t, j, c = 3, 1, 2, 4
+        want = v[b, t, j] / CFG.n_members * (clf.fc2.weight[c] @ m.W_dec[t, i[b, t, j]])
+        assert torch.allclose(d.contributions[b, t, j, c], want, atol=1e-6)
+
+
+def test_training_reduces_fvu_and_matryoshka_levels_are_nested():
+    torch.manual_seed(0)
+    clf = DiagnosticClassifier(16, 12, 5)
+    e = torch.nn.functional.normalize(torch.randn(512, 16), dim=1)
+    h = clf.hidden(e).detach()
+    cfg = TranscoderConfig(d_in=16, d_out=12, n_latents=64, k=8, n_members=4, seed=0)
+    before = fidelity(TranscoderEnsemble(cfg), e, h)
+    m, rep = train_ensemble(e, h, cfg, TrainConfig(epochs=60, batch_size=128), progress=False)
+    after = fidelity(m, e, h)
+    full = str(cfg.n_latents)
+    assert max(after["fvu"][full]) < 0.25 < min(before["fvu"][full])
+    levels = [str(x) for x in cfg.resolved_levels]
+    for t in range(cfg.n_members):  # more latents, better reconstruction
+        f = [after["fvu"][lv][t] for lv in levels]
+        assert f == sorted(f, reverse=True)
+    assert all(l0 <= cfg.k for l0 in after["l0"])
+    assert torch.allclose(m.W_dec.norm(dim=-1), torch.ones(4, 64), atol=1e-5)
+
+
+def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+    torch.manual_seed(0)
+    clf = DiagnosticClassifier(8, 6, 5)
+    e, cfg = torch.randn(200, 8), CFG
+    h = clf.hidden(e).detach()
+    full, _ = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
+    train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path, progress=False,
+                   stop_after_epochs=2)
+    resumed, rep = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path,
+                                  progress=False)
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    with pytest.raises(ConfigError, match="another config"):
+        train_ensemble(e, h, replace(cfg, k=3), TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path,
+                       progress=False)
+
+
+def test_bad_input_is_refused_before_training():
+    with pytest.raises(ConfigError, match="exceeds"):
+        TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=17)
+    with pytest.raises(ConfigError, match="levels"):
+        TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=4, levels=(8, 4, 16))
+    e, h = torch.randn(20, 8), torch.randn(20, 6)
+    e[3, 2] = float("nan")
+    with pytest.raises(DataError, match=r"rows \[3\]"):
+        train_ensemble(e, h, CFG, progress=False)
+    with pytest.raises(DataError, match="width 5"):
+        train_ensemble(torch.randn(20, 5), h, CFG, progress=False)
+    with pytest.raises(DataError, match="no training rows"):
+        train_ensemble(torch.zeros(0, 8), torch.zeros(0, 6), CFG, progress=False)
