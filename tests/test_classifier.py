@@ -23,8 +23,16 @@ def test_learns_and_reports_best_validation_auroc():
     import torch
 
     x, y, m = _data(1100, 0)  # one generating model; the last 300 rows validate
-    model, rep = train_classifier(x[:800], y[:800], m[:800], x[800:], y[800:], m[800:],
-                                  ClassifierConfig(hidden=32, max_epochs=60, patience=10), progress=False)
+    model, rep = train_classifier(
+        x[:800],
+        y[:800],
+        m[:800],
+        x[800:],
+        y[800:],
+        m[800:],
+        ClassifierConfig(hidden=32, max_epochs=60, patience=10),
+        progress=False,
+    )
     logits = model(torch.as_tensor(x[800:])).detach().numpy()
     auc, per = macro_auroc(logits, y[800:], m[800:])
     assert auc == pytest.approx(rep["best_val_macro_auroc"], abs=1e-9)  # the best epoch is the one kept

@@ -59,8 +59,14 @@ class DiagnosticClassifier(nn.Module):
         return self.head(self.hidden(e))
 
 
-def check_inputs(x: np.ndarray | torch.Tensor, y: np.ndarray, mask: np.ndarray, split: str,
-                 d_in: int | None = None, findings: tuple[str, ...] = FINDINGS) -> None:
+def check_inputs(
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray,
+    mask: np.ndarray,
+    split: str,
+    d_in: int | None = None,
+    findings: tuple[str, ...] = FINDINGS,
+) -> None:
     """Refuse NaN/inf rows, wrong widths, empty splits and single-class findings, before training."""
     x = np.asarray(x)
     if x.ndim != 2 or len(x) == 0:
@@ -69,16 +75,22 @@ def check_inputs(x: np.ndarray | torch.Tensor, y: np.ndarray, mask: np.ndarray, 
         raise DataError(f"{split}: embeddings have width {x.shape[1]}, expected {d_in}")
     bad = np.where(~np.isfinite(x).all(axis=1))[0]
     if len(bad):
-        raise DataError(f"{split}: non-finite embeddings in rows {bad[:10].tolist()}"
-                        f"{' ...' if len(bad) > 10 else ''} ({len(bad)} rows)")
+        raise DataError(
+            f"{split}: non-finite embeddings in rows {bad[:10].tolist()}"
+            f"{' ...' if len(bad) > 10 else ''} ({len(bad)} rows)"
+        )
     if y.shape != (len(x), len(findings)) or mask.shape != y.shape:
-        raise DataError(f"{split}: labels {y.shape} / mask {mask.shape} do not match {len(x)} rows x "
-                        f"{len(findings)} findings")
+        raise DataError(
+            f"{split}: labels {y.shape} / mask {mask.shape} do not match {len(x)} rows x "
+            f"{len(findings)} findings"
+        )
     for j, f in enumerate(findings):
         vals = y[mask[:, j], j]
         if len(np.unique(vals)) < 2:
-            raise DataError(f"{split}: finding {f!r} has only one class ({np.unique(vals).tolist()}) among "
-                            f"{int(mask[:, j].sum())} labelled rows; AUROC and training are undefined")
+            raise DataError(
+                f"{split}: finding {f!r} has only one class ({np.unique(vals).tolist()}) among "
+                f"{int(mask[:, j].sum())} labelled rows; AUROC and training are undefined"
+            )
 
 
 def macro_auroc(logits: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[float, list[float]]:
@@ -89,9 +101,16 @@ def macro_auroc(logits: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[fl
     return float(np.mean(per)), per
 
 
-def train_classifier(x_tr: np.ndarray, y_tr: np.ndarray, m_tr: np.ndarray, x_va: np.ndarray,
-                     y_va: np.ndarray, m_va: np.ndarray, cfg: ClassifierConfig | None = None,
-                     progress: bool = True) -> tuple[DiagnosticClassifier, dict[str, Any]]:
+def train_classifier(
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    m_tr: np.ndarray,
+    x_va: np.ndarray,
+    y_va: np.ndarray,
+    m_va: np.ndarray,
+    cfg: ClassifierConfig | None = None,
+    progress: bool = True,
+) -> tuple[DiagnosticClassifier, dict[str, Any]]:
     """Train on (embeddings, targets, mask); keep the epoch with the best validation macro AUROC."""
     cfg = cfg or ClassifierConfig()
     check_inputs(x_tr, y_tr, m_tr, "train")
@@ -113,8 +132,9 @@ def train_classifier(x_tr: np.ndarray, y_tr: np.ndarray, m_tr: np.ndarray, x_va:
         perm = torch.randperm(len(xt), generator=g)
         for i in range(0, len(xt), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            loss = F.binary_cross_entropy_with_logits(model(xt[idx]), yt[idx], weight=mt[idx],
-                                                      pos_weight=pos_weight, reduction="sum")
+            loss = F.binary_cross_entropy_with_logits(
+                model(xt[idx]), yt[idx], weight=mt[idx], pos_weight=pos_weight, reduction="sum"
+            )
             loss = loss / mt[idx].sum().clamp(min=1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,5 +152,9 @@ def train_classifier(x_tr: np.ndarray, y_tr: np.ndarray, m_tr: np.ndarray, x_va:
     bar.close()
     model.load_state_dict(best_state)
     model.eval()
-    return model, {"best_val_macro_auroc": best, "best_epoch": best_epoch, "epochs_run": len(history),
-                   "config": asdict(cfg)}
+    return model, {
+        "best_val_macro_auroc": best,
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "config": asdict(cfg),
+    }

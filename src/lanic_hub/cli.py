@@ -96,8 +96,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     times["phantom_clip"] = time.perf_counter() - t
     t = time.perf_counter()
     bb = load_backbone(spec)
-    emb = embed_dataset(load_phantom_dataset(paths["hf"]), bb, out / "embeddings", num_workers=args.num_proc,
-                        data_spec=f"hf:{Path(paths['hf']).resolve()}")
+    emb = embed_dataset(
+        load_phantom_dataset(paths["hf"]),
+        bb,
+        out / "embeddings",
+        num_workers=args.num_proc,
+        data_spec=f"hf:{Path(paths['hf']).resolve()}",
+    )
     times["embeddings"] = time.perf_counter() - t
     print("\n" + label_summary(studies))
     print(
@@ -164,10 +169,24 @@ def _absolute_spec(spec: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import train_from_embeddings
 
-    rep = train_from_embeddings(args.embeddings, args.out, data=args.data, preset=args.preset,
-                                n_members=args.members, policy=args.policy)
-    print(json.dumps({"auroc": rep["auroc"], "fvu_mean": rep["fidelity"]["fvu_mean"],
-                      "seconds": {"ensemble": rep["ensemble"]["seconds"]}}, indent=1))
+    rep = train_from_embeddings(
+        args.embeddings,
+        args.out,
+        data=args.data,
+        preset=args.preset,
+        n_members=args.members,
+        policy=args.policy,
+    )
+    print(
+        json.dumps(
+            {
+                "auroc": rep["auroc"],
+                "fvu_mean": rep["fidelity"]["fvu_mean"],
+                "seconds": {"ensemble": rep["ensemble"]["seconds"]},
+            },
+            indent=1,
+        )
+    )
     print(f"classifier and ensemble written to {args.out}")
     return 0
 
@@ -309,9 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-text", action="store_true", help="skip report and sentence embeddings")
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("train", help="train the classifier, then the transcoder ensemble",
-                       **_fmt("Train the diagnostic classifier and the transcoder ensemble on embeddings.",
-                              "lanic-hub train --embeddings runs/quickstart/embeddings --out runs/model"))
+    p = sub.add_parser(
+        "train",
+        help="train the classifier, then the transcoder ensemble",
+        **_fmt(
+            "Train the diagnostic classifier and the transcoder ensemble on embeddings.",
+            "lanic-hub train --embeddings runs/quickstart/embeddings --out runs/model",
+        ),
+    )
     p.add_argument("--embeddings", required=True, help="folder written by `lanic-hub embed`")
     p.add_argument("--data", default=None, help="dataset spec for the labels (default: from the manifest)")
     p.add_argument("--out", required=True, help="output folder")

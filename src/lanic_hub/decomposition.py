@@ -44,9 +44,17 @@ def latent_logit_weights(W_dec: torch.Tensor, W2: torch.Tensor) -> torch.Tensor:
     return torch.einsum("tlh,ch->tlc", W_dec, W2)
 
 
-def decompose(values: torch.Tensor, indices: torch.Tensor, h: torch.Tensor, recon_mean: torch.Tensor,
-              W2: torch.Tensor, b2: torch.Tensor, b_dec: torch.Tensor,  # noqa: N803
-              U: torch.Tensor | None = None, W_dec: torch.Tensor | None = None) -> Decomposition:  # noqa: N803
+def decompose(
+    values: torch.Tensor,
+    indices: torch.Tensor,
+    h: torch.Tensor,
+    recon_mean: torch.Tensor,
+    W2: torch.Tensor,
+    b2: torch.Tensor,
+    b_dec: torch.Tensor,  # noqa: N803
+    U: torch.Tensor | None = None,
+    W_dec: torch.Tensor | None = None,
+) -> Decomposition:  # noqa: N803
     """Split the logits of a batch exactly. ``U`` (from :func:`latent_logit_weights`) may be cached."""
     T = b_dec.shape[0]
     if U is None:

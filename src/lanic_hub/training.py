@@ -26,10 +26,14 @@ from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fide
 
 #: Ready configurations. 'paper' is CXR-LanIC's scale; 'phantom' keeps T = 100 at a CPU-sized L.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"ensemble": {"n_latents": 2048, "k": 32, "n_members": 100},
-              "train": {"epochs": 10, "batch_size": 4096, "lr": 1e-3}},
-    "phantom": {"ensemble": {"n_latents": 256, "k": 8, "n_members": 100, "levels": (8, 32, 256)},
-                "train": {"epochs": 100, "batch_size": 512, "lr": 3e-3}},
+    "paper": {
+        "ensemble": {"n_latents": 2048, "k": 32, "n_members": 100},
+        "train": {"epochs": 10, "batch_size": 4096, "lr": 1e-3},
+    },
+    "phantom": {
+        "ensemble": {"n_latents": 256, "k": 8, "n_members": 100, "levels": (8, 32, 256)},
+        "train": {"epochs": 30, "batch_size": 256, "lr": 3e-3},
+    },
 }
 
 
@@ -42,8 +46,9 @@ def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: P
     os.replace(jtmp, path.with_suffix(".json"))
 
 
-def path_aurocs(clf: DiagnosticClassifier, ens: TranscoderEnsemble, e: torch.Tensor, y: np.ndarray,
-                m: np.ndarray) -> dict[str, Any]:
+def path_aurocs(
+    clf: DiagnosticClassifier, ens: TranscoderEnsemble, e: torch.Tensor, y: np.ndarray, m: np.ndarray
+) -> dict[str, Any]:
     """Macro / per-finding AUROC of the classifier, the ensemble path and each single-member path."""
     with torch.no_grad():
         v, i = ens.encode(e)
@@ -53,15 +58,28 @@ def path_aurocs(clf: DiagnosticClassifier, ens: TranscoderEnsemble, e: torch.Ten
         members = [macro_auroc(clf.head(recon[:, t]).numpy(), y, m)[0] for t in range(ens.T)]
     c_macro, c_per = macro_auroc(cls, y, m)
     e_macro, e_per = macro_auroc(ens_logits, y, m)
-    return {"classifier": {"macro": c_macro, **dict(zip(FINDINGS, c_per, strict=True))},
-            "ensemble_path": {"macro": e_macro, **dict(zip(FINDINGS, e_per, strict=True))},
-            "single_member_macro": {"min": float(np.min(members)), "median": float(np.median(members)),
-                                    "max": float(np.max(members))}}
+    return {
+        "classifier": {"macro": c_macro, **dict(zip(FINDINGS, c_per, strict=True))},
+        "ensemble_path": {"macro": e_macro, **dict(zip(FINDINGS, e_per, strict=True))},
+        "single_member_macro": {
+            "min": float(np.min(members)),
+            "median": float(np.median(members)),
+            "max": float(np.max(members)),
+        },
+    }
 
 
-def train_from_embeddings(embeddings: str | Path, out: str | Path, *, data: str | None = None,
-                          preset: str = "phantom", n_members: int | None = None, policy: str = "U-Ignore",
-                          classifier: ClassifierConfig | None = None, progress: bool = True) -> dict[str, Any]:
+def train_from_embeddings(
+    embeddings: str | Path,
+    out: str | Path,
+    *,
+    data: str | None = None,
+    preset: str = "phantom",
+    n_members: int | None = None,
+    policy: str = "U-Ignore",
+    classifier: ClassifierConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train classifier + ensemble; write ``classifier.safetensors``, ``ensemble.safetensors`` (each
     with a ``.json`` config beside it) and ``fidelity.json`` under ``out``."""
     from .data.open import open_dataset
@@ -74,8 +92,10 @@ def train_from_embeddings(embeddings: str | Path, out: str | Path, *, data: str 
         raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
     ds = open_dataset(spec)
     if ds._fingerprint != emb.manifest["dataset"]["fingerprint"]:
-        raise DataError(f"{spec} is not the dataset these embeddings were made from (fingerprint "
-                        f"{ds._fingerprint} != {emb.manifest['dataset']['fingerprint']})")
+        raise DataError(
+            f"{spec} is not the dataset these embeddings were made from (fingerprint "
+            f"{ds._fingerprint} != {emb.manifest['dataset']['fingerprint']})"
+        )
     rows = emb.row_ids.numpy()
     sub = ds.select(rows)
     y, mask = label_matrix(sub, policy=policy)
@@ -86,8 +106,9 @@ def train_from_embeddings(embeddings: str | Path, out: str | Path, *, data: str 
         if len(idx) == 0:
             raise DataError(f"{spec}: the {s!r} split is empty among the {len(rows)} embedded rows")
     tr, va, te = parts["train"], parts["validate"], parts["test"]
-    clf, clf_rep = train_classifier(x[tr].numpy(), y[tr], mask[tr], x[va].numpy(), y[va], mask[va],
-                                    classifier, progress=progress)
+    clf, clf_rep = train_classifier(
+        x[tr].numpy(), y[tr], mask[tr], x[va].numpy(), y[va], mask[va], classifier, progress=progress
+    )
     with torch.no_grad():
         h = clf.hidden(x)
     p = PRESETS[preset]
@@ -97,22 +118,30 @@ def train_from_embeddings(embeddings: str | Path, out: str | Path, *, data: str 
     tcfg = TranscoderConfig(d_in=x.shape[1], d_out=h.shape[1], **ens_kw)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ens, ens_rep = train_ensemble(x[tr], h[tr], tcfg, TrainConfig(**p["train"]), checkpoint_dir=out / "checkpoint",
-                                  progress=progress)
+    ens, ens_rep = train_ensemble(
+        x[tr], h[tr], tcfg, TrainConfig(**p["train"]), checkpoint_dir=out / "checkpoint", progress=progress
+    )
     fid = fidelity(ens, x[te], h[te])
     report = {
         "measured_on": f"{spec}, test split ({len(te)} rows); trained on train ({len(tr)}), "
-                       f"early-stopped on validate ({len(va)})",
+        f"early-stopped on validate ({len(va)})",
         "policy": policy,
         "classifier": clf_rep,
         "ensemble": ens_rep,
-        "fidelity": {"fvu_mean": {lv: float(np.mean(v)) for lv, v in fid["fvu"].items()},
-                     "l0_mean": float(np.mean(fid["l0"])), "dead_fraction_mean": float(np.mean(fid["dead_fraction"])),
-                     "dense_fraction_mean": float(np.mean(fid["dense_fraction"])), "per_member": fid},
+        "fidelity": {
+            "fvu_mean": {lv: float(np.mean(v)) for lv, v in fid["fvu"].items()},
+            "l0_mean": float(np.mean(fid["l0"])),
+            "dead_fraction_mean": float(np.mean(fid["dead_fraction"])),
+            "dense_fraction_mean": float(np.mean(fid["dense_fraction"])),
+            "per_member": fid,
+        },
         "auroc": path_aurocs(clf, ens, x[te], y[te], mask[te]),
     }
-    _atomic_save(clf.state_dict(), {"d_in": x.shape[1], **asdict(replace(classifier or ClassifierConfig())),
-                                    "findings": list(FINDINGS)}, out / "classifier.safetensors")
+    _atomic_save(
+        clf.state_dict(),
+        {"d_in": x.shape[1], **asdict(replace(classifier or ClassifierConfig())), "findings": list(FINDINGS)},
+        out / "classifier.safetensors",
+    )
     _atomic_save(ens.state_dict(), tcfg.to_dict(), out / "ensemble.safetensors")
     tmp = out / "fidelity.json.tmp"
     tmp.write_text(json.dumps(report, indent=1))

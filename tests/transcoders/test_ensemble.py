@@ -67,8 +67,16 @@ def test_exact_decomposition(trained):
     with torch.no_grad():
         v, i = m.encode(e)
         recon_mean = m.decode(v, i).mean(1)
-        d = decompose(v, i, h, recon_mean, clf.fc2.weight, clf.fc2.bias, m.b_dec,
-                      U=latent_logit_weights(m.W_dec, clf.fc2.weight))
+        d = decompose(
+            v,
+            i,
+            h,
+            recon_mean,
+            clf.fc2.weight,
+            clf.fc2.bias,
+            m.b_dec,
+            U=latent_logit_weights(m.W_dec, clf.fc2.weight),
+        )
         # ensemble path: b2 + W2 · mean_t ĥ_t, written out from the formula
         ens = clf.fc2(recon_mean)
         assert torch.allclose(d.ensemble_logits, ens, atol=1e-5)
@@ -105,15 +113,29 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     e, cfg = torch.randn(200, 8), CFG
     h = clf.hidden(e).detach()
     full, _ = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
-    train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path, progress=False,
-                   stop_after_epochs=2)
-    resumed, rep = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path,
-                                  progress=False)
+    train_ensemble(
+        e,
+        h,
+        cfg,
+        TrainConfig(epochs=4, batch_size=64),
+        checkpoint_dir=tmp_path,
+        progress=False,
+        stop_after_epochs=2,
+    )
+    resumed, rep = train_ensemble(
+        e, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path, progress=False
+    )
     for k, v in full.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
     with pytest.raises(ConfigError, match="another config"):
-        train_ensemble(e, h, replace(cfg, k=3), TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path,
-                       progress=False)
+        train_ensemble(
+            e,
+            h,
+            replace(cfg, k=3),
+            TrainConfig(epochs=4, batch_size=64),
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
 
 
 def test_bad_input_is_refused_before_training():

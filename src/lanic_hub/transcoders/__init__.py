@@ -3,5 +3,12 @@
 from .ensemble import EnsembleOutput, TranscoderConfig, TranscoderEnsemble, fvu
 from .train import TrainConfig, fidelity, train_ensemble
 
-__all__ = ["EnsembleOutput", "TranscoderConfig", "TranscoderEnsemble", "fvu", "TrainConfig", "fidelity",
-           "train_ensemble"]
+__all__ = [
+    "EnsembleOutput",
+    "TranscoderConfig",
+    "TranscoderEnsemble",
+    "fvu",
+    "TrainConfig",
+    "fidelity",
+    "train_ensemble",
+]

@@ -93,8 +93,12 @@ class TranscoderEnsemble(nn.Module):
         T, L, d, H = cfg.n_members, cfg.n_latents, cfg.d_in, cfg.d_out
         g = torch.Generator().manual_seed(cfg.seed)
         # members differ by seed: draw each member's decoder from its own generator
-        dec = torch.stack([torch.randn(L, H, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + t))
-                           for t in range(T)])
+        dec = torch.stack(
+            [
+                torch.randn(L, H, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + t))
+                for t in range(T)
+            ]
+        )
         dec = dec / dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(dec)  # (T, L, H), unit-norm rows
         # small encoder weights: the first reconstructions stay near b_dec (= mean h) instead of
@@ -128,9 +132,32 @@ class TranscoderEnsemble(nn.Module):
         if limit is not None and limit < L:
             values = values * (indices < limit)
         flat = (indices + torch.arange(T, device=indices.device).view(1, T, 1) * L).view(B * T, k)
-        out = F.embedding_bag(flat, self.W_dec.view(T * L, H), per_sample_weights=values.reshape(B * T, k),
-                              mode="sum")
+        out = F.embedding_bag(
+            flat, self.W_dec.view(T * L, H), per_sample_weights=values.reshape(B * T, k), mode="sum"
+        )
         return out.view(B, T, H) + self.b_dec
+
+    def decode_bins(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """(B, T, n_levels, H): what each Matryoshka bin adds, in ONE sparse gather.
+
+        Each member's k selected latents are sorted by index and cut into bags at the level
+        boundaries, so one ``embedding_bag`` sums every bin. Level j's reconstruction is
+        ``b_dec + bins[:, :, :j + 1].sum(2)`` (no bias inside the bins).
+        """
+        B, T, k = values.shape
+        L, H = self.cfg.n_latents, self.cfg.d_out
+        levels = torch.tensor(self.cfg.resolved_levels, device=indices.device)
+        idx_s, order = indices.sort(dim=-1)
+        val_s = values.gather(-1, order)
+        below = (idx_s.unsqueeze(-1) < levels).sum(dim=-2)  # (B, T, n_levels): entries in each prefix
+        starts = torch.cat([torch.zeros_like(below[..., :1]), below[..., :-1]], dim=-1)
+        rows = torch.arange(B * T, device=indices.device).view(B, T, 1) * k
+        offsets = (rows + starts).reshape(-1)
+        flat = (idx_s + torch.arange(T, device=indices.device).view(1, T, 1) * L).reshape(-1)
+        bins = F.embedding_bag(
+            flat, self.W_dec.view(T * L, H), offsets=offsets, per_sample_weights=val_s.reshape(-1), mode="sum"
+        )
+        return bins.view(B, T, len(levels), H)
 
     def forward(self, e: torch.Tensor) -> EnsembleOutput:
         pre = self.preacts(e)

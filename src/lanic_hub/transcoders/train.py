@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
-from .ensemble import TranscoderConfig, TranscoderEnsemble, fvu
+from .ensemble import TranscoderConfig, TranscoderEnsemble
 
 
 @dataclass(frozen=True)
@@ -39,37 +39,43 @@ class TrainConfig:
 def check_pairs(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig) -> None:
     """Clear errors before any training: shapes, emptiness, NaN/inf rows."""
     if e.ndim != 2 or h.ndim != 2 or len(e) != len(h):
-        raise DataError(f"expected e (N, d) and h (N, H) with the same N, got {tuple(e.shape)} and {tuple(h.shape)}")
+        raise DataError(
+            f"expected e (N, d) and h (N, H) with the same N, got {tuple(e.shape)} and {tuple(h.shape)}"
+        )
     if len(e) == 0:
         raise DataError("no training rows")
     if e.shape[1] != cfg.d_in or h.shape[1] != cfg.d_out:
-        raise DataError(f"e has width {e.shape[1]} and h {h.shape[1]}; the config says d_in={cfg.d_in}, "
-                        f"d_out={cfg.d_out}")
+        raise DataError(
+            f"e has width {e.shape[1]} and h {h.shape[1]}; the config says d_in={cfg.d_in}, d_out={cfg.d_out}"
+        )
     for name, x in (("embeddings", e), ("hidden activations", h)):
         bad = torch.where(~torch.isfinite(x).all(dim=1))[0]
         if len(bad):
             raise DataError(f"non-finite {name} in rows {bad[:10].tolist()} ({len(bad)} rows)")
 
 
-def ensemble_loss(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, var: torch.Tensor,
-                  dead: torch.Tensor | None):
+def ensemble_loss(
+    model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, var: torch.Tensor, dead: torch.Tensor | None
+):
     """(loss, full-level FVU per member, L0-proxy fired mask (T, L)) for one batch."""
     cfg = model.cfg
-    out = model(e)
-    levels = cfg.resolved_levels
-    weights = cfg.level_weights or (1.0,) * len(levels)
+    pre = model.preacts(e)
+    values, indices = pre.topk(cfg.k, dim=-1, sorted=False)
+    bins = model.decode_bins(values, indices)  # (B, T, n_levels, H)
+    weights = cfg.level_weights or (1.0,) * len(cfg.resolved_levels)
+    recon = model.b_dec.expand(len(e), -1, -1)
     loss = e.new_zeros(())
-    fvu_full = None
-    for m, w in zip(levels, weights, strict=True):
-        recon = out.recon if m == cfg.n_latents else model.decode(out.values, out.indices, limit=m)
-        f = fvu(h, recon, var)
+    for j, w in enumerate(weights):  # nested levels: each adds its bin to the previous one
+        recon = recon + bins[:, :, j]
+        f = (recon - h[:, None, :]).pow(2).sum(dim=(0, 2)) / var.clamp(min=1e-12)
         loss = loss + w * f.sum()
-        if m == cfg.n_latents:
-            fvu_full = f
+    fvu_full = f
     if dead is not None and dead.any() and cfg.aux_coef > 0:
         # AuxK: the dead latents' top pre-activations must explain what the member still misses
-        res = (h[:, None, :] - out.recon).detach()
-        pre = out.pre * dead.to(out.pre.dtype)
+        # (on at most 128 rows of the batch: it is a revival signal, not the objective)
+        n_aux = min(len(e), 128)
+        res = (h[:n_aux, None, :] - recon[:n_aux]).detach()
+        pre = pre[:n_aux] * dead.to(pre.dtype)
         k = min(cfg.aux_k, cfg.n_latents)
         v, i = pre.topk(k, dim=-1, sorted=False)
         ea = model.decode(v, i) - model.b_dec
@@ -77,26 +83,45 @@ def ensemble_loss(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, v
         aux = (ea - res).pow(2).sum(dim=(0, 2)) / res_var.clamp(min=1e-12)
         loss = loss + cfg.aux_coef * torch.nan_to_num(aux, nan=0.0).sum()
     fired = torch.zeros(cfg.n_members, cfg.n_latents, dtype=torch.bool, device=e.device)
-    fired.scatter_(1, out.indices.permute(1, 0, 2).reshape(cfg.n_members, -1), out.values.permute(1, 0, 2)
-                   .reshape(cfg.n_members, -1) > 0)
+    fired.scatter_(
+        1,
+        indices.permute(1, 0, 2).reshape(cfg.n_members, -1),
+        values.permute(1, 0, 2).reshape(cfg.n_members, -1) > 0,
+    )
     return loss, fvu_full.detach(), fired
 
 
-def _save_checkpoint(folder: Path, model: TranscoderEnsemble, opt, epoch: int, step: int, since: torch.Tensor,
-                     g: torch.Generator) -> None:
+def _save_checkpoint(
+    folder: Path,
+    model: TranscoderEnsemble,
+    opt,
+    epoch: int,
+    step: int,
+    since: torch.Tensor,
+    g: torch.Generator,
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"ckpt.tmp{os.getpid()}"
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp) + ".safetensors")
-    torch.save({"opt": opt.state_dict(), "epoch": epoch, "step": step, "since": since, "rng": g.get_state()},
-               str(tmp) + ".pt")
+    torch.save(
+        {"opt": opt.state_dict(), "epoch": epoch, "step": step, "since": since, "rng": g.get_state()},
+        str(tmp) + ".pt",
+    )
     os.replace(str(tmp) + ".pt", folder / "ckpt_state.pt")  # state first, then weights marks completion
     os.replace(str(tmp) + ".safetensors", folder / "ckpt_weights.safetensors")
     (folder / "ckpt_config.json").write_text(json.dumps(model.cfg.to_dict()))
 
 
-def train_ensemble(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg: TrainConfig | None = None,
-                   *, checkpoint_dir: str | Path | None = None, progress: bool = True,
-                   stop_after_epochs: int | None = None) -> tuple[TranscoderEnsemble, dict[str, Any]]:
+def train_ensemble(
+    e: torch.Tensor,
+    h: torch.Tensor,
+    cfg: TranscoderConfig,
+    tcfg: TrainConfig | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> tuple[TranscoderEnsemble, dict[str, Any]]:
     """Train all members in one pass over (e, h). Resumes from ``checkpoint_dir`` if it holds one.
 
     ``stop_after_epochs`` ends this call early (after a checkpoint) without changing the schedule,
@@ -132,7 +157,9 @@ def train_ensemble(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg
         return tcfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
 
     t0 = time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=f"ensemble T={cfg.n_members}", unit="step", disable=not progress)
+    bar = tqdm(
+        total=total, initial=step, desc=f"ensemble T={cfg.n_members}", unit="step", disable=not progress
+    )
     last_fvu = torch.full((cfg.n_members,), float("nan"))
     for epoch in range(start_epoch, tcfg.epochs):
         perm = torch.randperm(n, generator=g)
@@ -159,14 +186,24 @@ def train_ensemble(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg
             break
     bar.close()
     model.eval()
-    report = {"steps": step, "seconds": round(time.perf_counter() - t0, 2), "train_config": asdict(tcfg),
-              "config": cfg.to_dict(), "final_batch_fvu_mean": float(last_fvu.mean())}
+    report = {
+        "steps": step,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "train_config": asdict(tcfg),
+        "config": cfg.to_dict(),
+        "final_batch_fvu_mean": float(last_fvu.mean()),
+    }
     return model, report
 
 
 @torch.no_grad()
-def fidelity(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, batch: int = 4096,
-             dense_threshold: float = 0.1) -> dict[str, Any]:
+def fidelity(
+    model: TranscoderEnsemble,
+    e: torch.Tensor,
+    h: torch.Tensor,
+    batch: int = 4096,
+    dense_threshold: float = 0.1,
+) -> dict[str, Any]:
     """Per-member FVU at every Matryoshka level, L0, dead (never fired here) and dense (> 10 %) fractions."""
     cfg = model.cfg
     var = (h - h.mean(0)).pow(2).sum()
@@ -181,8 +218,9 @@ def fidelity(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, batch:
             sq[m] += (r - hb[:, None, :]).pow(2).sum(dim=(0, 2))
         on = (v > 0).float()
         l0 += on.sum(dim=(0, 2))
-        counts.scatter_add_(1, idx.permute(1, 0, 2).reshape(cfg.n_members, -1),
-                            on.permute(1, 0, 2).reshape(cfg.n_members, -1))
+        counts.scatter_add_(
+            1, idx.permute(1, 0, 2).reshape(cfg.n_members, -1), on.permute(1, 0, 2).reshape(cfg.n_members, -1)
+        )
     n = len(e)
     freq = counts / n
     return {
@@ -193,14 +231,17 @@ def fidelity(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, batch:
     }
 
 
-def member_loop_baseline(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg: TrainConfig,
-                         progress: bool = False) -> list[TranscoderEnsemble]:
+def member_loop_baseline(
+    e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg: TrainConfig, progress: bool = False
+) -> list[TranscoderEnsemble]:
     """The research-code way: each member trained alone, one after the other (for benchmarks)."""
     from dataclasses import replace
 
     out = []
     for t in range(cfg.n_members):
-        m, _ = train_ensemble(e, h, replace(cfg, n_members=1, seed=cfg.seed * 1000 + t), tcfg, progress=progress)
+        m, _ = train_ensemble(
+            e, h, replace(cfg, n_members=1, seed=cfg.seed * 1000 + t), tcfg, progress=progress
+        )
         out.append(m)
     return out
 

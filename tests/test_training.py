@@ -1,0 +1,77 @@
+"""`lanic-hub train` end to end at a tiny size: files written, exact decomposition after reload."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lanic_hub.backbone import load_backbone
+from lanic_hub.backbone.embed import embed_dataset, load_embeddings
+from lanic_hub.classifier import DiagnosticClassifier
+from lanic_hub.decomposition import decompose
+from lanic_hub.errors import ConfigError, DataError
+from lanic_hub.training import train_from_embeddings
+from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
+
+
+@pytest.fixture(scope="module")
+def embedded(tiny_phantom_clip, tmp_path_factory):
+    from lanic_hub.data.phantom import PhantomConfig, export, load_phantom_dataset
+
+    root = tmp_path_factory.mktemp("train")
+    world = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))
+    hf = export(root / "ph", 300, seed=4, cfg=world, mimic=False, progress=False)["hf"]
+    bb = load_backbone(f"local-dir:{tiny_phantom_clip[2]}")
+    embed_dataset(
+        load_phantom_dataset(hf),
+        bb,
+        root / "emb",
+        num_workers=0,
+        text=False,
+        progress=False,
+        data_spec=f"hf:{hf}",
+    )
+    return root
+
+
+def test_train_writes_models_that_reload_and_decompose_exactly(embedded):
+    out = embedded / "model"
+    rep = train_from_embeddings(embedded / "emb", out, n_members=4, progress=False)
+    for f in (
+        "classifier.safetensors",
+        "classifier.json",
+        "ensemble.safetensors",
+        "ensemble.json",
+        "fidelity.json",
+    ):
+        assert (out / f).is_file(), f
+    assert json.loads((out / "fidelity.json").read_text())["auroc"] == json.loads(json.dumps(rep["auroc"]))
+    ccfg = json.loads((out / "classifier.json").read_text())
+    clf = DiagnosticClassifier(ccfg["d_in"], ccfg["hidden"])
+    clf.load_state_dict(load_file(out / "classifier.safetensors"))
+    ecfg = json.loads((out / "ensemble.json").read_text())
+    ens = TranscoderEnsemble(TranscoderConfig(**{**ecfg, "levels": tuple(ecfg["levels"])}))
+    ens.load_state_dict(load_file(out / "ensemble.safetensors"))
+    x = load_embeddings(embedded / "emb").image.float()
+    with torch.no_grad():
+        h = clf.hidden(x)
+        v, i = ens.encode(x)
+        d = decompose(
+            v, i, h, ens.decode(v, i).mean(1), clf.fc2.weight, clf.fc2.bias, ens.b_dec, W_dec=ens.W_dec
+        )
+        assert torch.allclose(d.logits, clf(x), atol=1e-4)
+    assert 0.0 < rep["fidelity"]["fvu_mean"]["256"] < 1.0
+    assert rep["auroc"]["classifier"]["macro"] > 0.5 and "test split" in rep["measured_on"]
+
+
+def test_train_bad_inputs(embedded, tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset"):
+        train_from_embeddings(embedded / "emb", tmp_path, preset="huge", progress=False)
+    with pytest.raises(DataError, match="not the dataset"):
+        from lanic_hub.data.phantom import export
+
+        other = export(tmp_path / "o", 10, seed=99, mimic=False, progress=False)["hf"]
+        train_from_embeddings(embedded / "emb", tmp_path / "m", data=f"hf:{other}", progress=False)
