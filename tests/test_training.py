@@ -75,3 +75,42 @@ def test_train_bad_inputs(embedded, tmp_path):
 
         other = export(tmp_path / "o", 10, seed=99, mimic=False, progress=False)["hf"]
         train_from_embeddings(embedded / "emb", tmp_path / "m", data=f"hf:{other}", progress=False)
+
+
+def test_member_parallel_torchrun_equals_single_process(embedded, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    single = tmp_path / "single"
+    train_from_embeddings(embedded / "emb", single, n_members=4, progress=False)
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    r = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "lanic_hub.cli",
+            "train",
+            "--embeddings",
+            str(embedded / "emb"),
+            "--out",
+            str(tmp_path / "multi"),
+            "--members",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = load_file(single / "ensemble.safetensors")
+    b = load_file(tmp_path / "multi" / "ensemble.safetensors")
+    assert set(a) == set(b)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    assert not list((tmp_path / "multi").glob("members-*"))

@@ -167,8 +167,14 @@ def _absolute_spec(spec: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
     from .training import train_from_embeddings
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")  # member-parallel: only a barrier is needed
     rep = train_from_embeddings(
         args.embeddings,
         args.out,
@@ -177,6 +183,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_members=args.members,
         policy=args.policy,
     )
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    if not rep:  # a non-zero rank under torchrun
+        return 0
     print(
         json.dumps(
             {

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from .backbone.embed import load_embeddings
 from .classifier import ClassifierConfig, DiagnosticClassifier, macro_auroc, train_classifier
@@ -69,6 +69,92 @@ def path_aurocs(
     }
 
 
+def matryoshka_vs_topk(
+    ens: TranscoderEnsemble,
+    x_tr: torch.Tensor,
+    h_tr: torch.Tensor,
+    x_te: torch.Tensor,
+    test_rows,
+    train: TrainConfig,
+    n_members: int = 10,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Best single-latent AUROC per ground-truth factor: the Matryoshka ensemble's first members vs a
+    plain TopK ensemble (one level) of the same L, k and member count, trained on the same data."""
+    from .data.phantom import ALL_FACTORS, FINDING_FACTORS
+    from .transcoders.analysis import best_latents
+    from .transcoders.ensemble import concat_members
+
+    n = min(n_members, ens.T)
+    plain_cfg = replace(ens.cfg, n_members=n, levels=(ens.cfg.n_latents,), first_member=0)
+    plain, _ = train_ensemble(x_tr, h_tr, plain_cfg, train, progress=progress)
+    mat = concat_members([ens]) if n == ens.T else _first_members(ens, n)
+    gt = {f: np.array(test_rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS}
+    out: dict[str, Any] = {
+        "members_compared": n,
+        "measured_on": "test split, all severities; findings also at moderate+ (severity >= 0.5 vs absent)",
+    }
+    for name, model in (("matryoshka", mat), ("plain_topk", plain)):
+        res = {f: r["auroc"] for f, r in best_latents(model, x_te, gt).items()}
+        for f in FINDING_FACTORS:
+            sev = np.array(test_rows[f"gt_{f}_severity"])
+            keep = ~gt[f] | (sev >= 0.5)
+            res[f"{f}@moderate+"] = best_latents(model, x_te[torch.as_tensor(keep)], {f: gt[f][keep]})[f][
+                "auroc"
+            ]
+        out[name] = res
+    return out
+
+
+def _first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
+    """A view-free copy of members [0, n) of ``ens``."""
+    part = TranscoderEnsemble(ens.cfg.slice(0, n))
+    L = ens.cfg.n_latents
+    with torch.no_grad():
+        part.W_enc.copy_(ens.W_enc[:, : n * L])
+        part.b_enc.copy_(ens.b_enc[: n * L])
+        for name in ("W_dec", "b_pre", "b_dec"):
+            getattr(part, name).copy_(getattr(ens, name)[:n])
+    return part.eval()
+
+
+def _train_members(
+    x: torch.Tensor, h: torch.Tensor, tcfg: TranscoderConfig, train: TrainConfig, out: Path, progress: bool
+) -> tuple[TranscoderEnsemble | None, dict[str, Any]]:
+    """Train the ensemble here, or, under torchrun, this rank's slice of members (no gradient sync:
+    members are independent); rank 0 gathers the slices from disk and returns the whole ensemble."""
+    from .backbone.embed import dist_info
+    from .transcoders.ensemble import concat_members
+
+    rank, world = dist_info()
+    if world == 1:
+        return train_ensemble(x, h, tcfg, train, checkpoint_dir=out / "checkpoint", progress=progress)
+    bounds = [tcfg.n_members * r // world for r in range(world + 1)]
+    part_cfg = tcfg.slice(bounds[rank], bounds[rank + 1])
+    part, rep = train_ensemble(
+        x,
+        h,
+        part_cfg,
+        train,
+        checkpoint_dir=out / "checkpoint" / f"rank{rank}",
+        progress=progress and rank == 0,
+    )
+    _atomic_save(part.state_dict(), part_cfg.to_dict(), out / f"members-{rank:03d}.safetensors")
+    torch.distributed.barrier()
+    if rank != 0:
+        return None, rep
+    parts = []
+    for r in range(world):
+        c = json.loads((out / f"members-{r:03d}.json").read_text())
+        m = TranscoderEnsemble(TranscoderConfig(**{**c, "levels": tuple(c["levels"])}))
+        m.load_state_dict(load_file(out / f"members-{r:03d}.safetensors"))
+        parts.append(m)
+    for r in range(world):
+        (out / f"members-{r:03d}.safetensors").unlink()
+        (out / f"members-{r:03d}.json").unlink()
+    return concat_members(parts).eval(), {**rep, "member_parallel_processes": world}
+
+
 def train_from_embeddings(
     embeddings: str | Path,
     out: str | Path,
@@ -118,9 +204,9 @@ def train_from_embeddings(
     tcfg = TranscoderConfig(d_in=x.shape[1], d_out=h.shape[1], **ens_kw)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ens, ens_rep = train_ensemble(
-        x[tr], h[tr], tcfg, TrainConfig(**p["train"]), checkpoint_dir=out / "checkpoint", progress=progress
-    )
+    ens, ens_rep = _train_members(x[tr], h[tr], tcfg, TrainConfig(**p["train"]), out, progress)
+    if ens is None:  # a non-zero rank of a member-parallel run: rank 0 writes the results
+        return {}
     fid = fidelity(ens, x[te], h[te])
     report = {
         "measured_on": f"{spec}, test split ({len(te)} rows); trained on train ({len(tr)}), "
@@ -137,6 +223,10 @@ def train_from_embeddings(
         },
         "auroc": path_aurocs(clf, ens, x[te], y[te], mask[te]),
     }
+    if "gt_edema" in sub.column_names:  # a phantom world: compare against the ground truth
+        report["ground_truth_detection"] = matryoshka_vs_topk(
+            ens, x[tr], h[tr], x[te], sub.select(te), TrainConfig(**p["train"]), progress=progress
+        )
     _atomic_save(
         clf.state_dict(),
         {"d_in": x.shape[1], **asdict(replace(classifier or ClassifierConfig())), "findings": list(FINDINGS)},

@@ -46,6 +46,8 @@ class TranscoderConfig:
     dead_after: int = 2000
     """A latent that has not fired for this many samples counts as dead for AuxK."""
     seed: int = 0
+    first_member: int = 0
+    """Global index of this module's first member (member-parallel training trains slices)."""
 
     def __post_init__(self) -> None:
         if min(self.d_in, self.d_out, self.n_latents, self.k, self.n_members) < 1:
@@ -65,10 +67,36 @@ class TranscoderConfig:
         L = self.n_latents
         return tuple(sorted({max(1, L // 32), max(1, L // 8), L}))
 
+    def slice(self, start: int, stop: int) -> TranscoderConfig:
+        """The config of members [start, stop) of this ensemble."""
+        from dataclasses import replace
+
+        return replace(self, n_members=stop - start, first_member=self.first_member + start)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["levels"] = list(self.resolved_levels)
         return d
+
+
+def concat_members(parts: list[TranscoderEnsemble]) -> TranscoderEnsemble:
+    """One ensemble from consecutive member slices (the inverse of ``TranscoderConfig.slice``)."""
+    from dataclasses import replace
+
+    first = parts[0].cfg
+    total = sum(p.cfg.n_members for p in parts)
+    for a, b in zip(parts, parts[1:], strict=False):
+        if b.cfg.first_member != a.cfg.first_member + a.cfg.n_members:
+            raise ConfigError("member slices are not consecutive")
+    out = TranscoderEnsemble.__new__(TranscoderEnsemble)
+    nn.Module.__init__(out)
+    out.cfg = replace(first, n_members=total)
+    out.W_dec = nn.Parameter(torch.cat([p.W_dec.data for p in parts]))
+    out.W_enc = nn.Parameter(torch.cat([p.W_enc.data for p in parts], dim=1))
+    out.b_enc = nn.Parameter(torch.cat([p.b_enc.data for p in parts]))
+    out.b_pre = nn.Parameter(torch.cat([p.b_pre.data for p in parts]))
+    out.b_dec = nn.Parameter(torch.cat([p.b_dec.data for p in parts]))
+    return out
 
 
 class EnsembleOutput(NamedTuple):
@@ -91,19 +119,18 @@ class TranscoderEnsemble(nn.Module):
         super().__init__()
         self.cfg = cfg
         T, L, d, H = cfg.n_members, cfg.n_latents, cfg.d_in, cfg.d_out
-        g = torch.Generator().manual_seed(cfg.seed)
-        # members differ by seed: draw each member's decoder from its own generator
-        dec = torch.stack(
-            [
-                torch.randn(L, H, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + t))
-                for t in range(T)
-            ]
-        )
-        dec = dec / dec.norm(dim=-1, keepdim=True)
-        self.W_dec = nn.Parameter(dec)  # (T, L, H), unit-norm rows
-        # small encoder weights: the first reconstructions stay near b_dec (= mean h) instead of
-        # overshooting it several-fold through k unit-norm decoder rows
-        self.W_enc = nn.Parameter(dec.new_empty(d, T * L).normal_(0, 0.1 * d**-0.5, generator=g))
+        # members differ by seed: each member draws from its own generator, keyed by its global
+        # index, so a member is the same whichever process (or ensemble slice) it is trained in
+        decs, encs = [], []
+        for t in range(cfg.first_member, cfg.first_member + T):
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + t)
+            decs.append(torch.randn(L, H, generator=g))
+            # small encoder weights: first reconstructions stay near b_dec (= mean h) instead of
+            # overshooting it several-fold through k unit-norm decoder rows
+            encs.append(torch.randn(d, L, generator=g) * (0.1 * d**-0.5))
+        dec = torch.stack(decs)
+        self.W_dec = nn.Parameter(dec / dec.norm(dim=-1, keepdim=True))  # (T, L, H), unit-norm rows
+        self.W_enc = nn.Parameter(torch.cat(encs, dim=1))  # (d, T * L)
         self.b_enc = nn.Parameter(torch.zeros(T * L))
         self.b_pre = nn.Parameter(torch.zeros(T, d))
         self.b_dec = nn.Parameter(torch.zeros(T, H))
