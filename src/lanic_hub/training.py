@@ -69,6 +69,36 @@ def path_aurocs(
     }
 
 
+def baseline_aurocs(
+    x: torch.Tensor,
+    y: np.ndarray,
+    mask: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+    backbone_spec: str | None,
+) -> dict[str, Any]:
+    """Test-split AUROCs of the baselines trained on the same train split and embeddings."""
+    from .baselines import LinearProbe, SAESparseProbe, ZeroShot
+
+    xn = x.numpy()
+    res: dict[str, Any] = {}
+    lp = LinearProbe().fit(xn[tr], y[tr], mask[tr])
+    sae = SAESparseProbe().fit(xn[tr], y[tr], mask[tr])
+    models: dict[str, Any] = {"linear_probe": lp, "sae_sparse_probe": sae}
+    if backbone_spec:
+        from .backbone import BackboneError, load_backbone
+
+        try:
+            models["zero_shot"] = ZeroShot.from_backbone(load_backbone(backbone_spec))
+        except BackboneError as exc:  # the backbone may live elsewhere; say so, do not fail training
+            res["zero_shot"] = {"error": str(exc)}
+    for name, m in models.items():
+        macro, per = macro_auroc(m.logits(xn[te]), y[te], mask[te])
+        res[name] = {"macro": macro, **dict(zip(FINDINGS, per, strict=True))}
+    res["sae_sparse_probe"]["nonzero_coefficients"] = sae.nonzero_coefficients()
+    return res
+
+
 def matryoshka_vs_topk(
     ens: TranscoderEnsemble,
     x_tr: torch.Tensor,
@@ -208,6 +238,7 @@ def train_from_embeddings(
     if ens is None:  # a non-zero rank of a member-parallel run: rank 0 writes the results
         return {}
     fid = fidelity(ens, x[te], h[te])
+    fid_tr = fidelity(ens, x[tr], h[tr])  # dead / dense are defined on the training set
     report = {
         "measured_on": f"{spec}, test split ({len(te)} rows); trained on train ({len(tr)}), "
         f"early-stopped on validate ({len(va)})",
@@ -217,12 +248,14 @@ def train_from_embeddings(
         "fidelity": {
             "fvu_mean": {lv: float(np.mean(v)) for lv, v in fid["fvu"].items()},
             "l0_mean": float(np.mean(fid["l0"])),
-            "dead_fraction_mean": float(np.mean(fid["dead_fraction"])),
-            "dense_fraction_mean": float(np.mean(fid["dense_fraction"])),
-            "per_member": fid,
+            "dead_fraction_mean_train": float(np.mean(fid_tr["dead_fraction"])),
+            "dense_fraction_mean_train": float(np.mean(fid_tr["dense_fraction"])),
+            "per_member_test": fid,
+            "per_member_train": fid_tr,
         },
         "auroc": path_aurocs(clf, ens, x[te], y[te], mask[te]),
     }
+    report["baselines"] = baseline_aurocs(x, y, mask, tr, te, emb.manifest["backbone"]["spec"])
     if "gt_edema" in sub.column_names:  # a phantom world: compare against the ground truth
         report["ground_truth_detection"] = matryoshka_vs_topk(
             ens, x[tr], h[tr], x[te], sub.select(te), TrainConfig(**p["train"]), progress=progress
