@@ -118,7 +118,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             indent=1,
         )
     )
-    print("\nNext stages (classifier, transcoder ensemble, patterns, model) are not built yet.")
+    print(
+        f"\nNext: lanic-hub train --embeddings {out / 'embeddings'} --out {out / 'model'}"
+        "\n(the pattern bank, the model folder and the demo are not built yet)"
+    )
     return 0
 
 

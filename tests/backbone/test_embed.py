@@ -59,6 +59,8 @@ def test_embeddings_equal_direct_forward_and_errors_are_recorded(bb, data_with_b
     e = load_embeddings(tmp_path / "emb")
     assert e.row_ids.tolist() == [r for r in range(40) if r != 5]
     assert e.errors[0][0] == 5 and "cannot load image" in e.errors[0][1]
+    lines = (tmp_path / "emb" / "errors.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"row": 5' in lines[0] and "broken.png" in lines[0]
     for k in (0, 17, 39):
         j = e.row_ids.tolist().index(k)
         direct = bb.encode_image(bb.preprocess(load_image(ds[k]["image"]))[None])[0]

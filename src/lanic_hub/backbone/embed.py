@@ -181,6 +181,8 @@ def embed_dataset(
     bar.close()
     if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+    if rank == 0 and all(shard_path(out, k).exists() for k in range(want["shards"])):
+        _write_errors_file(out, want["shards"])
     return {
         "rank": rank,
         "world_size": world,
@@ -190,6 +192,20 @@ def embed_dataset(
         "failed": failed,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def _write_errors_file(out: Path, n_shards: int) -> None:
+    """``errors.jsonl``: one {"row", "reason"} line per image that failed, over all shards."""
+    lines = []
+    for k in range(n_shards):
+        with safe_open(shard_path(out, k), framework="pt") as f:
+            lines += [
+                json.dumps({"row": r, "reason": why})
+                for r, why in json.loads((f.metadata() or {}).get("errors", "[]"))
+            ]
+    tmp = out / "errors.jsonl.tmp"
+    tmp.write_text("".join(x + "\n" for x in lines))
+    os.replace(tmp, out / "errors.jsonl")
 
 
 def _write_shard(out: Path, k: int, ds, bb: Backbone, done, torch_dtype, text: bool) -> None:
