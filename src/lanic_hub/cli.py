@@ -64,13 +64,14 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from .data.phantom import generate
-    from .data.phantom.preview import label_summary, preview_grid
+    from .data.phantom.preview import label_summary, preview_grid, showcase
 
     studies = list(generate(args.n, args.seed, _phantom_config(args), num_proc=args.num_proc))
     out = Path(args.out)
     grid = preview_grid(studies[: args.grid], out / "phantom_preview.png", cols=args.cols)
+    preview_grid(showcase(studies), out / "phantom_factors.png", cols=args.cols)
     (out / "label_summary.md").write_text(label_summary(studies))
-    print(f"preview grid: {grid}\nlabel summary: {out / 'label_summary.md'}")
+    print(f"preview grids: {grid}, {out / 'phantom_factors.png'}\nlabel summary: {out / 'label_summary.md'}")
     return 0
 
 

@@ -23,6 +23,7 @@ from .constants import FINDINGS
 from .data.schema import label_matrix
 from .errors import ConfigError, DataError
 from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
+from .utils.io import write_text_atomic
 
 #: Ready configurations. 'paper' is CXR-LanIC's scale; 'phantom' keeps T = 100 at a CPU-sized L.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -41,9 +42,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: P
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, tmp)
     os.replace(tmp, path)
-    jtmp = path.with_suffix(".json.tmp")
-    jtmp.write_text(json.dumps(meta, indent=1))
-    os.replace(jtmp, path.with_suffix(".json"))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=1))
 
 
 def path_aurocs(
@@ -266,7 +265,5 @@ def train_from_embeddings(
         out / "classifier.safetensors",
     )
     _atomic_save(ens.state_dict(), tcfg.to_dict(), out / "ensemble.safetensors")
-    tmp = out / "fidelity.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out / "fidelity.json")
+    write_text_atomic(out / "fidelity.json", json.dumps(report, indent=1))
     return report

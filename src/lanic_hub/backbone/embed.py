@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ..data.images import load_image
 from ..data.reports import split_sentences
 from ..errors import DataError, LanicError
+from ..utils.io import write_text_atomic
 from .resolve import Backbone
 
 MANIFEST_VERSION = 1
@@ -134,9 +135,7 @@ def embed_dataset(
     if mpath.exists():
         _check_manifest(mpath, want)
     elif rank == 0:
-        tmp = mpath.with_suffix(".tmp")
-        tmp.write_text(json.dumps(want, indent=1))
-        tmp.replace(mpath)
+        write_text_atomic(mpath, json.dumps(want, indent=1))
     todo = [k for k in range(want["shards"]) if k % world == rank and not shard_path(out, k).exists()]
     skipped = sum(1 for k in range(want["shards"]) if k % world == rank) - len(todo)
     rows = [r for k in todo for r in range(k * shard_size, min(len(ds), (k + 1) * shard_size))]
@@ -203,9 +202,7 @@ def _write_errors_file(out: Path, n_shards: int) -> None:
                 json.dumps({"row": r, "reason": why})
                 for r, why in json.loads((f.metadata() or {}).get("errors", "[]"))
             ]
-    tmp = out / "errors.jsonl.tmp"
-    tmp.write_text("".join(x + "\n" for x in lines))
-    os.replace(tmp, out / "errors.jsonl")
+    write_text_atomic(out / "errors.jsonl", "".join(x + "\n" for x in lines))
 
 
 def _write_shard(out: Path, k: int, ds, bb: Backbone, done, torch_dtype, text: bool) -> None:

@@ -30,6 +30,7 @@ from ..constants import FINDINGS
 from ..data.phantom import PhantomConfig, generate
 from ..data.reports import split_sentences
 from ..errors import ConfigError
+from ..utils.io import replace_dir
 
 TEXT_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -288,13 +289,7 @@ def save_biomedclip_layout(model, cfg: PhantomClipConfig, out: str | Path, repor
     (tmp / "text_config").mkdir()
     shutil.copy(src / "config.json", tmp / "text_config" / "config.json")
     (tmp / "training_report.json").write_text(json.dumps(report, indent=1))
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+    return replace_dir(tmp, out)
 
 
 def ensure_phantom_clip(

@@ -19,6 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ...constants import CHEXPERT_LABELS
+from ...utils.io import replace_dir
 from ..schema import PHANTOM, attach_source, features
 from .case import Case
 from .config import SPLITS, PhantomConfig
@@ -250,23 +251,13 @@ def export(
         (tmp_mimic / "phantom-config.json").write_text(
             json.dumps({"seed": seed, "n": n, **cfg.to_dict()}, indent=1)
         )
-        paths["mimic"] = _replace_dir(tmp_mimic, out / "mimic-cxr-jpg")
+        paths["mimic"] = replace_dir(tmp_mimic, out / "mimic-cxr-jpg")
     if hf:
         cols = {k: [r[k] for r in rows] for k in feats}
         ds = attach_source(Dataset.from_dict(cols, features=feats), PHANTOM)
         ds.save_to_disk(str(tmp_hf))
-        paths["hf"] = _replace_dir(tmp_hf, out / "hf")
+        paths["hf"] = replace_dir(tmp_hf, out / "hf")
     return paths
-
-
-def _replace_dir(tmp: Path, final: Path) -> Path:
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def load_phantom_dataset(path: str | Path):

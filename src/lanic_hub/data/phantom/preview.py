@@ -76,6 +76,20 @@ def preview_grid(studies: Sequence[PhantomStudy], path: str | Path, cols: int = 
     return path
 
 
+def showcase(studies: Sequence[PhantomStudy], min_severity: float = 0.5) -> list[PhantomStudy]:
+    """One study per factor (findings at ``min_severity`` or more), in factor order, no repeats."""
+    picked: list[PhantomStudy] = []
+    for name in ALL_FACTORS:
+        for st in studies:
+            if st in picked or not st.case.factor_present(name):
+                continue
+            if name in st.case.findings and st.case.findings[name].severity < min_severity:
+                continue
+            picked.append(st)
+            break
+    return picked
+
+
 def label_summary(studies: Sequence[PhantomStudy]) -> str:
     """Markdown: ground-truth prevalence of every factor by split, and report-label counts."""
     n = len(studies)

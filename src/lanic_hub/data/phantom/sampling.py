@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .case import FACTOR_OF_FINDING, Anatomy, Case, Finding
+from .case import DEVICE_FACTORS, FACTOR_OF_FINDING, Anatomy, Case, Finding
 from .config import PhantomConfig, ShortcutSpec
 
 
@@ -124,14 +124,7 @@ def _couple(case: Case, spec: ShortcutSpec, rng: np.random.Generator) -> Case:
     on = case.findings[FACTOR_OF_FINDING[spec.finding]].present
     coupled = (*case.shortcut_coupled, spec.factor)
     f = spec.factor
-    if f in (
-        "pacemaker",
-        "endotracheal_tube",
-        "central_venous_catheter",
-        "nasogastric_tube",
-        "chest_tube",
-        "sternal_wires",
-    ):
+    if f in DEVICE_FACTORS:
         devices = dict(case.devices)
         if on:
             side = {"pacemaker": "left", "central_venous_catheter": "right", "chest_tube": "right"}
