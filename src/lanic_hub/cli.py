@@ -34,7 +34,10 @@ def _add_phantom_args(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--n", type=int, default=n, help=f"number of images (default {n})")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
-    p.add_argument("--label-noise", type=float, default=0.04, help="report flip rate (default 0.04)")
+    from .data.phantom import PhantomConfig
+
+    noise = PhantomConfig().label_noise
+    p.add_argument("--label-noise", type=float, default=noise, help=f"report flip rate (default {noise})")
     p.add_argument(
         "--shortcut",
         action="append",
