@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lanic_hub.backbone import load_backbone
-from lanic_hub.backbone.embed import EmbeddingCacheError, embed_dataset, load_embeddings
+from lanic_hub.backbone.embed import EmbeddingCacheError, embed_dataset, iter_shards, load_embeddings
 from lanic_hub.data.images import load_image
 from lanic_hub.data.phantom import load_phantom_dataset
 from lanic_hub.data.reports import split_sentences
@@ -70,6 +70,10 @@ def test_embeddings_equal_direct_forward_and_errors_are_recorded(bb, data_with_b
     n_sent = sum(len(split_sentences(ds[int(r)]["report"])) for r in e.row_ids)
     assert len(e.sentences) == n_sent == len(e.sentence) == len(e.sentence_row)
     assert len(e.to_dataset()) == 39
+    mapped = list(iter_shards(tmp_path / "emb"))  # zero-copy views of the shard files
+    assert [k for k, _ in mapped] == [0, 1, 2]
+    assert torch.equal(torch.cat([t["image"] for _, t in mapped]), e.image)
+    assert torch.equal(torch.cat([t["row_ids"] for _, t in mapped]), e.row_ids)
 
 
 def test_mismatched_folder_is_refused(bb, tiny_dir, data_with_bad_row, phantom_export, tmp_path):

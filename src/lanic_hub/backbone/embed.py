@@ -239,7 +239,8 @@ def _write_shard(out: Path, k: int, ds, bb: Backbone, done, torch_dtype, text: b
 
 @dataclass
 class Embeddings:
-    """Embeddings read back from a folder, merged over shards in row order."""
+    """Embeddings read back from a folder, merged over shards in row order (in memory; for
+    streaming with bounded memory use :func:`iter_shards`)."""
 
     manifest: dict[str, Any]
     row_ids: torch.Tensor
@@ -314,6 +315,48 @@ def load_embeddings(
         sentences,
         errors,
     )
+
+
+_ST_DTYPES = {
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "BOOL": torch.bool,
+}
+
+
+def iter_shards(folder: str | Path):
+    """Yield each shard's tensors memory-mapped (zero-copy views of the file), in shard order.
+
+    For streaming over embeddings larger than memory: nothing is read until a tensor is touched.
+    """
+    import mmap
+    import struct
+    import warnings
+
+    folder = Path(folder)
+    man = json.loads((folder / "manifest.json").read_text())
+    for k in range(man["shards"]):
+        with open(shard_path(folder, k), "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        (n,) = struct.unpack("<Q", mm[:8])
+        header = json.loads(mm[8 : 8 + n])
+        header.pop("__metadata__", None)
+        out = {}
+        for name, info in header.items():
+            lo, hi = info["data_offsets"]
+            dt = _ST_DTYPES[info["dtype"]]
+            count = (hi - lo) // torch.empty((), dtype=dt).element_size()
+            with warnings.catch_warnings():  # read-only on purpose: the views must not be written
+                warnings.simplefilter("ignore", UserWarning)
+                t = (
+                    torch.frombuffer(mm, dtype=dt, count=count, offset=8 + n + lo)
+                    if count
+                    else torch.empty(0, dtype=dt)
+                )
+            out[name] = t.view(info["shape"])
+        yield k, out
 
 
 def raw_forward_throughput(bb: Backbone, batch_size: int, n_batches: int = 10) -> float:
