@@ -53,3 +53,13 @@ def test_bad_inputs():
         check_inputs(x, y, m, "validate")
     with pytest.raises(DataError, match="non-empty"):
         check_inputs(np.zeros((0, 12)), y[:0], m[:0], "test")
+
+
+def test_single_class_column_is_reported_not_averaged():
+    x, y, m = _data(100, 0)
+    y[:, 1] = 0.0
+    logits = np.random.default_rng(1).normal(size=y.shape)
+    macro, per = macro_auroc(logits, y, m)
+    assert np.isnan(per[1])
+    others = [roc_auc_score(y[m[:, j], j], logits[m[:, j], j]) for j in (0, 2, 3, 4)]
+    assert macro == pytest.approx(np.mean(others))

@@ -114,3 +114,32 @@ def test_member_parallel_torchrun_equals_single_process(embedded, tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
     assert not list((tmp_path / "multi").glob("members-*"))
+
+
+def test_multimodal_stream_adds_centred_text_rows(tiny_phantom_clip, tmp_path):
+    from lanic_hub.data.phantom import PhantomConfig, export, load_phantom_dataset
+    from lanic_hub.training import text_stream
+
+    world = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))
+    hf = export(tmp_path / "ph", 200, seed=6, cfg=world, mimic=False, progress=False)["hf"]
+    bb = load_backbone(f"local-dir:{tiny_phantom_clip[2]}")
+    embed_dataset(
+        load_phantom_dataset(hf), bb, tmp_path / "emb", num_workers=0, progress=False, data_spec=f"hf:{hf}"
+    )
+    emb = load_embeddings(tmp_path / "emb")
+    rows = set(range(0, 200, 2))
+    xt = text_stream(emb, emb.image[:100].float(), rows)
+    n_rep = len(torch.unique(emb.report[[int(r) in rows for r in emb.row_ids]], dim=0))
+    n_sen = len(torch.unique(emb.sentence[[int(r) in rows for r in emb.sentence_row]], dim=0))
+    assert len(xt) == n_rep + n_sen
+    assert torch.allclose(xt.norm(dim=1), torch.ones(len(xt)), atol=1e-5)
+    rep = train_from_embeddings(
+        tmp_path / "emb", tmp_path / "m", n_members=3, multimodal=True, progress=False
+    )
+    mm = rep["ensemble"]["multimodal"]
+    assert mm["enabled"] and mm["stream_rows"] > mm["image_rows"]
+
+
+def test_multimodal_needs_text_embeddings(embedded, tmp_path):
+    with pytest.raises(DataError, match="without --no-text"):
+        train_from_embeddings(embedded / "emb", tmp_path, n_members=2, multimodal=True, progress=False)

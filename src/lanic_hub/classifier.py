@@ -94,11 +94,20 @@ def check_inputs(
 
 
 def macro_auroc(logits: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[float, list[float]]:
-    """Macro and per-finding AUROC over the labelled entries of each column."""
+    """Macro and per-finding AUROC over the labelled entries of each column.
+
+    A column with a single class among its labelled rows has no AUROC: it is NaN in the list and
+    left out of the macro mean (callers report it; it is never silently averaged in).
+    """
     from sklearn.metrics import roc_auc_score
 
-    per = [float(roc_auc_score(y[mask[:, j], j], logits[mask[:, j], j])) for j in range(y.shape[1])]
-    return float(np.mean(per)), per
+    per = []
+    for j in range(y.shape[1]):
+        yj = y[mask[:, j], j]
+        per.append(
+            float(roc_auc_score(yj, logits[mask[:, j], j])) if len(np.unique(yj)) == 2 else float("nan")
+        )
+    return (float(np.nanmean(per)) if not np.all(np.isnan(per)) else float("nan")), per
 
 
 def train_classifier(

@@ -189,6 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         preset=args.preset,
         n_members=args.members,
         policy=args.policy,
+        multimodal=args.multimodal,
     )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -359,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="phantom", choices=["phantom", "paper"])
     p.add_argument("--members", type=int, default=None, help="override the ensemble size T")
     p.add_argument("--policy", default="U-Ignore", choices=["U-Ignore", "U-Ones", "U-Zeros"])
+    p.add_argument(
+        "--multimodal",
+        action="store_true",
+        help="add report and sentence embeddings to the transcoders' training stream",
+    )
     p.set_defaults(func=cmd_train)
     return ap
 

@@ -184,6 +184,27 @@ def _train_members(
     return concat_members(parts).eval(), {**rep, "member_parallel_processes": world}
 
 
+def text_stream(emb, x_img: torch.Tensor, rows: set[int]) -> torch.Tensor:
+    """Report and sentence embeddings of the given rows, centred per modality against the modality
+    gap: each text cloud is moved so that its mean is the image mean (and re-normalised), so the
+    classifier and transcoders see text where images live."""
+    if emb.report is None or emb.sentence is None:
+        raise DataError(
+            "multimodal training needs text embeddings: rerun `lanic-hub embed` without --no-text"
+        )
+    keep_r = torch.tensor([int(r) in rows for r in emb.row_ids]) & emb.has_report
+    keep_s = torch.tensor([int(r) in rows for r in emb.sentence_row])
+    mu = x_img.mean(0)
+    parts = []
+    for t in (emb.report[keep_r].float(), emb.sentence[keep_s].float()):
+        t = torch.unique(t, dim=0)  # report sentences repeat a lot; each distinct text once
+        if len(t):
+            parts.append(torch.nn.functional.normalize(t - t.mean(0) + mu, dim=1))
+    if not parts:
+        raise DataError("no report or sentence embeddings among the training rows")
+    return torch.cat(parts)
+
+
 def train_from_embeddings(
     embeddings: str | Path,
     out: str | Path,
@@ -193,10 +214,15 @@ def train_from_embeddings(
     n_members: int | None = None,
     policy: str = "U-Ignore",
     classifier: ClassifierConfig | None = None,
+    multimodal: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train classifier + ensemble; write ``classifier.safetensors``, ``ensemble.safetensors`` (each
-    with a ``.json`` config beside it) and ``fidelity.json`` under ``out``."""
+    with a ``.json`` config beside it) and ``fidelity.json`` under ``out``.
+
+    ``multimodal`` adds the train split's report and sentence embeddings to the transcoders'
+    training stream (targets: the classifier's hidden layer on them), see :func:`text_stream`.
+    """
     from .data.open import open_dataset
 
     if preset not in PRESETS:
@@ -233,7 +259,13 @@ def train_from_embeddings(
     tcfg = TranscoderConfig(d_in=x.shape[1], d_out=h.shape[1], **ens_kw)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ens, ens_rep = _train_members(x[tr], h[tr], tcfg, TrainConfig(**p["train"]), out, progress)
+    x_fit, h_fit = x[tr], h[tr]
+    if multimodal:
+        x_text = text_stream(emb, x[tr], set(emb.row_ids[tr].tolist()))
+        with torch.no_grad():
+            x_fit, h_fit = torch.cat([x_fit, x_text]), torch.cat([h_fit, clf.hidden(x_text)])
+    ens, ens_rep = _train_members(x_fit, h_fit, tcfg, TrainConfig(**p["train"]), out, progress)
+    ens_rep["multimodal"] = {"enabled": multimodal, "stream_rows": len(x_fit), "image_rows": len(tr)}
     if ens is None:  # a non-zero rank of a member-parallel run: rank 0 writes the results
         return {}
     fid = fidelity(ens, x[te], h[te])
