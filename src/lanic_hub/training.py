@@ -112,12 +112,11 @@ def matryoshka_vs_topk(
     plain TopK ensemble (one level) of the same L, k and member count, trained on the same data."""
     from .data.phantom import ALL_FACTORS, FINDING_FACTORS
     from .transcoders.analysis import best_latents
-    from .transcoders.ensemble import concat_members
 
     n = min(n_members, ens.T)
     plain_cfg = replace(ens.cfg, n_members=n, levels=(ens.cfg.n_latents,), first_member=0)
     plain, _ = train_ensemble(x_tr, h_tr, plain_cfg, train, progress=progress)
-    mat = concat_members([ens]) if n == ens.T else _first_members(ens, n)
+    mat = ens if n == ens.T else _first_members(ens, n)
     gt = {f: np.array(test_rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS}
     out: dict[str, Any] = {
         "members_compared": n,

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -367,7 +366,3 @@ def raw_forward_throughput(bb: Backbone, batch_size: int, n_batches: int = 10) -
     for _ in range(n_batches):
         bb.encode_image(x)
     return batch_size * n_batches / (time.perf_counter() - t)
-
-
-def as_numpy(e: Embeddings) -> np.ndarray:
-    return e.image.float().numpy()

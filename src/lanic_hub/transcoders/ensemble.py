@@ -12,7 +12,7 @@ loss sums the FVU of every level. Explanations use the full level.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
@@ -207,15 +207,3 @@ class TranscoderEnsemble(nn.Module):
     def normalize_decoder(self) -> None:
         """Keep decoder rows at unit norm (the activation carries the scale)."""
         self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8))
-
-
-def fvu(h: torch.Tensor, recon: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """Per-member FVU: sum ||h - ĥ_t||² / sum ||h - mean(h)||², recon (B, T, H) -> (T,)."""
-    return (recon - h[:, None, :]).pow(2).sum(dim=(0, 2)) / var.clamp(min=1e-12)
-
-
-@dataclass
-class Losses:
-    total: torch.Tensor
-    fvu_levels: list[torch.Tensor] = field(default_factory=list)  # each (T,)
-    aux: torch.Tensor | None = None

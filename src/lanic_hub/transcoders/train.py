@@ -231,19 +231,4 @@ def fidelity(
     }
 
 
-def member_loop_baseline(
-    e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig, tcfg: TrainConfig, progress: bool = False
-) -> list[TranscoderEnsemble]:
-    """The research-code way: each member trained alone, one after the other (for benchmarks)."""
-    from dataclasses import replace
-
-    out = []
-    for t in range(cfg.n_members):
-        m, _ = train_ensemble(
-            e, h, replace(cfg, n_members=1, seed=cfg.seed * 1000 + t), tcfg, progress=progress
-        )
-        out.append(m)
-    return out
-
-
-__all__ = ["TrainConfig", "train_ensemble", "fidelity", "check_pairs", "member_loop_baseline"]
+__all__ = ["TrainConfig", "train_ensemble", "fidelity", "check_pairs"]

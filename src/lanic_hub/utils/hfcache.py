@@ -11,15 +11,6 @@ import shutil
 from pathlib import Path
 
 
-def hub_cache_dir(hf_home: str | Path | None = None) -> Path:
-    """``$HF_HUB_CACHE`` / ``$HF_HOME/hub`` as huggingface_hub resolves them (or under ``hf_home``)."""
-    if hf_home is not None:
-        return Path(hf_home) / "hub"
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
 def put_in_hf_cache(
     src: str | Path, repo_id: str, cache: str | Path, revision: str = "main", repo_type: str = "model"
 ) -> Path:
