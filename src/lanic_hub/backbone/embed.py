@@ -140,13 +140,14 @@ def embed_dataset(
     rows = [r for k in todo for r in range(k * shard_size, min(len(ds), (k + 1) * shard_size))]
     t0 = time.perf_counter()
     loader = DataLoader(
-        _Images(ds, rows, bb.preprocess, bb.image_size),
+        _Images(ds.select_columns(["image"]), rows, bb.preprocess, bb.image_size),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=_collate,
         pin_memory=bb.device.type == "cuda",
         persistent_workers=False,
     )
+    report_col = ds.select_columns(["report"])  # text only: never pull image bytes for reports
     torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
     pending: list[tuple[int, torch.Tensor | None, str]] = []  # (row, embedding or None, error), in row order
     failed = 0
@@ -175,7 +176,7 @@ def embed_dataset(
             end = min(len(ds), (queue[0] + 1) * shard_size)
             done = [p for p in pending if p[0] < end]
             pending = [p for p in pending if p[0] >= end]
-            _write_shard(out, queue.pop(0), ds, bb, done, torch_dtype, text)
+            _write_shard(out, queue.pop(0), report_col, bb, done, torch_dtype, text)
     bar.close()
     if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -214,7 +215,7 @@ def _write_shard(out: Path, k: int, ds, bb: Backbone, done, torch_dtype, text: b
     }
     meta: dict[str, str] = {"errors": json.dumps([(r, err) for r, _, err in done if err]), "shard": str(k)}
     if text and len(rows):
-        reports = [ds[int(r)]["report"] or "" for r in rows]
+        reports = [x or "" for x in ds[rows.tolist()]["report"]]
         has = [i for i, r in enumerate(reports) if r.strip()]
         rep = torch.zeros(len(rows), d)
         if has:
