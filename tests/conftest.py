@@ -37,3 +37,45 @@ def tiny_phantom_clip(tmp_path_factory):
     cfg = replace(PhantomClipConfig(), n_images=96, epochs=1, batch_size=32, max_seconds=60)
     root = tmp_path_factory.mktemp("cache")
     return cfg, root, ensure_phantom_clip(cfg, root=root, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_embedded(tiny_phantom_clip, tmp_path_factory):
+    """300 phantoms (findings twice as common) embedded by the tiny phantom CLIP."""
+    from lanic_hub.backbone import load_backbone
+    from lanic_hub.backbone.embed import embed_dataset
+    from lanic_hub.data.phantom import PhantomConfig, export, load_phantom_dataset
+
+    root = tmp_path_factory.mktemp("train")
+    world = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))
+    hf = export(root / "ph", 300, seed=4, cfg=world, mimic=False, progress=False)["hf"]
+    bb = load_backbone(f"local-dir:{tiny_phantom_clip[2]}")
+    embed_dataset(
+        load_phantom_dataset(hf),
+        bb,
+        root / "emb",
+        num_workers=0,
+        text=False,
+        progress=False,
+        data_spec=f"hf:{hf}",
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_embedded):
+    """A trained classifier + 8-member ensemble with its pattern bank, at a tiny size (a 1-epoch
+    backbone's members agree less than real ones: merge thresholds are loosened to 0.3)."""
+    from lanic_hub.patterns import BankConfig
+    from lanic_hub.patterns.build import build_patterns
+    from lanic_hub.training import train_from_embeddings
+
+    out = tiny_embedded / "bank-model"
+    train_from_embeddings(tiny_embedded / "emb", out, n_members=8, progress=False)
+    build_patterns(
+        out,
+        tiny_embedded / "emb",
+        config=BankConfig(min_support=2, gallery_size=5, cos_threshold=0.3, corr_threshold=0.3),
+        progress=False,
+    )
+    return out

@@ -17,29 +17,9 @@ from lanic_hub.training import train_from_embeddings
 from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
 
 
-@pytest.fixture(scope="module")
-def embedded(tiny_phantom_clip, tmp_path_factory):
-    from lanic_hub.data.phantom import PhantomConfig, export, load_phantom_dataset
-
-    root = tmp_path_factory.mktemp("train")
-    world = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))
-    hf = export(root / "ph", 300, seed=4, cfg=world, mimic=False, progress=False)["hf"]
-    bb = load_backbone(f"local-dir:{tiny_phantom_clip[2]}")
-    embed_dataset(
-        load_phantom_dataset(hf),
-        bb,
-        root / "emb",
-        num_workers=0,
-        text=False,
-        progress=False,
-        data_spec=f"hf:{hf}",
-    )
-    return root
-
-
-def test_train_writes_models_that_reload_and_decompose_exactly(embedded):
-    out = embedded / "model"
-    rep = train_from_embeddings(embedded / "emb", out, n_members=4, progress=False)
+def test_train_writes_models_that_reload_and_decompose_exactly(tiny_embedded):
+    out = tiny_embedded / "model"
+    rep = train_from_embeddings(tiny_embedded / "emb", out, n_members=4, progress=False)
     for f in (
         "classifier.safetensors",
         "classifier.json",
@@ -55,7 +35,7 @@ def test_train_writes_models_that_reload_and_decompose_exactly(embedded):
     ecfg = json.loads((out / "ensemble.json").read_text())
     ens = TranscoderEnsemble(TranscoderConfig(**{**ecfg, "levels": tuple(ecfg["levels"])}))
     ens.load_state_dict(load_file(out / "ensemble.safetensors"))
-    x = load_embeddings(embedded / "emb").image.float()
+    x = load_embeddings(tiny_embedded / "emb").image.float()
     with torch.no_grad():
         h = clf.hidden(x)
         v, i = ens.encode(x)
@@ -67,24 +47,24 @@ def test_train_writes_models_that_reload_and_decompose_exactly(embedded):
     assert rep["auroc"]["classifier"]["macro"] > 0.5 and "test split" in rep["measured_on"]
 
 
-def test_train_bad_inputs(embedded, tmp_path):
+def test_train_bad_inputs(tiny_embedded, tmp_path):
     with pytest.raises(ConfigError, match="unknown preset"):
-        train_from_embeddings(embedded / "emb", tmp_path, preset="huge", progress=False)
+        train_from_embeddings(tiny_embedded / "emb", tmp_path, preset="huge", progress=False)
     with pytest.raises(DataError, match="not the dataset"):
         from lanic_hub.data.phantom import export
 
         other = export(tmp_path / "o", 10, seed=99, mimic=False, progress=False)["hf"]
-        train_from_embeddings(embedded / "emb", tmp_path / "m", data=f"hf:{other}", progress=False)
+        train_from_embeddings(tiny_embedded / "emb", tmp_path / "m", data=f"hf:{other}", progress=False)
 
 
-def test_member_parallel_torchrun_equals_single_process(embedded, tmp_path):
+def test_member_parallel_torchrun_equals_single_process(tiny_embedded, tmp_path):
     import os
     import shutil
     import subprocess
     import sys
 
     single = tmp_path / "single"
-    train_from_embeddings(embedded / "emb", single, n_members=4, progress=False)
+    train_from_embeddings(tiny_embedded / "emb", single, n_members=4, progress=False)
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     r = subprocess.run(
         [
@@ -96,7 +76,7 @@ def test_member_parallel_torchrun_equals_single_process(embedded, tmp_path):
             "lanic_hub.cli",
             "train",
             "--embeddings",
-            str(embedded / "emb"),
+            str(tiny_embedded / "emb"),
             "--out",
             str(tmp_path / "multi"),
             "--members",
@@ -140,6 +120,6 @@ def test_multimodal_stream_adds_centred_text_rows(tiny_phantom_clip, tmp_path):
     assert mm["enabled"] and mm["stream_rows"] > mm["image_rows"]
 
 
-def test_multimodal_needs_text_embeddings(embedded, tmp_path):
+def test_multimodal_needs_text_embeddings(tiny_embedded, tmp_path):
     with pytest.raises(DataError, match="without --no-text"):
-        train_from_embeddings(embedded / "emb", tmp_path, n_members=2, multimodal=True, progress=False)
+        train_from_embeddings(tiny_embedded / "emb", tmp_path, n_members=2, multimodal=True, progress=False)

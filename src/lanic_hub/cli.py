@@ -242,6 +242,55 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_dataclass_args(p: argparse.ArgumentParser, cls) -> None:
+    """One ``--flag`` per field of a config dataclass (type and default from the dataclass)."""
+    import dataclasses
+
+    for f in dataclasses.fields(cls):
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=f.default,
+            help=f"(default {f.default})",
+        )
+
+
+def _dataclass_from_args(cls, args: argparse.Namespace):
+    import dataclasses
+
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def cmd_patterns(args: argparse.Namespace) -> int:
+    from .patterns import BankConfig
+    from .patterns.build import build_patterns
+
+    bank = build_patterns(
+        args.model,
+        args.embeddings,
+        data=args.data,
+        config=_dataclass_from_args(BankConfig, args),
+        vocabulary=args.vocabulary,
+        ms_embeddings=args.ms_embeddings,
+        thumbnails=args.thumbnails,
+    )
+    top = sorted(bank.patterns, key=lambda p: -p["support"])[:10]
+    print(json.dumps({"counts": bank.meta["counts"], "seconds": bank.meta["seconds"]}, indent=1))
+    for p in top:
+        print(f"  pattern {p['id']:4d}  support {p['support']:3d}  {p['category']:10s}  {p['name']}")
+    print(f"pattern bank written to {args.model}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import Explainer
+
+    ex = Explainer.from_folder(args.model, backbone=args.backbone)
+    for e in ex.explain(list(args.images)):
+        print(json.dumps(e.to_dict(), indent=1) if args.json else e.render(top=args.top))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lanic-hub", description="CXR-LanIC toolkit. Research software, not a medical device."
@@ -366,6 +415,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="add report and sentence embeddings to the transcoders' training stream",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "patterns",
+        help="score, merge, select and name the ensemble's patterns (the pattern bank)",
+        **_fmt(
+            "Build the pattern bank of a trained model over an embeddings folder; writes\n"
+            "patterns.safetensors and patterns.json into the model folder.",
+            "lanic-hub patterns --model runs/quickstart/model --embeddings runs/quickstart/embeddings",
+        ),
+    )
+    p.add_argument("--model", required=True, help="folder written by `lanic-hub train`")
+    p.add_argument("--embeddings", required=True, help="folder written by `lanic-hub embed`")
+    p.add_argument("--data", default=None, help="dataset spec (default: from the embeddings manifest)")
+    p.add_argument(
+        "--vocabulary", default=None, help="phrase<TAB>category<TAB>concept file (default: packaged)"
+    )
+    p.add_argument(
+        "--ms-embeddings", default=None, help="embeddings of the same rows by another encoder, for MS"
+    )
+    p.add_argument("--thumbnails", action="store_true", help="export gallery thumbnails (open licences only)")
+    from .patterns import BankConfig
+
+    _add_dataclass_args(p, BankConfig)
+    p.set_defaults(func=cmd_patterns)
+
+    p = sub.add_parser(
+        "explain",
+        help="explain predictions on images, pattern by pattern",
+        **_fmt(
+            "Predict the five findings on images and split each logit into its patterns.",
+            "lanic-hub explain --model runs/quickstart/model image.png",
+        ),
+    )
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
+    p.add_argument("--model", required=True, help="model folder with a pattern bank")
+    p.add_argument("--backbone", default=None, help="override the backbone recorded in the bank")
+    p.add_argument("--top", type=int, default=6, help="patterns shown per finding (default 6)")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    p.set_defaults(func=cmd_explain)
     return ap
 
 

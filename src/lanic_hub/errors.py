@@ -48,3 +48,15 @@ class ImageLoadError(DataError):
 
 class LicenceError(LanicError, PermissionError):
     """An operation would re-publish images whose licence forbids it."""
+
+
+class VocabularyError(ConfigError):
+    """A vocabulary file has a malformed line, an unknown category or an empty phrase."""
+
+    def __init__(self, path: str | Path, line: int, reason: str) -> None:
+        self.path, self.line = str(path), line
+        super().__init__(f"{path}: line {line}: {reason}")
+
+
+class BankMismatchError(LanicError, ValueError):
+    """A pattern bank is used with a model (classifier or ensemble) it was not built from."""

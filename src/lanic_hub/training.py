@@ -298,3 +298,31 @@ def train_from_embeddings(
     _atomic_save(ens.state_dict(), tcfg.to_dict(), out / "ensemble.safetensors")
     write_text_atomic(out / "fidelity.json", json.dumps(report, indent=1))
     return report
+
+
+def load_trained(folder: str | Path) -> tuple[DiagnosticClassifier, TranscoderEnsemble]:
+    """The classifier and ensemble that ``lanic-hub train`` wrote to ``folder``, in eval mode."""
+    folder = Path(folder)
+    for name in ("classifier", "ensemble"):
+        if not (folder / f"{name}.safetensors").is_file() or not (folder / f"{name}.json").is_file():
+            raise DataError(
+                f"{folder}: no {name}.safetensors/.json; not a folder written by `lanic-hub train`"
+            )
+    c = json.loads((folder / "classifier.json").read_text())
+    clf = DiagnosticClassifier(c["d_in"], c["hidden"], len(c.get("findings", FINDINGS)))
+    clf.load_state_dict(load_file(folder / "classifier.safetensors"))
+    e = json.loads((folder / "ensemble.json").read_text())
+    ens = TranscoderEnsemble(TranscoderConfig(**{**e, "levels": tuple(e["levels"])}))
+    ens.load_state_dict(load_file(folder / "ensemble.safetensors"))
+    return clf.eval(), ens.eval()
+
+
+def ensemble_fingerprint(ens: TranscoderEnsemble) -> str:
+    """sha256 of the ensemble's weights: a pattern bank is only valid for the ensemble it was built on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(ens.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -20,6 +20,20 @@ def auroc_columns(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (ranks[y].sum(0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def auroc_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(M, K) AUROC of every column of ``scores`` (N, M) against every binary column of ``labels``
+    (N, K): the columns are ranked once and every label's rank sum is one matrix product.
+    A label with a single class gives a NaN column."""
+    y = np.asarray(labels, dtype=np.float64)
+    n_pos = y.sum(0)
+    n_neg = len(y) - n_pos
+    ranks = rankdata(scores, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (ranks.T @ y - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    out[:, (n_pos == 0) | (n_neg == 0)] = np.nan
+    return out
+
+
 @torch.no_grad()
 def best_latents(
     ens: TranscoderEnsemble, e: torch.Tensor, factors: dict[str, np.ndarray], members_per_chunk: int = 10

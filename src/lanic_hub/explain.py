@@ -1,0 +1,242 @@
+"""Explanations: a finding's logit split exactly into bias, pattern contributions and error.
+
+For each finding c (see :mod:`lanic_hub.decomposition`)::
+
+    logit_c = bias_c + Σ_patterns contribution_p,c + unbanked_c + error_c
+
+``contribution_p,c`` sums the contributions ``(z_t,i / T) · W2_c · W_dec_t[:, i]`` of the latents
+(t, i) merged into bank pattern p; ``unbanked_c`` is the same sum over active latents that are in
+no bank pattern (they are reported, never dropped), and ``error_c = W2_c · (h - ĥ)`` is what the
+ensemble misses. The four parts add up to the classifier's own logit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .classifier import DiagnosticClassifier
+from .constants import FINDINGS
+from .decomposition import decompose, latent_logit_weights
+from .patterns import PatternBank
+from .transcoders import TranscoderEnsemble
+
+#: Share of the absolute contribution mass that the "patterns per prediction" count covers.
+COVERAGE = 0.9
+
+
+@dataclass
+class PatternContribution:
+    pattern: int
+    name: str
+    category: str
+    contribution: float
+    """Its share of the logit."""
+    activation: float
+    """Mean activation of its member latents on this image."""
+    ms: float | None
+    support: int
+    gallery: list[int]
+    """Dataset rows of its top-activating images (the bank's gallery, best first)."""
+
+
+@dataclass
+class FindingExplanation:
+    finding: str
+    probability: float
+    logit: float
+    bias: float
+    error: float
+    unbanked: float
+    """Sum of the contributions of active latents that belong to no bank pattern."""
+    patterns: list[PatternContribution]
+    """Every contributing bank pattern, by decreasing |contribution|."""
+    n_cover: int
+    """Fewest items (bank patterns, or unbanked latents one by one) holding 90% of the absolute
+    contribution mass."""
+
+    @property
+    def total(self) -> float:
+        """bias + patterns + unbanked + error: equals ``logit`` (to float precision)."""
+        return self.bias + sum(p.contribution for p in self.patterns) + self.unbanked + self.error
+
+
+@dataclass
+class Explanation:
+    findings: list[FindingExplanation]
+    source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __getitem__(self, finding: str) -> FindingExplanation:
+        for f in self.findings:
+            if f.finding == finding:
+                return f
+        raise KeyError(f"{finding!r}; findings are {[f.finding for f in self.findings]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self, top: int = 6) -> str:
+        """Plain text a clinician can read."""
+        head = f"Explanation of {self.source}" if self.source else "Explanation"
+        lines = [head, "(research software, not a medical device; not for clinical use)", ""]
+        for f in sorted(self.findings, key=lambda f: -f.probability):
+            lines.append(f"{f.finding}: probability {f.probability:.2f} (logit {f.logit:+.2f})")
+            lines.append(
+                f"  baseline {f.bias:+.2f}; {len(f.patterns)} patterns contribute; "
+                f"{f.n_cover} items carry 90% of the evidence"
+            )
+            for p in f.patterns[:top]:
+                arrow = "raises" if p.contribution > 0 else "lowers"
+                ms = f"MS {p.ms:.2f}, " if p.ms is not None else ""
+                lines.append(
+                    f"  {p.contribution:+.2f}  {arrow}: '{p.name}' [{p.category}] "
+                    f"(pattern {p.pattern}, found by {p.support} members, {ms}activation {p.activation:.2f})"
+                )
+            rest = sum(p.contribution for p in f.patterns[top:])
+            lines.append(
+                f"  {rest:+.2f}  {max(len(f.patterns) - top, 0)} smaller patterns; "
+                f"{f.unbanked:+.2f} latents outside the bank; {f.error:+.2f} not captured by the ensemble"
+            )
+            lines.append("")
+        return "\n".join(lines + self.notes).rstrip() + "\n"
+
+    __str__ = render
+
+
+@torch.no_grad()
+def explain_embeddings(
+    clf: DiagnosticClassifier,
+    ens: TranscoderEnsemble,
+    bank: PatternBank,
+    e: torch.Tensor,
+    sources: list[str] | None = None,
+    findings: tuple[str, ...] = FINDINGS,
+) -> list[Explanation]:
+    """Explain a batch of embeddings (B, d)."""
+    e = e.float()
+    parts = decomposition_by_pattern(clf, ens, bank, e)
+    logits = clf(e)
+    prob = torch.sigmoid(logits)
+    out = []
+    pats = bank.patterns
+    for b in range(len(e)):
+        fs = []
+        for c, name in enumerate(findings):
+            contrib = parts["patterns"][b, :, c]
+            nz = (parts["activation"][b] > 0).nonzero(as_tuple=True)[0]
+            order = nz[torch.argsort(contrib[nz].abs(), descending=True)]
+            fs.append(
+                FindingExplanation(
+                    finding=name,
+                    probability=float(prob[b, c]),
+                    logit=float(logits[b, c]),
+                    bias=float(parts["bias"][b, c]),
+                    error=float(parts["error"][b, c]),
+                    unbanked=float(parts["unbanked"][b, c]),
+                    patterns=[
+                        PatternContribution(
+                            pattern=int(p),
+                            name=pats[p]["name"],
+                            category=pats[p]["category"],
+                            contribution=float(contrib[p]),
+                            activation=float(parts["activation"][b, p]),
+                            ms=pats[p]["ms"],
+                            support=pats[p]["support"],
+                            gallery=[g["row"] for g in pats[p]["gallery"]],
+                        )
+                        for p in order.tolist()
+                    ],
+                    n_cover=int(parts["n_cover"][b, c]),
+                )
+            )
+        out.append(Explanation(fs, sources[b] if sources else None))
+    return out
+
+
+@torch.no_grad()
+def decomposition_by_pattern(
+    clf: DiagnosticClassifier, ens: TranscoderEnsemble, bank: PatternBank, e: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Tensors of the explanation of a batch: ``bias``, ``error``, ``unbanked`` (B, C);
+    ``patterns`` (B, P, C) contributions; ``activation`` (B, P); ``n_cover`` (B, C)."""
+    h = clf.hidden(e)
+    v, i = ens.encode(e)
+    recon = ens.decode(v, i).mean(1)
+    W2, b2 = clf.fc2.weight, clf.fc2.bias  # noqa: N806
+    d = decompose(v, i, h, recon, W2, b2, ens.b_dec, U=latent_logit_weights(ens.W_dec, W2))
+    B, T, k, C = d.contributions.shape
+    P = len(bank)
+    lat = (i + torch.arange(T).view(1, T, 1) * ens.cfg.n_latents).reshape(B, T * k)
+    pid = bank.latent_pattern[lat]  # (B, T*k)
+    flat = d.contributions.reshape(B, T * k, C)
+    banked = pid >= 0
+    rows = torch.arange(B).view(B, 1).expand_as(pid)
+    per_pattern = torch.zeros(B, P, C).index_put_((rows[banked], pid[banked]), flat[banked], accumulate=True)
+    support = bank.support.float()
+    vals = v.reshape(B, T * k)
+    act = torch.zeros(B, P).index_put_(
+        (rows[banked], pid[banked]), vals[banked] / support[pid[banked]], accumulate=True
+    )
+    loose = flat * (~banked).unsqueeze(-1)
+    items = torch.cat([per_pattern, loose], dim=1).abs()  # (B, P + T*k, C)
+    srt = items.sort(dim=1, descending=True).values
+    cum = srt.cumsum(1)
+    total = cum[:, -1:, :]
+    n_cover = ((cum < COVERAGE * total).sum(1) + 1).where(
+        total[:, 0] > 0, torch.zeros_like(total[:, 0]).long()
+    )
+    return {
+        "bias": d.bias,
+        "error": d.error,
+        "unbanked": loose.sum(1),
+        "patterns": per_pattern,
+        "activation": act,
+        "n_cover": n_cover,
+    }
+
+
+class Explainer:
+    """A trained model folder (classifier, ensemble, pattern bank) with its backbone: images in,
+    explanations out. ``lanic-hub explain`` and the model class use it."""
+
+    def __init__(
+        self, clf: DiagnosticClassifier, ens: TranscoderEnsemble, bank: PatternBank, backbone=None
+    ) -> None:
+        from .training import ensemble_fingerprint
+
+        bank.check_ensemble(ensemble_fingerprint(ens), ens.cfg.n_members * ens.cfg.n_latents)
+        self.clf, self.ens, self.bank, self.backbone = clf, ens, bank, backbone
+
+    @classmethod
+    def from_folder(cls, folder, backbone: str | None = None) -> Explainer:
+        from .patterns import PatternBank
+        from .training import load_trained
+
+        clf, ens = load_trained(folder)
+        bank = PatternBank.load(folder)
+        bb = None
+        spec = backbone or bank.meta.get("backbone", {}).get("spec")
+        if spec:
+            from .backbone import load_backbone
+
+            bb = load_backbone(spec)
+        return cls(clf, ens, bank, bb)
+
+    def embed(self, images: list) -> torch.Tensor:
+        """Unit image embeddings of paths, PIL images, arrays or DICOM files."""
+        from .data.images import load_image
+        from .errors import ConfigError
+
+        if self.backbone is None:
+            raise ConfigError("this explainer has no backbone; give embeddings to explain_embeddings")
+        x = torch.stack([self.backbone.preprocess(load_image(im)) for im in images])
+        return self.backbone.encode_image(x).cpu()
+
+    def explain(self, images: list, sources: list[str] | None = None) -> list[Explanation]:
+        srcs = sources or [
+            str(im) if isinstance(im, (str, bytes)) or hasattr(im, "__fspath__") else None for im in images
+        ]
+        return explain_embeddings(self.clf, self.ens, self.bank, self.embed(images), srcs)

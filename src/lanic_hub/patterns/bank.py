@@ -1,0 +1,134 @@
+"""The pattern bank: what a latent means, stored beside the model.
+
+Files (in the model folder)::
+
+    patterns.safetensors   latent_pattern (T*L,) int64: bank pattern of every latent, -1 if none
+                           pattern_direction (P, d): mean unit encoder direction of each pattern
+                           latent_frequency / latent_max / latent_mean / latent_ms /
+                           latent_purity / latent_coherence (T*L,) float32: per-latent scores
+    patterns.json          {"meta": {...}, "patterns": [{...}, ...]}: per pattern id, name,
+                           category, concept, confidence, support, members [[t, i], ...],
+                           frequency (mean over members), coverage (any member), max, mean,
+                           ms, purity {label, auroc}, best_factor (phantoms), text_coherence,
+                           typical_sentences, gallery [{row, activation}]
+
+``meta`` records the ensemble fingerprint (a bank refuses any other ensemble), the stage counts
+(latents, alive, merged, selected), the thresholds, the MS encoder and the data it was measured on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import BankMismatchError, ConfigError, DataError
+from ..utils.io import write_text_atomic
+
+BANK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """How latents become the bank. Every threshold is recorded in the bank's metadata."""
+
+    gallery_size: int = 20
+    """Top-activating images kept per pattern (and per latent, for text coherence)."""
+    cos_threshold: float = 0.7
+    """Latents of two members merge when their encoder directions have at least this cosine ..."""
+    corr_threshold: float = 0.5
+    """... and their activations on the sample rows at least this correlation."""
+    min_support: int = 5
+    """A pattern is kept when at least this many members found it (stability)."""
+    min_frequency: float = 0.002
+    """... its member latents fire, on average, on at least this fraction of images ..."""
+    max_frequency: float = 0.9
+    """... and on at most this fraction (always-on directions are offsets, not patterns) ..."""
+    min_ms: float = 0.0
+    """... and has a MonoSemanticity score of at least this."""
+    sample_rows: int = 4096
+    """Rows (a fixed random sample) on which activation profiles and label AUROCs are computed."""
+    batch_size: int = 512
+    naming: str = "gallery"
+    """Name from the gallery's mean embedding ('gallery') or the encoder direction ('direction')."""
+    typical_sentences: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.naming not in ("gallery", "direction"):
+            raise ConfigError(f"naming must be 'gallery' or 'direction', not {self.naming!r}")
+        if not 0 <= self.min_frequency <= self.max_frequency <= 1:
+            raise ConfigError(f"need 0 <= min_frequency <= max_frequency <= 1: {self}")
+        if min(self.gallery_size, self.min_support, self.sample_rows, self.batch_size) < 1:
+            raise ConfigError(f"sizes must be >= 1: {self}")
+
+
+@dataclass
+class PatternBank:
+    latent_pattern: torch.Tensor
+    direction: torch.Tensor
+    latent_scores: dict[str, torch.Tensor]
+    patterns: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    @property
+    def support(self) -> torch.Tensor:
+        return torch.tensor([p["support"] for p in self.patterns], dtype=torch.long)
+
+    def check_ensemble(self, fingerprint: str, n_latents_total: int) -> None:
+        """Refuse an ensemble this bank was not built from."""
+        if self.meta["ensemble_fingerprint"] != fingerprint or len(self.latent_pattern) != n_latents_total:
+            raise BankMismatchError(
+                f"this pattern bank was built from ensemble {self.meta['ensemble_fingerprint']} "
+                f"({len(self.latent_pattern)} latents), not from this one ({fingerprint}, "
+                f"{n_latents_total} latents); rebuild it with `lanic-hub patterns`"
+            )
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {"latent_pattern": self.latent_pattern, "pattern_direction": self.direction}
+        tensors |= {f"latent_{k}": v.float() for k, v in self.latent_scores.items()}
+        tmp = folder / f"patterns.safetensors.tmp{os.getpid()}"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        os.replace(tmp, folder / "patterns.safetensors")
+        doc = {"version": BANK_VERSION, "meta": self.meta, "patterns": self.patterns}
+        write_text_atomic(folder / "patterns.json", json.dumps(doc, indent=1, default=_jsonable))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PatternBank:
+        folder = Path(folder)
+        st, js = folder / "patterns.safetensors", folder / "patterns.json"
+        if not st.is_file() or not js.is_file():
+            raise DataError(
+                f"{folder}: no patterns.safetensors/patterns.json; run `lanic-hub patterns` first"
+            )
+        doc = json.loads(js.read_text())
+        if doc.get("version") != BANK_VERSION:
+            raise DataError(
+                f"{js}: pattern bank version {doc.get('version')} unsupported (want {BANK_VERSION})"
+            )
+        t = load_file(st)
+        scores = {
+            k[len("latent_") :]: v for k, v in t.items() if k.startswith("latent_") and k != "latent_pattern"
+        }
+        bank = cls(t["latent_pattern"], t["pattern_direction"], scores, doc["patterns"], doc["meta"])
+        if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
+            raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
+        return bank
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if hasattr(x, "__dataclass_fields__"):
+        return asdict(x)
+    raise TypeError(f"not JSON-serialisable: {type(x)}")

@@ -1,0 +1,428 @@
+"""Build the pattern bank from a trained ensemble and an embeddings folder (``lanic-hub patterns``).
+
+Two streaming passes over the embedding shards, memory bounded by the number of latents (not of
+images):
+
+1. every latent: frequency, max, mean, MonoSemanticity (exact, one pass), its top activating
+   images, and its activations on a fixed sample of rows (profiles, label AUROCs);
+2. after merging latents across members into patterns: the same scores for each pattern's
+   activation (the mean of its member latents' activations), and its gallery.
+
+Then the bank is selected by support, frequency and MS, and grounded in language: a name from
+the vocabulary through the backbone's text tower, the most typical report sentences, and the
+text coherence of its gallery's reports (all-MiniLM-L6-v2 through sentence-transformers).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..backbone.embed import iter_shards
+from ..constants import CHEXPERT_LABELS
+from ..errors import DataError
+from ..transcoders import TranscoderEnsemble
+from ..transcoders.analysis import auroc_matrix
+from .bank import BankConfig, PatternBank
+from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors
+from .merge import merge_latents
+from .scores import ScoreAccumulator, merge_topk
+from .vocabulary import Vocabulary, load_vocabulary
+
+
+class RowStore:
+    """Image embeddings of an embeddings folder, memory-mapped, gathered by position."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        shards = [s for _, s in iter_shards(folder)]
+        self.manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.row_ids = (
+            torch.cat([s["row_ids"] for s in shards]) if shards else torch.zeros(0, dtype=torch.long)
+        )
+        self._img = [s["image"] for s in shards]
+        self._start = np.cumsum([0] + [len(x) for x in self._img])
+
+    def __len__(self) -> int:
+        return int(self._start[-1])
+
+    @property
+    def dim(self) -> int:
+        return self._img[0].shape[1]
+
+    def gather(self, pos: torch.Tensor) -> torch.Tensor:
+        pos = pos.reshape(-1).numpy()
+        shard = np.searchsorted(self._start, pos, side="right") - 1
+        out = torch.empty(len(pos), self.dim)
+        for s in np.unique(shard):
+            m = shard == s
+            out[torch.from_numpy(m)] = self._img[s][torch.from_numpy(pos[m] - self._start[s])].float()
+        return out
+
+    def batches(self, batch_size: int):
+        """(first position, (B, d) float32 embeddings) in order."""
+        for s, x in enumerate(self._img):
+            for a in range(0, len(x), batch_size):
+                yield int(self._start[s]) + a, x[a : a + batch_size].float()
+
+
+def _sparse(ens: TranscoderEnsemble, e: torch.Tensor):
+    """Non-zero (row, flat latent t*L+i, value) entries of a batch's sparse codes."""
+    v, i = ens.encode(e)
+    B, T, k = v.shape
+    lat = (i + torch.arange(T).view(1, T, 1) * ens.cfg.n_latents).reshape(-1)
+    rows = torch.arange(B).view(B, 1, 1).expand(B, T, k).reshape(-1)
+    v = v.reshape(-1)
+    keep = v > 0
+    return rows[keep], lat[keep], v[keep]
+
+
+def label_table(sub) -> tuple[list[str], np.ndarray]:
+    """Binary labels available on rows: CheXpert observations (positive = 1; uncertain and blank
+    count as not positive) and, on phantoms, every ground-truth factor's presence."""
+    from ..data.phantom import ALL_FACTORS
+
+    names, cols = [], []
+    for c in CHEXPERT_LABELS:
+        if c in sub.column_names:
+            v = np.array([np.nan if x is None else x for x in sub[c]], dtype=float)
+            names.append(c)
+            cols.append(v == 1)
+    for f in ALL_FACTORS:
+        if f"gt_{f}" in sub.column_names:
+            names.append(f"gt_{f}")
+            cols.append(np.array(sub[f"gt_{f}"], dtype=bool))
+    return names, (np.stack(cols, 1) if cols else np.zeros((len(sub), 0), dtype=bool))
+
+
+def _dense(sample_idx: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n: int, keep_cols: torch.Tensor):
+    """(n, len(keep_cols)) dense matrix from sparse entries, keeping the given columns in order."""
+    where = torch.full((int(cols.max()) + 1 if len(cols) else 1,), -1, dtype=torch.long)
+    where[keep_cols[keep_cols < len(where)]] = torch.arange(len(keep_cols))[keep_cols < len(where)]
+    c = where[cols.clamp(max=len(where) - 1)]
+    m = c >= 0
+    out = torch.zeros(n, len(keep_cols))
+    out.index_put_((sample_idx[m], c[m]), vals[m].float(), accumulate=True)
+    return out
+
+
+def _purity(acts: np.ndarray, Y: np.ndarray, names: list[str], chunk: int = 2048):  # noqa: N803
+    """Best label and its AUROC for each column of ``acts``; NaN where a column never fires."""
+    M = acts.shape[1]
+    best_auc = np.full(M, np.nan)
+    best_lab = np.full(M, -1)
+    full = np.full((M, len(names)), np.nan)
+    if not names:
+        return best_auc, best_lab, full
+    for a in range(0, M, chunk):
+        block = acts[:, a : a + chunk]
+        au = auroc_matrix(block, Y)
+        au[~(block > 0).any(0)] = np.nan
+        full[a : a + chunk] = au
+        ok = ~np.all(np.isnan(au), axis=1)
+        best_lab[a : a + chunk][ok] = np.nanargmax(au[ok], axis=1)
+        best_auc[a : a + chunk][ok] = np.nanmax(au[ok], axis=1)
+    return best_auc, best_lab, full
+
+
+@torch.no_grad()
+def build_bank(
+    ens: TranscoderEnsemble,
+    embeddings: str | Path,
+    ds,
+    *,
+    config: BankConfig | None = None,
+    vocabulary: Vocabulary | None = None,
+    backbone=None,
+    ms_embeddings: str | Path | None = None,
+    sentence_model: str | None = None,
+    data_spec: str = "",
+    progress: bool = True,
+) -> PatternBank:
+    """Score, merge, select and name the patterns of ``ens`` over the embedded dataset ``ds``.
+
+    ``ds`` is the dataset the embeddings were made from (labels, reports). ``backbone`` (a
+    :class:`~lanic_hub.backbone.Backbone`) provides the text tower for naming; None loads the one
+    named in the embeddings manifest. ``ms_embeddings``: another embeddings folder of the same rows
+    whose encoder MS is measured with (default: the backbone's own image embeddings).
+    """
+    from ..training import ensemble_fingerprint
+
+    cfg = config or BankConfig()
+    vocab = vocabulary or load_vocabulary()
+    t0 = time.perf_counter()
+    store = RowStore(embeddings)
+    N, T, L = len(store), ens.cfg.n_members, ens.cfg.n_latents
+    M = T * L
+    if store.dim != ens.cfg.d_in:
+        raise DataError(f"{embeddings}: embeddings have width {store.dim}, the ensemble reads {ens.cfg.d_in}")
+    ms_store, ms_name = store, f"backbone image tower ({store.manifest['backbone']['spec']}, same encoder)"
+    if ms_embeddings is not None:
+        ms_store = RowStore(ms_embeddings)
+        if not torch.equal(ms_store.row_ids, store.row_ids):
+            raise DataError(f"{ms_embeddings}: holds other rows than {embeddings}; embed the same dataset")
+        ms_name = f"{ms_store.manifest['backbone']['spec']} image tower"
+    G = cfg.gallery_size
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_s = min(cfg.sample_rows, N)
+    sample_pos = torch.randperm(N, generator=gen)[:n_s].sort().values
+    sample_of = torch.full((N,), -1, dtype=torch.long)
+    sample_of[sample_pos] = torch.arange(n_s)
+
+    def stream(desc: str):
+        bar = tqdm(total=N, desc=desc, unit="img", disable=not progress)
+        for start, e in store.batches(cfg.batch_size):
+            pos = torch.arange(start, start + len(e))
+            e_ms = e if ms_store is store else ms_store.gather(pos)
+            yield pos, e, torch.nn.functional.normalize(e_ms, dim=1)
+            bar.update(len(e))
+        bar.close()
+
+    # pass 1: latents
+    acc = ScoreAccumulator(M, ms_store.dim)
+    e_sum = torch.zeros(store.dim, dtype=torch.float64)
+    top_v, top_i = torch.full((M, G), float("-inf")), torch.full((M, G), -1, dtype=torch.long)
+    samp: list[tuple[torch.Tensor, ...]] = []
+    for pos, e, e_ms in stream("latent scores"):
+        rows, lat, val = _sparse(ens, e)
+        acc.add(rows, lat, val, e_ms)
+        e_sum += e.double().sum(0)
+        top_v, top_i = merge_topk(top_v, top_i, lat, val, pos[rows])
+        s = sample_of[pos[rows]]
+        m = s >= 0
+        samp.append((s[m], lat[m], val[m]))
+    lat_stats = acc.result()
+    s_idx, s_lat, s_val = (torch.cat(x) for x in zip(*samp, strict=True))
+    alive = lat_stats.frequency > 0
+
+    # merge alive latents across members
+    alive_ids = alive.nonzero(as_tuple=True)[0]
+    profiles = _dense(s_idx, s_lat, s_val, n_s, alive_ids)
+    directions = ens.W_enc.detach().T[alive_ids]
+    mg = merge_latents(
+        directions,
+        profiles,
+        alive_ids // L,
+        torch.ones(len(alive_ids), dtype=torch.bool),
+        lat_stats.frequency[alive_ids],
+        cfg.cos_threshold,
+        cfg.corr_threshold,
+    )
+    pattern_of = torch.full((M,), -1, dtype=torch.long)
+    pattern_of[alive_ids] = mg.pattern_of
+    P = len(mg.support)
+    support = mg.support.float()
+
+    # pass 2: patterns (activation = mean of the member latents' activations)
+    pacc = ScoreAccumulator(P, ms_store.dim)
+    g_v, g_i = torch.full((P, G), float("-inf")), torch.full((P, G), -1, dtype=torch.long)
+    p_sample = torch.zeros(n_s, P)
+    for pos, e, e_ms in stream("pattern scores"):
+        rows, lat, val = _sparse(ens, e)
+        pid = pattern_of[lat]
+        m = pid >= 0
+        act = torch.zeros(len(e), P).index_put_((rows[m], pid[m]), val[m] / support[pid[m]], accumulate=True)
+        pacc.add_dense(act, e_ms)
+        r, c = act.nonzero(as_tuple=True)
+        g_v, g_i = merge_topk(g_v, g_i, c, act[r, c], pos[r])
+        s = sample_of[pos]
+        p_sample[s[s >= 0]] = act[s >= 0]
+    p_stats = pacc.result()
+    # a pattern's frequency is how often a typical member fires it; 'coverage' is how often any does
+    member_freq = torch.zeros(P).index_add_(0, mg.pattern_of, lat_stats.frequency[alive_ids]) / support
+
+    # labels on the sample rows
+    row_ids = store.row_ids
+    sub = ds.select(row_ids[sample_pos].tolist())
+    label_names, Y = label_table(sub)  # noqa: N806
+    lat_purity = np.full(M, np.nan)
+    lat_label = np.full(M, -1)
+    if label_names:
+        a, b, _ = _purity(_dense(s_idx, s_lat, s_val, n_s, alive_ids).numpy(), Y, label_names)
+        lat_purity[alive_ids.numpy()], lat_label[alive_ids.numpy()] = a, b
+    p_purity, p_label, p_full = _purity(p_sample.numpy(), Y, label_names)
+
+    # select
+    ms_ok = torch.nan_to_num(p_stats.ms, nan=-np.inf) >= cfg.min_ms
+    keep = (
+        (mg.support >= cfg.min_support)
+        & (member_freq >= cfg.min_frequency)
+        & (member_freq <= cfg.max_frequency)
+        & ms_ok
+    )
+    sel = keep.nonzero(as_tuple=True)[0]
+    remap = torch.full((P + 1,), -1, dtype=torch.long)
+    remap[sel] = torch.arange(len(sel))
+    latent_pattern = remap[pattern_of.clamp(min=-1)]  # -1 maps through remap[-1] = -1
+    latent_pattern[pattern_of < 0] = -1
+
+    # language: reports of the galleries, sentence embeddings, names
+    has_reports = "report" in ds.column_names
+    lat_coh = torch.full((M,), float("nan"))
+    p_coh = torch.full((P,), float("nan"))
+    coh_baseline = float("nan")
+    sentences = None
+    if has_reports:
+        need = torch.unique(torch.cat([top_i[alive].reshape(-1), g_i[sel].reshape(-1)]))
+        need = need[need >= 0]
+        rows_needed = row_ids[need].tolist()
+        texts = ds.select_columns(["report"]).select(rows_needed)["report"]
+        reports = dict(zip(rows_needed, texts, strict=True))
+        from ..backbone.phantom_clip import minilm_dir
+
+        sentences = ReportSentences(reports, sentence_model or str(minilm_dir()))
+        to_row = lambda g: torch.where(g >= 0, row_ids[g.clamp(min=0)], torch.full_like(g, -1))  # noqa: E731
+        lat_coh[alive] = sentences.coherence(to_row(top_i[alive]))
+        p_coh[sel] = sentences.coherence(to_row(g_i[sel]))
+        coh_baseline = sentences.random_baseline(G, seed=cfg.seed)
+
+    if backbone is None:
+        from ..backbone import load_backbone
+
+        backbone = load_backbone(store.manifest["backbone"]["spec"])
+    phrase_emb = backbone.encode_text([NAMING_TEMPLATE.format(p) for p in vocab.phrases]).float().cpu()
+    if cfg.naming == "gallery":  # the mean embedding of each pattern's gallery
+        gi = g_i[sel]
+        have = (gi >= 0).float().unsqueeze(-1)
+        vecs = (store.gather(gi.clamp(min=0)).view(len(sel), G, store.dim) * have).sum(1) / have.sum(1).clamp(min=1)
+        centre = (e_sum / N).float()
+    else:  # the encoder direction: already relative to b_pre, no centring
+        vecs, centre = _pattern_directions(ens, latent_pattern, len(sel)), torch.zeros(store.dim)
+    names = name_vectors(vecs, centre, phrase_emb, vocab) if len(sel) else []
+
+    gt_cols = [j for j, n in enumerate(label_names) if n.startswith("gt_")]
+    patterns: list[dict[str, Any]] = []
+    for new, old in enumerate(sel.tolist()):
+        members = (pattern_of == old).nonzero(as_tuple=True)[0]
+        rec: dict[str, Any] = {
+            "id": new,
+            "name": names[new].name,
+            "category": names[new].category,
+            "concept": names[new].concept,
+            "confidence": names[new].confidence,
+            "annotation": names[new].__dict__,
+            "support": int(mg.support[old]),
+            "members": [[int(g // L), int(g % L)] for g in members],
+            "frequency": float(member_freq[old]),
+            "coverage": float(p_stats.frequency[old]),
+            "max": float(p_stats.max[old]),
+            "mean": float(p_stats.mean[old]),
+            "ms": float(p_stats.ms[old]),
+            "purity": {
+                "label": label_names[p_label[old]] if p_label[old] >= 0 else None,
+                "auroc": _f(p_purity[old]),
+            },
+            "text_coherence": _f(p_coh[old]),
+            "typical_sentences": [],
+            "gallery": [
+                {"row": int(row_ids[i]), "activation": float(v)}
+                for v, i in zip(g_v[old].tolist(), g_i[old].tolist(), strict=True)
+                if i >= 0
+            ],
+        }
+        if gt_cols:
+            j = int(np.nanargmax(np.nan_to_num(p_full[old, gt_cols], nan=-1)))
+            rec["best_factor"] = {"factor": label_names[gt_cols[j]][3:], "auroc": _f(p_full[old, gt_cols[j]])}
+        if sentences is not None:
+            rec["typical_sentences"] = sentences.typical(
+                [g["row"] for g in rec["gallery"]], cfg.typical_sentences
+            )
+        patterns.append(rec)
+
+    direction = _pattern_directions(ens, latent_pattern, len(sel))
+    meta = {
+        "ensemble_fingerprint": ensemble_fingerprint(ens),
+        "n_members": T,
+        "n_latents": L,
+        "counts": {"latents": M, "alive": int(alive.sum()), "merged": P, "selected": len(sel)},
+        "config": cfg.__dict__,
+        "measured_on": f"{data_spec or 'dataset'}: all {N} embedded rows; label AUROCs and activation "
+        f"profiles on a fixed random sample of {n_s} rows",
+        "ms_encoder": ms_name,
+        "sentence_model": sentences.model if sentences else None,
+        "text_coherence_random_baseline": _f(coh_baseline),
+        "labels": label_names,
+        "vocabulary": {"source": vocab.source, "phrases": len(vocab)},
+        "backbone": store.manifest["backbone"],
+        "embeddings": str(Path(embeddings).resolve()),
+        "dataset_fingerprint": store.manifest["dataset"]["fingerprint"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    latent_scores = {
+        "frequency": lat_stats.frequency,
+        "max": lat_stats.max,
+        "mean": lat_stats.mean,
+        "ms": lat_stats.ms,
+        "purity": torch.from_numpy(lat_purity).float(),
+        "purity_label": torch.from_numpy(lat_label).float(),
+        "coherence": lat_coh,
+    }
+    return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
+
+
+def _pattern_directions(ens: TranscoderEnsemble, latent_pattern: torch.Tensor, P: int) -> torch.Tensor:  # noqa: N803
+    """(P, d) normalised mean of the unit encoder directions of each pattern's latents."""
+    W = torch.nn.functional.normalize(ens.W_enc.detach().T.float(), dim=1)  # noqa: N806
+    m = latent_pattern >= 0
+    out = torch.zeros(P, W.shape[1]).index_add_(0, latent_pattern[m], W[m])
+    return torch.nn.functional.normalize(out, dim=1)
+
+
+def _f(x) -> float | None:
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+__all__ = ["Annotation", "RowStore", "build_bank", "label_table"]
+
+
+def build_patterns(
+    model: str | Path,
+    embeddings: str | Path,
+    *,
+    data: str | None = None,
+    config: BankConfig | None = None,
+    vocabulary: str | Path | None = None,
+    ms_embeddings: str | Path | None = None,
+    thumbnails: bool = False,
+    progress: bool = True,
+) -> PatternBank:
+    """``lanic-hub patterns``: build the bank of the model in ``model`` (written by ``lanic-hub
+    train``) over an embeddings folder, and save it beside the model."""
+    from ..data.open import open_dataset
+    from ..training import load_trained
+    from .gallery import export_thumbnails
+
+    _, ens = load_trained(model)
+    man = json.loads((Path(embeddings) / "manifest.json").read_text()) if Path(embeddings).is_dir() else {}
+    spec = data or man.get("data_spec")
+    if not spec:
+        raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
+    ds = open_dataset(spec)
+    if man and ds._fingerprint != man["dataset"]["fingerprint"]:
+        raise DataError(f"{spec} is not the dataset the embeddings in {embeddings} were made from")
+    if thumbnails:  # refuse before hours of work, not after
+        from ..data.schema import require_redistributable
+
+        require_redistributable(ds, "export gallery thumbnails")
+    bank = build_bank(
+        ens,
+        embeddings,
+        ds,
+        config=config,
+        vocabulary=load_vocabulary(vocabulary),
+        ms_embeddings=ms_embeddings,
+        data_spec=spec,
+        progress=progress,
+    )
+    bank.save(model)
+    if thumbnails:
+        bank.meta["thumbnails"] = export_thumbnails(bank, ds, model, progress=progress)
+        bank.save(model)
+    return bank

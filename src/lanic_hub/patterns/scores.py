@@ -1,0 +1,149 @@
+"""Per-latent scores as pure functions and streaming accumulators on tensors.
+
+MonoSemanticity (Pach et al., 2025). With activations min-max scaled to ``ã ∈ [0, 1]`` over the
+dataset and unit embeddings ``ê_n`` from an encoder::
+
+    MS = Σ_{n<m} ã_n ã_m ê_n·ê_m / Σ_{n<m} ã_n ã_m
+
+Because ``Σ_{n≠m} ã_n ã_m ê_n·ê_m = ||Σ_n ã_n ê_n||² - Σ_n ã_n²`` (unit ``ê``) and
+``Σ_{n≠m} ã_n ã_m = (Σ_n ã_n)² - Σ_n ã_n²``, MS needs only ``Σ a ê`` (one vector per latent),
+``Σ a``, ``Σ a²``, ``Σ ê``, N, min and max, all of which add up over batches: the score is exact,
+one pass, O(N·d) per latent, and for sparse codes only the active (sample, latent) pairs cost
+anything. The min-max scaling is folded in afterwards (``ã = (a - lo) / (hi - lo)``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class LatentStats(NamedTuple):
+    """Scores of M latents (or patterns) over one dataset."""
+
+    frequency: torch.Tensor
+    """(M,) fraction of samples where the activation is > 0."""
+    max: torch.Tensor
+    mean: torch.Tensor
+    """(M,) mean activation over all samples (zeros included)."""
+    ms: torch.Tensor
+    """(M,) MonoSemanticity score; NaN for a latent with fewer than two samples above its minimum."""
+
+
+class ScoreAccumulator:
+    """Streams sparse activations (sample, latent, value) of M latents and the samples' embeddings.
+
+    Memory is O(M·d) whatever the number of samples. ``add`` takes the non-zero entries only:
+    every absent (sample, latent) pair is an activation of exactly 0.
+    """
+
+    def __init__(self, n_latents: int, d: int, device: torch.device | str = "cpu") -> None:
+        self.M, self.d = n_latents, d
+        z = lambda *s: torch.zeros(*s, dtype=torch.float64, device=device)  # noqa: E731
+        self.n = 0
+        self.count = z(n_latents)
+        self.sum = z(n_latents)
+        self.sumsq = z(n_latents)
+        self.max = z(n_latents)
+        self.min_pos = torch.full((n_latents,), float("inf"), dtype=torch.float64, device=device)
+        self.sum_ae = z(n_latents, d)
+        self.sum_e = z(d)
+
+    def add(self, rows: torch.Tensor, latents: torch.Tensor, values: torch.Tensor, emb: torch.Tensor) -> None:
+        """Add a batch: ``emb`` (B, d) unit embeddings, and the non-zero activations given as three
+        flat tensors: the row of ``emb`` (0..B-1), the latent (0..M-1) and the value (> 0)."""
+        keep = values > 0
+        rows, latents, v = rows[keep], latents[keep], values[keep].double()
+        e = emb.double()
+        self.n += e.shape[0]
+        self.sum_e += e.sum(0)
+        self.count.index_add_(0, latents, torch.ones_like(v))
+        self.sum.index_add_(0, latents, v)
+        self.sumsq.index_add_(0, latents, v * v)
+        self.max.scatter_reduce_(0, latents, v, reduce="amax")
+        self.min_pos.scatter_reduce_(0, latents, v, reduce="amin")
+        self.sum_ae.index_add_(0, latents, v.unsqueeze(1) * e[rows])
+
+    def add_dense(self, acts: torch.Tensor, emb: torch.Tensor) -> None:
+        """Add a batch of dense activations (B, M)."""
+        r, c = acts.nonzero(as_tuple=True)
+        self.add(r, c, acts[r, c], emb)
+
+    def result(self) -> LatentStats:
+        n = self.n
+        # the minimum over the dataset is 0 unless the latent fired on every sample
+        lo = torch.where(self.count >= n, self.min_pos, torch.zeros_like(self.min_pos))
+        rng = self.max - lo
+        ok = rng > 0
+        r = torch.where(ok, rng, torch.ones_like(rng))
+        s1 = (self.sum - n * lo) / r  # Σ ã
+        s2 = (self.sumsq - 2 * lo * self.sum + n * lo * lo) / (r * r)  # Σ ã²
+        v = (self.sum_ae - lo.unsqueeze(1) * self.sum_e) / r.unsqueeze(1)  # Σ ã ê
+        num = (v * v).sum(1) - s2
+        den = s1 * s1 - s2
+        ms = torch.where(ok & (den > 1e-12), num / den.clamp(min=1e-12), torch.full_like(num, float("nan")))
+        return LatentStats(
+            frequency=(self.count / max(n, 1)).float(),
+            max=self.max.float(),
+            mean=(self.sum / max(n, 1)).float(),
+            ms=ms.float(),
+        )
+
+
+def ms_scores(acts: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """MS of every column of dense activations ``acts`` (N, M) given unit embeddings ``emb`` (N, d)."""
+    acc = ScoreAccumulator(acts.shape[1], emb.shape[1], acts.device)
+    acc.add_dense(acts, emb)
+    return acc.result().ms
+
+
+def cross_group_similarity(
+    group_sums: torch.Tensor, group_sq: torch.Tensor, group_n: torch.Tensor
+) -> torch.Tensor:
+    """Mean cosine similarity over pairs of unit vectors drawn from *different* groups.
+
+    For S sets of groups: ``group_sums`` (S, G, d) is each group's vector sum, ``group_sq`` (S, G)
+    each group's ``||sum||²`` and ``group_n`` (S, G) its size. Same-group pairs (two sentences of
+    one report) are left out, and it is linear in the number of vectors:
+    ``Σ_{i,j in different groups} s_i·s_j = ||Σ_g sum_g||² - Σ_g ||sum_g||²``.
+    """
+    total = group_sums.sum(1)
+    num = (total * total).sum(-1) - group_sq.sum(1)
+    n = group_n.sum(1)
+    den = n * n - (group_n * group_n).sum(1)
+    return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, float("nan")))
+
+
+def grouped_topk(
+    groups: torch.Tensor, values: torch.Tensor, ids: torch.Tensor, n_groups: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest ``values`` of each group, from flat (group, value, id) entries.
+
+    Returns (G, k) values (``-inf`` where a group has fewer than k entries) and ids (-1 there).
+    Sorting the flat entries costs O(E log E) and never forms a dense (G, samples) matrix.
+    """
+    order = torch.argsort(values, descending=True, stable=True)
+    order = order[torch.argsort(groups[order], stable=True)]
+    g, v, i = groups[order], values[order], ids[order]
+    start = torch.zeros(n_groups + 1, dtype=torch.long, device=g.device)
+    start[1:] = torch.bincount(g, minlength=n_groups).cumsum(0)
+    pos = torch.arange(len(g), device=g.device) - start[g]
+    keep = pos < k
+    out_v = torch.full((n_groups, k), float("-inf"), dtype=values.dtype, device=values.device)
+    out_i = torch.full((n_groups, k), -1, dtype=torch.long, device=ids.device)
+    out_v[g[keep], pos[keep]] = v[keep]
+    out_i[g[keep], pos[keep]] = i[keep]
+    return out_v, out_i
+
+
+def merge_topk(
+    best_v: torch.Tensor, best_i: torch.Tensor, groups: torch.Tensor, values: torch.Tensor, ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold new flat entries into running (G, k) top-k tables (see :func:`grouped_topk`)."""
+    G, k = best_v.shape
+    have = best_i >= 0
+    g_old = torch.arange(G, device=best_v.device).unsqueeze(1).expand(G, k)[have]
+    return grouped_topk(
+        torch.cat([g_old, groups]), torch.cat([best_v[have], values]), torch.cat([best_i[have], ids]), G, k
+    )

@@ -1,0 +1,235 @@
+"""The pattern bank of a tiny trained model: streamed scores against direct recomputation, the
+exact explanation, the licence guard, bad input, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lanic_hub.backbone.embed import load_embeddings
+from lanic_hub.data.open import open_dataset
+from lanic_hub.errors import BankMismatchError, LicenceError
+from lanic_hub.explain import Explainer, decomposition_by_pattern, explain_embeddings
+from lanic_hub.patterns import PatternBank, ms_scores
+from lanic_hub.patterns.gallery import export_thumbnails
+from lanic_hub.patterns.phantom_check import ground_truth_check, pattern_activations
+from lanic_hub.training import load_trained
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_model, tiny_embedded):
+    clf, ens = load_trained(tiny_model)
+    bank = PatternBank.load(tiny_model)
+    emb = load_embeddings(tiny_embedded / "emb")
+    return clf, ens, bank, emb
+
+
+def test_stage_counts_and_selection_thresholds(parts):
+    _, ens, bank, _ = parts
+    c = bank.meta["counts"]
+    assert c["latents"] == ens.cfg.n_members * ens.cfg.n_latents
+    assert c["latents"] >= c["alive"] >= c["merged"] >= c["selected"] == len(bank) > 0
+    cfg = bank.meta["config"]
+    for p in bank.patterns:
+        assert p["support"] >= cfg["min_support"] == 2
+        assert cfg["min_frequency"] <= p["frequency"] <= cfg["max_frequency"]
+        members = (bank.latent_pattern == p["id"]).nonzero(as_tuple=True)[0]
+        L = ens.cfg.n_latents
+        assert sorted([int(g // L), int(g % L)] for g in members) == sorted(p["members"])
+        assert len({t for t, _ in p["members"]}) == p["support"]  # one latent per member
+        assert p["category"] in ("cardiac", "pulmonary", "pleural", "structural", "device", "artifact")
+        assert "Support Devices" in bank.meta["labels"] and "gt_pacemaker" in bank.meta["labels"]
+
+
+def test_streamed_pattern_scores_equal_a_direct_recomputation(parts):
+    _, ens, bank, emb = parts
+    x = emb.image.float()
+    acts = pattern_activations(ens, bank, x)
+    ms = ms_scores(acts.double(), torch.nn.functional.normalize(x.double(), dim=1))
+    for p in bank.patterns:
+        j = p["id"]
+        assert p["ms"] == pytest.approx(float(ms[j]), abs=1e-4)
+        assert p["coverage"] == pytest.approx(float((acts[:, j] > 0).float().mean()), abs=1e-6)
+        assert p["max"] == pytest.approx(float(acts[:, j].max()), rel=1e-5)
+        # the gallery is the top of the activation, best first, as dataset row references
+        g = p["gallery"]
+        top = acts[:, j].topk(len(g)).values
+        assert [r["activation"] for r in g] == pytest.approx(top.tolist(), rel=1e-5)
+        pos = {int(r): i for i, r in enumerate(emb.row_ids)}
+        assert [float(acts[pos[r["row"]], j]) for r in g] == pytest.approx(top.tolist(), rel=1e-5)
+    # per-latent frequency against dense codes
+    z = ens.dense_codes(x).reshape(len(x), -1)
+    assert torch.allclose(bank.latent_scores["frequency"], (z > 0).float().mean(0), atol=1e-6)
+
+
+def test_explanations_add_up_to_the_classifier_logit(parts):
+    clf, ens, bank, emb = parts
+    x = emb.image.float()[:40]
+    with torch.no_grad():
+        logits = clf(x)
+    d = decomposition_by_pattern(clf, ens, bank, x)
+    total = d["bias"] + d["patterns"].sum(1) + d["unbanked"] + d["error"]
+    assert torch.allclose(total, logits, atol=1e-4)
+    ex = explain_embeddings(clf, ens, bank, x[:3])
+    for b, e in enumerate(ex):
+        for c, f in enumerate(e.findings):
+            assert f.total == pytest.approx(float(logits[b, c]), abs=1e-4)
+            assert f.probability == pytest.approx(float(torch.sigmoid(logits[b, c])), abs=1e-6)
+            mags = [abs(p.contribution) for p in f.patterns]
+            assert mags == sorted(mags, reverse=True)
+            assert 1 <= f.n_cover <= len(f.patterns) + ens.cfg.n_members * ens.cfg.k
+    doc = ex[0].to_dict()
+    assert json.loads(json.dumps(doc)) == doc
+    assert "not a medical device" in ex[0].render()
+
+
+def test_coverage_count_is_the_smallest_set_holding_90_percent(parts):
+    clf, ens, bank, emb = parts
+    x = emb.image.float()[:5]
+    d = decomposition_by_pattern(clf, ens, bank, x)
+    from lanic_hub.decomposition import decompose, latent_logit_weights
+
+    v, i = ens.encode(x)
+    with torch.no_grad():
+        full = decompose(
+            v,
+            i,
+            clf.hidden(x),
+            ens.decode(v, i).mean(1),
+            clf.fc2.weight,
+            clf.fc2.bias,
+            ens.b_dec,
+            U=latent_logit_weights(ens.W_dec, clf.fc2.weight),
+        )
+    lat = (i + torch.arange(ens.T).view(1, -1, 1) * ens.cfg.n_latents).reshape(len(x), -1)
+    for b in range(len(x)):
+        for c in range(5):
+            items: dict = {}
+            for g, val in zip(
+                lat[b].tolist(), full.contributions[b].reshape(-1, 5)[:, c].tolist(), strict=True
+            ):
+                p = int(bank.latent_pattern[g])
+                key = ("p", p) if p >= 0 else ("l", g)
+                items[key] = items.get(key, 0.0) + val
+            mags = sorted((abs(v) for v in items.values()), reverse=True)
+            need = next(n for n in range(1, len(mags) + 1) if sum(mags[:n]) >= 0.9 * sum(mags) - 1e-9)
+            assert int(d["n_cover"][b, c]) == need
+
+
+def test_bank_round_trip_and_refuses_another_ensemble(parts, tiny_model, tmp_path):
+    _, ens, bank, _ = parts
+    bank.save(tmp_path)
+    again = PatternBank.load(tmp_path)
+    assert torch.equal(again.latent_pattern, bank.latent_pattern)
+    assert torch.equal(again.direction, bank.direction)
+    assert again.patterns == bank.patterns and again.meta == bank.meta
+    clf, other = load_trained(tiny_model)
+    with torch.no_grad():
+        other.W_enc[0, 0] += 1.0
+    with pytest.raises(BankMismatchError, match="rebuild it"):
+        Explainer(clf, other, bank)
+    with pytest.raises(Exception, match="run `lanic-hub patterns`"):
+        PatternBank.load(tmp_path / "nowhere")
+
+
+def test_thumbnails_only_for_redistributable_data(parts, tiny_embedded, tmp_path):
+    from lanic_hub.data.schema import DataSource, attach_source
+
+    _, _, bank, emb = parts
+    ds = open_dataset(emb.manifest["data_spec"])
+    n = export_thumbnails(bank, ds, tmp_path / "ok", size=32, per_pattern=2, progress=False)
+    files = sorted((tmp_path / "ok" / "thumbnails").glob("*.png"))
+    assert n == len(files) == sum(min(2, len(p["gallery"])) for p in bank.patterns)
+    mimic = attach_source(
+        ds, DataSource("mimic-cxr", "PhysioNet Credentialed Health Data License 1.5.0", False, "", "")
+    )
+    with pytest.raises(LicenceError, match="mimic-cxr"):
+        export_thumbnails(bank, mimic, tmp_path / "no", progress=False)
+    assert not (tmp_path / "no").exists()  # refused before writing anything
+
+
+def test_ground_truth_check_matches_sklearn(parts):
+    from sklearn.metrics import roc_auc_score
+
+    _, ens, bank, emb = parts
+    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    acts = pattern_activations(ens, bank, emb.image.float()).numpy()
+    r = ground_truth_check(acts, bank, ds)
+    f = r["factors"]["chest_tube"]
+    y = np.array(ds["gt_chest_tube"], dtype=bool)
+    assert f["auroc_moderate_plus"] == pytest.approx(
+        max(roc_auc_score(y, acts[:, j]) for j in range(len(bank)))
+    )
+    assert r["n_factors"] == 17 and 0 <= r["pure_patterns_fraction"] <= 1
+
+
+def test_cli_patterns_and_explain_end_to_end(tiny_model, tiny_embedded, tmp_path):
+    import shutil
+
+    from lanic_hub.data.images import load_image
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    for f in ("patterns.json", "patterns.safetensors"):
+        (model / f).unlink()
+    cli = [sys.executable, "-m", "lanic_hub.cli"]
+    r = subprocess.run(
+        cli
+        + [
+            "patterns",
+            "--model",
+            str(model),
+            "--embeddings",
+            str(tiny_embedded / "emb"),
+            "--min-support",
+            "2",
+            "--cos-threshold",
+            "0.3",
+            "--corr-threshold",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((model / "patterns.json").read_text())["meta"]["config"]["min_support"] == 2
+    emb = load_embeddings(tiny_embedded / "emb")
+    ds = open_dataset(emb.manifest["data_spec"])
+    img = tmp_path / "phantom.png"
+    load_image(ds[0]["image"]).save(img)
+    r = subprocess.run(
+        cli + ["explain", "--model", str(model), "--json", str(img)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(r.stdout)
+    assert doc["source"] == str(img) and len(doc["findings"]) == 5
+    for f in doc["findings"]:
+        parts_sum = f["bias"] + sum(p["contribution"] for p in f["patterns"]) + f["unbanked"] + f["error"]
+        assert parts_sum == pytest.approx(f["logit"], abs=1e-4)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("rib fracture\tbones\n")
+    r = subprocess.run(
+        cli
+        + [
+            "patterns",
+            "--model",
+            str(model),
+            "--embeddings",
+            str(tiny_embedded / "emb"),
+            "--vocabulary",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 2 and "unknown category 'bones'" in r.stderr

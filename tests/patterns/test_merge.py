@@ -1,0 +1,60 @@
+"""Merging latents across members: same direction AND same samples, one latent per member."""
+
+from __future__ import annotations
+
+import torch
+
+from lanic_hub.patterns.merge import merge_latents
+
+
+def _world(seed: int = 0):
+    """3 members x 4 latents. Concept A is found by every member, concept B by members 0 and 1;
+    member 2's latent 1 points like A but fires on other samples; the rest are noise."""
+    g = torch.Generator().manual_seed(seed)
+    d, n = 16, 200
+    A, B = torch.randn(d, generator=g), torch.randn(d, generator=g)  # noqa: N806
+    fire_a = (torch.rand(n, generator=g) < 0.3).float()
+    fire_b = (torch.rand(n, generator=g) < 0.2).float()
+    fire_x = (torch.rand(n, generator=g) < 0.3).float()
+    dirs = torch.randn(12, d, generator=g)
+    prof = torch.relu(torch.randn(n, 12, generator=g)) * (torch.rand(n, 12, generator=g) < 0.1)
+    for t, j in ((0, 2), (1, 0), (2, 3)):  # concept A at different latent indices
+        dirs[4 * t + j] = A + 0.1 * torch.randn(d, generator=g)
+        prof[:, 4 * t + j] = fire_a * (1 + 0.1 * torch.rand(n, generator=g))
+    for t, j in ((0, 0), (1, 3)):
+        dirs[4 * t + j] = B + 0.1 * torch.randn(d, generator=g)
+        prof[:, 4 * t + j] = fire_b * (1 + 0.1 * torch.rand(n, generator=g))
+    dirs[4 * 2 + 1] = A + 0.1 * torch.randn(d, generator=g)
+    prof[:, 4 * 2 + 1] = fire_x
+    member = torch.arange(12) // 4
+    return dirs, prof, member
+
+
+def test_merge_groups_the_shared_concepts_and_counts_support():
+    dirs, prof, member = _world()
+    m = merge_latents(dirs, prof, member, torch.ones(12, dtype=torch.bool), (prof > 0).float().mean(0))
+    pa = m.pattern_of[2]
+    assert m.pattern_of[4 + 0] == pa and m.pattern_of[8 + 3] == pa
+    assert m.support[pa] == 3
+    pb = m.pattern_of[0]
+    assert pb != pa and m.pattern_of[4 + 3] == pb and m.support[pb] == 2
+    assert m.pattern_of[9] not in (pa, pb)  # same direction, different samples: not merged
+    # every latent is in exactly one pattern, at most one latent per member per pattern
+    assert (m.pattern_of >= 0).all()
+    assert int(m.support.sum()) == 12
+    for p in range(len(m.support)):
+        mem = member[m.pattern_of == p]
+        assert len(mem) == len(set(mem.tolist())) == m.support[p]
+
+
+def test_merge_respects_candidates_and_thresholds():
+    dirs, prof, member = _world()
+    cand = torch.ones(12, dtype=torch.bool)
+    cand[8 + 3] = False
+    m = merge_latents(dirs, prof, member, cand, (prof > 0).float().mean(0))
+    assert m.pattern_of[8 + 3] == -1
+    assert m.support[m.pattern_of[2]] == 2
+    strict = merge_latents(
+        dirs, prof, member, torch.ones(12, dtype=torch.bool), torch.rand(12), 0.9999, 0.9999
+    )
+    assert (strict.support == 1).all()  # nothing is that similar: every latent is its own pattern
