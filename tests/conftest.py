@@ -18,6 +18,14 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_biomedclip(tmp_path_factory):
+    """A tiny open_clip model in BiomedCLIP's Hub layout: (folder, tiny BERT folder, state dict)."""
+    from .tiny_models import build_tiny_biomedclip
+
+    return build_tiny_biomedclip(tmp_path_factory.mktemp("tiny-biomedclip"))
+
+
+@pytest.fixture(scope="session")
 def phantom_export(tmp_path_factory):
     """40 phantoms exported once in both forms."""
     from lanic_hub.data.phantom import PhantomConfig, export

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from lanic_hub.backbone import BackboneError, load_backbone
 from lanic_hub.utils.hfcache import put_in_hf_cache
 
-from .conftest import CLIP_REPO, TEXT_REPO
+from ..tiny_models import CLIP_REPO, TEXT_REPO
 
 
 def _assert_equal_state(model, state):

@@ -233,3 +233,49 @@ def test_cli_patterns_and_explain_end_to_end(tiny_model, tiny_embedded, tmp_path
         timeout=600,
     )
     assert r.returncode == 2 and "unknown category 'bones'" in r.stderr
+
+
+def test_ms_with_embeddings_from_another_encoder(parts, tiny_embedded, tiny_biomedclip, tmp_path):
+    import shutil
+
+    from lanic_hub.backbone import load_backbone
+    from lanic_hub.backbone.embed import embed_dataset
+    from lanic_hub.patterns import BankConfig
+    from lanic_hub.patterns.build import build_bank
+
+    _, ens, _, emb = parts
+    folder, bert, _ = tiny_biomedclip
+    other_dir = tmp_path / "other-clip"
+    shutil.copytree(folder, other_dir)
+    shutil.copytree(bert, other_dir / "text_config")
+    ds = open_dataset(emb.manifest["data_spec"])
+    embed_dataset(
+        ds,
+        load_backbone(f"local-dir:{other_dir}"),
+        tmp_path / "emb2",
+        num_workers=0,
+        text=False,
+        progress=False,
+    )
+    cfg = BankConfig(min_support=2, gallery_size=5, cos_threshold=0.3, corr_threshold=0.3)
+    bank = build_bank(
+        ens, tiny_embedded / "emb", ds, config=cfg, ms_embeddings=tmp_path / "emb2", progress=False
+    )
+    assert str(other_dir) in bank.meta["ms_encoder"] and "same encoder" not in bank.meta["ms_encoder"]
+    e2 = torch.nn.functional.normalize(load_embeddings(tmp_path / "emb2").image.double(), dim=1)
+    acts = pattern_activations(ens, bank, emb.image.float()).double()
+    ms = ms_scores(acts, e2)
+    assert [p["ms"] for p in bank.patterns] == pytest.approx(ms.tolist(), abs=1e-4)
+    with pytest.raises(Exception, match="other rows"):
+        sub = ds.select(range(100))
+        embed_dataset(
+            sub,
+            load_backbone(f"local-dir:{other_dir}"),
+            tmp_path / "emb3",
+            num_workers=0,
+            text=False,
+            progress=False,
+        )
+        build_bank(
+            ens, tiny_embedded / "emb", ds, config=cfg, ms_embeddings=tmp_path / "emb3", progress=False
+        )

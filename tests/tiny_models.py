@@ -1,11 +1,11 @@
-"""A tiny open_clip model in BiomedCLIP's exact Hub layout, built for real with open_clip."""
+"""A tiny open_clip model in BiomedCLIP's exact Hub layout, built for real with open_clip
+(the ``tiny_biomedclip`` fixture in conftest.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 TEXT_REPO = "lanic-test/TinyBiomedBERT"
@@ -50,18 +50,14 @@ def _tiny_bert_dir(root: Path) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def tiny_biomedclip(tmp_path_factory):
+def build_tiny_biomedclip(root: Path):
     """(folder in BiomedCLIP layout with .bin weights, the tiny BERT folder, the saved state dict)."""
     import open_clip
 
-    root = tmp_path_factory.mktemp("tiny-biomedclip")
     bert = _tiny_bert_dir(root)
     ref = (
-        json.loads(
-            (Path(__file__).parents[3].parent / "shared/data/biomedclip/open_clip_config.json").read_text()
-        )
-        if (Path(__file__).parents[3].parent / "shared").exists()
+        json.loads((Path(__file__).parents[2] / "shared/data/biomedclip/open_clip_config.json").read_text())
+        if (Path(__file__).parents[2] / "shared").exists()
         else None
     )
     model_cfg = {
