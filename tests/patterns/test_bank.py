@@ -279,3 +279,30 @@ def test_ms_with_embeddings_from_another_encoder(parts, tiny_embedded, tiny_biom
         build_bank(
             ens, tiny_embedded / "emb", ds, config=cfg, ms_embeddings=tmp_path / "emb3", progress=False
         )
+
+
+def test_a_pluggable_annotator_relabels_patterns(parts):
+    import copy
+
+    from lanic_hub.patterns import Annotation, PatternEvidence, annotate_patterns
+
+    _, _, bank, _ = parts
+
+    class FirstSentence:  # an annotator that names a pattern after its most typical sentence
+        def annotate(self, evidence: list[PatternEvidence]) -> list[Annotation | None]:
+            return [
+                Annotation(e.typical_sentences[0], "artifact", "custom", 1.0, 0.0, source="test")
+                if e.typical_sentences
+                else None
+                for e in evidence
+            ]
+
+    pats = copy.deepcopy(bank.patterns)
+    n = annotate_patterns(pats, FirstSentence())
+    with_sentences = [p for p in bank.patterns if p["typical_sentences"]]
+    assert n == len(with_sentences) > 0
+    for old, new in zip(bank.patterns, pats, strict=True):
+        if old["typical_sentences"]:
+            assert new["name"] == old["typical_sentences"][0] and new["annotation"]["source"] == "test"
+        else:
+            assert new["name"] == old["name"]

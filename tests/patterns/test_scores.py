@@ -109,3 +109,20 @@ def test_auroc_matrix_matches_sklearn_with_ties():
         for c in range(2):
             assert got[j, c] == pytest.approx(roc_auc_score(labels[:, c], scores[:, j]))
     assert np.isnan(got[:, 2]).all()
+
+
+def test_sparse_and_dense_accumulation_agree():
+    g = torch.Generator().manual_seed(5)
+    N, M, d = 50, 7, 4
+    e = torch.nn.functional.normalize(torch.randn(N, d, generator=g), dim=1)
+    acts = torch.relu(torch.randn(N, M, generator=g)) * (torch.rand(N, M, generator=g) < 0.4)
+    acts[:, 6] = torch.rand(N, generator=g) + 0.1  # always on
+    dense, sparse = ScoreAccumulator(M, d), ScoreAccumulator(M, d)
+    for a in range(0, N, 16):
+        block = acts[a : a + 16]
+        dense.add_dense(block, e[a : a + 16])
+        r, c = block.nonzero(as_tuple=True)
+        sparse.add(r, c, block[r, c], e[a : a + 16])
+    x, y = dense.result(), sparse.result()
+    for field in x._fields:
+        assert torch.allclose(getattr(x, field), getattr(y, field), atol=1e-6, equal_nan=True), field

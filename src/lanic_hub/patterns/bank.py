@@ -54,14 +54,15 @@ class BankConfig:
     sample_rows: int = 4096
     """Rows (a fixed random sample) on which activation profiles and label AUROCs are computed."""
     batch_size: int = 512
-    naming: str = "gallery"
-    """Name from the gallery's mean embedding ('gallery') or the encoder direction ('direction')."""
+    naming: str = "both"
+    """Name from the gallery's mean embedding ('gallery'), the encoder direction ('direction'), or
+    the average of both views ('both': best on the phantom world, see docs/patterns_phantom.md)."""
     typical_sentences: int = 3
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.naming not in ("gallery", "direction"):
-            raise ConfigError(f"naming must be 'gallery' or 'direction', not {self.naming!r}")
+        if self.naming not in ("gallery", "direction", "both"):
+            raise ConfigError(f"naming must be 'gallery', 'direction' or 'both', not {self.naming!r}")
         if not 0 <= self.min_frequency <= self.max_frequency <= 1:
             raise ConfigError(f"need 0 <= min_frequency <= max_frequency <= 1: {self}")
         if min(self.gallery_size, self.min_support, self.sample_rows, self.batch_size) < 1:

@@ -287,14 +287,17 @@ def build_bank(
 
         backbone = load_backbone(store.manifest["backbone"]["spec"])
     phrase_emb = backbone.encode_text([NAMING_TEMPLATE.format(p) for p in vocab.phrases]).float().cpu()
-    if cfg.naming == "gallery":  # the mean embedding of each pattern's gallery
+    views = []
+    if cfg.naming in ("gallery", "both"):  # the mean embedding of each pattern's gallery
         gi = g_i[sel]
         have = (gi >= 0).float().unsqueeze(-1)
-        vecs = (store.gather(gi.clamp(min=0)).view(len(sel), G, store.dim) * have).sum(1) / have.sum(1).clamp(min=1)
-        centre = (e_sum / N).float()
-    else:  # the encoder direction: already relative to b_pre, no centring
-        vecs, centre = _pattern_directions(ens, latent_pattern, len(sel)), torch.zeros(store.dim)
-    names = name_vectors(vecs, centre, phrase_emb, vocab) if len(sel) else []
+        gal = (store.gather(gi.clamp(min=0)).view(len(sel), G, store.dim) * have).sum(1) / have.sum(1).clamp(
+            min=1
+        )
+        views.append((gal, (e_sum / N).float()))
+    if cfg.naming in ("direction", "both"):  # the encoder direction: relative to b_pre already
+        views.append((_pattern_directions(ens, latent_pattern, len(sel)), torch.zeros(store.dim)))
+    names = name_vectors(views, phrase_emb, vocab) if len(sel) else []
 
     gt_cols = [j for j, n in enumerate(label_names) if n.startswith("gt_")]
     patterns: list[dict[str, Any]] = []

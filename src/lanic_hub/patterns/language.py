@@ -35,35 +35,40 @@ class Annotation:
     confidence: float
     """Softmax probability of the chosen concept over all concepts (of the z-scored similarities)."""
     score: float
-    """z-score of the pattern's similarity to its name among all patterns' similarities to it."""
+    """z-score of the pattern's similarity to its name among all patterns' similarities to it
+    (averaged over the naming views)."""
     source: str = "vocabulary"
     alternatives: list[str] = field(default_factory=list)
 
 
 @torch.no_grad()
 def name_vectors(
-    pattern_vecs: torch.Tensor, image_mean: torch.Tensor, phrase_emb: torch.Tensor, vocab: Vocabulary
+    views: list[tuple[torch.Tensor, torch.Tensor]], phrase_emb: torch.Tensor, vocab: Vocabulary
 ) -> list[Annotation]:
-    """Name each row of ``pattern_vecs`` (P, d) from the vocabulary's text embeddings (V, d).
+    """Name P patterns from the vocabulary's text embeddings (V, d).
 
-    Similarities are centred cosines, then z-scored per phrase across the patterns: a phrase
-    that is close to *every* pattern (a hub of the text space) does not name them all; a phrase
-    names the patterns it is unusually close to. With a single pattern there is nothing to
-    compare against and the raw cosines are used.
+    ``views`` holds one or more (P, d) embedding-space vectors per pattern with the centre to
+    subtract (the gallery mean with the dataset mean; the encoder direction with zero). Each view
+    gives centred cosines to the phrases, z-scored per phrase across the patterns: a phrase close
+    to *every* pattern (a hub of the text space) does not name them all; a phrase names the
+    patterns it is unusually close to. The views' z-scores are averaged. With a single pattern
+    there is nothing to compare against and raw cosines are used.
     """
-    pv = torch.nn.functional.normalize(pattern_vecs.float() - image_mean.float(), dim=1)
     tv = torch.nn.functional.normalize(phrase_emb.float() - phrase_emb.float().mean(0), dim=1)
-    sims = pv @ tv.T  # (P, V)
-    if len(pv) > 1:
-        sims = (sims - sims.mean(0)) / sims.std(0).clamp(min=1e-6)
+    sims = torch.zeros(len(views[0][0]), len(tv))
+    for vecs, centre in views:
+        s = torch.nn.functional.normalize(vecs.float() - centre.float(), dim=1) @ tv.T  # (P, V)
+        if len(s) > 1:
+            s = (s - s.mean(0)) / s.std(0).clamp(min=1e-6)
+        sims += s / len(views)
     concepts = sorted(set(vocab.concepts))
     cidx = torch.tensor([concepts.index(c) for c in vocab.concepts])
-    best = torch.full((len(pv), len(concepts)), float("-inf")).scatter_reduce(
-        1, cidx.expand(len(pv), -1), sims, reduce="amax"
+    best = torch.full((len(sims), len(concepts)), float("-inf")).scatter_reduce(
+        1, cidx.expand(len(sims), -1), sims, reduce="amax"
     )
     prob = torch.softmax(best, dim=1)
     out = []
-    for p in range(len(pv)):
+    for p in range(len(sims)):
         order = torch.argsort(best[p], descending=True)
         c = int(order[0])
         members = (cidx == c).nonzero(as_tuple=True)[0]
@@ -138,7 +143,13 @@ class ReportSentences:
 
         self.rows = sorted(reports)
         self.pos = {r: i for i, r in enumerate(self.rows)}
-        per_row = [[_norm(s) for s in split_sentences(reports[r])] for r in self.rows]
+        self.text: dict[str, str] = {}  # normalised -> as first written
+        per_row = []
+        for r in self.rows:
+            ss = split_sentences(reports[r])
+            per_row.append([_norm(s) for s in ss])
+            for s in ss:
+                self.text.setdefault(_norm(s), s)
         self.per_row = per_row
         distinct = sorted({s for ss in per_row for s in ss})
         sid = {s: i for i, s in enumerate(distinct)}
@@ -182,7 +193,6 @@ class ReportSentences:
         (score ``g · log(g / d)``, g and d the fractions of gallery and dataset reports that hold it)."""
         if not hasattr(self, "_df"):
             self._df = Counter(s for ss in self.per_row for s in set(ss))
-            self._text = {}
         in_gallery = Counter(s for r in gallery if r in self.pos for s in set(self.per_row[self.pos[r]]))
         ng, nd = max(len(gallery), 1), len(self.rows)
         scored = []
@@ -192,4 +202,4 @@ class ReportSentences:
             g, d = c / ng, self._df[s] / nd
             scored.append((g * math.log(g / d), s))
         scored.sort(reverse=True)
-        return [s[0].upper() + s[1:] for score, s in scored[:n] if score > 0]
+        return [self.text[s] for score, s in scored[:n] if score > 0]

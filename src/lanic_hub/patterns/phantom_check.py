@@ -7,7 +7,9 @@ Three figures, on rows of a phantom dataset with ground truth:
    vs absent; milder cases left out) and over all severities;
 2. **naming**: for how many factors a pattern *named after the factor* (its vocabulary concept is
    the factor) detects it (AUROC >= ``detect_at`` at moderate+);
-3. **purity**: the fraction of bank patterns whose AUROC against their best factor is >= 0.8.
+3. **purity**: the fraction of bank patterns whose AUROC against their best factor is >= 0.8;
+4. and, as naming accuracy from the patterns' side: of the patterns that detect a factor
+   (AUROC >= 0.9, all severities), the fraction whose name's concept is that factor.
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def ground_truth_check(
             "patterns_named_after_it": len(named),
             "best_named_auroc": float(col[best_named]) if best_named is not None else None,
         }
-    best_factor = np.nanmax(np.where(np.isnan(all_sev), -1, all_sev), axis=1) if len(all_sev) else np.zeros(0)
+    filled = np.where(np.isnan(all_sev), -1, all_sev)
+    best_factor = filled.max(1) if len(all_sev) else np.zeros(0)
+    which = filled.argmax(1) if len(all_sev) else np.zeros(0, dtype=int)
+    pure = np.where(best_factor >= 0.9)[0]
+    named_pure = [concepts[p] == ALL_FACTORS[which[p]] for p in pure]
     detected = sum(
         v["auroc_moderate_plus"] is not None and v["auroc_moderate_plus"] >= detect_at
         for v in factors.values()
@@ -86,6 +92,8 @@ def ground_truth_check(
         "factors_named_correctly": named_ok,
         "factors": factors,
         "pure_patterns_fraction": float(np.mean(best_factor >= pure_at)) if len(best_factor) else 0.0,
+        "patterns_detecting_a_factor": len(pure),
+        "named_after_the_factor_they_detect": float(np.mean(named_pure)) if named_pure else None,
         "pure_at": pure_at,
         "n_factors": len(ALL_FACTORS),
     }

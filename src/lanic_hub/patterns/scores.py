@@ -66,9 +66,18 @@ class ScoreAccumulator:
         self.sum_ae.index_add_(0, latents, v.unsqueeze(1) * e[rows])
 
     def add_dense(self, acts: torch.Tensor, emb: torch.Tensor) -> None:
-        """Add a batch of dense activations (B, M)."""
-        r, c = acts.nonzero(as_tuple=True)
-        self.add(r, c, acts[r, c], emb)
+        """Add a batch of dense, non-negative activations (B, M): ``Σ a ê`` is one matrix product."""
+        a, e = acts.double(), emb.double()
+        pos = a > 0
+        self.n += e.shape[0]
+        self.sum_e += e.sum(0)
+        self.count += pos.sum(0)
+        self.sum += a.sum(0)
+        self.sumsq += (a * a).sum(0)
+        self.max = torch.maximum(self.max, a.max(0).values) if len(a) else self.max
+        masked = torch.where(pos, a, torch.full_like(a, float("inf")))
+        self.min_pos = torch.minimum(self.min_pos, masked.min(0).values) if len(a) else self.min_pos
+        self.sum_ae += a.T @ e
 
     def result(self) -> LatentStats:
         n = self.n
