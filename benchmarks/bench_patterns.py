@@ -67,7 +67,7 @@ def main() -> None:
     from lanic_hub.training import load_trained
 
     run = Path(os.environ.get("LANIC_BENCH_RUN", "runs/quickstart"))
-    model, embeddings = run / "model", run / "embeddings"
+    model, embeddings = run / "train", run / "embeddings"
     if not (model / "ensemble.safetensors").is_file():
         print(f"no trained model in {model}: run `lanic-hub quickstart --out {run}` first (skipped)")
         return

@@ -79,53 +79,70 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: phantoms, the phantom CLIP, embeddings."""
-    from .backbone import load_backbone
-    from .backbone.embed import embed_dataset
-    from .backbone.phantom_clip import ensure_phantom_clip
-    from .data.phantom import export, generate, load_phantom_dataset
-    from .data.phantom.preview import label_summary, preview_grid
+    """The main job on the embedded default: phantoms -> phantom CLIP -> ... -> a saved model."""
+    from .pipeline import EmbedOptions, PipelineConfig, TrainOptions
 
-    out = Path(args.out)
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-    cfg = _phantom_config(args)
-    studies = list(generate(args.n, args.seed, cfg, num_proc=args.num_proc))
-    paths = export(out / "phantoms", args.n, args.seed, cfg, studies=studies)
-    preview_grid(studies[:16], out / "phantom_preview.png")
-    (out / "label_summary.md").write_text(label_summary(studies))
-    times["phantoms"] = time.perf_counter() - t
-    t = time.perf_counter()
-    spec = args.backbone if args.backbone != "phantom" else f"local-dir:{ensure_phantom_clip()}"
-    times["phantom_clip"] = time.perf_counter() - t
-    t = time.perf_counter()
-    bb = load_backbone(spec)
-    emb = embed_dataset(
-        load_phantom_dataset(paths["hf"]),
-        bb,
-        out / "embeddings",
-        num_workers=args.num_proc,
-        data_spec=f"hf:{Path(paths['hf']).resolve()}",
+    cfg = PipelineConfig(
+        out=args.out,
+        phantom_n=args.n,
+        phantom_seed=args.seed,
+        backbone=args.backbone,
+        embed=EmbedOptions(num_workers=args.num_proc),
+        train=TrainOptions(members=args.members),
     )
-    times["embeddings"] = time.perf_counter() - t
-    print("\n" + label_summary(studies))
+    return _run_and_report(cfg)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .pipeline import PipelineConfig
+
+    cfg = PipelineConfig.from_yaml(args.config)
+    if args.out:
+        cfg = replace(cfg, out=args.out)
+    return _run_and_report(cfg)
+
+
+def _run_and_report(cfg) -> int:
+    from .pipeline import run_pipeline
+
+    t = time.perf_counter()
+    s = run_pipeline(cfg)
+    s["seconds"]["total"] = round(time.perf_counter() - t, 1)
+    print("\n" + json.dumps(s, indent=1))
+    model = s["model"]
     print(
-        json.dumps(
-            {
-                "seconds": {k: round(v, 1) for k, v in times.items()},
-                "phantoms": {k: str(v) for k, v in paths.items()},
-                "preview": str(out / "phantom_preview.png"),
-                "backbone": spec,
-                "embeddings": str(out / "embeddings"),
-                "embedding_rows_failed": emb["failed"],
-            },
-            indent=1,
-        )
+        f"\nDone in {s['seconds']['total']:.0f} s. The model is in {model} (model card: {model}/README.md).\n"
+        f"Explain an image:   lanic-hub explain --model {model} IMAGE.png\n"
+        "From Python:        from lanic_hub import LanICModel\n"
+        f"                    m = LanICModel.from_pretrained('{model}'); print(m.explain('IMAGE.png'))\n"
+        "Research software, not a medical device."
     )
-    print(
-        f"\nNext: lanic-hub train --embeddings {out / 'embeddings'} --out {out / 'model'}"
-        "\n(the pattern bank, the model folder and the demo are not built yet)"
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from .data.open import open_dataset
+    from .pipeline import ModelOptions, export_model
+
+    train = Path(args.model)
+    bank = _json.loads((train / "patterns.json").read_text()) if (train / "patterns.json").is_file() else None
+    if bank is None:
+        raise LanicError(f"{train}: no patterns.json; run `lanic-hub patterns --model {train}` first")
+    emb_manifest = Path(bank["meta"]["embeddings"]) / "manifest.json"
+    spec = args.data or _json.loads(emb_manifest.read_text())["data_spec"]
+    report = _json.loads((train / "fidelity.json").read_text())
+    opts = ModelOptions(
+        name=args.name,
+        repo_id=args.repo_id,
+        bundle_backbone=args.bundle_backbone,
+        thumbnails=not args.no_thumbnails,
     )
+    out = export_model(train, Path(args.out), open_dataset(spec), opts, report)
+    print(f"LanIC model written to {out}")
     return 0
 
 
@@ -283,10 +300,17 @@ def cmd_patterns(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import Explainer
+    from .modeling import LanICModel
 
-    ex = Explainer.from_folder(args.model, backbone=args.backbone)
-    for e in ex.explain(list(args.images)):
+    folder = Path(args.model)
+    if (folder / "config.json").is_file() or not folder.exists():  # a model folder or a Hub repo id
+        model = LanICModel.from_pretrained(args.model)
+    else:  # a `lanic-hub train` + `lanic-hub patterns` folder
+        model = LanICModel.from_training_folder(folder)
+    if args.backbone:
+        model.config.backbone = {"spec": resolve_backbone_spec(args.backbone), "revision": None}
+        model.config.bundled_backbone = False
+    for e in model.explain_batch(list(args.images)):
         print(json.dumps(e.to_dict(), indent=1) if args.json else e.render(top=args.top))
     return 0
 
@@ -329,19 +353,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "quickstart",
-        help="run the main job on the embedded default (phantom world)",
+        help="run the main job on the embedded default (phantom world), ending with a saved model",
         **_fmt(
-            "Run the whole pipeline on the embedded phantom world.",
+            "Run the whole pipeline on the embedded phantom world: phantoms, the phantom CLIP,\n"
+            "embeddings, classifier + 100-transcoder ensemble, pattern bank, model folder + card.\n"
+            "Stages whose inputs did not change are skipped on a rerun.",
             "lanic-hub quickstart --out runs/quickstart",
         ),
     )
-    _add_phantom_args(p, 2000)
-    p.set_defaults(num_proc=2)
+    p.add_argument("--n", type=int, default=2000, help="phantoms (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    p.add_argument("--num-proc", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--members", type=int, default=None, help="ensemble size T (default 100)")
     p.add_argument(
         "--backbone", default="phantom", help="'phantom' (default: the cached phantom CLIP) or a spec"
     )
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser(
+        "build",
+        help="run the whole pipeline on real data from a YAML config",
+        **_fmt(
+            "Build a LanIC model from a dataset and a backbone described in a YAML file.\n"
+            "Packaged configs (pass the name): mimic-cxr-biomedclip.yaml, chexpert-biomedclip.yaml.",
+            "lanic-hub build --config mimic-cxr-biomedclip.yaml",
+        ),
+    )
+    p.add_argument("--config", required=True, help="a YAML file, or the name of a packaged config")
+    p.add_argument("--out", default=None, help="override the config's output folder")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser(
+        "export",
+        help="package a trained folder (train + patterns) as a LanIC model folder with its card",
+        **_fmt(
+            "Write config.json, model.safetensors, patterns.json and README.md (the model card).",
+            "lanic-hub export --model runs/train --out runs/model",
+        ),
+    )
+    p.add_argument(
+        "--model", required=True, help="folder written by `lanic-hub train` and `lanic-hub patterns`"
+    )
+    p.add_argument("--out", required=True, help="the model folder to write")
+    p.add_argument("--data", default=None, help="dataset spec (default: from the embeddings manifest)")
+    p.add_argument("--name", default="CXR-LanIC")
+    p.add_argument("--repo-id", default="your-name/cxr-lanic", help="used in the card's usage snippet")
+    p.add_argument("--bundle-backbone", action="store_true", help="copy the backbone into the folder")
+    p.add_argument("--no-thumbnails", action="store_true", help="skip gallery thumbnails")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("backbone", help="backbone tools: train the phantom CLIP, calibrate a backbone")
     bsub = p.add_subparsers(dest="backbone_command", required=True)
     q = bsub.add_parser(
@@ -449,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
-    p.add_argument("--model", required=True, help="model folder with a pattern bank")
+    p.add_argument(
+        "--model", required=True, help="a LanIC model folder or Hub repo id, or a train folder with patterns"
+    )
     p.add_argument("--backbone", default=None, help="override the backbone recorded in the bank")
     p.add_argument("--top", type=int, default=6, help="patterns shown per finding (default 6)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")

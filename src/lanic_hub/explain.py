@@ -156,6 +156,29 @@ def explain_embeddings(
     return out
 
 
+def flat_latents(indices: torch.Tensor, n_latents: int) -> torch.Tensor:
+    """(B, T*k) global latent ids ``t * L + i`` of sparse codes' indices (B, T, k)."""
+    B, T, k = indices.shape
+    return (indices + torch.arange(T, device=indices.device).view(1, T, 1) * n_latents).reshape(B, T * k)
+
+
+def pattern_activations_from_codes(
+    values: torch.Tensor,
+    indices: torch.Tensor,
+    n_latents: int,
+    latent_pattern: torch.Tensor,
+    support: torch.Tensor,
+) -> torch.Tensor:
+    """(B, P) pattern activations: the mean over a pattern's member latents of their activations."""
+    B = values.shape[0]
+    pid = latent_pattern[flat_latents(indices, n_latents)]
+    m = pid >= 0
+    rows = torch.arange(B, device=values.device).view(B, 1).expand_as(pid)
+    vals = values.reshape(B, -1)
+    out = torch.zeros(B, len(support), dtype=values.dtype, device=values.device)
+    return out.index_put_((rows[m], pid[m]), vals[m] / support.to(values)[pid[m]], accumulate=True)
+
+
 @torch.no_grad()
 def decomposition_by_pattern(
     clf: DiagnosticClassifier, ens: TranscoderEnsemble, bank: PatternBank, e: torch.Tensor
@@ -169,17 +192,14 @@ def decomposition_by_pattern(
     d = decompose(v, i, h, recon, W2, b2, ens.b_dec, U=latent_logit_weights(ens.W_dec, W2))
     B, T, k, C = d.contributions.shape
     P = len(bank)
-    lat = (i + torch.arange(T).view(1, T, 1) * ens.cfg.n_latents).reshape(B, T * k)
-    pid = bank.latent_pattern[lat]  # (B, T*k)
+    pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)]  # (B, T*k)
     flat = d.contributions.reshape(B, T * k, C)
     banked = pid >= 0
-    rows = torch.arange(B).view(B, 1).expand_as(pid)
-    per_pattern = torch.zeros(B, P, C).index_put_((rows[banked], pid[banked]), flat[banked], accumulate=True)
-    support = bank.support.float()
-    vals = v.reshape(B, T * k)
-    act = torch.zeros(B, P).index_put_(
-        (rows[banked], pid[banked]), vals[banked] / support[pid[banked]], accumulate=True
+    rows = torch.arange(B, device=pid.device).view(B, 1).expand_as(pid)
+    per_pattern = torch.zeros(B, P, C, dtype=flat.dtype, device=flat.device).index_put_(
+        (rows[banked], pid[banked]), flat[banked], accumulate=True
     )
+    act = pattern_activations_from_codes(v, i, ens.cfg.n_latents, bank.latent_pattern, bank.support)
     loose = flat * (~banked).unsqueeze(-1)
     items = torch.cat([per_pattern, loose], dim=1).abs()  # (B, P + T*k, C)
     srt = items.sort(dim=1, descending=True).values
@@ -196,47 +216,3 @@ def decomposition_by_pattern(
         "activation": act,
         "n_cover": n_cover,
     }
-
-
-class Explainer:
-    """A trained model folder (classifier, ensemble, pattern bank) with its backbone: images in,
-    explanations out. ``lanic-hub explain`` and the model class use it."""
-
-    def __init__(
-        self, clf: DiagnosticClassifier, ens: TranscoderEnsemble, bank: PatternBank, backbone=None
-    ) -> None:
-        from .training import ensemble_fingerprint
-
-        bank.check_ensemble(ensemble_fingerprint(ens), ens.cfg.n_members * ens.cfg.n_latents)
-        self.clf, self.ens, self.bank, self.backbone = clf, ens, bank, backbone
-
-    @classmethod
-    def from_folder(cls, folder, backbone: str | None = None) -> Explainer:
-        from .patterns import PatternBank
-        from .training import load_trained
-
-        clf, ens = load_trained(folder)
-        bank = PatternBank.load(folder)
-        bb = None
-        spec = backbone or bank.meta.get("backbone", {}).get("spec")
-        if spec:
-            from .backbone import load_backbone
-
-            bb = load_backbone(spec)
-        return cls(clf, ens, bank, bb)
-
-    def embed(self, images: list) -> torch.Tensor:
-        """Unit image embeddings of paths, PIL images, arrays or DICOM files."""
-        from .data.images import load_image
-        from .errors import ConfigError
-
-        if self.backbone is None:
-            raise ConfigError("this explainer has no backbone; give embeddings to explain_embeddings")
-        x = torch.stack([self.backbone.preprocess(load_image(im)) for im in images])
-        return self.backbone.encode_image(x).cpu()
-
-    def explain(self, images: list, sources: list[str] | None = None) -> list[Explanation]:
-        srcs = sources or [
-            str(im) if isinstance(im, (str, bytes)) or hasattr(im, "__fspath__") else None for im in images
-        ]
-        return explain_embeddings(self.clf, self.ens, self.bank, self.embed(images), srcs)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from lanic_hub import LanICModel
 from lanic_hub.backbone.embed import load_embeddings
 from lanic_hub.data.open import open_dataset
 from lanic_hub.errors import BankMismatchError, LicenceError
-from lanic_hub.explain import Explainer, decomposition_by_pattern, explain_embeddings
+from lanic_hub.explain import decomposition_by_pattern, explain_embeddings
 from lanic_hub.patterns import PatternBank, ms_scores
 from lanic_hub.patterns.gallery import export_thumbnails
 from lanic_hub.patterns.phantom_check import ground_truth_check, pattern_activations
@@ -132,7 +133,7 @@ def test_bank_round_trip_and_refuses_another_ensemble(parts, tiny_model, tmp_pat
     with torch.no_grad():
         other.W_enc[0, 0] += 1.0
     with pytest.raises(BankMismatchError, match="rebuild it"):
-        Explainer(clf, other, bank)
+        LanICModel.from_components(clf, other, bank)
     with pytest.raises(Exception, match="run `lanic-hub patterns`"):
         PatternBank.load(tmp_path / "nowhere")
 

@@ -11,7 +11,11 @@ KINDS = ("hf", "mimic", "chexpert", "nih")
 
 def open_dataset(spec: str):
     """``hf:PATH`` (a saved ``datasets.Dataset``, e.g. ``lanic-hub phantom``'s ``hf/``),
-    ``mimic:PATH``, ``chexpert:PATH``, ``nih:PATH``; a bare PATH is recognised by its contents."""
+    ``mimic:PATH[?reports=DIR]`` (the free-text reports live in the separate MIMIC-CXR package;
+    by default they are looked for under PATH), ``chexpert:PATH``, ``nih:PATH``; a bare PATH is
+    recognised by its contents."""
+    spec, _, query = spec.partition("?")
+    opts = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
     kind, sep, path = spec.partition(":")
     if not sep or kind not in KINDS:
         kind, path = _guess(Path(spec)), spec
@@ -25,7 +29,10 @@ def open_dataset(spec: str):
     if kind == "mimic":
         from .mimic import load_mimic_cxr
 
-        return load_mimic_cxr(p, reports_dir=p if any(p.glob("files/*/*/*.txt")) else None)
+        reports = Path(opts["reports"]) if "reports" in opts else p
+        if not reports.is_dir():
+            raise DataError(f"MIMIC-CXR reports folder not found: {reports}")
+        return load_mimic_cxr(p, reports_dir=reports if any(reports.glob("files/*/*/*.txt")) else None)
     if kind == "chexpert":
         from .chexpert import load_chexpert
 

@@ -27,21 +27,12 @@ from .bank import PatternBank
 @torch.no_grad()
 def pattern_activations(ens, bank: PatternBank, e: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """(N, P) pattern activations: the mean of the member latents' activations."""
-    support = bank.support.float()
+    from ..explain import pattern_activations_from_codes
+
     out = []
     for a in range(0, len(e), batch):
         v, i = ens.encode(e[a : a + batch].float())
-        B, T, k = v.shape
-        lat = (i + torch.arange(T).view(1, T, 1) * ens.cfg.n_latents).reshape(B, -1)
-        pid = bank.latent_pattern[lat]
-        m = pid >= 0
-        rows = torch.arange(B).view(B, 1).expand_as(pid)
-        vals = v.reshape(B, -1)
-        out.append(
-            torch.zeros(B, len(bank)).index_put_(
-                (rows[m], pid[m]), vals[m] / support[pid[m]], accumulate=True
-            )
-        )
+        out.append(pattern_activations_from_codes(v, i, ens.cfg.n_latents, bank.latent_pattern, bank.support))
     return torch.cat(out) if out else torch.zeros(0, len(bank))
 
 

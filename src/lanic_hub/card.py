@@ -1,0 +1,132 @@
+"""The model card: ``model_cards/lanic_model_card.md`` rendered with huggingface_hub's ``ModelCard``.
+
+Results go into the card's ``model-index`` (one entry per finding and the macro average), each
+with the dataset and split it was measured on.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .data.schema import DataSource
+
+
+def template_path() -> Path:
+    return Path(str(resources.files("lanic_hub") / "resources" / "model_card.md"))
+
+
+def _eval_results(results: dict[str, Any], dataset: DataSource, split: str) -> list[EvalResult]:
+    out = []
+    for name, value in results.items():
+        if value is None or value != value:  # NaN: a single-class finding has no AUROC
+            continue
+        out.append(
+            EvalResult(
+                task_type="image-classification",
+                task_name="multi-label chest X-ray finding classification",
+                dataset_type=dataset.name,
+                dataset_name=dataset.name,
+                dataset_split=split,
+                metric_type="roc_auc",
+                metric_name=f"AUROC {name}",
+                metric_value=round(float(value), 4),
+            )
+        )
+    return out
+
+
+def render_model_card(
+    model,
+    *,
+    repo_id: str,
+    dataset: DataSource,
+    report: dict[str, Any],
+    model_name: str = "CXR-LanIC",
+) -> ModelCard:
+    """The card of ``model`` (a :class:`~lanic_hub.modeling.LanICModel`) given the training report
+    (``fidelity.json`` of ``lanic-hub train``: test-split AUROCs, baselines, measured_on)."""
+    cls = report.get("auroc", {}).get("classifier", {})
+    results = {("macro" if k == "macro" else k): v for k, v in cls.items()}
+    measured_on = report.get("measured_on", "unknown data")
+    data = ModelCardData(
+        language="en",
+        license="apache-2.0" if dataset.redistributable else "other",
+        library_name="lanic-hub",
+        pipeline_tag="image-classification",
+        tags=[
+            "medical-imaging",
+            "chest-x-ray",
+            "interpretability",
+            "sparse-autoencoder",
+            "transcoder",
+            "lanic",
+        ],
+        model_name=model_name,
+        eval_results=_eval_results(results, dataset, "test"),
+    )
+    rows = ["| model | macro AUROC | " + " | ".join(model.config.findings) + " |"]
+    rows.append("|---" * (len(model.config.findings) + 2) + "|")
+    table = {
+        "this model (classifier)": cls,
+        "ensemble path": report.get("auroc", {}).get("ensemble_path", {}),
+    }
+    table |= {f"baseline: {k}": v for k, v in report.get("baselines", {}).items() if "macro" in v}
+    for name, r in table.items():
+        cells = [_fmt(r.get("macro"))] + [_fmt(r.get(f)) for f in model.config.findings]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    eval_text = f"AUROC on {measured_on}.\n\n" + "\n".join(rows)
+    counts = model.bank_meta.get("counts", {})
+    bank_text = (
+        f"{len(model.patterns)} patterns selected from {counts.get('latents', '?')} latents "
+        f"({counts.get('alive', '?')} alive, {counts.get('merged', '?')} after merging across members). "
+        f"Categories: {_category_counts(model.patterns)}. "
+        f"Scores measured on {model.bank_meta.get('measured_on', '?')}; "
+        f"MonoSemanticity encoder: {model.bank_meta.get('ms_encoder', '?')}. Each pattern's name, "
+        "category, scores, support and gallery (dataset row references) are in `patterns.json`."
+    )
+    training = (
+        f"**{dataset.name}**: {dataset.licence}."
+        + (f" {dataset.homepage}" if dataset.homepage else "")
+        + (f" Cite: {dataset.citation}" if dataset.citation else "")
+        + (
+            ""
+            if dataset.redistributable
+            else " No images of this dataset are included in this repository; galleries are row references."
+        )
+    )
+    backbone = model.config.backbone or {}
+    spec = backbone.get("spec", "?")
+    if "phantom-clip" in spec:
+        name = "the phantom CLIP (a small open_clip model trained on phantoms, text tower all-MiniLM-L6-v2)"
+    else:
+        name = spec.removeprefix("hf-hub:").removeprefix("local-dir:")
+    return ModelCard.from_template(
+        data,
+        template_path=str(template_path()),
+        model_name=model_name,
+        repo_id=repo_id,
+        findings=model.config.findings,
+        n_members=model.ensemble.cfg.n_members,
+        backbone_name=name,
+        backbone_spec=spec if not model.config.bundled_backbone else "backbone/",
+        bundled_backbone=model.config.bundled_backbone,
+        eval_text=eval_text,
+        bank_text=bank_text,
+        training_data=training,
+        policy=report.get("policy", "?"),
+    )
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None or v != v else f"{float(v):.3f}"
+
+
+def _category_counts(patterns: list[dict[str, Any]]) -> str:
+    from collections import Counter
+
+    c = Counter(p["category"] for p in patterns)
+    return ", ".join(f"{k} {n}" for k, n in c.most_common()) or "none"

@@ -1,0 +1,450 @@
+"""The Hugging Face model: ``LanICConfig`` + ``LanICModel`` (transformers), the product users load.
+
+A saved model folder (``save_pretrained`` / ``push_to_hub``)::
+
+    config.json          LanICConfig: sizes, findings, the ensemble's config, the backbone reference
+    model.safetensors    classifier.*, ensemble.*, latent_pattern (T*L,), pattern_direction (P, d)
+    patterns.json        the pattern bank's metadata: {"version", "meta", "patterns": [...]}
+                         (names, categories, scores, support, members, gallery row references)
+    README.md            the model card
+    backbone/            optional: the backbone in open_clip's layout, for a self-contained copy
+    thumbnails/          optional: gallery thumbnails, only for redistributable data
+
+>>> from lanic_hub import LanICModel                              # doctest: +SKIP
+>>> model = LanICModel.from_pretrained("runs/quickstart/model")   # doctest: +SKIP
+>>> print(model.explain("chest.png"))                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .classifier import DiagnosticClassifier
+from .constants import FINDINGS
+from .errors import ConfigError, LanicError
+from .explain import Explanation, explain_embeddings, pattern_activations_from_codes
+from .patterns.bank import BANK_VERSION, PatternBank
+from .transcoders import TranscoderConfig, TranscoderEnsemble
+
+#: Version of the saved folder layout; a folder written by an incompatible version is refused.
+LANIC_FORMAT = 1
+SIDECAR = "patterns.json"
+BUNDLED_BACKBONE = "backbone"
+
+
+class ModelFolderError(LanicError, ValueError):
+    """A folder or repo is not a (compatible, intact) LanIC model."""
+
+
+class LanICConfig(PreTrainedConfig):
+    """Sizes and references of a LanIC model. Weights live in ``model.safetensors``."""
+
+    model_type = "lanic"
+
+    def __init__(
+        self,
+        d_in: int = 512,
+        hidden: int = 256,
+        findings: list[str] | None = None,
+        ensemble: dict[str, Any] | None = None,
+        n_patterns: int = 0,
+        backbone: dict[str, Any] | None = None,
+        bundled_backbone: bool = False,
+        lanic_format: int = LANIC_FORMAT,
+        **kwargs: Any,
+    ) -> None:
+        self.d_in = int(d_in)
+        self.hidden = int(hidden)
+        self.findings = list(findings) if findings is not None else list(FINDINGS)
+        self.ensemble = (
+            dict(ensemble) if ensemble is not None else TranscoderConfig(self.d_in, self.hidden).to_dict()
+        )
+        self.n_patterns = int(n_patterns)
+        self.backbone = backbone
+        """{"spec": "hf-hub:..." | "local-dir:...", "revision": ...}: how to load the image encoder."""
+        self.bundled_backbone = bool(bundled_backbone)
+        self.lanic_format = int(lanic_format)
+        super().__init__(**kwargs)
+        if not self.findings:
+            raise ConfigError("a LanIC model needs at least one finding")
+        if self.ensemble.get("d_in") != self.d_in or self.ensemble.get("d_out") != self.hidden:
+            raise ConfigError(
+                f"the ensemble maps {self.ensemble.get('d_in')} -> {self.ensemble.get('d_out')}, "
+                f"the classifier {self.d_in} -> {self.hidden}: they must agree"
+            )
+
+    def transcoder_config(self) -> TranscoderConfig:
+        e = dict(self.ensemble)
+        e["levels"] = tuple(e["levels"]) if e.get("levels") is not None else None
+        if e.get("level_weights") is not None:
+            e["level_weights"] = tuple(e["level_weights"])
+        return TranscoderConfig(**e)
+
+
+@dataclass
+class LanICOutput(ModelOutput):
+    """What ``model(...)`` returns."""
+
+    logits: torch.Tensor | None = None
+    """(B, C) the classifier's logits."""
+    probabilities: torch.Tensor | None = None
+    """(B, C) sigmoid of the logits (multi-label)."""
+    pattern_activations: torch.Tensor | None = None
+    """(B, P) activation of every bank pattern (mean over its member latents)."""
+    embeddings: torch.Tensor | None = None
+    """(B, d) the image embeddings the prediction was made from."""
+
+
+class LanICModel(PreTrainedModel):
+    """Classifier + transcoder ensemble + pattern bank, with the backbone loaded on first use."""
+
+    config_class = LanICConfig
+    base_model_prefix = "lanic"
+    main_input_name = "pixel_values"
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: LanICConfig) -> None:
+        super().__init__(config)
+        tc = config.transcoder_config()
+        self.classifier = DiagnosticClassifier(config.d_in, config.hidden, len(config.findings))
+        self.ensemble = TranscoderEnsemble(tc)
+        self.register_buffer(
+            "latent_pattern", torch.full((tc.n_members * tc.n_latents,), -1, dtype=torch.long)
+        )
+        self.register_buffer("pattern_direction", torch.zeros(config.n_patterns, config.d_in))
+        self.patterns: list[dict[str, Any]] = []
+        self.bank_meta: dict[str, Any] = {}
+        self._backbone = None
+        self._folder: Path | None = None
+        self.post_init()
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        """Nothing to initialise: every tensor is trained by the pipeline and comes from the
+        checkpoint (the constructors already draw deterministic, seeded values)."""
+
+    # ----------------------------------------------------------------- building and saving
+    @classmethod
+    def from_components(
+        cls,
+        classifier: DiagnosticClassifier,
+        ensemble: TranscoderEnsemble,
+        bank: PatternBank,
+        backbone: dict[str, Any] | None = None,
+        findings: tuple[str, ...] = FINDINGS,
+    ) -> LanICModel:
+        """Assemble a model from what ``lanic-hub train`` and ``lanic-hub patterns`` produced."""
+        from .training import ensemble_fingerprint
+
+        bank.check_ensemble(ensemble_fingerprint(ensemble), ensemble.cfg.n_members * ensemble.cfg.n_latents)
+        cfg = LanICConfig(
+            d_in=classifier.fc1.in_features,
+            hidden=classifier.fc1.out_features,
+            findings=list(findings),
+            ensemble=ensemble.cfg.to_dict(),
+            n_patterns=len(bank),
+            backbone=backbone or bank.meta.get("backbone"),
+        )
+        model = cls(cfg)
+        with torch.no_grad():
+            model.classifier.load_state_dict(classifier.state_dict())
+            model.ensemble.load_state_dict(ensemble.state_dict())
+            model.latent_pattern.copy_(bank.latent_pattern)
+            model.pattern_direction.copy_(bank.direction)
+        model.patterns = [dict(p) for p in bank.patterns]
+        model.bank_meta = dict(bank.meta)
+        return model.eval()
+
+    @classmethod
+    def from_training_folder(cls, folder: str | Path) -> LanICModel:
+        """The model of a folder written by ``lanic-hub train`` + ``lanic-hub patterns``."""
+        from .training import load_trained
+
+        clf, ens = load_trained(folder)
+        m = cls.from_components(clf, ens, PatternBank.load(folder))
+        m._folder = Path(folder)
+        return m
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, *args: Any, bundle_backbone: bool = False, **kwargs: Any
+    ) -> None:
+        """``PreTrainedModel.save_pretrained`` plus the pattern sidecar; ``bundle_backbone`` copies
+        the backbone folder into ``backbone/`` for a self-contained offline copy."""
+        save_directory = Path(save_directory)
+        if bundle_backbone:
+            src = self._backbone_folder()
+            if src is None:
+                raise ConfigError("cannot bundle the backbone: it is not a local folder or cached snapshot")
+            shutil.copytree(src, save_directory / BUNDLED_BACKBONE, dirs_exist_ok=True)
+            self.config.bundled_backbone = True
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        from .utils.io import write_text_atomic
+
+        doc = {"version": BANK_VERSION, "meta": self.bank_meta, "patterns": self.patterns}
+        write_text_atomic(save_directory / SIDECAR, json.dumps(doc, indent=1))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *args: Any,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        **kwargs: Any,
+    ) -> LanICModel:
+        """Load from a local folder, or a Hub repo id (resolved from the HF cache when offline)."""
+        folder = resolve_model_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
+        check_model_folder(folder)
+        from safetensors import SafetensorError
+
+        kwargs["use_safetensors"] = True  # never unpickle
+        try:
+            loaded = super().from_pretrained(str(folder), *args, **kwargs)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+            if isinstance(exc, LanicError):
+                raise
+            raise ModelFolderError(
+                f"{folder / 'model.safetensors'}: cannot load the weights ({exc})"
+            ) from exc
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        model._load_sidecar(folder)
+        model._folder = folder
+        return loaded
+
+    def _load_sidecar(self, folder: Path) -> None:
+        path = folder / SIDECAR
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelFolderError(f"{path}: missing or unreadable pattern metadata ({exc})") from exc
+        if doc.get("version") != BANK_VERSION or len(doc.get("patterns", [])) != self.config.n_patterns:
+            raise ModelFolderError(
+                f"{path}: pattern metadata (version {doc.get('version')}, {len(doc.get('patterns', []))} "
+                f"patterns) does not match the weights ({self.config.n_patterns} patterns)"
+            )
+        self.patterns, self.bank_meta = doc["patterns"], doc.get("meta", {})
+
+    # ------------------------------------------------------------------------------ publishing
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        folder: str | os.PathLike | None = None,
+        commit_message: str = "Upload LanIC model",
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ):
+        """Upload a model folder to the Hub with huggingface_hub (needs network).
+
+        ``folder`` defaults to the folder this model was loaded from (with its card and
+        thumbnails); the files sent are exactly :func:`upload_plan`'s list.
+        """
+        from huggingface_hub import HfApi
+
+        src = Path(folder) if folder is not None else self._folder
+        if src is None or not (src / "config.json").is_file():
+            raise ModelFolderError(
+                "push a saved model folder: save_pretrained (or export) it first, then pass folder="
+            )
+        files = upload_plan(src)
+        api = HfApi(token=token if isinstance(token, str) else None)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        return api.upload_folder(
+            folder_path=str(src),
+            repo_id=repo_id,
+            allow_patterns=files,
+            commit_message=commit_message,
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+    # --------------------------------------------------------------------------- the backbone
+    def _backbone_folder(self) -> Path | None:
+        if self.config.bundled_backbone and self._folder is not None:
+            return self._folder / BUNDLED_BACKBONE
+        spec = (self.config.backbone or {}).get("spec", "")
+        if spec.startswith("local-dir:"):
+            return Path(spec[len("local-dir:") :])
+        if spec.startswith("hf-hub:"):
+            from .backbone.resolve import _snapshot
+
+            return _snapshot(spec[len("hf-hub:") :], (self.config.backbone or {}).get("revision"), None)
+        return None
+
+    @property
+    def backbone(self):
+        """The image/text encoder (:class:`lanic_hub.backbone.Backbone`), loaded on first use."""
+        if self._backbone is None:
+            from .backbone import load_backbone
+
+            ref = self.config.backbone or {}
+            if self.config.bundled_backbone and self._folder is not None:
+                spec, rev = f"local-dir:{self._folder / BUNDLED_BACKBONE}", None
+            elif ref.get("spec"):
+                spec, rev = ref["spec"], ref.get("revision")
+            else:
+                raise ConfigError("this model records no backbone: pass embeddings (explain_embedding)")
+            self._backbone = load_backbone(spec, revision=rev, device=str(self.device))
+        if self._backbone.device != self.device:
+            self._backbone.model.to(self.device)
+        return self._backbone
+
+    # ------------------------------------------------------------------------------- inference
+    @property
+    def bank(self) -> PatternBank:
+        return PatternBank(self.latent_pattern, self.pattern_direction, {}, self.patterns, self.bank_meta)
+
+    def forward(
+        self, pixel_values: torch.Tensor | None = None, embeddings: torch.Tensor | None = None, **kwargs: Any
+    ) -> LanICOutput:
+        """Predict from preprocessed pixels (B, 3, H, W) or from unit image embeddings (B, d)."""
+        if (pixel_values is None) == (embeddings is None):
+            raise ValueError("give exactly one of pixel_values or embeddings")
+        if embeddings is None:
+            embeddings = self.backbone.encode_image(pixel_values)
+        e = embeddings.to(self.device, self.dtype)
+        logits = self.classifier(e)
+        v, i = self.ensemble.encode(e)
+        support = torch.tensor([p["support"] for p in self.patterns], dtype=e.dtype, device=e.device)
+        acts = pattern_activations_from_codes(v, i, self.ensemble.cfg.n_latents, self.latent_pattern, support)
+        return LanICOutput(
+            logits=logits, probabilities=torch.sigmoid(logits), pattern_activations=acts, embeddings=e
+        )
+
+    @torch.no_grad()
+    def embed_images(self, images: list) -> torch.Tensor:
+        """Unit embeddings of images given as paths, PIL images, arrays or DICOM files."""
+        from .data.images import load_image
+
+        bb = self.backbone
+        x = torch.stack([bb.preprocess(load_image(im)) for im in images])
+        return bb.encode_image(x)
+
+    @torch.no_grad()
+    def predict_batch(self, images: list) -> list[dict[str, float]]:
+        out = self(embeddings=self.embed_images(images))
+        return [
+            dict(zip(self.config.findings, p.tolist(), strict=True)) for p in out.probabilities.float().cpu()
+        ]
+
+    def predict(self, image) -> dict[str, float]:
+        """Probability of each finding for one image (path, PIL image, array or DICOM)."""
+        return self.predict_batch([image])[0]
+
+    @torch.no_grad()
+    def explain_embeddings(
+        self, embeddings: torch.Tensor, sources: list[str] | None = None
+    ) -> list[Explanation]:
+        e = embeddings.to(self.device, self.dtype).reshape(-1, self.config.d_in)
+        return explain_embeddings(
+            self.classifier, self.ensemble, self.bank, e, sources, tuple(self.config.findings)
+        )
+
+    def explain_embedding(self, embedding: torch.Tensor) -> Explanation:
+        """The exact explanation of one cached embedding (d,)."""
+        return self.explain_embeddings(embedding.reshape(1, -1))[0]
+
+    def explain_batch(self, images: list) -> list[Explanation]:
+        sources = [str(im) if isinstance(im, (str, os.PathLike)) else None for im in images]
+        return self.explain_embeddings(self.embed_images(images), sources)
+
+    def explain(self, image) -> Explanation:
+        """Prediction and its exact pattern decomposition for one image."""
+        return self.explain_batch([image])[0]
+
+
+def resolve_model_folder(
+    name: str | os.PathLike, revision: str | None = None, cache_dir: str | None = None
+) -> Path:
+    """A local folder as is; otherwise a Hub repo id, downloaded or (offline) found in the cache."""
+    p = Path(name)
+    if p.is_dir():
+        return p
+    if p.exists() or str(name).startswith((".", "/")) or os.sep in str(name).strip("/").replace("/", "", 1):
+        raise ModelFolderError(f"{name}: no such model folder")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(
+            snapshot_download(
+                str(name),
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"),
+            )
+        )
+    except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError, OSError) as exc:
+        raise ModelFolderError(
+            f"{name}: not a local folder and not found on the Hub or in the cache"
+            f"{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}: {exc}"
+        ) from exc
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse, with a clear message, folders that are not a compatible LanIC model."""
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        hint = (
+            " (it looks like a `lanic-hub train` folder: build the model with `lanic-hub export`)"
+            if (folder / "ensemble.safetensors").is_file()
+            else ""
+        )
+        raise ModelFolderError(f"{folder}: no config.json; not a LanIC model{hint}")
+    try:
+        doc = json.loads(cfg.read_text())
+    except ValueError as exc:
+        raise ModelFolderError(f"{cfg}: not valid JSON ({exc})") from exc
+    if doc.get("model_type") != LanICConfig.model_type:
+        raise ModelFolderError(f"{cfg}: model_type is {doc.get('model_type')!r}, not 'lanic'")
+    if doc.get("lanic_format") != LANIC_FORMAT:
+        raise ModelFolderError(
+            f"{cfg}: saved in LanIC format {doc.get('lanic_format')}, this lanic-hub reads format "
+            f"{LANIC_FORMAT}; install the lanic-hub version that wrote it"
+        )
+    if not (folder / "model.safetensors").is_file():
+        raise ModelFolderError(f"{folder}: no model.safetensors (LanIC models are never loaded from pickles)")
+
+
+def upload_plan(folder: str | os.PathLike) -> list[str]:
+    """The files :meth:`LanICModel.push_to_hub` would upload from ``folder`` (relative paths), after
+    checking that it is an intact LanIC model with a card, and that it re-publishes no images of a
+    dataset whose licence forbids it."""
+    folder = Path(folder)
+    check_model_folder(folder)
+    if not (folder / "README.md").is_file():
+        raise ModelFolderError(f"{folder}: no README.md model card; write one with `lanic-hub export`")
+    meta = json.loads((folder / SIDECAR).read_text()).get("meta", {})
+    src = meta.get("data_source") or {}
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    images = [f for f in files if f.startswith("thumbnails/")]
+    if images and not src.get("redistributable", False):
+        from .errors import LicenceError
+
+        raise LicenceError(
+            f"{folder}: holds {len(images)} thumbnails but its data ({src.get('name', 'unknown')}) may not "
+            "be re-published; delete thumbnails/ before publishing"
+        )
+    return [f for f in files if not f.endswith((".bin", ".pt", ".pkl", ".pth"))]
+
+
+def register() -> None:
+    """Make ``AutoConfig`` / ``AutoModel`` resolve ``model_type = "lanic"`` (done on import)."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        AutoConfig.register(LanICConfig.model_type, LanICConfig)
+        AutoModel.register(LanICConfig, LanICModel)
+    except ValueError:  # already registered (re-import)
+        pass

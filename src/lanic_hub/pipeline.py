@@ -1,0 +1,325 @@
+"""The whole pipeline as one function: data -> backbone -> embeddings -> classifier + ensemble ->
+pattern bank -> a saved Hugging Face model folder with its card.
+
+``lanic-hub quickstart`` runs it on the embedded default (phantoms and the phantom CLIP);
+``lanic-hub build --config FILE.yaml`` runs it on real data (ready configs ship in
+``lanic_hub/resources/configs``). Every stage writes its artefact under ``out`` and records what
+it was made from in ``out/stages.json``; a rerun skips stages whose inputs did not change.
+
+Layout of ``out``::
+
+    phantoms/        (phantom data only) the generated dataset, HF + MIMIC-CXR-JPG layouts
+    embeddings/      image / report / sentence embeddings (lanic-hub embed)
+    train/           classifier, ensemble, fidelity.json, patterns.* (lanic-hub train, patterns)
+    model/           the LanIC model: config.json, model.safetensors, patterns.json, README.md
+    summary.json     seconds per stage and the headline figures
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .patterns.bank import BankConfig
+from .utils.io import write_text_atomic
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    batch_size: int = 64
+    num_workers: int = 2
+    shard_size: int = 2048
+    dtype: str = "float32"
+    autocast: str | None = None
+    """'bf16' / 'fp16' on a GPU."""
+    device: str | None = None
+    """Default: cuda when available, else cpu."""
+    text: bool = True
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    preset: str = "phantom"
+    """'phantom' (T=100, L=256, k=8) or 'paper' (T=100, L=2048, k=32)."""
+    members: int | None = None
+    policy: str = "U-Ignore"
+    multimodal: bool = False
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    name: str = "CXR-LanIC"
+    repo_id: str = "your-name/cxr-lanic"
+    """Where you intend to publish it (used in the card's snippet)."""
+    bundle_backbone: bool | None = None
+    """Copy the backbone into the model folder (a self-contained offline copy). None: bundle the
+    phantom CLIP (it lives in a local cache), reference anything else by its spec."""
+    thumbnails: bool = True
+    """Export gallery thumbnails where the data's licence allows (never MIMIC-CXR / CheXpert)."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    out: str = "runs/quickstart"
+    data: str = "phantom"
+    """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH or a folder."""
+    phantom_n: int = 2000
+    phantom_seed: int = 0
+    backbone: str = "phantom"
+    """'phantom' (the cached phantom CLIP), hf-hub:REPO or local-dir:PATH."""
+    backbone_revision: str | None = None
+    embed: EmbedOptions = field(default_factory=EmbedOptions)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    patterns: BankConfig = field(default_factory=BankConfig)
+    model: ModelOptions = field(default_factory=ModelOptions)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], where: str = "config") -> PipelineConfig:
+        return _build(cls, doc, where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            packaged = Path(__file__).parent / "resources" / "configs" / path.name
+            if not packaged.is_file():
+                raise ConfigError(
+                    f"{path}: no such config file (packaged configs: {', '.join(packaged_configs())})"
+                )
+            path = packaged
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return _build(cls, doc, str(path))
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.name for p in (Path(__file__).parent / "resources" / "configs").glob("*.yaml"))
+
+
+def _build(cls, doc: dict[str, Any], where: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    kw = {}
+    for k, v in doc.items():
+        f = fields[k]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{where}: {k} must be a mapping")
+            kw[k] = _build(sub, v, f"{where}: {k}")
+        else:
+            kw[k] = tuple(v) if isinstance(v, list) else v
+    try:
+        return cls(**kw)
+    except ConfigError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+class _Stages:
+    """``stages.json``: the key each stage's artefact was made from; a matching key skips the stage."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "stages.json"
+        self.done: dict[str, str] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def fresh(self, stage: str, key: str, *paths: Path) -> bool:
+        return self.done.get(stage) == key and all(p.exists() for p in paths)
+
+    def mark(self, stage: str, key: str) -> None:
+        self.done[stage] = key
+        write_text_atomic(self.path, json.dumps(self.done, indent=1))
+
+
+def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[str, Any]:
+    """Run every stage (skipping fresh ones) and return the summary written to ``summary.json``."""
+    import torch
+
+    from .backbone import load_backbone
+    from .backbone.embed import embed_dataset
+    from .data.open import open_dataset
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    st = _Stages(out)
+    sec: dict[str, float] = {}
+    t = time.perf_counter()
+
+    # 1. data
+    if cfg.data == "phantom":
+        from .data.phantom import PhantomConfig, export
+        from .data.phantom.preview import label_summary, preview_grid
+        from .data.phantom.render import RENDER_VERSION
+
+        key = st.key(cfg.phantom_n, cfg.phantom_seed, RENDER_VERSION, dataclasses.asdict(PhantomConfig()))
+        hf = out / "phantoms" / "hf"
+        if not st.fresh("phantoms", key, hf):
+            log(f"[1/6] phantoms: generating {cfg.phantom_n}")
+            from .data.phantom import generate
+
+            studies = list(generate(cfg.phantom_n, cfg.phantom_seed, num_proc=cfg.embed.num_workers))
+            export(out / "phantoms", cfg.phantom_n, cfg.phantom_seed, studies=studies, progress=progress)
+            preview_grid(studies[:16], out / "phantom_preview.png")
+            (out / "label_summary.md").write_text(label_summary(studies))
+            st.mark("phantoms", key)
+        else:
+            log("[1/6] phantoms: up to date")
+        spec = f"hf:{hf.resolve()}"
+    else:
+        spec = cfg.data
+    sec["data"] = time.perf_counter() - t
+
+    # 2. backbone
+    t = time.perf_counter()
+    if cfg.backbone == "phantom":
+        from .backbone.phantom_clip import ensure_phantom_clip
+
+        log("[2/6] backbone: the phantom CLIP (trained once, then cached)")
+        bb_spec = f"local-dir:{ensure_phantom_clip(progress=progress)}"
+    else:
+        bb_spec = cfg.backbone
+        log(f"[2/6] backbone: {bb_spec}")
+    device = cfg.embed.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    bb = load_backbone(bb_spec, revision=cfg.backbone_revision, device=device)
+    sec["backbone"] = time.perf_counter() - t
+
+    # 3. embeddings (resumable by itself: complete shards are skipped)
+    t = time.perf_counter()
+    ds = open_dataset(spec)
+    log(f"[3/6] embeddings of {len(ds)} images")
+    e = cfg.embed
+    embed_dataset(
+        ds,
+        bb,
+        out / "embeddings",
+        batch_size=e.batch_size,
+        num_workers=e.num_workers,
+        shard_size=e.shard_size,
+        dtype=e.dtype,
+        text=e.text,
+        autocast=e.autocast,
+        data_spec=spec,
+        progress=progress,
+    )
+    sec["embeddings"] = time.perf_counter() - t
+
+    # 4. classifier + ensemble
+    t = time.perf_counter()
+    from .training import ensemble_fingerprint, load_trained, train_from_embeddings
+
+    man = json.loads((out / "embeddings" / "manifest.json").read_text())
+    train_dir = out / "train"
+    key = st.key(man["backbone"], man["dataset"], dataclasses.asdict(cfg.train))
+    if not st.fresh("train", key, train_dir / "ensemble.safetensors", train_dir / "fidelity.json"):
+        log(
+            f"[4/6] classifier + {cfg.train.members or 100}-member transcoder ensemble "
+            f"({cfg.train.preset} preset)"
+        )
+        train_from_embeddings(
+            out / "embeddings",
+            train_dir,
+            preset=cfg.train.preset,
+            n_members=cfg.train.members,
+            policy=cfg.train.policy,
+            multimodal=cfg.train.multimodal,
+            progress=progress,
+        )
+        st.mark("train", key)
+    else:
+        log("[4/6] classifier + ensemble: up to date")
+    report = json.loads((train_dir / "fidelity.json").read_text())
+    sec["train"] = time.perf_counter() - t
+
+    # 5. pattern bank
+    t = time.perf_counter()
+    from .patterns import PatternBank
+    from .patterns.build import build_bank
+
+    _, ens = load_trained(train_dir)
+    key = st.key(ensemble_fingerprint(ens), dataclasses.asdict(cfg.patterns))
+    if not st.fresh("patterns", key, train_dir / "patterns.json"):
+        log("[5/6] pattern bank: score, merge, select, name")
+        bank = build_bank(
+            ens, out / "embeddings", ds, config=cfg.patterns, backbone=bb, data_spec=spec, progress=progress
+        )
+        bank.save(train_dir)
+        st.mark("patterns", key)
+    else:
+        log("[5/6] pattern bank: up to date")
+        bank = PatternBank.load(train_dir)
+    sec["patterns"] = time.perf_counter() - t
+
+    # 6. the model folder with its card
+    t = time.perf_counter()
+    log("[6/6] model folder + model card")
+    model_dir = export_model(train_dir, out / "model", ds, cfg.model, report)
+    sec["model"] = time.perf_counter() - t
+
+    summary = {
+        "seconds": {k: round(v, 1) for k, v in sec.items()},
+        "data": spec,
+        "backbone": bb_spec,
+        "model": str(model_dir),
+        "auroc_test": {
+            "classifier_macro": report["auroc"]["classifier"]["macro"],
+            "ensemble_path_macro": report["auroc"]["ensemble_path"]["macro"],
+        },
+        "measured_on": report["measured_on"],
+        "fvu_full_level": report["fidelity"]["fvu_mean"][str(ens.cfg.n_latents)],
+        "pattern_bank": bank.meta["counts"],
+    }
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def export_model(train_dir: Path, model_dir: Path, ds, opts: ModelOptions, report: dict[str, Any]) -> Path:
+    """Write the LanIC model folder (weights, patterns.json, card, thumbnails where allowed)."""
+    from .card import render_model_card
+    from .data.schema import source_of
+    from .modeling import LanICModel
+    from .utils.io import replace_dir
+
+    model = LanICModel.from_training_folder(train_dir)
+    src = source_of(ds)
+    model.bank_meta["data_source"] = dataclasses.asdict(src)
+    bundle = opts.bundle_backbone
+    if bundle is None:
+        bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, bundle_backbone=bundle)
+        render_model_card(model, repo_id=opts.repo_id, dataset=src, report=report, model_name=opts.name).save(
+            tmp / "README.md"
+        )
+        if opts.thumbnails and src.redistributable:
+            from .patterns.gallery import export_thumbnails
+
+            export_thumbnails(model.bank, ds, tmp, per_pattern=4, progress=False)
+
+    import shutil
+
+    tmp = model_dir.with_name(model_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    return replace_dir(tmp, model_dir)

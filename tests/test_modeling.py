@@ -1,0 +1,194 @@
+"""LanICModel: the transformers round trip, offline Hub loading, the upload folder, bad folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from lanic_hub import LanICConfig, LanICModel
+from lanic_hub.backbone.embed import load_embeddings
+from lanic_hub.errors import LicenceError
+from lanic_hub.modeling import ModelFolderError, upload_plan
+from lanic_hub.utils.hfcache import put_in_hf_cache
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_model, tmp_path_factory):
+    """The tiny model as a LanIC model folder, written by the pipeline's export (card included)."""
+    from lanic_hub.data.open import open_dataset
+    from lanic_hub.pipeline import ModelOptions, export_model
+
+    bank = json.loads((tiny_model / "patterns.json").read_text())
+    spec = json.loads((tiny_model.parent / "emb" / "manifest.json").read_text())["data_spec"]
+    report = json.loads((tiny_model / "fidelity.json").read_text())
+    out = tmp_path_factory.mktemp("lanic") / "model"
+    export_model(tiny_model, out, open_dataset(spec), ModelOptions(repo_id="lanic-test/tiny-lanic"), report)
+    assert (
+        bank["meta"]["counts"]["selected"]
+        == json.loads((out / "patterns.json").read_text())["meta"]["counts"]["selected"]
+    )
+    return out
+
+
+def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, saved):
+    built = LanICModel.from_training_folder(tiny_model)
+    loaded, info = LanICModel.from_pretrained(saved, output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set() and not info["mismatched_keys"]
+    a, b = built.state_dict(), loaded.state_dict()
+    assert set(a) == set(b) and len(a) >= 9
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+    assert loaded.patterns == json.loads(json.dumps(built.patterns))
+    assert isinstance(AutoModel.from_pretrained(saved), LanICModel)
+    assert isinstance(AutoConfig.from_pretrained(saved), LanICConfig)
+    assert (saved / "backbone" / "open_clip_config.json").is_file()  # the phantom CLIP is bundled
+    assert sorted(os.listdir(saved))[:5] == [
+        "README.md",
+        "backbone",
+        "config.json",
+        "model.safetensors",
+        "patterns.json",
+    ]
+
+
+def test_forward_and_explanations_agree_with_the_classifier(saved, tiny_embedded):
+    model = LanICModel.from_pretrained(saved)
+    e = load_embeddings(tiny_embedded / "emb").image.float()[:6]
+    with torch.no_grad():
+        out = model(embeddings=e)
+    assert torch.allclose(out.probabilities, torch.sigmoid(model.classifier(e)))
+    assert out.pattern_activations.shape == (6, model.config.n_patterns)
+    for b, ex in enumerate(model.explain_embeddings(e)):
+        for c, f in enumerate(ex.findings):
+            assert f.total == pytest.approx(float(out.logits[b, c]), abs=1e-4)
+            acts = {p.pattern: p.activation for p in f.patterns}
+            for p, a in acts.items():
+                assert a == pytest.approx(float(out.pattern_activations[b, p]), rel=1e-5)
+    one = model.explain_embedding(e[0])
+    assert one.to_dict() == model.explain_embeddings(e[:1])[0].to_dict()
+    with pytest.raises(ValueError, match="exactly one"):
+        model()
+
+
+def test_model_card_renders_and_its_yaml_parses_back(saved):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard((saved / "README.md").read_text())
+    idx = card.data.to_dict()["model-index"][0]
+    metrics = {m["name"]: m["value"] for m in idx["results"][0]["metrics"]}
+    assert "AUROC macro" in metrics and all(0 <= v <= 1 for v in metrics.values())
+    assert (
+        idx["results"][0]["dataset"]["name"] == "phantom" and idx["results"][0]["dataset"]["split"] == "test"
+    )
+    assert card.data.license == "apache-2.0" and card.data.library_name == "lanic-hub"
+    text = card.text
+    for needle in (
+        "not a medical device",
+        "arXiv:2510.21464",
+        "BiomedCLIP",
+        'LanICModel.from_pretrained("lanic-test/tiny-lanic")',
+    ):
+        assert needle in text, needle
+
+
+def test_upload_plan_is_the_model_folder_and_guards_the_licence(saved, tmp_path):
+    plan = upload_plan(saved)
+    assert {"config.json", "model.safetensors", "patterns.json", "README.md"} <= set(plan)
+    assert set(plan) == {str(p.relative_to(saved)) for p in saved.rglob("*") if p.is_file()}
+    thumbs = [f for f in plan if f.startswith("thumbnails/")]
+    assert thumbs  # phantoms may be re-published
+    bad = tmp_path / "m"
+    shutil.copytree(saved, bad)
+    doc = json.loads((bad / "patterns.json").read_text())
+    doc["meta"]["data_source"] = {"name": "mimic-cxr-jpg", "redistributable": False}
+    (bad / "patterns.json").write_text(json.dumps(doc))
+    with pytest.raises(LicenceError, match="mimic-cxr-jpg"):
+        upload_plan(bad)
+    (bad / "README.md").unlink()
+    with pytest.raises(ModelFolderError, match="model card"):
+        upload_plan(bad)
+
+
+def test_bad_folders_get_clear_errors(saved, tiny_model, tmp_path):
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        LanICModel.from_pretrained(tmp_path)
+    with pytest.raises(ModelFolderError, match="lanic-hub export"):
+        LanICModel.from_pretrained(tiny_model)  # a training folder, not a model
+    old = tmp_path / "old"
+    shutil.copytree(saved, old)
+    cfg = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**cfg, "lanic_format": 0}))
+    with pytest.raises(ModelFolderError, match="format 0"):
+        LanICModel.from_pretrained(old)
+    broken = tmp_path / "broken"
+    shutil.copytree(saved, broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFolderError, match="model.safetensors"):
+        LanICModel.from_pretrained(broken)
+    pickled = tmp_path / "pickled"
+    shutil.copytree(saved, pickled)
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    with pytest.raises(ModelFolderError, match="never loaded from pickles"):
+        LanICModel.from_pretrained(pickled)
+    nobb = tmp_path / "nobb"
+    shutil.copytree(saved, nobb)
+    shutil.rmtree(nobb / "backbone", ignore_errors=True)
+    cfg = json.loads((nobb / "config.json").read_text())
+    cfg.update(
+        bundled_backbone=False, backbone={"spec": f"local-dir:{tmp_path / 'nowhere'}", "revision": None}
+    )
+    (nobb / "config.json").write_text(json.dumps(cfg))
+    from lanic_hub.backbone import BackboneError
+
+    with pytest.raises(BackboneError, match="nowhere"):
+        LanICModel.from_pretrained(nobb).predict(torch.zeros(64, 64).numpy())
+    with pytest.raises(ModelFolderError, match="not found on the Hub or in the cache"):
+        LanICModel.from_pretrained("lanic-test/definitely-not-cached", cache_dir=str(tmp_path / "hub"))
+
+
+def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(saved, tmp_path):
+    from lanic_hub.data.phantom import export
+
+    hub = tmp_path / "hf" / "hub"
+    put_in_hf_cache(saved, "lanic-test/tiny-lanic", hub, revision="main")
+    v1 = tmp_path / "v1"
+    shutil.copytree(saved, v1)
+    doc = json.loads((v1 / "patterns.json").read_text())
+    doc["patterns"][0]["name"] = "renamed in v1"
+    (v1 / "patterns.json").write_text(json.dumps(doc))
+    put_in_hf_cache(v1, "lanic-test/tiny-lanic", hub, revision="v1")
+    img = tmp_path / "img.png"
+    from lanic_hub.data.images import load_image
+    from lanic_hub.data.open import open_dataset
+
+    ph = export(tmp_path / "ph", 2, seed=11, mimic=False, progress=False)["hf"]
+    load_image(open_dataset(f"hf:{ph}")[0]["image"]).save(img)
+    code = (
+        "import json, lanic_hub\n"
+        "from transformers import AutoModel\n"
+        "m = AutoModel.from_pretrained('lanic-test/tiny-lanic')\n"
+        "v1 = lanic_hub.LanICModel.from_pretrained('lanic-test/tiny-lanic', revision='v1')\n"
+        f"e = m.explain({str(img)!r})\n"
+        "f = e.findings[0]\n"
+        "print(json.dumps({'main': m.patterns[0]['name'], 'v1': v1.patterns[0]['name'],"
+        " 'gap': abs(f.total - f.logit), 'n': len(e.findings)}))\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "LANIC_HUB_CACHE": str(tmp_path / "c"),
+    }
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["v1"] == "renamed in v1" and out["main"] != "renamed in v1"
+    assert out["gap"] < 1e-4 and out["n"] == 5
