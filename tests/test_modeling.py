@@ -192,3 +192,28 @@ def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(saved,
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["v1"] == "renamed in v1" and out["main"] != "renamed in v1"
     assert out["gap"] < 1e-4 and out["n"] == 5
+
+
+def test_predict_takes_paths_pil_arrays_and_dicom_and_pixels_match_embeddings(saved, shared_data, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from lanic_hub.data.images import load_image
+
+    model = LanICModel.from_pretrained(saved)
+    dcm = next((shared_data / "cxr_real" / "dicom").glob("*.dcm"))
+    png = next((shared_data / "cxr_real").rglob("*.png"))
+    pil = Image.open(png)
+    arr = np.asarray(load_image(png).convert("L"))
+    preds = model.predict_batch([str(png), pil, arr, dcm])
+    assert all(set(p) == set(model.config.findings) for p in preds)
+    assert preds[0] == pytest.approx(preds[1], abs=1e-6) and preds[0] == pytest.approx(preds[2], abs=1e-5)
+    assert all(0 < v < 1 for p in preds for v in p.values())
+    bb = model.backbone
+    x = torch.stack([bb.preprocess(load_image(png))])
+    with torch.no_grad():
+        a = model(pixel_values=x)
+        b = model(embeddings=bb.encode_image(x))
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.pattern_activations, b.pattern_activations)
+    ex = model.explain(dcm)
+    assert ex.source == str(dcm) and all(abs(f.total - f.logit) < 1e-4 for f in ex.findings)
