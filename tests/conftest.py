@@ -87,3 +87,23 @@ def tiny_model(tiny_embedded):
         progress=False,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_lanic_model(tiny_model, tmp_path_factory):
+    """The tiny model as a LanIC model folder, written by the pipeline's export (card included)."""
+    import json
+
+    from lanic_hub.data.open import open_dataset
+    from lanic_hub.pipeline import ModelOptions, export_model
+
+    bank = json.loads((tiny_model / "patterns.json").read_text())
+    spec = json.loads((tiny_model.parent / "emb" / "manifest.json").read_text())["data_spec"]
+    report = json.loads((tiny_model / "fidelity.json").read_text())
+    out = tmp_path_factory.mktemp("lanic") / "model"
+    export_model(tiny_model, out, open_dataset(spec), ModelOptions(repo_id="lanic-test/tiny-lanic"), report)
+    assert (
+        bank["meta"]["counts"]["selected"]
+        == json.loads((out / "patterns.json").read_text())["meta"]["counts"]["selected"]
+    )
+    return out

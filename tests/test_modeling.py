@@ -19,37 +19,19 @@ from lanic_hub.modeling import ModelFolderError, upload_plan
 from lanic_hub.utils.hfcache import put_in_hf_cache
 
 
-@pytest.fixture(scope="module")
-def saved(tiny_model, tmp_path_factory):
-    """The tiny model as a LanIC model folder, written by the pipeline's export (card included)."""
-    from lanic_hub.data.open import open_dataset
-    from lanic_hub.pipeline import ModelOptions, export_model
-
-    bank = json.loads((tiny_model / "patterns.json").read_text())
-    spec = json.loads((tiny_model.parent / "emb" / "manifest.json").read_text())["data_spec"]
-    report = json.loads((tiny_model / "fidelity.json").read_text())
-    out = tmp_path_factory.mktemp("lanic") / "model"
-    export_model(tiny_model, out, open_dataset(spec), ModelOptions(repo_id="lanic-test/tiny-lanic"), report)
-    assert (
-        bank["meta"]["counts"]["selected"]
-        == json.loads((out / "patterns.json").read_text())["meta"]["counts"]["selected"]
-    )
-    return out
-
-
-def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, saved):
+def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, tiny_lanic_model):
     built = LanICModel.from_training_folder(tiny_model)
-    loaded, info = LanICModel.from_pretrained(saved, output_loading_info=True)
+    loaded, info = LanICModel.from_pretrained(tiny_lanic_model, output_loading_info=True)
     assert info["missing_keys"] == set() and info["unexpected_keys"] == set() and not info["mismatched_keys"]
     a, b = built.state_dict(), loaded.state_dict()
     assert set(a) == set(b) and len(a) >= 9
     for k in a:
         assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
     assert loaded.patterns == json.loads(json.dumps(built.patterns))
-    assert isinstance(AutoModel.from_pretrained(saved), LanICModel)
-    assert isinstance(AutoConfig.from_pretrained(saved), LanICConfig)
-    assert (saved / "backbone" / "open_clip_config.json").is_file()  # the phantom CLIP is bundled
-    assert sorted(os.listdir(saved))[:5] == [
+    assert isinstance(AutoModel.from_pretrained(tiny_lanic_model), LanICModel)
+    assert isinstance(AutoConfig.from_pretrained(tiny_lanic_model), LanICConfig)
+    assert (tiny_lanic_model / "backbone" / "open_clip_config.json").is_file()  # the phantom CLIP is bundled
+    assert sorted(os.listdir(tiny_lanic_model))[:5] == [
         "README.md",
         "backbone",
         "config.json",
@@ -58,8 +40,8 @@ def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, saved):
     ]
 
 
-def test_forward_and_explanations_agree_with_the_classifier(saved, tiny_embedded):
-    model = LanICModel.from_pretrained(saved)
+def test_forward_and_explanations_agree_with_the_classifier(tiny_lanic_model, tiny_embedded):
+    model = LanICModel.from_pretrained(tiny_lanic_model)
     e = load_embeddings(tiny_embedded / "emb").image.float()[:6]
     with torch.no_grad():
         out = model(embeddings=e)
@@ -77,10 +59,10 @@ def test_forward_and_explanations_agree_with_the_classifier(saved, tiny_embedded
         model()
 
 
-def test_model_card_renders_and_its_yaml_parses_back(saved):
+def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model):
     from huggingface_hub import ModelCard
 
-    card = ModelCard((saved / "README.md").read_text())
+    card = ModelCard((tiny_lanic_model / "README.md").read_text())
     idx = card.data.to_dict()["model-index"][0]
     metrics = {m["name"]: m["value"] for m in idx["results"][0]["metrics"]}
     assert "AUROC macro" in metrics and all(0 <= v <= 1 for v in metrics.values())
@@ -98,14 +80,16 @@ def test_model_card_renders_and_its_yaml_parses_back(saved):
         assert needle in text, needle
 
 
-def test_upload_plan_is_the_model_folder_and_guards_the_licence(saved, tmp_path):
-    plan = upload_plan(saved)
+def test_upload_plan_is_the_model_folder_and_guards_the_licence(tiny_lanic_model, tmp_path):
+    plan = upload_plan(tiny_lanic_model)
     assert {"config.json", "model.safetensors", "patterns.json", "README.md"} <= set(plan)
-    assert set(plan) == {str(p.relative_to(saved)) for p in saved.rglob("*") if p.is_file()}
+    assert set(plan) == {
+        str(p.relative_to(tiny_lanic_model)) for p in tiny_lanic_model.rglob("*") if p.is_file()
+    }
     thumbs = [f for f in plan if f.startswith("thumbnails/")]
     assert thumbs  # phantoms may be re-published
     bad = tmp_path / "m"
-    shutil.copytree(saved, bad)
+    shutil.copytree(tiny_lanic_model, bad)
     doc = json.loads((bad / "patterns.json").read_text())
     doc["meta"]["data_source"] = {"name": "mimic-cxr-jpg", "redistributable": False}
     (bad / "patterns.json").write_text(json.dumps(doc))
@@ -116,30 +100,30 @@ def test_upload_plan_is_the_model_folder_and_guards_the_licence(saved, tmp_path)
         upload_plan(bad)
 
 
-def test_bad_folders_get_clear_errors(saved, tiny_model, tmp_path):
+def test_bad_folders_get_clear_errors(tiny_lanic_model, tiny_model, tmp_path):
     with pytest.raises(ModelFolderError, match="no config.json"):
         LanICModel.from_pretrained(tmp_path)
     with pytest.raises(ModelFolderError, match="lanic-hub export"):
         LanICModel.from_pretrained(tiny_model)  # a training folder, not a model
     old = tmp_path / "old"
-    shutil.copytree(saved, old)
+    shutil.copytree(tiny_lanic_model, old)
     cfg = json.loads((old / "config.json").read_text())
     (old / "config.json").write_text(json.dumps({**cfg, "lanic_format": 0}))
     with pytest.raises(ModelFolderError, match="format 0"):
         LanICModel.from_pretrained(old)
     broken = tmp_path / "broken"
-    shutil.copytree(saved, broken)
+    shutil.copytree(tiny_lanic_model, broken)
     data = (broken / "model.safetensors").read_bytes()
     (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFolderError, match="model.safetensors"):
         LanICModel.from_pretrained(broken)
     pickled = tmp_path / "pickled"
-    shutil.copytree(saved, pickled)
+    shutil.copytree(tiny_lanic_model, pickled)
     (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
     with pytest.raises(ModelFolderError, match="never loaded from pickles"):
         LanICModel.from_pretrained(pickled)
     nobb = tmp_path / "nobb"
-    shutil.copytree(saved, nobb)
+    shutil.copytree(tiny_lanic_model, nobb)
     shutil.rmtree(nobb / "backbone", ignore_errors=True)
     cfg = json.loads((nobb / "config.json").read_text())
     cfg.update(
@@ -154,13 +138,13 @@ def test_bad_folders_get_clear_errors(saved, tiny_model, tmp_path):
         LanICModel.from_pretrained("lanic-test/definitely-not-cached", cache_dir=str(tmp_path / "hub"))
 
 
-def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(saved, tmp_path):
+def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(tiny_lanic_model, tmp_path):
     from lanic_hub.data.phantom import export
 
     hub = tmp_path / "hf" / "hub"
-    put_in_hf_cache(saved, "lanic-test/tiny-lanic", hub, revision="main")
+    put_in_hf_cache(tiny_lanic_model, "lanic-test/tiny-lanic", hub, revision="main")
     v1 = tmp_path / "v1"
-    shutil.copytree(saved, v1)
+    shutil.copytree(tiny_lanic_model, v1)
     doc = json.loads((v1 / "patterns.json").read_text())
     doc["patterns"][0]["name"] = "renamed in v1"
     (v1 / "patterns.json").write_text(json.dumps(doc))
@@ -194,13 +178,15 @@ def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(saved,
     assert out["gap"] < 1e-4 and out["n"] == 5
 
 
-def test_predict_takes_paths_pil_arrays_and_dicom_and_pixels_match_embeddings(saved, shared_data, tmp_path):
+def test_predict_takes_paths_pil_arrays_and_dicom_and_pixels_match_embeddings(
+    tiny_lanic_model, shared_data, tmp_path
+):
     import numpy as np
     from PIL import Image
 
     from lanic_hub.data.images import load_image
 
-    model = LanICModel.from_pretrained(saved)
+    model = LanICModel.from_pretrained(tiny_lanic_model)
     dcm = next((shared_data / "cxr_real" / "dicom").glob("*.dcm"))
     png = next((shared_data / "cxr_real").rglob("*.png"))
     pil = Image.open(png)

@@ -517,6 +517,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=6, help="patterns shown per finding (default 6)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser(
+        "eval",
+        help="leaderboard evaluation of models and baselines on a suite (same as lanic-eval)",
+        **_fmt(
+            "Evaluate models on a suite; write results JSONs and the leaderboard (md, csv, png).",
+            "lanic-hub eval --model runs/quickstart/model --suite phantom --out runs/eval",
+        ),
+    )
+    from .evaluation.cli import add_arguments, run_from_args
+
+    add_arguments(p)
+    p.set_defaults(func=run_from_args)
     return ap
 
 

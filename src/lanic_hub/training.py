@@ -116,7 +116,7 @@ def matryoshka_vs_topk(
     n = min(n_members, ens.T)
     plain_cfg = replace(ens.cfg, n_members=n, levels=(ens.cfg.n_latents,), first_member=0)
     plain, _ = train_ensemble(x_tr, h_tr, plain_cfg, train, progress=progress)
-    mat = ens if n == ens.T else _first_members(ens, n)
+    mat = ens if n == ens.T else first_members(ens, n)
     gt = {f: np.array(test_rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS}
     out: dict[str, Any] = {
         "members_compared": n,
@@ -134,7 +134,7 @@ def matryoshka_vs_topk(
     return out
 
 
-def _first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
+def first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
     """A view-free copy of members [0, n) of ``ens``."""
     part = TranscoderEnsemble(ens.cfg.slice(0, n))
     L = ens.cfg.n_latents

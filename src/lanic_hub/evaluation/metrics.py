@@ -7,6 +7,7 @@ it is NaN and left out of macro averages.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,12 @@ def auroc_with_ci(
             if 0 < yc[i].sum() < len(i):
                 boots[b, c] = roc_auc_score(yc[i], sc[i])
     ok = ~np.isnan(point)
+    with warnings.catch_warnings():  # a single-class finding has an all-NaN bootstrap column
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _ci(point, boots, ok, n_boot)
+
+
+def _ci(point: np.ndarray, boots: np.ndarray, ok: np.ndarray, n_boot: int) -> dict[str, Any]:
     macro_boot = np.nanmean(boots[:, ok], axis=1) if ok.any() else np.full(n_boot, np.nan)
     return {
         "per_finding": point.tolist(),
@@ -59,7 +66,9 @@ def auprc(y: np.ndarray, scores: np.ndarray, mask: np.ndarray | None = None) -> 
     for c in range(y.shape[1]):
         m = mask[:, c]
         yc = y[m, c].astype(int)
-        out.append(float(average_precision_score(yc, scores[m, c])) if 0 < yc.sum() < len(yc) else float("nan"))
+        out.append(
+            float(average_precision_score(yc, scores[m, c])) if 0 < yc.sum() < len(yc) else float("nan")
+        )
     return out
 
 
@@ -79,7 +88,9 @@ def f1_thresholds(y_val: np.ndarray, p_val: np.ndarray, mask_val: np.ndarray | N
     return out
 
 
-def f1_at(y: np.ndarray, p: np.ndarray, thresholds: list[float], mask: np.ndarray | None = None) -> list[float]:
+def f1_at(
+    y: np.ndarray, p: np.ndarray, thresholds: list[float], mask: np.ndarray | None = None
+) -> list[float]:
     y, mask = _cols(y, mask)
     return [
         float(f1_score(y[mask[:, c], c].astype(int), p[mask[:, c], c] >= t, zero_division=0))
@@ -135,7 +146,13 @@ def summary(values: np.ndarray) -> dict[str, float]:
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if len(v) == 0:
-        return {"n": 0, "median": float("nan"), "p10": float("nan"), "p90": float("nan"), "mean": float("nan")}
+        return {
+            "n": 0,
+            "median": float("nan"),
+            "p10": float("nan"),
+            "p90": float("nan"),
+            "mean": float("nan"),
+        }
     return {
         "n": int(len(v)),
         "median": float(np.median(v)),

@@ -1,0 +1,30 @@
+"""lanic_stability: Hungarian-matched decoder similarity between two transcoder members.
+
+``predictions``: member A's decoder rows (one list of H per latent); ``references``: member B's.
+Returns the mean cosine of the best one-to-one matching (1.0: the same dictionary up to order).
+"""
+
+import datasets
+import evaluate
+import numpy as np
+
+from lanic_hub.evaluation import metrics as M  # noqa: N812
+
+
+class LanicStability(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation="",
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Sequence(datasets.Value("float64")),
+                }
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        return {
+            "hungarian_similarity": M.hungarian_similarity(np.asarray(predictions), np.asarray(references))
+        }

@@ -1,0 +1,62 @@
+"""``lanic-eval`` (also ``lanic-hub eval``): evaluate models on a suite and rebuild the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ..errors import LanicError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .suites import SUITES
+
+    p.add_argument("--model", action="append", required=True, help="model folder or Hub repo id (repeatable)")
+    p.add_argument("--suite", default="phantom", choices=SUITES, help="default: phantom (offline)")
+    p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
+    p.add_argument("--data", default=None, help="dataset path for the mimic-cxr / chexpert / nih suites")
+    p.add_argument("--no-baselines", action="store_true", help="evaluate the models only")
+    p.add_argument(
+        "--bootstrap", type=int, default=200, help="bootstrap resamples for AUROC CIs (default 200)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    res = run(
+        args.model,
+        args.suite,
+        args.out,
+        data=args.data,
+        baselines=not args.no_baselines,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+    )
+    print(json.dumps(res, indent=1))
+    md = res["leaderboard"]["markdown"]
+    print("\n" + open(md).read())  # noqa: SIM115
+    return 1 if res["failed"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="lanic-eval",
+        description="Leaderboard-style evaluation of LanIC models and baselines.",
+        epilog="example:\n  lanic-eval --model runs/quickstart/model --suite phantom --out runs/eval",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except LanicError as exc:
+        print(f"lanic-eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

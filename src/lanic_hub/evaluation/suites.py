@@ -1,0 +1,104 @@
+"""Evaluation suites: the data a model is evaluated on, embedded with the model's own backbone.
+
+- ``phantom`` (default, offline): the phantom world of the main job (2,000 phantoms, seed 0);
+  baselines train on its train split, metrics use its test split.
+- ``mimic-cxr``, ``chexpert``, ``nih``: the same code on real data (``--data PATH``), using
+  each dataset's own split column (official or patient-level).
+- ``real-fixtures``: the NIH ChestX-ray14 images in ``../shared/data/cxr_real``. It checks that
+  the whole path runs on real radiographs (predictions, explanations, completeness); it makes no
+  accuracy claims.
+
+Embeddings are cached under ``<out>/cache/<suite>/`` per backbone and reused across models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .runner import SuiteData
+
+SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "real-fixtures")
+PHANTOM_N, PHANTOM_SEED = 2000, 0
+DEFAULT_FIXTURES = Path("../shared/data/cxr_real")
+
+
+def _dataset(name: str, out: Path, data: str | None, progress: bool, phantom_n: int = PHANTOM_N):
+    from ..data.open import open_dataset
+
+    if name == "phantom":
+        from ..data.phantom import export
+
+        hf = out / "cache" / "phantom" / f"phantoms-{phantom_n}-{PHANTOM_SEED}" / "hf"
+        if not hf.is_dir():
+            export(hf.parent, phantom_n, PHANTOM_SEED, mimic=False, progress=progress)
+        return f"hf:{hf.resolve()}", open_dataset(f"hf:{hf.resolve()}"), True
+    if name == "real-fixtures":
+        from ..data.nih import load_nih
+
+        root = Path(data) if data else DEFAULT_FIXTURES
+        if not (root / "labels.csv").is_file():
+            raise DataError(f"{root}: no labels.csv; pass --data PATH/TO/shared/data/cxr_real")
+        ds = load_nih(
+            root,
+            csv=root / "labels.csv",
+            images_dir=root,
+            image_column="file",
+            labels_column="finding_labels",
+            patient_column="patient_id",
+            view_column="view",
+        )
+        return f"nih-fixtures:{root.resolve()}", ds, False
+    if not data:
+        raise ConfigError(f"suite {name!r} needs --data PATH (where your copy of the dataset is)")
+    kind = {"mimic-cxr": "mimic", "chexpert": "chexpert", "nih": "nih"}[name]
+    spec = f"{kind}:{data}"
+    return spec, open_dataset(spec), True
+
+
+def load_suite(
+    name: str,
+    model,
+    out: str | Path,
+    *,
+    data: str | None = None,
+    progress: bool = True,
+    phantom_n: int = PHANTOM_N,
+) -> SuiteData:
+    """The suite's rows, labels and the model backbone's embeddings of them (cached)."""
+    from ..backbone.embed import embed_dataset, load_embeddings
+    from ..data.schema import label_matrix
+
+    if name not in SUITES:
+        raise ConfigError(f"unknown suite {name!r}; choose from {list(SUITES)}")
+    out = Path(out)
+    spec, ds, accuracy = _dataset(name, out, data, progress, phantom_n)
+    bb = model.backbone
+    key = hashlib.sha256(json.dumps([bb.identity(), ds._fingerprint], sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    folder = out / "cache" / name / f"emb-{key}"
+    embed_dataset(ds, bb, folder, num_workers=0, text=False, progress=progress, data_spec=spec)
+    emb = load_embeddings(folder)
+    if emb.errors:
+        raise DataError(f"suite {name}: {len(emb.errors)} images failed to load (first: {emb.errors[0]})")
+    rows = ds.select(emb.row_ids.tolist()).remove_columns("image")
+    split = np.array(rows["split"])
+    if name == "real-fixtures":  # nothing is trained here: every image is evaluated
+        split = np.full(len(rows), "test")
+    y, mask = label_matrix(rows, policy="U-Ignore", findings=tuple(model.config.findings))
+    return SuiteData(
+        name=name,
+        spec=spec,
+        fingerprint=ds._fingerprint,
+        x=emb.image.float(),
+        rows=rows,
+        split=split,
+        y=y,
+        mask=mask,
+        accuracy=accuracy,
+    )

@@ -1,0 +1,102 @@
+"""lanic-eval end to end at a tiny size: results files, the leaderboard, failures kept apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lanic_hub.evaluation.leaderboard import LITERATURE, ResultsError, load_results, write_leaderboard
+from lanic_hub.evaluation.runner import SCHEMA_VERSION, run
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_lanic_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    res = run(
+        [str(tiny_lanic_model), str(out / "no-such-model")],
+        "phantom",
+        out,
+        n_boot=20,
+        progress=False,
+        log=lambda *a: None,
+        phantom_n=400,
+    )
+    return out, res
+
+
+def test_results_files_carry_the_schema_and_provenance(evaluated, tiny_lanic_model):
+    out, res = evaluated
+    docs = load_results(out / "results" / "phantom")
+    kinds = sorted(d["model"]["kind"] for d in docs)
+    assert kinds.count("lanic") == 1 and kinds.count("baseline") == 5  # no 10-member subset of 8
+    names = {d["model"]["id"].split(" [")[0] for d in docs if d["model"]["kind"] == "baseline"}
+    assert names == {
+        "linear probe",
+        "zero-shot prompts",
+        "SAE + sparse probe",
+        "single TopK transcoder",
+        "LanIC ensemble, first 1 members",
+    }
+    lan = next(d for d in docs if d["model"]["kind"] == "lanic")
+    assert lan["schema"] == SCHEMA_VERSION and lan["model"]["id"] == str(tiny_lanic_model)
+    assert lan["dataset"]["split"] == "test" and lan["dataset"]["rows"] > 0 and lan["dataset"]["fingerprint"]
+    assert lan["lanic_hub"] and lan["seconds"] > 0 and lan["seed"] == 0
+    m = lan["metrics"]
+    assert set(m) == {"accuracy", "fidelity", "monosemanticity", "explanations", "stability"}
+    assert set(m["accuracy"]) == {"classifier", "ensemble_path", "top10_patterns_path"}
+    assert m["explanations"]["completeness_error_max"] < 1e-4
+    for step in m["explanations"]["deletion"].values():  # ablating through the decoder = contributions
+        assert step["max_gap_to_contributions"] < 1e-4
+    for step in m["explanations"]["insertion"].values():
+        assert step["max_gap_to_contributions"] < 1e-4
+    assert 0 < m["stability"]["hungarian_decoder_similarity"]["median"] <= 1
+    assert "ground_truth" in m["monosemanticity"]
+    # a failed model is reported and the others' results stand
+    assert list(res["failed"]) == [str(out / "no-such-model")]
+
+
+def test_leaderboard_md_csv_png(evaluated):
+    out, res = evaluated
+    md = (out / "leaderboard" / "phantom.md").read_text()
+    assert "classifier (MLP, black box)" in md and "linear probe" in md
+    assert "Context (literature, not our measurement" in md
+    rows_part = md.split("Context (literature")[0]
+    assert f"{LITERATURE['auroc']['Edema']:.3f}" not in rows_part.split("|---")[0]  # literature only below
+    csv_lines = (out / "leaderboard" / "phantom.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("model,kind,macro_auroc") and len(csv_lines) == 1 + 3 + 5
+    assert (out / "leaderboard" / "phantom.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_results_are_refused_without_touching_others(evaluated, tmp_path):
+    out, _ = evaluated
+    import shutil
+
+    folder = tmp_path / "results" / "phantom"
+    shutil.copytree(out / "results" / "phantom", folder)
+    (folder / "zz-future.json").write_text(json.dumps({"schema": 99, "findings": []}))
+    with pytest.raises(ResultsError, match="schema 99"):
+        write_leaderboard(tmp_path, "phantom")
+    (folder / "zz-future.json").unlink()
+    other = json.loads(next(folder.glob("linear*.json")).read_text())
+    other["findings"] = ["Edema"]
+    (folder / "zz-other.json").write_text(json.dumps(other))
+    with pytest.raises(ResultsError, match="different finding sets"):
+        write_leaderboard(tmp_path, "phantom")
+    assert len(list(folder.glob("*.json"))) == 7  # nothing erased
+
+
+def test_real_fixtures_suite_runs_without_accuracy_claims(tiny_lanic_model, shared_data, tmp_path):
+    res = run(
+        [str(tiny_lanic_model)],
+        "real-fixtures",
+        tmp_path,
+        data=str(shared_data / "cxr_real"),
+        n_boot=0,
+        progress=False,
+        log=lambda *a: None,
+    )
+    assert res["failed"] == {}
+    doc = json.loads(next((tmp_path / "results" / "real-fixtures").glob("*.json")).read_text())
+    assert "accuracy" not in doc["metrics"] and doc["dataset"]["rows"] == 93
+    assert doc["metrics"]["explanations"]["completeness_error_max"] < 1e-4
