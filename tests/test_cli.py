@@ -46,7 +46,7 @@ def test_quickstart_runs_the_whole_pipeline_at_a_tiny_size_and_reruns_from_cache
     assert e.row_ids.tolist() == list(range(200)) and e.image.shape == (200, 256)
     assert e.manifest["backbone"]["spec"] == spec
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"data", "backbone", "embeddings", "train", "patterns", "model"}
+    assert set(summary["seconds"]) == {"data", "backbone", "embeddings", "train", "patterns", "model", "eval"}
     model = LanICModel.from_pretrained(tmp_path / "model")
     assert model.ensemble.cfg.n_members == 3
     assert model.config.bundled_backbone  # a phantom CLIP lives in a local cache: it is bundled
@@ -57,7 +57,7 @@ def test_quickstart_runs_the_whole_pipeline_at_a_tiny_size_and_reruns_from_cache
     capsys.readouterr()
     assert main(argv) == 0
     log = capsys.readouterr().out
-    for stage in ("phantoms", "classifier + ensemble", "pattern bank"):
+    for stage in ("phantoms", "classifier + ensemble", "pattern bank", "evaluation"):
         assert f"{stage}: up to date" in log
     assert (tmp_path / "stages.json").read_text() == stages
     assert (tmp_path / "train" / "ensemble.safetensors").stat().st_mtime == mtime

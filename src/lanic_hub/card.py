@@ -46,12 +46,26 @@ def render_model_card(
     dataset: DataSource,
     report: dict[str, Any],
     model_name: str = "CXR-LanIC",
+    evaluation: dict[str, Any] | None = None,
+    leaderboard: str | None = None,
 ) -> ModelCard:
-    """The card of ``model`` (a :class:`~lanic_hub.modeling.LanICModel`) given the training report
-    (``fidelity.json`` of ``lanic-hub train``: test-split AUROCs, baselines, measured_on)."""
+    """The card of ``model`` (a :class:`~lanic_hub.modeling.LanICModel`).
+
+    With ``evaluation`` (this model's ``lanic-eval`` results file) and ``leaderboard`` (the suite's
+    markdown), the results come from the evaluation harness; without, from the training report
+    (``fidelity.json``: test-split AUROCs, baselines, measured_on)."""
     cls = report.get("auroc", {}).get("classifier", {})
     results = {("macro" if k == "macro" else k): v for k, v in cls.items()}
     measured_on = report.get("measured_on", "unknown data")
+    split_name = "test"
+    if evaluation is not None:
+        au = evaluation["metrics"]["accuracy"]["classifier"]["auroc"]
+        results = {"macro": au["macro"], **dict(zip(evaluation["findings"], au["per_finding"], strict=True))}
+        d = evaluation["dataset"]
+        measured_on = (
+            f"{d['spec']}, {d['split']} split ({d['rows']} rows), lanic-eval suite '{evaluation['suite']}'"
+        )
+        split_name = d["split"]
     data = ModelCardData(
         language="en",
         license="apache-2.0" if dataset.redistributable else "other",
@@ -66,7 +80,7 @@ def render_model_card(
             "lanic",
         ],
         model_name=model_name,
-        eval_results=_eval_results(results, dataset, "test"),
+        eval_results=_eval_results(results, dataset, split_name),
     )
     rows = ["| model | macro AUROC | " + " | ".join(model.config.findings) + " |"]
     rows.append("|---" * (len(model.config.findings) + 2) + "|")
@@ -79,6 +93,11 @@ def render_model_card(
         cells = [_fmt(r.get("macro"))] + [_fmt(r.get(f)) for f in model.config.findings]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     eval_text = f"AUROC on {measured_on}.\n\n" + "\n".join(rows)
+    if (
+        leaderboard is not None
+    ):  # the harness's own table, with CIs, AUPRC, F1, ECE and the literature context
+        body = leaderboard.split("\n", 2)[2] if leaderboard.startswith("# ") else leaderboard
+        eval_text = f"From `lanic-eval` ({measured_on}).\n\n" + body.strip()
     counts = model.bank_meta.get("counts", {})
     bank_text = (
         f"{len(model.patterns)} patterns selected from {counts.get('latents', '?')} latents "

@@ -1,5 +1,6 @@
 """The whole pipeline as one function: data -> backbone -> embeddings -> classifier + ensemble ->
-pattern bank -> a saved Hugging Face model folder with its card.
+pattern bank -> a saved Hugging Face model folder -> the evaluation suite, whose results go
+into the model card.
 
 ``lanic-hub quickstart`` runs it on the embedded default (phantoms and the phantom CLIP);
 ``lanic-hub build --config FILE.yaml`` runs it on real data (ready configs ship in
@@ -12,6 +13,7 @@ Layout of ``out``::
     embeddings/      image / report / sentence embeddings (lanic-hub embed)
     train/           classifier, ensemble, fidelity.json, patterns.* (lanic-hub train, patterns)
     model/           the LanIC model: config.json, model.safetensors, patterns.json, README.md
+    eval/            lanic-eval results (one JSON per model and baseline) and the leaderboard
     summary.json     seconds per stage and the headline figures
 """
 
@@ -71,6 +73,8 @@ class PipelineConfig:
     """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH or a folder."""
     phantom_n: int = 2000
     phantom_seed: int = 0
+    phantom_shortcuts: tuple[str, ...] = ()
+    """Shortcut couplings of the phantom world, e.g. 'chest_tube:Atelectasis:0.9:train+validate'."""
     backbone: str = "phantom"
     """'phantom' (the cached phantom CLIP), hf-hub:REPO or local-dir:PATH."""
     backbone_revision: str | None = None
@@ -78,6 +82,9 @@ class PipelineConfig:
     train: TrainOptions = field(default_factory=TrainOptions)
     patterns: BankConfig = field(default_factory=BankConfig)
     model: ModelOptions = field(default_factory=ModelOptions)
+    evaluate: bool = True
+    """Run the evaluation suite of the data (phantom / mimic-cxr / chexpert / nih) on the saved
+    model with every baseline; its results go into the model card."""
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], where: str = "config") -> PipelineConfig:
@@ -168,23 +175,26 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
 
     # 1. data
     if cfg.data == "phantom":
-        from .data.phantom import PhantomConfig, export
+        from .data.phantom import PhantomConfig, ShortcutSpec, export
         from .data.phantom.preview import label_summary, preview_grid
         from .data.phantom.render import RENDER_VERSION
 
-        key = st.key(cfg.phantom_n, cfg.phantom_seed, RENDER_VERSION, dataclasses.asdict(PhantomConfig()))
+        world = PhantomConfig(shortcuts=tuple(ShortcutSpec.parse(x) for x in cfg.phantom_shortcuts))
+        key = st.key(cfg.phantom_n, cfg.phantom_seed, RENDER_VERSION, dataclasses.asdict(world))
         hf = out / "phantoms" / "hf"
         if not st.fresh("phantoms", key, hf):
-            log(f"[1/6] phantoms: generating {cfg.phantom_n}")
+            log(f"[1/7] phantoms: generating {cfg.phantom_n}")
             from .data.phantom import generate
 
-            studies = list(generate(cfg.phantom_n, cfg.phantom_seed, num_proc=cfg.embed.num_workers))
-            export(out / "phantoms", cfg.phantom_n, cfg.phantom_seed, studies=studies, progress=progress)
+            studies = list(generate(cfg.phantom_n, cfg.phantom_seed, world, num_proc=cfg.embed.num_workers))
+            export(
+                out / "phantoms", cfg.phantom_n, cfg.phantom_seed, world, studies=studies, progress=progress
+            )
             preview_grid(studies[:16], out / "phantom_preview.png")
             (out / "label_summary.md").write_text(label_summary(studies))
             st.mark("phantoms", key)
         else:
-            log("[1/6] phantoms: up to date")
+            log("[1/7] phantoms: up to date")
         spec = f"hf:{hf.resolve()}"
     else:
         spec = cfg.data
@@ -195,11 +205,11 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     if cfg.backbone == "phantom":
         from .backbone.phantom_clip import ensure_phantom_clip
 
-        log("[2/6] backbone: the phantom CLIP (trained once, then cached)")
+        log("[2/7] backbone: the phantom CLIP (trained once, then cached)")
         bb_spec = f"local-dir:{ensure_phantom_clip(progress=progress)}"
     else:
         bb_spec = cfg.backbone
-        log(f"[2/6] backbone: {bb_spec}")
+        log(f"[2/7] backbone: {bb_spec}")
     device = cfg.embed.device or ("cuda" if torch.cuda.is_available() else "cpu")
     bb = load_backbone(bb_spec, revision=cfg.backbone_revision, device=device)
     sec["backbone"] = time.perf_counter() - t
@@ -207,7 +217,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     # 3. embeddings (resumable by itself: complete shards are skipped)
     t = time.perf_counter()
     ds = open_dataset(spec)
-    log(f"[3/6] embeddings of {len(ds)} images")
+    log(f"[3/7] embeddings of {len(ds)} images")
     e = cfg.embed
     embed_dataset(
         ds,
@@ -233,7 +243,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     key = st.key(man["backbone"], man["dataset"], dataclasses.asdict(cfg.train))
     if not st.fresh("train", key, train_dir / "ensemble.safetensors", train_dir / "fidelity.json"):
         log(
-            f"[4/6] classifier + {cfg.train.members or 100}-member transcoder ensemble "
+            f"[4/7] classifier + {cfg.train.members or 100}-member transcoder ensemble "
             f"({cfg.train.preset} preset)"
         )
         train_from_embeddings(
@@ -247,7 +257,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
         )
         st.mark("train", key)
     else:
-        log("[4/6] classifier + ensemble: up to date")
+        log("[4/7] classifier + ensemble: up to date")
     report = json.loads((train_dir / "fidelity.json").read_text())
     sec["train"] = time.perf_counter() - t
 
@@ -259,25 +269,52 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     _, ens = load_trained(train_dir)
     key = st.key(ensemble_fingerprint(ens), dataclasses.asdict(cfg.patterns))
     if not st.fresh("patterns", key, train_dir / "patterns.json"):
-        log("[5/6] pattern bank: score, merge, select, name")
+        log("[5/7] pattern bank: score, merge, select, name")
         bank = build_bank(
             ens, out / "embeddings", ds, config=cfg.patterns, backbone=bb, data_spec=spec, progress=progress
         )
         bank.save(train_dir)
         st.mark("patterns", key)
     else:
-        log("[5/6] pattern bank: up to date")
+        log("[5/7] pattern bank: up to date")
         bank = PatternBank.load(train_dir)
     sec["patterns"] = time.perf_counter() - t
 
     # 6. the model folder with its card
     t = time.perf_counter()
-    log("[6/6] model folder + model card")
+    log("[6/7] model folder + model card")
     model_dir = export_model(train_dir, out / "model", ds, cfg.model, report)
     sec["model"] = time.perf_counter() - t
 
+    # 7. the evaluation suite, on the same data, and the card's results from it
+    t = time.perf_counter()
+    kind = "phantom" if cfg.data == "phantom" else spec.partition(":")[0]
+    suite = {"phantom": "phantom", "mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}.get(kind)
+    evaluation = None
+    if cfg.evaluate and suite:
+        from .evaluation.runner import run as run_eval
+        from .evaluation.runner import slug
+
+        key = st.key(ensemble_fingerprint(ens), dataclasses.asdict(cfg.patterns), suite)
+        res_file = out / "eval" / "results" / suite / f"{slug(str(model_dir))}.json"
+        if not st.fresh("eval", key, res_file):
+            log(f"[7/7] evaluation suite '{suite}' with every baseline")
+            r = run_eval(
+                [str(model_dir)], suite, out / "eval", spec=spec, embeddings=out / "embeddings", log=log
+            )
+            if r["failed"]:
+                raise ConfigError(f"evaluation failed: {r['failed']}")
+            st.mark("eval", key)
+        else:
+            log("[7/7] evaluation: up to date")
+        evaluation = json.loads(res_file.read_text())
+        board = (out / "eval" / "leaderboard" / f"{suite}.md").read_text()
+        write_card(model_dir, ds, cfg.model, report, evaluation, board)
+    sec["eval"] = time.perf_counter() - t
+
     summary = {
         "seconds": {k: round(v, 1) for k, v in sec.items()},
+        "leaderboard": str(out / "eval" / "leaderboard" / f"{suite}.md") if evaluation else None,
         "data": spec,
         "backbone": bb_spec,
         "model": str(model_dir),
@@ -291,6 +328,32 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     return summary
+
+
+def write_card(
+    model_dir: Path,
+    ds,
+    opts: ModelOptions,
+    report: dict[str, Any],
+    evaluation=None,
+    leaderboard: str | None = None,
+) -> None:
+    """(Re)write the model folder's README.md card, with the evaluation suite's results if given."""
+    from .card import render_model_card
+    from .data.schema import source_of
+    from .modeling import LanICModel
+
+    model = LanICModel.from_pretrained(model_dir)
+    card = render_model_card(
+        model,
+        repo_id=opts.repo_id,
+        dataset=source_of(ds),
+        report=report,
+        model_name=opts.name,
+        evaluation=evaluation,
+        leaderboard=leaderboard,
+    )
+    write_text_atomic(model_dir / "README.md", str(card))
 
 
 def export_model(train_dir: Path, model_dir: Path, ds, opts: ModelOptions, report: dict[str, Any]) -> Path:

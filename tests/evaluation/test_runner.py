@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from lanic_hub.evaluation.leaderboard import LITERATURE, ResultsError, load_results, write_leaderboard
 from lanic_hub.evaluation.runner import SCHEMA_VERSION, run
@@ -100,3 +101,40 @@ def test_real_fixtures_suite_runs_without_accuracy_claims(tiny_lanic_model, shar
     doc = json.loads(next((tmp_path / "results" / "real-fixtures").glob("*.json")).read_text())
     assert "accuracy" not in doc["metrics"] and doc["dataset"]["rows"] == 93
     assert doc["metrics"]["explanations"]["completeness_error_max"] < 1e-4
+
+
+def test_mimic_suite_reads_the_mimic_layout(tiny_lanic_model, tmp_path):
+    from lanic_hub.data.phantom import PhantomConfig, export
+
+    root = export(
+        tmp_path / "ph", 240, seed=12, cfg=PhantomConfig(prevalence_scale=2.0), hf=False, progress=False
+    )["mimic"]
+    res = run(
+        [str(tiny_lanic_model)],
+        "mimic-cxr",
+        tmp_path / "out",
+        data=str(root),
+        baselines=False,
+        n_boot=10,
+        progress=False,
+        log=lambda *a: None,
+    )
+    assert res["failed"] == {}
+    doc = json.loads(next((tmp_path / "out" / "results" / "mimic-cxr").glob("*.json")).read_text())
+    assert doc["dataset"]["spec"] == f"mimic:{root}" and doc["metrics"]["accuracy"]["classifier"]["auroc"]
+
+
+def test_an_empty_test_split_is_a_clear_error(tiny_lanic_model, tiny_embedded):
+    import numpy as np
+
+    from lanic_hub import LanICModel
+    from lanic_hub.errors import DataError
+    from lanic_hub.evaluation.runner import SuiteData, evaluate_lanic
+
+    model = LanICModel.from_pretrained(tiny_lanic_model)
+    x = torch.zeros(4, model.config.d_in)
+    d = SuiteData(
+        "phantom", "x", "f", x, None, np.array(["train"] * 4), np.zeros((4, 5)), np.ones((4, 5), bool)
+    )
+    with pytest.raises(DataError, match="test split is empty"):
+        evaluate_lanic(model, d)

@@ -8,7 +8,6 @@
 per image, 1 / 0, or -1 for "not labelled" (left out, as under U-Ignore).
 """
 
-import datasets
 import evaluate
 import numpy as np
 
@@ -17,17 +16,9 @@ from lanic_hub.evaluation import metrics as M  # noqa: N812
 
 class LanicAccuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description="predictions: (N, C) logits; references: (N, C) labels in {1, 0, -1}",
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Sequence(datasets.Value("int64")),
-                }
-            ),
-        )
+        info = M.metric_info(__doc__)
+        info.inputs_description = "predictions: (N, C) logits; references: (N, C) labels in {1, 0, -1}"
+        return info
 
     def _compute(self, predictions, references, n_boot: int = 200, seed: int = 0, thresholds=None):
         s = np.asarray(predictions, dtype=float)

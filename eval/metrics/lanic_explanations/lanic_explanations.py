@@ -6,7 +6,6 @@ completeness error (max |Σ parts - logit|, ~0 for an exact decomposition) and, 
 the fewest contributions holding ``coverage`` (0.9) of the absolute contribution mass.
 """
 
-import datasets
 import evaluate
 import numpy as np
 
@@ -15,16 +14,7 @@ from lanic_hub.evaluation import metrics as M  # noqa: N812
 
 class LanicExplanations(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Value("float64"),
-                }
-            ),
-        )
+        return M.metric_info(__doc__, references="value")
 
     def _compute(self, predictions, references, coverage: float = 0.9):
         parts = np.asarray(predictions, float)

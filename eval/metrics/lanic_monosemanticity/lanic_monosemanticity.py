@@ -5,25 +5,18 @@ embedding from an encoder (normalised here). Exact, linear in the number of imag
 ``MS = Σ_{n<m} ã_n ã_m ê_n·ê_m / Σ_{n<m} ã_n ã_m`` with min-max scaled activations ``ã``.
 """
 
-import datasets
 import evaluate
 import numpy as np
 import torch
 
+from lanic_hub.evaluation import metrics as M  # noqa: N812
 from lanic_hub.patterns.scores import ms_scores
 
 
 class LanicMonosemanticity(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="Pach et al. 2025, Sparse autoencoders learn monosemantic features in VLMs",
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
+        return M.metric_info(
+            __doc__, citation="Pach et al. 2025, Sparse autoencoders learn monosemantic features in VLMs"
         )
 
     def _compute(self, predictions, references):

@@ -4,7 +4,6 @@
 Returns the mean cosine of the best one-to-one matching (1.0: the same dictionary up to order).
 """
 
-import datasets
 import evaluate
 import numpy as np
 
@@ -13,16 +12,7 @@ from lanic_hub.evaluation import metrics as M  # noqa: N812
 
 class LanicStability(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
-        )
+        return M.metric_info(__doc__)
 
     def _compute(self, predictions, references):
         return {

@@ -13,8 +13,16 @@ from ..errors import LanicError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from .suites import SUITES
 
-    p.add_argument("--model", action="append", required=True, help="model folder or Hub repo id (repeatable)")
-    p.add_argument("--suite", default="phantom", choices=SUITES, help="default: phantom (offline)")
+    p.add_argument("--model", action="append", default=[], help="model folder or Hub repo id (repeatable)")
+    p.add_argument(
+        "--suite",
+        default="phantom",
+        choices=(*SUITES, "phantom-shortcut"),
+        help="default: phantom (offline). phantom-shortcut builds its own two models (no --model)",
+    )
+    p.add_argument("--shortcut", default=None, help="phantom-shortcut: factor:Finding:strength:splits")
+    p.add_argument("--n", type=int, default=2000, help="phantom-shortcut: phantoms per world (default 2000)")
+    p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument("--data", default=None, help="dataset path for the mimic-cxr / chexpert / nih suites")
     p.add_argument("--no-baselines", action="store_true", help="evaluate the models only")
@@ -25,8 +33,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import ConfigError
     from .runner import run
 
+    if args.suite == "phantom-shortcut":
+        from .shortcut import DEFAULT_SHORTCUT, markdown, run_shortcut_suite
+
+        r = run_shortcut_suite(
+            Path(args.out) / "phantom-shortcut",
+            shortcut=args.shortcut or DEFAULT_SHORTCUT,
+            n=args.n,
+            seed=args.seed,
+            members=args.members,
+        )
+        print(markdown(r))
+        return 0
+    if not args.model:
+        raise ConfigError(f"suite {args.suite!r} evaluates models: give at least one --model")
     res = run(
         args.model,
         args.suite,

@@ -160,3 +160,21 @@ def summary(values: np.ndarray) -> dict[str, float]:
         "p90": float(np.percentile(v, 90)),
         "mean": float(v.mean()),
     }
+
+
+def metric_info(doc: str, predictions: str = "sequence", references: str = "sequence", citation: str = ""):
+    """The ``evaluate.MetricInfo`` of an ``eval/metrics`` module: float64 columns, a sequence per
+    example ('sequence') or one number ('value')."""
+    import datasets
+    import evaluate
+
+    def col(kind: str):
+        return (
+            datasets.Sequence(datasets.Value("float64")) if kind == "sequence" else datasets.Value("float64")
+        )
+
+    return evaluate.MetricInfo(
+        description=doc,
+        citation=citation,
+        features=datasets.Features({"predictions": col(predictions), "references": col(references)}),
+    )

@@ -294,6 +294,8 @@ def run(
     progress: bool = True,
     log=print,
     phantom_n: int | None = None,
+    spec: str | None = None,
+    embeddings: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate every model (and, once per backbone, the baselines); regenerate the leaderboard."""
     from ..modeling import LanICModel
@@ -307,8 +309,10 @@ def run(
         t0 = time.perf_counter()
         try:
             model = LanICModel.from_pretrained(mid)
-            kw = {"phantom_n": phantom_n} if phantom_n else {}
-            d = load_suite(suite, model, out, data=data, progress=progress, **kw)
+            kw: dict[str, Any] = {"phantom_n": phantom_n} if phantom_n else {}
+            d = load_suite(
+                suite, model, out, data=data, progress=progress, spec=spec, embeddings=embeddings, **kw
+            )
             log(f"{mid}: evaluating on {suite} ({int((d.split == 'test').sum())} test rows)")
             met = evaluate_lanic(model, d, n_boot=n_boot, seed=seed)
             folder = model._folder

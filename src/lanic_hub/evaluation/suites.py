@@ -68,21 +68,37 @@ def load_suite(
     data: str | None = None,
     progress: bool = True,
     phantom_n: int = PHANTOM_N,
+    spec: str | None = None,
+    embeddings: str | Path | None = None,
 ) -> SuiteData:
-    """The suite's rows, labels and the model backbone's embeddings of them (cached)."""
+    """The suite's rows, labels and the model backbone's embeddings of them (cached).
+
+    ``spec`` replaces the suite's dataset (the pipeline passes the data it built the model
+    from); ``embeddings`` is an existing embeddings folder of that dataset, used when its manifest
+    matches the dataset and the model's backbone.
+    """
     from ..backbone.embed import embed_dataset, load_embeddings
     from ..data.schema import label_matrix
 
     if name not in SUITES:
         raise ConfigError(f"unknown suite {name!r}; choose from {list(SUITES)}")
     out = Path(out)
-    spec, ds, accuracy = _dataset(name, out, data, progress, phantom_n)
+    if spec is not None:
+        from ..data.open import open_dataset
+
+        ds, accuracy = open_dataset(spec), name != "real-fixtures"
+    else:
+        spec, ds, accuracy = _dataset(name, out, data, progress, phantom_n)
     bb = model.backbone
-    key = hashlib.sha256(json.dumps([bb.identity(), ds._fingerprint], sort_keys=True).encode()).hexdigest()[
-        :12
-    ]
-    folder = out / "cache" / name / f"emb-{key}"
-    embed_dataset(ds, bb, folder, num_workers=0, text=False, progress=progress, data_spec=spec)
+    folder = Path(embeddings) if embeddings is not None else None
+    if folder is not None:
+        man = json.loads((folder / "manifest.json").read_text())
+        if man["dataset"]["fingerprint"] != ds._fingerprint or man["backbone"] != bb.identity():
+            folder = None  # made from other data or with another backbone: embed afresh
+    if folder is None:
+        ident = json.dumps([bb.identity(), ds._fingerprint], sort_keys=True)
+        folder = out / "cache" / name / f"emb-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+        embed_dataset(ds, bb, folder, num_workers=0, text=False, progress=progress, data_spec=spec)
     emb = load_embeddings(folder)
     if emb.errors:
         raise DataError(f"suite {name}: {len(emb.errors)} images failed to load (first: {emb.errors[0]})")
