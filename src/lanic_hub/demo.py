@@ -1,0 +1,364 @@
+"""The Gradio demo (``spaces/app.py``, ``lanic-hub demo``): predictions, their patterns, what-ifs.
+
+Every UI callback is a plain function of this module (``predict``, ``explain``, ``what_if``,
+``search``), so it is tested without a browser as well as through ``gradio_client``. Uploads
+that are not radiographs come back as a message in the page, never as a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import LanicError
+
+NOTICE = (
+    "**Research use only. Not a medical device.** lanic-hub is research software: do not use it to "
+    "diagnose, treat or triage patients. MIMIC-CXR and CheXpert images are never shown here."
+)
+CATEGORY_COLOURS = {
+    "cardiac": "#d62728",
+    "pulmonary": "#1f77b4",
+    "pleural": "#17becf",
+    "structural": "#8c564b",
+    "device": "#ff7f0e",
+    "artifact": "#7f7f7f",
+}
+NIH_ATTRIBUTION = (
+    "NIH ChestX-ray14 images: provided by the NIH Clinical Center "
+    "(https://nihcc.app.box.com/v/ChestXray-NIHCC); Wang et al., ChestX-ray8, IEEE CVPR 2017."
+)
+
+
+@dataclass
+class Demo:
+    """The loaded model plus what the pages show besides it."""
+
+    model: Any
+    examples: list[tuple[str, str]] = field(default_factory=list)
+    """(image path, caption) pairs."""
+    leaderboard: str = ""
+    _search_index: Any = None
+
+    # ------------------------------------------------------------------ callbacks (plain Python)
+    def _embed(self, image) -> torch.Tensor:
+        if image is None:
+            raise LanicError("no image: upload a PNG, JPEG or DICOM file, or pick an example")
+        path = getattr(image, "name", image)  # gr.File gives a path (or an object with .name)
+        return self.model.embed_images([path])[0]
+
+    def predict(self, image) -> tuple[dict[str, float], str]:
+        """Probabilities of the findings, and a status message."""
+        try:
+            p = self.model.predict_batch([getattr(image, "name", image)]) if image is not None else None
+        except (LanicError, OSError, ValueError) as exc:
+            return {}, f"Cannot read this upload: {exc}"
+        if p is None:
+            return {}, "No image: upload a PNG, JPEG or DICOM file, or pick an example."
+        return p[0], "ok"
+
+    def explain(self, image, finding: str, top: int = 10):
+        """(probabilities, contribution chart, pattern cards markdown, what-if choices, status)."""
+        import gradio as gr
+
+        try:
+            e = self._embed(image)
+        except (LanicError, OSError, ValueError) as exc:
+            return {}, None, "", gr.update(choices=[], value=[]), f"Cannot read this upload: {exc}"
+        ex = self.model.explain_embedding(e)
+        f = ex[finding]
+        probs = {x.finding: x.probability for x in ex.findings}
+        choices = [f"{p.pattern}: {p.name}" for p in f.patterns[:top]]
+        return (
+            probs,
+            contribution_chart(f, top),
+            pattern_cards(self.model, f.patterns[: min(top, 6)]),
+            gr.update(choices=choices, value=[]),
+            f"{finding}: logit {f.logit:+.2f} = baseline {f.bias:+.2f} + {len(f.patterns)} patterns "
+            f"{sum(p.contribution for p in f.patterns):+.2f} + outside the bank {f.unbanked:+.2f} + "
+            f"not captured {f.error:+.2f}; {f.n_cover} items carry 90% of the evidence.",
+        )
+
+    def what_if(self, image, off: list[str]) -> tuple[dict[str, float], str]:
+        """Probabilities with the chosen patterns switched off: each logit moves by exactly the
+        patterns' contributions (the decomposition is exact)."""
+        try:
+            e = self._embed(image)
+        except (LanicError, OSError, ValueError) as exc:
+            return {}, f"Cannot read this upload: {exc}"
+        ids = {int(s.split(":", 1)[0]) for s in off or []}
+        ex = self.model.explain_embedding(e)
+        out, moved = {}, []
+        for f in ex.findings:
+            delta = sum(p.contribution for p in f.patterns if p.pattern in ids)
+            out[f.finding] = float(1 / (1 + np.exp(-(f.logit - delta))))
+            moved.append(f"{f.finding} {-delta:+.2f}")
+        return out, ("Logit changes: " + ", ".join(moved)) if ids else "No pattern switched off."
+
+    def search(self, query: str, category: str = "all", limit: int = 25) -> list[list[Any]]:
+        """Patterns matching a free-text query (sentence-transformers over each pattern's name and
+        typical sentences), optionally of one category: rows of [id, name, category, MS, support, score]."""
+        pats = self.model.patterns
+        keep = [i for i, p in enumerate(pats) if category in ("all", "", None) or p["category"] == category]
+        if not keep:
+            return []
+        if query and query.strip():
+            emb = self._index()
+            from .patterns.language import sentence_model
+
+            q = (
+                sentence_model()
+                .encode([query], normalize_embeddings=True, convert_to_tensor=True)
+                .float()
+                .cpu()
+            )
+            scores = (emb[keep] @ q[0]).tolist()
+        else:
+            scores = [float(pats[i]["support"]) for i in keep]
+        order = sorted(range(len(keep)), key=lambda j: -scores[j])[:limit]
+        return [
+            [
+                pats[keep[j]]["id"],
+                pats[keep[j]]["name"],
+                pats[keep[j]]["category"],
+                round(pats[keep[j]]["ms"], 3) if pats[keep[j]]["ms"] is not None else None,
+                pats[keep[j]]["support"],
+                round(scores[j], 3),
+            ]
+            for j in order
+        ]
+
+    def _index(self) -> torch.Tensor:
+        if self._search_index is None:
+            from .patterns.language import sentence_model
+
+            texts = [" ".join([p["name"], *p.get("typical_sentences", [])]) for p in self.model.patterns]
+            st = sentence_model()
+            self._search_index = (
+                st.encode(texts, normalize_embeddings=True, convert_to_tensor=True).float().cpu()
+            )
+        return self._search_index
+
+
+def contribution_chart(f, top: int = 10):
+    """A waterfall of one finding's logit: baseline, the top patterns (coloured by category), the
+    rest, the latents outside the bank and the error; the bars end at the logit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = [("baseline", f.bias, "#bbbbbb")]
+    items += [
+        (f"{p.name} (#{p.pattern})", p.contribution, CATEGORY_COLOURS.get(p.category, "#333"))
+        for p in f.patterns[:top]
+    ]
+    items += [
+        (
+            f"{max(len(f.patterns) - top, 0)} smaller patterns",
+            sum(p.contribution for p in f.patterns[top:]),
+            "#dddddd",
+        ),
+        ("outside the bank", f.unbanked, "#eeeeee"),
+        ("not captured (error)", f.error, "#eeeeee"),
+    ]
+    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(items) + 1.2))
+    start = 0.0
+    for y, (_, v, colour) in enumerate(items):
+        ax.barh(y, v, left=start, color=colour, edgecolor="black", linewidth=0.4)
+        start += v
+    ax.axvline(f.logit, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(items)), [i[0][:48] for i in items], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"logit of {f.finding} (dashed line: {f.logit:+.2f}, probability {f.probability:.2f})")
+    ax.set_title("Contributions add up to the logit (colours: category)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def pattern_cards(model, contributions) -> str:
+    """HTML cards: name, category, MS, support, confidence, typical sentences, gallery thumbnails."""
+    from html import escape
+
+    blocks = []
+    folder = getattr(model, "_folder", None)
+    for c in contributions:
+        p = model.patterns[c.pattern]
+        colour = CATEGORY_COLOURS.get(p["category"], "#333")
+        parts = [
+            f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:8px 0">',
+            f"<b>#{p['id']} {escape(p['name'])}</b> <i>({p['category']})</i><br>",
+            f"contribution <b>{c.contribution:+.2f}</b>, activation {c.activation:.2f}; MS {p['ms']:.2f}; "
+            f"found by {p['support']} members; naming confidence {p['confidence']:.2f}<br>",
+        ]
+        if p.get("typical_sentences"):
+            parts.append(
+                "typical report sentences: "
+                + " / ".join(f"<i>{escape(t)}</i>" for t in p["typical_sentences"])
+            )
+        thumbs = sorted(Path(folder, "thumbnails").glob(f"p{p['id']:05d}_*.png")) if folder else []
+        if thumbs:
+            imgs = "".join(
+                f'<img src="/gradio_api/file={t}" alt="gallery" style="width:88px;height:88px;margin:2px">'
+                for t in thumbs[:4]
+            )
+            parts.append(f'<div style="display:flex;margin-top:4px">{imgs}</div>')
+        else:
+            rows = [g["row"] for g in p["gallery"][:5]]
+            parts.append(f"<br>gallery: dataset rows {rows} (no thumbnails for this data)")
+        parts.append("</div>")
+        blocks.append("".join(parts))
+    return "".join(blocks) or "No pattern contributes."
+
+
+def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
+    """PNG copies of a few test phantoms with their ground truth as captions."""
+    from .data.images import load_image
+    from .data.open import open_dataset
+
+    hf = folder / "phantoms" / "hf"
+    if not hf.is_dir():
+        return []
+    ds = open_dataset(f"hf:{hf.resolve()}")
+    out_dir = folder / "demo-examples"
+    out_dir.mkdir(exist_ok=True)
+    from .data.phantom import ALL_FACTORS, FINDING_FACTORS
+
+    res, seen = [], set()
+    for i, row in enumerate(ds):
+        if row["split"] != "test":
+            continue
+        present = [f for f in ALL_FACTORS if row.get(f"gt_{f}")]
+        findings = [f for f in present if f in FINDING_FACTORS]
+        key = findings[0] if findings else "normal"  # one example per leading finding, one normal
+        if key in seen or (key == "normal" and present):
+            continue
+        seen.add(key)
+        path = out_dir / f"phantom_{i:05d}.png"
+        if not path.exists():
+            load_image(row["image"]).save(path)
+        res.append((str(path), "phantom; ground truth: " + (", ".join(present) or "normal")))
+        if len(res) >= n:
+            break
+    return res
+
+
+def nih_examples(root: Path, n: int = 4) -> list[tuple[str, str]]:
+    import csv
+
+    labels = root / "labels.csv"
+    if not labels.is_file():
+        return []
+    rows = list(csv.DictReader(labels.open()))
+    big = [r for r in rows if int(r.get("width", 0) or 0) >= 128][:n]
+    return [(str(root / r["file"]), f"NIH ChestX-ray14; NIH labels: {r['finding_labels']}") for r in big]
+
+
+def default_model_path() -> str:
+    return os.environ.get("LANIC_MODEL", "runs/quickstart/model")
+
+
+def load_demo(model: str | None = None, build_if_missing: bool = True, log=print) -> Demo:
+    """The demo for ``model`` (a path or repo id; default ``$LANIC_MODEL`` or the quickstart
+    output, built first if it is missing)."""
+    from .modeling import LanICModel
+
+    ref = model or default_model_path()
+    if model is None and not Path(ref).exists() and build_if_missing and "LANIC_MODEL" not in os.environ:
+        from .pipeline import PipelineConfig, run_pipeline
+
+        log(f"No model at {ref}: building it with the quickstart pipeline (about 6 minutes on 2 cores) ...")
+        run_pipeline(PipelineConfig(out=str(Path(ref).parent)), log=log)
+    m = LanICModel.from_pretrained(ref)
+    examples: list[tuple[str, str]] = []
+    root = Path(ref).parent if Path(ref).exists() else None
+    if root is not None:
+        examples += phantom_examples(root)
+    examples += nih_examples(Path(os.environ.get("LANIC_NIH_EXAMPLES", "../shared/data/cxr_real")))
+    board = ""
+    card = (m._folder / "README.md") if m._folder else None
+    if card and card.is_file():
+        text = card.read_text()
+        if "## Evaluation" in text:
+            board = text.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    return Demo(m, examples, board)
+
+
+def build_app(demo: Demo):
+    """The Gradio Blocks app: Explain, Patterns and Leaderboard tabs."""
+    import gradio as gr
+
+    findings = list(demo.model.config.findings)
+    cats = ["all", *sorted({p["category"] for p in demo.model.patterns})]
+    with gr.Blocks(title="CXR-LanIC demo (research use only)", analytics_enabled=False) as app:
+        gr.Markdown("# CXR-LanIC: predictions explained by named patterns\n\n" + NOTICE)
+        with gr.Tab("Explain"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    upload = gr.File(
+                        label="Chest radiograph (PNG, JPEG or DICOM)", file_types=None, type="filepath"
+                    )
+                    finding = gr.Dropdown(findings, value=findings[-1], label="Finding to explain")
+                    go = gr.Button("Explain", variant="primary")
+                    if demo.examples:
+                        gr.Examples(
+                            [[p] for p, _ in demo.examples],
+                            inputs=[upload],
+                            example_labels=[c for _, c in demo.examples],
+                            label="Examples (phantoms with ground truth; real NIH images)",
+                        )
+                        gr.Markdown(f"<small>{NIH_ATTRIBUTION}</small>")
+                with gr.Column(scale=2):
+                    status = gr.Markdown()
+                    labels = gr.Label(label="Probabilities", num_top_classes=len(findings))
+                    chart = gr.Plot(label="Contributions")
+            cards = gr.HTML()
+            with gr.Accordion("What if: switch patterns off", open=False):
+                off = gr.CheckboxGroup(label="Patterns to switch off (top contributors)", choices=[])
+                whatif_labels = gr.Label(label="Probabilities with those patterns off")
+                whatif_status = gr.Markdown()
+            go.click(demo.explain, [upload, finding], [labels, chart, cards, off, status], api_name="explain")
+            off.change(demo.what_if, [upload, off], [whatif_labels, whatif_status], api_name="what_if")
+            hidden_predict = gr.Button("Predict only", size="sm")
+            hidden_predict.click(demo.predict, [upload], [labels, status], api_name="predict")
+        with gr.Tab("Patterns"):
+            with gr.Row():
+                query = gr.Textbox(
+                    label="Search patterns (free text)", placeholder="e.g. blunted costophrenic angle"
+                )
+                category = gr.Dropdown(cats, value="all", label="Category")
+            table = gr.Dataframe(
+                headers=["id", "name", "category", "MS", "support", "score"],
+                value=demo.search("", "all"),
+                interactive=False,
+            )
+            query.submit(demo.search, [query, category], [table], api_name="search")
+            category.change(demo.search, [query, category], [table])
+        with gr.Tab("Leaderboard"):
+            gr.Markdown(demo.leaderboard or "No evaluation results in this model's card.")
+        gr.Markdown(NOTICE)
+    return app
+
+
+def launch(model: str | None = None, port: int | None = None, share: bool = False, **kw):
+    import gradio as gr
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    d = load_demo(model)
+    app = build_app(d)
+    app.queue(default_concurrency_limit=2)
+    folder = str(d.model._folder) if d.model._folder else None
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    return app.launch(
+        server_port=port,
+        share=share,
+        allowed_paths=[folder] if folder else None,
+        theme=theme,
+        footer_links=[],
+        **kw,
+    )

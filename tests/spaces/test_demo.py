@@ -1,0 +1,148 @@
+"""The demo: callbacks directly, every endpoint through gradio_client against a launched app, and
+the page in a real headless browser (Debian's chromium driven by Playwright), with screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lanic_hub.demo import Demo, build_app, load_demo
+
+SHOTS = Path(os.environ.get("LANIC_SCREENSHOTS", "test-screenshots"))
+
+
+@pytest.fixture(scope="module")
+def demo(tiny_lanic_model, shared_data) -> Demo:
+    os.environ["LANIC_NIH_EXAMPLES"] = str(shared_data / "cxr_real")
+    return load_demo(str(tiny_lanic_model))
+
+
+@pytest.fixture(scope="module")
+def image(shared_data) -> str:
+    return str(next((shared_data / "cxr_real" / "images").glob("*.png")))
+
+
+def test_callbacks_explain_and_what_if_are_exact(demo, image):
+    probs, fig, cards, choices, status = demo.explain(image, "Pleural Effusion")
+    assert set(probs) == set(demo.model.config.findings) and fig is not None and "logit" in status
+    ex = demo.model.explain(image)
+    f = ex["Pleural Effusion"]
+    assert probs["Pleural Effusion"] == pytest.approx(f.probability)
+    off = choices["choices"][:2]
+    after, msg = demo.what_if(image, off)
+    import math
+
+    ids = {int(s.split(":")[0]) for s in off}
+    for g in ex.findings:  # switching patterns off moves each logit by exactly their contributions
+        want = g.logit - sum(p.contribution for p in g.patterns if p.pattern in ids)
+        assert after[g.finding] == pytest.approx(1 / (1 + math.exp(-want)), abs=1e-6)
+    assert "Logit changes" in msg or not off
+    rows = demo.search("", "all")
+    assert len(rows) == min(25, len(demo.model.patterns))
+    cat = demo.model.patterns[0]["category"]
+    assert all(r[2] == cat for r in demo.search("effusion", cat))
+
+
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        (b"not an image at all", "Cannot read this upload"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "Cannot read this upload"),
+    ],
+)
+def test_bad_uploads_are_messages_not_crashes(demo, tmp_path, payload, words):
+    p = tmp_path / "upload.png"
+    p.write_bytes(payload)
+    assert words in demo.explain(str(p), "Edema")[4]
+    assert words in demo.predict(str(p))[1]
+    assert "No image" in demo.predict(None)[1]
+
+
+def test_a_dicom_without_pixels_and_a_16_bit_png(demo, shared_data, tmp_path):
+    import numpy as np
+    import pydicom
+    from PIL import Image
+
+    ds = pydicom.dcmread(next((shared_data / "cxr_real" / "dicom").glob("*.dcm")))
+    del ds.PixelData
+    ds.save_as(tmp_path / "nopixels.dcm")
+    assert "Cannot read this upload" in demo.predict(str(tmp_path / "nopixels.dcm"))[1]
+    arr = (np.linspace(0, 65535, 128 * 128).reshape(128, 128)).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "sixteen.png")
+    probs, status = demo.predict(str(tmp_path / "sixteen.png"))
+    assert status == "ok" and len(probs) == 5
+
+
+@pytest.fixture(scope="module")
+def served(demo):
+    app = build_app(demo)
+    app.queue(default_concurrency_limit=2)
+    _, url, _ = app.launch(
+        prevent_thread_lock=True, server_port=None, quiet=True, allowed_paths=[str(demo.model._folder)]
+    )
+    yield url
+    app.close()
+
+
+def test_every_endpoint_through_gradio_client(served, image, tmp_path):
+    from gradio_client import Client, handle_file
+
+    c = Client(served, verbose=False)
+    label, status = c.predict(handle_file(image), api_name="/predict")
+    assert status == "ok" and {x["label"] for x in label["confidences"]} >= {"Edema", "Cardiomegaly"}
+    out = c.predict(handle_file(image), "Cardiomegaly", api_name="/explain")
+    assert "Cardiomegaly: logit" in out[-1]
+    choices = [ch[0] if isinstance(ch, (list, tuple)) else ch for ch in out[3]["choices"]]
+    wl, ws = c.predict(handle_file(image), choices[:1], api_name="/what_if")
+    assert wl["confidences"] and ("Logit changes" in ws or not choices)
+    table = c.predict("chest tube", "all", api_name="/search")
+    assert table["data"] and len(table["headers"]) == 6
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nonsense")
+    _, status = c.predict(handle_file(str(bad)), api_name="/predict")
+    assert "Cannot read this upload" in status
+    # concurrent requests do not mix up results
+    jobs = [c.submit(handle_file(p), api_name="/predict") for p in (image, str(bad), image)]
+    results = [j.result()[1] for j in jobs]
+    assert results[0] == "ok" and "Cannot read" in results[1] and results[2] == "ok"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_the_page_in_a_headless_browser(served, image):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("Debian chromium is not installed (.ci/run installs it with apt where it can)")
+    pw = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install '.[dev]')"
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=exe, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        page = browser.new_page(viewport={"width": 1300, "height": 1100})
+        page.goto(served, wait_until="networkidle")
+        assert "Not a medical device" in page.content()
+        page.set_input_files("input[type=file]", image)
+        page.get_by_role("button", name="Explain").click()
+        page.get_by_text("logit", exact=False).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        body = page.inner_text("body")
+        assert "Pleural Effusion" in body and "Cardiomegaly" in body
+        assert page.locator(".js-plotly-plot, canvas, img, svg").count() > 0
+        page.screenshot(path=str(SHOTS / "demo_explain.png"), full_page=True)
+        page.get_by_role("tab", name="Patterns").click()
+        page.wait_for_timeout(800)
+        assert "support" in page.inner_text("body")
+        page.screenshot(path=str(SHOTS / "demo_patterns.png"), full_page=True)
+        page.get_by_role("tab", name="Leaderboard").click()
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SHOTS / "demo_leaderboard.png"), full_page=True)
+        browser.close()
+    assert (SHOTS / "demo_explain.png").stat().st_size > 20_000
