@@ -61,7 +61,7 @@ def test_bad_uploads_are_messages_not_crashes(demo, tmp_path, payload, words):
     assert "No image" in demo.predict(None)[1]
 
 
-def test_a_dicom_without_pixels_and_a_16_bit_png(demo, shared_data, tmp_path):
+def test_a_dicom_without_pixels_a_bomb_and_a_16_bit_png(demo, shared_data, tmp_path):
     import numpy as np
     import pydicom
     from PIL import Image
@@ -70,6 +70,8 @@ def test_a_dicom_without_pixels_and_a_16_bit_png(demo, shared_data, tmp_path):
     del ds.PixelData
     ds.save_as(tmp_path / "nopixels.dcm")
     assert "Cannot read this upload" in demo.predict(str(tmp_path / "nopixels.dcm"))[1]
+    Image.new("1", (9000, 9000)).save(tmp_path / "bomb.png")  # 81 megapixels, a few kB on disk
+    assert "pixel" in demo.predict(str(tmp_path / "bomb.png"))[1]
     arr = (np.linspace(0, 65535, 128 * 128).reshape(128, 128)).astype(np.uint16)
     Image.fromarray(arr).save(tmp_path / "sixteen.png")
     probs, status = demo.predict(str(tmp_path / "sixteen.png"))
