@@ -107,3 +107,51 @@ def tiny_lanic_model(tiny_model, tmp_path_factory):
         == json.loads((out / "patterns.json").read_text())["meta"]["counts"]["selected"]
     )
     return out
+
+
+NETWORK_ATTEMPTS: list[str] = []
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_socket_guard():
+    """The suite runs offline: a connection to anything but loopback (or a local socket file)
+    is refused and recorded, so a Hub call, analytics or telemetry fails where it happens."""
+    import ipaddress
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def allowed(address) -> bool:
+        if not isinstance(address, tuple):
+            return True  # AF_UNIX
+        host = str(address[0])
+        if host in ("localhost", "0.0.0.0", ""):
+            return True
+        try:
+            return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def guard(self, address):
+        if not allowed(address):
+            NETWORK_ATTEMPTS.append(repr(address))
+            raise ConnectionRefusedError(f"lanic-hub tests are offline: connection to {address!r} refused")
+        return real_connect(self, address)
+
+    def guard_ex(self, address):
+        if not allowed(address):
+            NETWORK_ATTEMPTS.append(repr(address))
+            return 111  # ECONNREFUSED
+        return real_connect_ex(self, address)
+
+    socket.socket.connect, socket.socket.connect_ex = guard, guard_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
+def pytest_terminal_summary(terminalreporter):
+    if NETWORK_ATTEMPTS:
+        terminalreporter.write_line(
+            f"offline guard: {len(NETWORK_ATTEMPTS)} non-loopback connection attempt(s) refused: "
+            f"{sorted(set(NETWORK_ATTEMPTS))[:5]}"
+        )

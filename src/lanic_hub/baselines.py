@@ -84,7 +84,9 @@ class SAESparseProbe:
         self.sae, _ = train_ensemble(
             xt, xt, cfg, TrainConfig(epochs=self.epochs, batch_size=256), progress=False
         )
-        self.models = _fit_per_finding(self.codes(xt), y, mask, l1_ratio=1.0, solver="liblinear", C=self.C)
+        self.models = _fit_per_finding(
+            self.codes(xt), y, mask, l1_ratio=1.0, solver="liblinear", C=self.C, random_state=self.seed
+        )
         return self
 
     def logits(self, x: np.ndarray) -> np.ndarray:
