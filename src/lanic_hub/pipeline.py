@@ -164,7 +164,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     import torch
 
     from .backbone import load_backbone
-    from .backbone.embed import embed_dataset
+    from .backbone.embed import EmbeddingCacheError, embed_dataset
     from .data.open import open_dataset
 
     out = Path(cfg.out)
@@ -219,10 +219,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     ds = open_dataset(spec)
     log(f"[3/7] embeddings of {len(ds)} images")
     e = cfg.embed
-    embed_dataset(
-        ds,
-        bb,
-        out / "embeddings",
+    kw = dict(
         batch_size=e.batch_size,
         num_workers=e.num_workers,
         shard_size=e.shard_size,
@@ -232,6 +229,14 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
         data_spec=spec,
         progress=progress,
     )
+    try:
+        embed_dataset(ds, bb, out / "embeddings", **kw)
+    except EmbeddingCacheError as exc:  # this run's own folder, made from other data: redo it
+        log(f"      embeddings are stale ({exc}); recomputing")
+        import shutil
+
+        shutil.rmtree(out / "embeddings")
+        embed_dataset(ds, bb, out / "embeddings", **kw)
     sec["embeddings"] = time.perf_counter() - t
 
     # 4. classifier + ensemble

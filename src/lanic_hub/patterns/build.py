@@ -244,7 +244,7 @@ def build_bank(
     lat_purity = np.full(M, np.nan)
     lat_label = np.full(M, -1)
     if label_names:
-        a, b, _ = _purity(_dense(s_idx, s_lat, s_val, n_s, alive_ids).numpy(), Y, label_names)
+        a, b, _ = _purity(profiles.numpy(), Y, label_names)
         lat_purity[alive_ids.numpy()], lat_label[alive_ids.numpy()] = a, b
     p_purity, p_label, p_full = _purity(p_sample.numpy(), Y, label_names)
 
@@ -259,8 +259,7 @@ def build_bank(
     sel = keep.nonzero(as_tuple=True)[0]
     remap = torch.full((P + 1,), -1, dtype=torch.long)
     remap[sel] = torch.arange(len(sel))
-    latent_pattern = remap[pattern_of.clamp(min=-1)]  # -1 maps through remap[-1] = -1
-    latent_pattern[pattern_of < 0] = -1
+    latent_pattern = remap[pattern_of]  # -1 (not merged) indexes remap[-1], which is -1
 
     # language: reports of the galleries, sentence embeddings, names
     has_reports = "report" in ds.column_names
