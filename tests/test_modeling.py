@@ -203,3 +203,16 @@ def test_predict_takes_paths_pil_arrays_and_dicom_and_pixels_match_embeddings(
     assert torch.equal(a.logits, b.logits) and torch.equal(a.pattern_activations, b.pattern_activations)
     ex = model.explain(dcm)
     assert ex.source == str(dcm) and all(abs(f.total - f.logit) < 1e-4 for f in ex.findings)
+
+
+def test_non_finite_embeddings_are_refused_naming_the_rows(tiny_lanic_model):
+    from lanic_hub.errors import DataError
+
+    model = LanICModel.from_pretrained(tiny_lanic_model)
+    e = torch.nn.functional.normalize(torch.randn(5, model.config.d_in), dim=1)
+    e[3, 7] = float("nan")
+    e[4, 0] = float("inf")
+    with pytest.raises(DataError, match=r"rows \[3, 4\]"):
+        model.explain_embeddings(e)
+    with pytest.raises(DataError, match="NaN or inf"):
+        model(embeddings=e)

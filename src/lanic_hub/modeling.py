@@ -314,6 +314,7 @@ class LanICModel(PreTrainedModel):
         if embeddings is None:
             embeddings = self.backbone.encode_image(pixel_values)
         e = embeddings.to(self.device, self.dtype)
+        check_finite(e)
         logits = self.classifier(e)
         v, i = self.ensemble.encode(e)
         support = torch.tensor([p["support"] for p in self.patterns], dtype=e.dtype, device=e.device)
@@ -347,6 +348,7 @@ class LanICModel(PreTrainedModel):
         self, embeddings: torch.Tensor, sources: list[str] | None = None
     ) -> list[Explanation]:
         e = embeddings.to(self.device, self.dtype).reshape(-1, self.config.d_in)
+        check_finite(e)
         return explain_embeddings(
             self.classifier, self.ensemble, self.bank, e, sources, tuple(self.config.findings)
         )
@@ -362,6 +364,18 @@ class LanICModel(PreTrainedModel):
     def explain(self, image) -> Explanation:
         """Prediction and its exact pattern decomposition for one image."""
         return self.explain_batch([image])[0]
+
+
+def check_finite(e: torch.Tensor, what: str = "embeddings") -> None:
+    """Refuse NaN / inf inputs, naming the rows (an explanation of garbage would still add up)."""
+    bad = ~torch.isfinite(e).all(dim=-1)
+    if bool(bad.any()):
+        from .errors import DataError
+
+        rows = bad.nonzero(as_tuple=True)[0].tolist()
+        raise DataError(
+            f"non-finite values (NaN or inf) in {what}, rows {rows[:20]}{' ...' if len(rows) > 20 else ''}"
+        )
 
 
 def resolve_model_folder(

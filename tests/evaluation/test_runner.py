@@ -138,3 +138,18 @@ def test_an_empty_test_split_is_a_clear_error(tiny_lanic_model, tiny_embedded):
     )
     with pytest.raises(DataError, match="test split is empty"):
         evaluate_lanic(model, d)
+
+
+def test_a_single_class_finding_is_reported_not_silently_nan():
+    import numpy as np
+
+    from lanic_hub.evaluation.runner import SuiteData, _accuracy_block
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 5)) < 0.4).astype(float)
+    y[:, 2] = 0.0  # no Consolidation positives anywhere
+    split = np.array(["validate"] * 20 + ["test"] * 40)
+    d = SuiteData("phantom", "x", "f", torch.zeros(60, 4), None, split, y, np.ones((60, 5), bool))
+    block = _accuracy_block(rng.normal(size=(60, 5)), d, np.arange(20, 60), np.arange(20), 10, 0)
+    assert len(block["notes"]) == 1 and block["notes"][0].startswith("Consolidation: a single class")
+    assert np.isnan(block["auroc"]["per_finding"][2])

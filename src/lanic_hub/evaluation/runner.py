@@ -55,7 +55,14 @@ def _accuracy_block(logits: np.ndarray, d: SuiteData, te: np.ndarray, va: np.nda
     p = 1 / (1 + np.exp(-logits))
     au = M.auroc_with_ci(d.y[te], logits[te], d.mask[te], n_boot=n_boot, seed=seed)
     thr = M.f1_thresholds(d.y[va], p[va], d.mask[va])
+    notes = [
+        f"{f}: a single class among the {int(d.mask[te, c].sum())} labelled test rows; no AUROC "
+        "(left out of the macro mean)"
+        for c, f in enumerate(FINDINGS[: d.y.shape[1]])
+        if np.isnan(au["per_finding"][c])
+    ]
     return {
+        "notes": notes,
         "auroc": au,
         "auprc": M.auprc(d.y[te], logits[te], d.mask[te]),
         "f1": M.f1_at(d.y[te], p[te], thr, d.mask[te]),

@@ -179,6 +179,10 @@ def build_bank(
         bar = tqdm(total=N, desc=desc, unit="img", disable=not progress)
         for start, e in store.batches(cfg.batch_size):
             pos = torch.arange(start, start + len(e))
+            bad = ~torch.isfinite(e).all(dim=1)
+            if bool(bad.any()):
+                rows = store.row_ids[pos[bad]].tolist()
+                raise DataError(f"{embeddings}: non-finite image embeddings in dataset rows {rows[:20]}")
             e_ms = e if ms_store is store else ms_store.gather(pos)
             yield pos, e, torch.nn.functional.normalize(e_ms, dim=1)
             bar.update(len(e))
