@@ -114,6 +114,7 @@ def _run_and_report(cfg) -> int:
     model = s["model"]
     print(
         f"\nDone in {s['seconds']['total']:.0f} s. The model is in {model} (model card: {model}/README.md).\n"
+        f"Open the demo:      lanic-hub demo --model {model}\n"
         f"Explain an image:   lanic-hub explain --model {model} IMAGE.png\n"
         "From Python:        from lanic_hub import LanICModel\n"
         f"                    m = LanICModel.from_pretrained('{model}'); print(m.explain('IMAGE.png'))\n"
