@@ -12,12 +12,15 @@ from pathlib import Path
 from .errors import LanicError
 
 
-def _fmt(desc: str, example: str) -> dict:
-    return {
-        "description": desc,
-        "epilog": f"example:\n  {example}",
-        "formatter_class": argparse.RawDescriptionHelpFormatter,
-    }
+def _command(sub, name: str, help: str, desc: str, example: str) -> argparse.ArgumentParser:  # noqa: A002
+    """A subcommand whose --help shows its description and a runnable example."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=desc,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _phantom_config(args: argparse.Namespace):
@@ -332,26 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=__version__)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "phantom",
-        help="generate a phantom dataset (HF datasets + MIMIC-CXR-JPG layout)",
-        **_fmt(
-            "Generate phantom chest radiographs with ground truth, reports and labels.",
-            "lanic-hub phantom --n 1000 --seed 0 --out runs/phantoms",
-        ),
+        "generate a phantom dataset (HF datasets + MIMIC-CXR-JPG layout)",
+        "Generate phantom chest radiographs with ground truth, reports and labels.",
+        "lanic-hub phantom --n 1000 --seed 0 --out runs/phantoms",
     )
     _add_phantom_args(p, 1000)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", default=["hf", "mimic"], choices=["hf", "mimic"])
     p.set_defaults(func=cmd_phantom)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "preview",
-        help="write a labelled preview grid and a label summary",
-        **_fmt(
-            "Render phantoms with their ground-truth factors written under each.",
-            "lanic-hub preview --n 500 --grid 16 --out docs",
-        ),
+        "write a labelled preview grid and a label summary",
+        "Render phantoms with their ground-truth factors written under each.",
+        "lanic-hub preview --n 500 --grid 16 --out docs",
     )
     _add_phantom_args(p, 500)
     p.add_argument("--grid", type=int, default=16, help="images in the grid (default 16)")
@@ -359,15 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "quickstart",
-        help="run the main job on the embedded default (phantom world), ending with a saved model",
-        **_fmt(
-            "Run the whole pipeline on the embedded phantom world: phantoms, the phantom CLIP,\n"
-            "embeddings, classifier + 100-transcoder ensemble, pattern bank, model folder + card.\n"
-            "Stages whose inputs did not change are skipped on a rerun.",
-            "lanic-hub quickstart --out runs/quickstart",
-        ),
+        "run the main job on the embedded default (phantom world), ending with a saved model",
+        "Run the whole pipeline on the embedded phantom world: phantoms, the phantom CLIP,\n"
+        "embeddings, classifier + 100-transcoder ensemble, pattern bank, model folder + card.\n"
+        "Stages whose inputs did not change are skipped on a rerun.",
+        "lanic-hub quickstart --out runs/quickstart",
     )
     p.add_argument("--n", type=int, default=2000, help="phantoms (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
@@ -379,26 +379,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.set_defaults(func=cmd_quickstart)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "build",
-        help="run the whole pipeline on real data from a YAML config",
-        **_fmt(
-            "Build a LanIC model from a dataset and a backbone described in a YAML file.\n"
-            "Packaged configs (pass the name): mimic-cxr-biomedclip.yaml, chexpert-biomedclip.yaml.",
-            "lanic-hub build --config mimic-cxr-biomedclip.yaml",
-        ),
+        "run the whole pipeline on real data from a YAML config",
+        "Build a LanIC model from a dataset and a backbone described in a YAML file.\n"
+        "Packaged configs (pass the name): mimic-cxr-biomedclip.yaml, chexpert-biomedclip.yaml.",
+        "lanic-hub build --config mimic-cxr-biomedclip.yaml",
     )
     p.add_argument("--config", required=True, help="a YAML file, or the name of a packaged config")
     p.add_argument("--out", default=None, help="override the config's output folder")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "export",
-        help="package a trained folder (train + patterns) as a LanIC model folder with its card",
-        **_fmt(
-            "Write config.json, model.safetensors, patterns.json and README.md (the model card).",
-            "lanic-hub export --model runs/train --out runs/model",
-        ),
+        "package a trained folder (train + patterns) as a LanIC model folder with its card",
+        "Write config.json, model.safetensors, patterns.json and README.md (the model card).",
+        "lanic-hub export --model runs/train --out runs/model",
     )
     p.add_argument(
         "--model", required=True, help="folder written by `lanic-hub train` and `lanic-hub patterns`"
@@ -413,13 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backbone", help="backbone tools: train the phantom CLIP, calibrate a backbone")
     bsub = p.add_subparsers(dest="backbone_command", required=True)
-    q = bsub.add_parser(
+    q = _command(
+        bsub,
         "train-phantom",
-        help="train the phantom CLIP (cached in the user cache dir)",
-        **_fmt(
-            "Train the embedded default backbone on phantom image-report pairs.",
-            "lanic-hub backbone train-phantom",
-        ),
+        "train the phantom CLIP (cached in the user cache dir)",
+        "Train the embedded default backbone on phantom image-report pairs.",
+        "lanic-hub backbone train-phantom",
     )
     q.add_argument("--n", type=int, default=6000, help="phantoms to train on (default 6000)")
     q.add_argument("--seed", type=int, default=1000, help="training world seed (default 1000)")
@@ -427,13 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--num-proc", type=int, default=2, help="processes drawing phantoms (default 2)")
     q.add_argument("--out", default=None, help="folder (default: the user cache dir)")
     q.set_defaults(func=cmd_train_phantom)
-    q = bsub.add_parser(
+    q = _command(
+        bsub,
         "calibrate",
-        help="probe / zero-shot / device AUROCs of a backbone on phantoms",
-        **_fmt(
-            "Measure how well a backbone sees the phantom world's findings.",
-            "lanic-hub backbone calibrate --backbone phantom --out docs/phantom_clip.md",
-        ),
+        "probe / zero-shot / device AUROCs of a backbone on phantoms",
+        "Measure how well a backbone sees the phantom world's findings.",
+        "lanic-hub backbone calibrate --backbone phantom --out docs/phantom_clip.md",
     )
     q.add_argument(
         "--backbone", default="phantom", help="'phantom', hf-hub:..., local-dir:... (default phantom)"
@@ -443,14 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="write the tables here (.md) and the numbers (.json)")
     q.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "embed",
-        help="extract image / report / sentence embeddings (resumable, sharded)",
-        **_fmt(
-            "Embed a dataset with a backbone into sharded safetensors with a manifest.\n"
-            "Runs under torchrun too: each process writes its own shards.",
-            "lanic-hub embed --data runs/phantoms/hf --backbone phantom --out runs/emb",
-        ),
+        "extract image / report / sentence embeddings (resumable, sharded)",
+        "Embed a dataset with a backbone into sharded safetensors with a manifest.\n"
+        "Runs under torchrun too: each process writes its own shards.",
+        "lanic-hub embed --data runs/phantoms/hf --backbone phantom --out runs/emb",
     )
     p.add_argument("--data", required=True, help="hf:PATH | mimic:PATH | chexpert:PATH | nih:PATH | PATH")
     p.add_argument("--backbone", default="phantom", help="'phantom' (default), hf-hub:REPO, local-dir:PATH")
@@ -464,13 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-text", action="store_true", help="skip report and sentence embeddings")
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "train",
-        help="train the classifier, then the transcoder ensemble",
-        **_fmt(
-            "Train the diagnostic classifier and the transcoder ensemble on embeddings.",
-            "lanic-hub train --embeddings runs/quickstart/embeddings --out runs/model",
-        ),
+        "train the classifier, then the transcoder ensemble",
+        "Train the diagnostic classifier and the transcoder ensemble on embeddings.",
+        "lanic-hub train --embeddings runs/quickstart/embeddings --out runs/model",
     )
     p.add_argument("--embeddings", required=True, help="folder written by `lanic-hub embed`")
     p.add_argument("--data", default=None, help="dataset spec for the labels (default: from the manifest)")
@@ -485,14 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "patterns",
-        help="score, merge, select and name the ensemble's patterns (the pattern bank)",
-        **_fmt(
-            "Build the pattern bank of a trained model over an embeddings folder; writes\n"
-            "patterns.safetensors and patterns.json into the model folder.",
-            "lanic-hub patterns --model runs/quickstart/model --embeddings runs/quickstart/embeddings",
-        ),
+        "score, merge, select and name the ensemble's patterns (the pattern bank)",
+        "Build the pattern bank of a trained model over an embeddings folder; writes\n"
+        "patterns.safetensors and patterns.json into the model folder.",
+        "lanic-hub patterns --model runs/quickstart/model --embeddings runs/quickstart/embeddings",
     )
     p.add_argument("--model", required=True, help="folder written by `lanic-hub train`")
     p.add_argument("--embeddings", required=True, help="folder written by `lanic-hub embed`")
@@ -509,13 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataclass_args(p, BankConfig)
     p.set_defaults(func=cmd_patterns)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "explain",
-        help="explain predictions on images, pattern by pattern",
-        **_fmt(
-            "Predict the five findings on images and split each logit into its patterns.",
-            "lanic-hub explain --model runs/quickstart/model image.png",
-        ),
+        "explain predictions on images, pattern by pattern",
+        "Predict the five findings on images and split each logit into its patterns.",
+        "lanic-hub explain --model runs/quickstart/model image.png",
     )
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, DICOM)")
     p.add_argument(
@@ -526,26 +518,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "eval",
-        help="leaderboard evaluation of models and baselines on a suite (same as lanic-eval)",
-        **_fmt(
-            "Evaluate models on a suite; write results JSONs and the leaderboard (md, csv, png).",
-            "lanic-hub eval --model runs/quickstart/model --suite phantom --out runs/eval",
-        ),
+        "leaderboard evaluation of models and baselines on a suite (same as lanic-eval)",
+        "Evaluate models on a suite; write results JSONs and the leaderboard (md, csv, png).",
+        "lanic-hub eval --model runs/quickstart/model --suite phantom --out runs/eval",
     )
     from .evaluation.cli import add_arguments, run_from_args
 
     add_arguments(p)
     p.set_defaults(func=run_from_args)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "demo",
-        help="launch the Gradio demo locally (the same app as the Space)",
-        **_fmt(
-            "Serve the demo: predictions, pattern contributions, pattern cards, what-ifs, search.",
-            "lanic-hub demo --model runs/quickstart/model",
-        ),
+        "launch the Gradio demo locally (the same app as the Space)",
+        "Serve the demo: predictions, pattern contributions, pattern cards, what-ifs, search.",
+        "lanic-hub demo --model runs/quickstart/model",
     )
     p.add_argument(
         "--model", default=None, help="model folder or repo id (default: $LANIC_MODEL or the quickstart's)"
