@@ -148,3 +148,30 @@ def test_the_page_in_a_headless_browser(served, image):
         page.screenshot(path=str(SHOTS / "demo_leaderboard.png"), full_page=True)
         browser.close()
     assert (SHOTS / "demo_explain.png").stat().st_size > 20_000
+
+
+def test_fuzzed_uploads_are_predictions_or_messages(demo, tmp_path):
+    """The Space's upload path under hypothesis: damaged PNG/JPEG/DICOM bytes and random bytes,
+    under any extension, give five probabilities or a 'Cannot read' message, never a traceback."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.data.test_image_fuzz import damaged
+
+    findings = set(demo.model.config.findings)
+
+    @given(damaged() | st.binary(max_size=300), st.sampled_from([".png", ".jpg", ".dcm", ""]))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    def upload(data, ext):
+        p = tmp_path / f"upload{ext}"
+        p.write_bytes(data)
+        probs, msg = demo.predict(str(p))
+        if msg == "ok":
+            assert set(probs) == findings and all(0.0 <= v <= 1.0 for v in probs.values())
+        else:
+            assert msg.startswith(("Cannot read this upload", "No image")) and probs == {}
+        out = demo.explain(str(p), demo.model.config.findings[0])
+        assert ("logit" in out[4]) == (msg == "ok"), out[4]
+        assert "logit" in out[4] or out[4].startswith("Cannot read this upload")
+
+    upload()

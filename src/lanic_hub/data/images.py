@@ -18,6 +18,8 @@ from ..errors import ImageLoadError
 
 #: Decompression-bomb guard: images above this many pixels are refused before decoding.
 MAX_PIXELS = 64_000_000
+#: Files larger than this are refused before reading (a radiograph is at most tens of MB).
+MAX_FILE_BYTES = 1 << 30
 
 ImageSource = str | Path | bytes | dict | Image.Image | np.ndarray
 
@@ -40,29 +42,29 @@ def _gray_to_rgb(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(gray), mode="L").convert("RGB")
 
 
-def _is_dicom(data: bytes | None, path: str) -> bool:
-    if data is not None and len(data) >= 132 and data[128:132] == b"DICM":
+def _is_dicom(data: bytes, path: str) -> bool:
+    if len(data) >= 132 and data[128:132] == b"DICM":
         return True
     return path.lower().endswith((".dcm", ".dicom"))
 
 
-def _load_dicom(data: bytes | None, name: str, max_pixels: int) -> Image.Image:
+def _load_dicom(data: bytes, name: str, max_pixels: int) -> Image.Image:
     import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
     try:
-        src: Any = io.BytesIO(data) if data is not None else name
-        ds = pydicom.dcmread(src, force=data is not None and data[128:132] != b"DICM")
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as exc:
-        raise ImageLoadError(name, f"not a readable DICOM file ({exc})") from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
+        has_pixels = "PixelData" in ds or "FloatPixelData" in ds
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except Exception as exc:  # damaged headers surface as many types; all mean "unreadable"
+        raise ImageLoadError(name, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+    if not has_pixels:
         raise ImageLoadError(name, "DICOM has no pixel data (PixelData element missing)")
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     if rows * cols > max_pixels:
         raise ImageLoadError(name, f"{cols}x{rows} exceeds the {max_pixels}-pixel guard")
-    try:
-        arr = ds.pixel_array
+    try:  # only the first frame is decoded: it is the radiograph, and memory stays one frame
+        arr = pixel_array(ds, index=0) if frames > 1 else ds.pixel_array
     except Exception as exc:  # pydicom raises many types for codecs; all mean "cannot decode"
         tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise ImageLoadError(
@@ -70,20 +72,24 @@ def _load_dicom(data: bytes | None, name: str, max_pixels: int) -> Image.Image:
             f"cannot decode pixel data (transfer syntax {tsuid}): {exc}. "
             "Compressed DICOM needs pylibjpeg + pylibjpeg-openjpeg (installed with lanic-hub).",
         ) from None
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        arr = arr[0]  # multi-frame: the first frame is the radiograph
-    if arr.ndim == 3:  # colour DICOM (secondary capture)
-        arr = arr.mean(axis=-1)
-    arr = apply_modality_lut(arr, ds)
-    windowed = "WindowCenter" in ds or "VOILUTSequence" in ds
-    if windowed:
-        try:
-            arr = apply_voi_lut(arr, ds)
-        except Exception:  # a broken VOI LUT falls back to percentile windowing
-            windowed = False
-    gray = _to_uint8(arr)
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        gray = 255 - gray  # MONOCHROME1: high values are dark
+    try:
+        if arr.ndim == 3:  # colour DICOM (secondary capture)
+            arr = arr.mean(axis=-1)
+        if arr.ndim != 2 or arr.size == 0:
+            raise ValueError(f"pixel array has shape {arr.shape}")
+        arr = apply_modality_lut(arr, ds)
+        if "WindowCenter" in ds or "VOILUTSequence" in ds:
+            try:
+                arr = apply_voi_lut(arr, ds)
+            except Exception:  # a broken VOI LUT falls back to percentile windowing
+                pass
+        gray = _to_uint8(arr)
+        if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+            gray = 255 - gray  # MONOCHROME1: high values are dark
+    except Exception as exc:  # inconsistent LUT / rescale attributes in a damaged header
+        raise ImageLoadError(
+            name, f"cannot interpret the DICOM pixel data ({type(exc).__name__}: {exc})"
+        ) from None
     return _gray_to_rgb(gray)
 
 
@@ -94,17 +100,28 @@ def _from_pil(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
     if w < 1 or h < 1:
         raise ImageLoadError(name, f"empty image ({w}x{h})")
     try:
+        im.load()
+    except Exception as exc:  # PIL decoders raise many types on damaged data; all mean "corrupt"
+        raise ImageLoadError(name, f"corrupt or truncated image data ({exc})") from None
+    try:
         im = ImageOps.exif_transpose(im) or im
-        mode = im.mode
+    except Exception:  # a damaged EXIF block: keep the stored orientation
+        pass
+    mode = im.mode
+    try:
         if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
             return _gray_to_rgb(_to_uint8(np.asarray(im)))
-        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        if mode == "LAB":
+            return im.getchannel("L").convert("RGB")  # lightness is the grey image
+        if mode == "HSV":
+            im = im.convert("RGB")
+        if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
             bg = Image.new("RGBA", im.size, (0, 0, 0, 255))
             im = Image.alpha_composite(bg, im)
         return im.convert("L").convert("RGB")
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated data surfaces on load
-        raise ImageLoadError(name, f"corrupt or truncated image data ({exc})") from None
+    except (OSError, ValueError) as exc:
+        raise ImageLoadError(name, f"unsupported image mode {mode!r} ({exc})") from None
 
 
 def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -143,18 +160,26 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
         path = Path(source)
         if not path.is_file():
             raise ImageLoadError(name, "file not found")
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise ImageLoadError(name, "file is empty (0 bytes)")
-    if data is not None and len(data) == 0:
+        if size > MAX_FILE_BYTES:
+            raise ImageLoadError(name, f"{size} bytes exceeds the {MAX_FILE_BYTES}-byte file guard")
+        # decode from memory: PIL's file-path TIFF route drops EXIF orientation without applying it
+        data = path.read_bytes()
+    if data is None or not isinstance(data, (bytes, bytearray)):
+        raise ImageLoadError(name, f"cannot read an image from a {type(source).__name__}")
+    data = bytes(data)
+    if len(data) == 0:
         raise ImageLoadError(name, "empty data (0 bytes)")
     if _is_dicom(data, name):
         return _load_dicom(data, name, max_pixels)
     try:
-        im = Image.open(io.BytesIO(data) if data is not None else name)
+        im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageLoadError(name, "not an image format PIL or pydicom can read") from None
-    except (Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise ImageLoadError(name, str(exc)) from None
+    except Exception as exc:  # damaged headers raise many types (SyntaxError, struct.error, ...)
+        raise ImageLoadError(name, f"{type(exc).__name__}: {exc}") from None
     return _from_pil(im, name, max_pixels)
 
 
