@@ -125,6 +125,7 @@ class LanICModel(PreTrainedModel):
         self.bank_meta: dict[str, Any] = {}
         self._backbone = None
         self._folder: Path | None = None
+        self._from_hub = False
         self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
@@ -216,8 +217,15 @@ class LanICModel(PreTrainedModel):
                 f"{folder / 'model.safetensors'}: cannot load the weights ({exc})"
             ) from exc
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        for name, t in model.state_dict().items():
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                bad = int((~torch.isfinite(t)).sum())
+                raise ModelFolderError(
+                    f"{folder / 'model.safetensors'}: tensor {name} holds {bad} NaN/inf values"
+                )
         model._load_sidecar(folder)
         model._folder = folder
+        model._from_hub = not Path(pretrained_model_name_or_path).is_dir()
         return loaded
 
     def _load_sidecar(self, folder: Path) -> None:
@@ -231,6 +239,7 @@ class LanICModel(PreTrainedModel):
                 f"{path}: pattern metadata (version {doc.get('version')}, {len(doc.get('patterns', []))} "
                 f"patterns) does not match the weights ({self.config.n_patterns} patterns)"
             )
+        _check_sidecar(path, doc["patterns"], self)
         self.patterns, self.bank_meta = doc["patterns"], doc.get("meta", {})
 
     # ------------------------------------------------------------------------------ publishing
@@ -274,7 +283,7 @@ class LanICModel(PreTrainedModel):
         if self.config.bundled_backbone and self._folder is not None:
             return self._folder / BUNDLED_BACKBONE
         spec = (self.config.backbone or {}).get("spec", "")
-        if spec.startswith("local-dir:"):
+        if spec.startswith("local-dir:") and not self._from_hub:
             return Path(spec[len("local-dir:") :])
         if spec.startswith("hf-hub:"):
             from .backbone.resolve import _snapshot
@@ -293,6 +302,11 @@ class LanICModel(PreTrainedModel):
                 spec, rev = f"local-dir:{self._folder / BUNDLED_BACKBONE}", None
             elif ref.get("spec"):
                 spec, rev = ref["spec"], ref.get("revision")
+                if self._from_hub and spec.startswith("local-dir:"):
+                    raise ModelFolderError(
+                        f"{self._folder}: this Hub model's config points its backbone at a local folder "
+                        f"({spec}); a downloaded model may only use a bundled backbone or an hf-hub: spec"
+                    )
             else:
                 raise ConfigError("this model records no backbone: pass embeddings (explain_embedding)")
             self._backbone = load_backbone(spec, revision=rev, device=str(self.device))
@@ -378,6 +392,33 @@ def check_finite(e: torch.Tensor, what: str = "embeddings") -> None:
         )
 
 
+def _check_sidecar(path: Path, patterns: list[Any], model: LanICModel) -> None:
+    """Every pattern entry must agree with the weights: ids in order, member latents in range and
+    mapped to that pattern by ``latent_pattern``, gallery rows non-negative integers."""
+    T, L = model.config.transcoder_config().n_members, model.config.transcoder_config().n_latents
+    lp = model.latent_pattern
+    for j, p in enumerate(patterns):
+        where = f"{path}: pattern {j}"
+        if not isinstance(p, dict) or p.get("id") != j:
+            raise ModelFolderError(f"{where}: expected an object with id {j}")
+        if not isinstance(p.get("name"), str) or not isinstance(p.get("category"), str):
+            raise ModelFolderError(f"{where}: 'name' and 'category' must be strings")
+        members = p.get("members")
+        if not isinstance(members, list) or len(members) != p.get("support"):
+            raise ModelFolderError(f"{where}: 'members' must list 'support' = {p.get('support')} latents")
+        for m in members:
+            ok = isinstance(m, list) and len(m) == 2 and all(type(x) is int for x in m)
+            if not ok or not (0 <= m[0] < T and 0 <= m[1] < L):
+                raise ModelFolderError(f"{where}: member {m!r} is not a (member < {T}, latent < {L}) pair")
+            if int(lp[m[0] * L + m[1]]) != j:
+                raise ModelFolderError(
+                    f"{where}: member latent {m} belongs to pattern {int(lp[m[0] * L + m[1]])} in the weights"
+                )
+        for g in p.get("gallery", []):
+            if not isinstance(g, dict) or type(g.get("row")) is not int or g["row"] < 0:
+                raise ModelFolderError(f"{where}: gallery entry {g!r} is not a dataset row reference")
+
+
 def resolve_model_folder(
     name: str | os.PathLike, revision: str | None = None, cache_dir: str | None = None
 ) -> Path:
@@ -429,6 +470,67 @@ def check_model_folder(folder: Path) -> None:
         )
     if not (folder / "model.safetensors").is_file():
         raise ModelFolderError(f"{folder}: no model.safetensors (LanIC models are never loaded from pickles)")
+    config = _checked_config(cfg, doc)
+    _check_tensor_shapes(folder / "model.safetensors", config)
+    bb = folder / BUNDLED_BACKBONE
+    if config.bundled_backbone and (bb.is_symlink() or not _inside(bb, folder)):
+        raise ModelFolderError(f"{bb}: the bundled backbone must be a folder inside the model folder")
+
+
+#: Upper bound on every size in a config: far above any real model, far below an allocation bomb.
+MAX_DIM = 1 << 20
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _checked_config(cfg_path: Path, doc: dict[str, Any]) -> LanICConfig:
+    """The config, with every size checked to be a positive integer below :data:`MAX_DIM`."""
+    ens = doc.get("ensemble") or {}
+    sizes = {"d_in": doc.get("d_in"), "hidden": doc.get("hidden"), "n_patterns": doc.get("n_patterns", 0)}
+    sizes |= {f"ensemble.{k}": ens.get(k) for k in ("n_members", "n_latents", "k", "d_in", "d_out")}
+    for key, v in sizes.items():
+        low = 0 if key == "n_patterns" else 1
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= MAX_DIM:
+            raise ModelFolderError(f"{cfg_path}: {key} = {v!r} is not an integer in [{low}, {MAX_DIM}]")
+    if ens["n_members"] * ens["n_latents"] > 64 * MAX_DIM:
+        raise ModelFolderError(f"{cfg_path}: ensemble.n_members x n_latents is implausibly large")
+    try:
+        return LanICConfig(
+            **{k: v for k, v in doc.items() if k not in ("model_type", "transformers_version")}
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelFolderError(f"{cfg_path}: not a valid LanIC config ({exc})") from exc
+
+
+def _check_tensor_shapes(path: Path, config: LanICConfig) -> None:
+    """Compare the safetensors header (read without loading a tensor) with the shapes the config
+    implies (a model built on the meta device: no memory): missing, extra or resized tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with torch.device("meta"):
+            want = {k: tuple(v.shape) for k, v in LanICModel(config).state_dict().items()}
+    except (RuntimeError, ValueError) as exc:
+        raise ModelFolderError(f"{path.parent / 'config.json'}: sizes do not make a model ({exc})") from exc
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            have = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"{path}: cannot read the tensor header ({exc})") from exc
+    problems = [f"missing {k} {want[k]}" for k in sorted(want.keys() - have.keys())]
+    problems += [f"unexpected {k} {have[k]}" for k in sorted(have.keys() - want.keys())]
+    problems += [
+        f"{k} has shape {have[k]}, the config implies {want[k]}"
+        for k in sorted(want.keys() & have.keys())
+        if have[k] != want[k]
+    ]
+    if problems:
+        raise ModelFolderError(
+            f"{path}: the weights do not match config.json: {'; '.join(problems[:5])}"
+            f"{f' (+{len(problems) - 5} more)' if len(problems) > 5 else ''}"
+        )
 
 
 def upload_plan(folder: str | os.PathLike) -> list[str]:
