@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,46 +112,39 @@ def tiny_lanic_model(tiny_model, tmp_path_factory):
 
 
 NETWORK_ATTEMPTS: list[str] = []
+SUBPROCESS_LOG: list[Path] = []
+GUARD_DIR = Path(__file__).parent / "offline_guard"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _offline_socket_guard():
-    """The suite runs offline: a connection to anything but loopback (or a local socket file)
-    is refused and recorded, so a Hub call, analytics or telemetry fails where it happens."""
-    import ipaddress
-    import socket
+def _offline_socket_guard(tmp_path_factory):
+    """The suite runs offline: a connection to anything but loopback (or a local socket file) is
+    refused and recorded, here and in every Python subprocess the tests start (``PYTHONPATH``
+    carries ``offline_guard/sitecustomize.py``), so a Hub call, analytics or telemetry fails where
+    it happens."""
+    sys.path.insert(0, str(GUARD_DIR))
+    from lanic_offline_guard import install, uninstall
 
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def allowed(address) -> bool:
-        if not isinstance(address, tuple):
-            return True  # AF_UNIX
-        host = str(address[0])
-        if host in ("localhost", "0.0.0.0", ""):
-            return True
-        try:
-            return ipaddress.ip_address(host.split("%")[0]).is_loopback
-        except ValueError:
-            return False
-
-    def guard(self, address):
-        if not allowed(address):
-            NETWORK_ATTEMPTS.append(repr(address))
-            raise ConnectionRefusedError(f"lanic-hub tests are offline: connection to {address!r} refused")
-        return real_connect(self, address)
-
-    def guard_ex(self, address):
-        if not allowed(address):
-            NETWORK_ATTEMPTS.append(repr(address))
-            return 111  # ECONNREFUSED
-        return real_connect_ex(self, address)
-
-    socket.socket.connect, socket.socket.connect_ex = guard, guard_ex
-    yield
-    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+    log = tmp_path_factory.mktemp("offline") / "subprocess-attempts.tsv"
+    log.touch()
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "LANIC_OFFLINE_GUARD", "LANIC_OFFLINE_LOG")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD_DIR), saved["PYTHONPATH"]]))
+    os.environ["LANIC_OFFLINE_GUARD"], os.environ["LANIC_OFFLINE_LOG"] = "1", str(log)
+    install(record=NETWORK_ATTEMPTS)
+    SUBPROCESS_LOG.append(log)
+    yield log
+    uninstall()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def pytest_terminal_summary(terminalreporter):
+    for log in SUBPROCESS_LOG:
+        if log.is_file():
+            NETWORK_ATTEMPTS.extend(f"subprocess {ln}" for ln in log.read_text().splitlines())
     if NETWORK_ATTEMPTS:
         terminalreporter.write_line(
             f"offline guard: {len(NETWORK_ATTEMPTS)} non-loopback connection attempt(s) refused: "

@@ -20,6 +20,23 @@ def test_the_offline_guard_refuses_non_loopback_connections():
         s.close()
 
 
+def test_subprocesses_run_behind_the_same_guard(_offline_socket_guard):
+    import subprocess
+    import sys
+
+    code = (
+        "import socket\n"
+        "s = socket.socket()\n"
+        "try:\n    s.connect(('93.184.216.34', 443)); print('connected')\n"
+        "except ConnectionRefusedError as e:\n    print('refused', e)\n"
+    )
+    before = _offline_socket_guard.read_text().count("\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.startswith("refused") and "offline" in r.stdout, r.stdout + r.stderr
+    lines = _offline_socket_guard.read_text().splitlines()
+    assert len(lines) == before + 1 and "93.184.216.34" in lines[-1]
+
+
 def _tensors_equal(a, b) -> bool:
     x, y = load_file(a), load_file(b)
     # bytes, not torch.equal: dead latents' scores are NaN, and NaN != NaN

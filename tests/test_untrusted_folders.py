@@ -152,22 +152,28 @@ def test_pickled_weights_are_never_executed(copy, tmp_path):
     assert not marker.exists()
 
 
-def test_a_malicious_training_checkpoint_is_refused_unexecuted(tiny_model, tmp_path):
-    """Resuming reads optimizer state with ``torch.load(weights_only=True)``."""
+def test_training_checkpoints_hold_no_pickle(tmp_path):
+    """Checkpoints are one safetensors file (weights, Adam moments, RNG state): a pickle planted
+    beside it is never read, and a damaged checkpoint is a clear error."""
+    from lanic_hub.errors import DataError
     from lanic_hub.transcoders import TrainConfig, TranscoderConfig
-    from lanic_hub.transcoders.train import train_ensemble
+    from lanic_hub.transcoders.train import CHECKPOINT, train_ensemble
 
     marker = tmp_path / "executed"
-    cfg = TranscoderConfig(d_in=8, d_out=4, n_members=2, n_latents=16, k=2)
+    cfg = TranscoderConfig(d_in=8, d_out=4, n_members=2, n_latents=16, k=2, levels=(16,))
     e, h = torch.randn(64, 8), torch.randn(64, 4)
     ck = tmp_path / "ck"
-    train_ensemble(e, h, cfg, TrainConfig(epochs=1, batch_size=32), checkpoint_dir=ck, progress=False)
-    state = next(ck.rglob("ckpt_state.pt"))
-    with open(state, "wb") as fh:
-        pickle.dump({"opt": _Payload(marker)}, fh)
-    with pytest.raises(Exception, match="(?i)weights_only|unpickl|checkpoint"):
-        train_ensemble(e, h, cfg, TrainConfig(epochs=2, batch_size=32), checkpoint_dir=ck, progress=False)
+    tc = TrainConfig(epochs=2, batch_size=32)
+    train_ensemble(e, h, cfg, tc, checkpoint_dir=ck, progress=False, stop_after_epochs=1)
+    assert sorted(p.name for p in ck.iterdir()) == [CHECKPOINT]
+    for name in ("ckpt_state.pt", "optimizer.pt", "pytorch_model.bin"):
+        with open(ck / name, "wb") as fh:
+            pickle.dump({"opt": _Payload(marker)}, fh)
+    train_ensemble(e, h, cfg, tc, checkpoint_dir=ck, progress=False)
     assert not marker.exists()
+    (ck / CHECKPOINT).write_bytes((ck / CHECKPOINT).read_bytes()[:100])
+    with pytest.raises(DataError, match="not a readable lanic-hub checkpoint"):
+        train_ensemble(e, h, cfg, tc, checkpoint_dir=ck, progress=False)
 
 
 @pytest.mark.parametrize(

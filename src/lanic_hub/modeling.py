@@ -178,20 +178,32 @@ class LanICModel(PreTrainedModel):
         self, save_directory: str | os.PathLike, *args: Any, bundle_backbone: bool = False, **kwargs: Any
     ) -> None:
         """``PreTrainedModel.save_pretrained`` plus the pattern sidecar; ``bundle_backbone`` copies
-        the backbone folder into ``backbone/`` for a self-contained offline copy."""
-        save_directory = Path(save_directory)
+        the backbone folder into ``backbone/`` for a self-contained offline copy.
+
+        The folder is written beside the target and swapped in whole, so a crash at any moment
+        leaves either the previous complete folder or the new one (other files already in the
+        folder, e.g. ``README.md`` or ``thumbnails/``, are carried over)."""
+        from .utils.io import link_missing, recover_dir, replace_dir, write_text_atomic
+
+        final = Path(save_directory)
+        recover_dir(final)
+        for stale in final.parent.glob(f".{final.name}.saving*"):  # left by a killed save
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = final.with_name(f".{final.name}.saving{os.getpid()}")
+        tmp.mkdir(parents=True)
         if bundle_backbone:
             src = self._backbone_folder()
             if src is None:
                 raise ConfigError("cannot bundle the backbone: it is not a local folder or cached snapshot")
-            shutil.copytree(src, save_directory / BUNDLED_BACKBONE, dirs_exist_ok=True)
+            shutil.copytree(src, tmp / BUNDLED_BACKBONE, dirs_exist_ok=True)
             self.config.bundled_backbone = True
         kwargs.setdefault("safe_serialization", True)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        from .utils.io import write_text_atomic
-
+        super().save_pretrained(tmp, *args, **kwargs)
         doc = {"version": BANK_VERSION, "meta": self.bank_meta, "patterns": self.patterns}
-        write_text_atomic(save_directory / SIDECAR, json.dumps(doc, indent=1))
+        write_text_atomic(tmp / SIDECAR, json.dumps(doc, indent=1))
+        if final.is_dir():
+            link_missing(final, tmp)
+        replace_dir(tmp, final)
 
     @classmethod
     def from_pretrained(
@@ -424,6 +436,10 @@ def resolve_model_folder(
 ) -> Path:
     """A local folder as is; otherwise a Hub repo id, downloaded or (offline) found in the cache."""
     p = Path(name)
+    if not p.exists() and p.with_name(p.name + ".old").is_dir():
+        from .utils.io import recover_dir
+
+        recover_dir(p)  # a save that was killed mid-swap: the previous complete folder
     if p.is_dir():
         return p
     if p.exists() or str(name).startswith((".", "/")) or os.sep in str(name).strip("/").replace("/", "", 1):

@@ -75,7 +75,7 @@ class Backbone:
         saves most of the work on short sentences.
         """
         texts = list(texts)
-        uniq = sorted(set(texts), key=len)
+        uniq = sorted(set(texts), key=lambda t: (len(t), t))  # a total order: batches never depend on hashing
         trim = "hf_model_name" in self.config.get("text_cfg", {})
         pad = getattr(getattr(self.model, "text", None), "config", None)
         pad_id = getattr(pad, "pad_token_id", 0) or 0

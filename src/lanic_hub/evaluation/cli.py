@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="default: phantom (offline). phantom-shortcut builds its own two models (no --model)",
     )
     p.add_argument("--shortcut", default=None, help="phantom-shortcut: factor:Finding:strength:splits")
-    p.add_argument("--n", type=int, default=2000, help="phantom-shortcut: phantoms per world (default 2000)")
+    p.add_argument(
+        "--n", type=int, default=None, help="phantom suites: phantoms per world (default 2000)"
+    )
     p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument("--data", default=None, help="dataset path for the mimic-cxr / chexpert / nih suites")
@@ -44,7 +46,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         r = run_shortcut_suite(
             Path(args.out) / "phantom-shortcut",
             shortcut=args.shortcut or DEFAULT_SHORTCUT,
-            n=args.n,
+            n=args.n or 2000,
             seed=args.seed,
             members=args.members,
         )
@@ -60,6 +62,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines,
         n_boot=args.bootstrap,
         seed=args.seed,
+        phantom_n=args.n,
     )
     print(json.dumps(res, indent=1))
     md = res["leaderboard"]["markdown"]

@@ -100,8 +100,11 @@ class PatternBank:
         tensors |= {f"latent_{k}": v.float() for k, v in self.latent_scores.items()}
         tmp = folder / f"patterns.safetensors.tmp{os.getpid()}"
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        # the JSON names the tensors file by hash: a kill between the two renames leaves a pair
+        # that load() refuses, never a silently mismatched bank
+        meta = {**self.meta, "tensors_sha256": _sha256(tmp)}
+        doc = {"version": BANK_VERSION, "meta": meta, "patterns": self.patterns}
         os.replace(tmp, folder / "patterns.safetensors")
-        doc = {"version": BANK_VERSION, "meta": self.meta, "patterns": self.patterns}
         write_text_atomic(folder / "patterns.json", json.dumps(doc, indent=1, default=_jsonable))
 
     @classmethod
@@ -117,6 +120,12 @@ class PatternBank:
             raise DataError(
                 f"{js}: pattern bank version {doc.get('version')} unsupported (want {BANK_VERSION})"
             )
+        want = doc.get("meta", {}).get("tensors_sha256")
+        if want is not None and want != _sha256(st):
+            raise DataError(
+                f"{js} and {st.name} are from different builds (an interrupted write?); "
+                "rerun `lanic-hub patterns`"
+            )
         t = load_file(st)
         scores = {
             k[len("latent_") :]: v for k, v in t.items() if k.startswith("latent_") and k != "latent_pattern"
@@ -125,6 +134,16 @@ class PatternBank:
         if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
             raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
         return bank
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _jsonable(x: Any) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
@@ -91,6 +91,9 @@ def ensemble_loss(
     return loss, fvu_full.detach(), fired
 
 
+CHECKPOINT = "checkpoint.safetensors"
+
+
 def _save_checkpoint(
     folder: Path,
     model: TranscoderEnsemble,
@@ -100,16 +103,49 @@ def _save_checkpoint(
     since: torch.Tensor,
     g: torch.Generator,
 ) -> None:
+    """One file, renamed into place: weights, Adam moments, latent ages and the data-order RNG,
+    with epoch, step and config in its metadata. Nothing in it is pickled, and a kill at any moment
+    leaves the previous complete checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"ckpt.tmp{os.getpid()}"
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp) + ".safetensors")
-    torch.save(
-        {"opt": opt.state_dict(), "epoch": epoch, "step": step, "since": since, "rng": g.get_state()},
-        str(tmp) + ".pt",
-    )
-    os.replace(str(tmp) + ".pt", folder / "ckpt_state.pt")  # state first, then weights marks completion
-    os.replace(str(tmp) + ".safetensors", folder / "ckpt_weights.safetensors")
-    (folder / "ckpt_config.json").write_text(json.dumps(model.cfg.to_dict()))
+    t = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for i, st in osd["state"].items():
+        t |= {f"opt.{i}.{k}": torch.as_tensor(v).detach() for k, v in st.items()}
+    t |= {"since": since, "rng": g.get_state()}
+    meta = {
+        "epoch": str(epoch),
+        "step": str(step),
+        "config": json.dumps(model.cfg.to_dict()),
+        "param_groups": json.dumps(osd["param_groups"]),
+    }
+    tmp = folder / f"{CHECKPOINT}.tmp{os.getpid()}"
+    save_file({k: v.contiguous() for k, v in t.items()}, tmp, metadata=meta)
+    os.replace(tmp, folder / CHECKPOINT)
+
+
+def _load_checkpoint(path: Path, cfg: TranscoderConfig, model: TranscoderEnsemble, opt):
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            t = {k: f.get_tensor(k) for k in f.keys()}
+        saved_cfg = json.loads(meta["config"])
+        epoch, step, groups = int(meta["epoch"]), int(meta["step"]), json.loads(meta["param_groups"])
+    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        raise DataError(
+            f"{path}: not a readable lanic-hub checkpoint ({exc}); delete it to start over"
+        ) from exc
+    if saved_cfg != cfg.to_dict():
+        raise ConfigError(f"{path}: checkpoint was made with another config {saved_cfg}; use a new folder")
+    model.load_state_dict({k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")})
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in t.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    return epoch, step, t["since"], t["rng"]
 
 
 def train_ensemble(
@@ -141,15 +177,9 @@ def train_ensemble(
     since = torch.zeros(cfg.n_members, cfg.n_latents)  # samples since each latent last fired
     start_epoch, step = 0, 0
     ck = Path(checkpoint_dir) if checkpoint_dir else None
-    if ck and (ck / "ckpt_weights.safetensors").is_file():
-        saved_cfg = json.loads((ck / "ckpt_config.json").read_text())
-        if saved_cfg != cfg.to_dict():
-            raise ConfigError(f"{ck}: checkpoint was made with another config {saved_cfg}; use a new folder")
-        model.load_state_dict(load_file(ck / "ckpt_weights.safetensors"))
-        st = torch.load(ck / "ckpt_state.pt", weights_only=True)
-        opt.load_state_dict(st["opt"])
-        start_epoch, step, since = st["epoch"], st["step"], st["since"]
-        g.set_state(st["rng"])
+    if ck and (ck / CHECKPOINT).is_file():
+        start_epoch, step, since, rng = _load_checkpoint(ck / CHECKPOINT, cfg, model, opt)
+        g.set_state(rng)
     var = (h - h.mean(0)).pow(2).sum(1).mean()  # per-sample variance; scaled by batch size below
 
     def lr_at(s: int) -> float:
