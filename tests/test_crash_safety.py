@@ -165,14 +165,14 @@ def test_kill_9_during_save_pretrained_leaves_a_complete_folder(tiny_lanic_model
         first = os.stat(out / "config.json").st_ino
         when: list[float] = []
 
-        def ready() -> bool:
+        def ready(first: int = first, when: list[float] = when) -> bool:
             if not when:
                 try:
-                    if os.stat(out / "config.json").st_ino != first:  # noqa: B023 - the loop's first save landed
+                    if os.stat(out / "config.json").st_ino != first:  # the loop's first save landed
                         when.append(time.time() + rng.uniform(0.0, 1.5))
                 except FileNotFoundError:  # mid-swap
                     pass
-            return bool(when) and time.time() > when[0]  # noqa: B023
+            return bool(when) and time.time() > when[0]
 
         assert _kill_when([sys.executable, "-c", SAVE_LOOP, str(tiny_lanic_model), str(out)], ready)
         m = LanICModel.from_pretrained(out)

@@ -216,3 +216,20 @@ def test_non_finite_embeddings_are_refused_naming_the_rows(tiny_lanic_model):
         model.explain_embeddings(e)
     with pytest.raises(DataError, match="NaN or inf"):
         model(embeddings=e)
+
+
+def test_overflowing_activations_are_refused_naming_the_rows(tiny_lanic_model):
+    """Finite inputs whose activations overflow (a damaged weight, float32 range) are named too,
+    never turned into an explanation of inf."""
+    from lanic_hub.errors import DataError
+
+    model = LanICModel.from_pretrained(tiny_lanic_model)
+    e = torch.nn.functional.normalize(torch.randn(4, model.config.d_in), dim=1)
+    e[2, 0] = 10.0  # finite, but hidden unit 0 of row 2 becomes 1e39 > float32 max
+    with torch.no_grad():
+        model.classifier.fc1.weight.zero_()
+        model.classifier.fc1.weight[0, 0] = 1e38
+    with pytest.raises(DataError, match=r"classifier's logits .*rows \[2\]"):
+        model(embeddings=e)
+    with pytest.raises(DataError, match=r"activations overflowed.*rows \[2\]"):
+        model.explain_embeddings(e)

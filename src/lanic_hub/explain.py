@@ -116,9 +116,14 @@ def explain_embeddings(
     findings: tuple[str, ...] = FINDINGS,
 ) -> list[Explanation]:
     """Explain a batch of embeddings (B, d)."""
+    from .modeling import check_finite
+
     e = e.float()
+    check_finite(e)
     parts = decomposition_by_pattern(clf, ens, bank, e)
     logits = clf(e)
+    check_finite(logits, "the classifier's logits (activations overflowed)")
+    check_finite(parts["patterns"].flatten(1), "the pattern contributions (activations overflowed)")
     prob = torch.sigmoid(logits)
     out = []
     pats = bank.patterns

@@ -342,7 +342,9 @@ class LanICModel(PreTrainedModel):
         e = embeddings.to(self.device, self.dtype)
         check_finite(e)
         logits = self.classifier(e)
+        check_finite(logits, "the classifier's logits (activations overflowed)")
         v, i = self.ensemble.encode(e)
+        check_finite(v, "the transcoder codes (activations overflowed)")
         support = torch.tensor([p["support"] for p in self.patterns], dtype=e.dtype, device=e.device)
         acts = pattern_activations_from_codes(v, i, self.ensemble.cfg.n_latents, self.latent_pattern, support)
         return LanICOutput(

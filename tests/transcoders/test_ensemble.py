@@ -151,3 +151,9 @@ def test_bad_input_is_refused_before_training():
         train_ensemble(torch.randn(20, 5), h, CFG, progress=False)
     with pytest.raises(DataError, match="no training rows"):
         train_ensemble(torch.zeros(0, 8), torch.zeros(0, 6), CFG, progress=False)
+
+
+def test_divergence_is_an_error_naming_the_step():
+    e, h = torch.randn(64, 8), torch.randn(64, 6)
+    with pytest.raises(DataError, match=r"training diverged at epoch 1, step \d+"):
+        train_ensemble(e, h, CFG, TrainConfig(epochs=3, batch_size=32, lr=1e30), progress=False)

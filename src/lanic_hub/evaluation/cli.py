@@ -21,9 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="default: phantom (offline). phantom-shortcut builds its own two models (no --model)",
     )
     p.add_argument("--shortcut", default=None, help="phantom-shortcut: factor:Finding:strength:splits")
-    p.add_argument(
-        "--n", type=int, default=None, help="phantom suites: phantoms per world (default 2000)"
-    )
+    p.add_argument("--n", type=int, default=None, help="phantom suites: phantoms per world (default 2000)")
     p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument("--data", default=None, help="dataset path for the mimic-cxr / chexpert / nih suites")

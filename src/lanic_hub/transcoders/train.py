@@ -199,6 +199,13 @@ def train_ensemble(
                 group["lr"] = lr_at(step)
             dead = since > cfg.dead_after
             loss, last_fvu, fired = ensemble_loss(model, e[idx], h[idx], var * len(idx), dead)
+            if not torch.isfinite(loss):  # inputs were checked: this is divergence (lower the LR)
+                bad = (~torch.isfinite(last_fvu)).nonzero(as_tuple=True)[0].tolist()
+                raise DataError(
+                    f"training diverged at epoch {epoch + 1}, step {step + 1}: non-finite loss "
+                    f"(members {bad[:10] or 'none'} have non-finite FVU); lower the learning rate "
+                    f"(lr={tcfg.lr}) or check the inputs"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
