@@ -127,6 +127,10 @@ def embed_dataset(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    me, world = dist_info()
+    for stale in out.glob("shard-*.safetensors.tmp*"):  # this rank's shards a killed run was writing
+        if int(stale.name[6:11]) % world == me:
+            stale.unlink(missing_ok=True)
     rank, world = dist_info()
     want = _manifest(bb, ds, shard_size, dtype, text)
     want["data_spec"] = data_spec  # where the labels live; not part of the identity check
