@@ -12,6 +12,7 @@ loss sums the FVU of every level. Explanations use the full level.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -152,6 +153,32 @@ class TranscoderEnsemble(nn.Module):
         c = self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", w, self.b_pre)
         return F.relu(torch.addmm(c.reshape(-1), e, self.W_enc).view(-1, T, L))
 
+    def encode_for_training(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(values, indices, pre) for training: the same TopK codes as :meth:`forward`, with a
+        backward pass that touches only the selected latents.
+
+        The forward is one dense matmul, with no autograd graph over the (B, T, L)
+        pre-activations. The backward (:class:`_SelectedPreacts`) forms the encoder gradient as a
+        sparse (B x T*L, B*T*k non-zeros) times dense product, which is what the dense gradient
+        of TopK equals: every unselected latent's gradient is exactly zero.
+        ``pre`` is returned detached, for AuxK's choice of dead latents.
+        """
+        T, L, k = self.cfg.n_members, self.cfg.n_latents, self.cfg.k
+        with torch.no_grad():
+            w = self.W_enc.view(-1, T, L)
+            c = (self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", w, self.b_pre)).reshape(-1)
+            pre = torch.mm(e, self.W_enc).add_(c).view(-1, T, L)
+            # TopK before ReLU selects the same positive values (one pass fewer over B*T*L);
+            # where fewer than k are positive, the rest come out as exact zeros after the clamp
+            values, indices = pre.topk(k, dim=-1, sorted=False)
+            values.clamp_(min=0)
+        return self.selected(e, values, indices), indices, pre
+
+    def selected(self, e: torch.Tensor, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """``values`` (B, T, j) = pre-activations at ``indices``, made differentiable w.r.t. the
+        encoder parameters by a sparse backward pass."""
+        return _SelectedPreacts.apply(e, self.W_enc, self.b_pre, self.b_enc, values, indices)
+
     def decode(self, values: torch.Tensor, indices: torch.Tensor, limit: int | None = None) -> torch.Tensor:
         """(B, T, H) reconstructions from sparse codes; ``limit`` keeps latents with index < limit."""
         B, T, k = values.shape
@@ -207,3 +234,49 @@ class TranscoderEnsemble(nn.Module):
     def normalize_decoder(self) -> None:
         """Keep decoder rows at unit norm (the activation carries the scale)."""
         self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8))
+
+
+class _SelectedPreacts(torch.autograd.Function):
+    """Identity on the selected pre-activations; backward gives the exact encoder gradients.
+
+    With ``pre[b, t, l] = relu(sum_d e[b, d] W[d, t*L + l] + b_enc[t*L + l] - (W_t^T b_pre_t)[l])``
+    and a gradient ``g`` only at the selected (b, t, l):
+
+    - dW[:, t*L + l] = sum_b g[b, t, l] e[b]     (a sparse-dense product, B*T*k non-zeros)
+    - db_enc[t*L + l] = sum_b g[b, t, l]
+    - db_pre[t] = -W_t @ db_enc_t
+    """
+
+    @staticmethod
+    def forward(ctx, e, W_enc, b_pre, b_enc, values, indices):  # noqa: N803
+        ctx.save_for_backward(e, W_enc, values, indices)
+        ctx.b_pre = b_pre.detach()
+        ctx.mark_non_differentiable(indices)
+        return values.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        e, W, values, indices = ctx.saved_tensors
+        B, T, j = values.shape
+        d, TL = W.shape
+        L = TL // T
+        g = (grad * (values > 0)).reshape(B, T * j)
+        flat = (indices + torch.arange(T, device=indices.device).view(1, T, 1) * L).reshape(B, T * j)
+        cols, order = flat.sort(dim=1)  # CSR wants sorted columns in each row
+        vals = g.gather(1, order)
+        crow = torch.arange(0, B * T * j + 1, T * j, device=e.device)
+        with warnings.catch_warnings():  # "CSR support is in beta": the product used here is stable
+            warnings.simplefilter("ignore", UserWarning)
+            G = torch.sparse_csr_tensor(
+                crow, cols.reshape(-1), vals.reshape(-1), (B, TL), dtype=e.dtype, check_invariants=False
+            )
+        gb = torch.zeros(TL, dtype=g.dtype, device=g.device).index_add_(0, flat.reshape(-1), g.reshape(-1))
+        gW = None
+        if ctx.needs_input_grad[1]:  # sum_b g (e_b - b_pre_t): the sparse product, then the b_pre part
+            gWt = G.t() @ e.to(G.dtype)  # (TL, d)
+            gWt.view(T, L, d).addcmul_(gb.view(T, L, 1), ctx.b_pre.view(T, 1, d), value=-1.0)
+            gW = gWt.t()
+        gpre = (
+            -torch.einsum("dtl,tl->td", W.view(d, T, L), gb.view(T, L)) if ctx.needs_input_grad[2] else None
+        )
+        return None, gW, gpre, gb, None, None

