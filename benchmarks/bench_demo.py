@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 
-def main() -> None:
+def main() -> dict:
     from lanic_hub.demo import build_app, load_demo
 
     run = Path(os.environ.get("LANIC_BENCH_RUN", "runs/quickstart"))
     if not (run / "model" / "config.json").is_file():
         print(f"no LanIC model in {run / 'model'}: run `lanic-hub quickstart --out {run}` first (skipped)")
-        return
+        return {"skipped": f"no LanIC model in {run / 'model'}"}
     demo = load_demo(str(run / "model"), build_if_missing=False)
     image = demo.examples[0][0]
     demo.explain(image, "Pleural Effusion")  # loads the backbone once
@@ -53,6 +53,11 @@ def main() -> None:
         screenshots(url, image, Path("docs"))
     finally:
         app.close()
+    return {
+        "callback_ms": float(np.median(direct) * 1e3),
+        "http_ms": float(np.median(http) * 1e3),
+        "target_ms": 1000.0,
+    }
 
 
 def screenshots(url: str, image: str, out: Path) -> None:

@@ -57,7 +57,7 @@ def _ms_timing(acts: torch.Tensor, e: torch.Tensor, what: str, repeats: int = 3)
     }
 
 
-def main() -> None:
+def main() -> dict:
     from lanic_hub.backbone.embed import load_embeddings
     from lanic_hub.data.open import open_dataset
     from lanic_hub.explain import decomposition_by_pattern
@@ -70,7 +70,7 @@ def main() -> None:
     model, embeddings = run / "train", run / "embeddings"
     if not (model / "ensemble.safetensors").is_file():
         print(f"no trained model in {model}: run `lanic-hub quickstart --out {run}` first (skipped)")
-        return
+        return {"skipped": f"no trained model in {model}"}
     clf, ens = load_trained(model)
     emb = load_embeddings(embeddings)
     ds = open_dataset(emb.manifest["data_spec"])
@@ -132,7 +132,7 @@ def main() -> None:
     acts = pattern_activations(ens, bank, x)
     out["ms_speed"] = [_ms_timing(acts, torch.nn.functional.normalize(x, dim=1), "phantom bank")]
     g = torch.Generator().manual_seed(0)
-    for n in (4000, 8000, 16000):  # resampled rows of the same activations and embeddings
+    for n in (4000, 8000, 16000, 20000):  # resampled rows of the same activations and embeddings
         idx = torch.randint(0, len(x), (n,), generator=g)
         noise = 0.05 * torch.randn(n, x.shape[1], generator=g)
         out["ms_speed"].append(
@@ -142,6 +142,7 @@ def main() -> None:
     Path("docs/patterns_phantom.json").write_text(json.dumps(out, indent=1))
     Path("docs/patterns_phantom.md").write_text(_markdown(out))
     print(_markdown(out))
+    return out
 
 
 def _markdown(r: dict) -> str:

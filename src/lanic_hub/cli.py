@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import LanicError
+from .errors import ConfigError, LanicError
 
 
 def _command(sub, name: str, help: str, desc: str, example: str) -> argparse.ArgumentParser:  # noqa: A002
@@ -542,7 +542,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=None, help="server port (default: Gradio's 7860)")
     p.set_defaults(func=cmd_demo)
+
+    p = _command(
+        sub,
+        "bench",
+        "run the benchmark suite (from a source checkout) and write docs/PERFORMANCE.md",
+        "Run benchmarks/ (same as `python -m benchmarks`) from the repository root. Peers are\n"
+        "compared when installed: pip install -e '.[bench]'. The whole suite takes ~15 min on 2 cores.",
+        "lanic-hub bench            # or: lanic-hub bench peers ensemble",
+    )
+    p.add_argument("only", nargs="*", help="run only the benchmarks whose names contain these words")
+    p.set_defaults(func=cmd_bench)
     return ap
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if not Path("benchmarks/__main__.py").is_file():
+        raise ConfigError(
+            f"no benchmarks/ folder in {Path.cwd()}: the suite lives in the source repository; "
+            "run `lanic-hub bench` from its root"
+        )
+    sys.path.insert(0, str(Path.cwd()))
+    from benchmarks.__main__ import main as bench_main
+
+    return bench_main(list(args.only))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,77 @@
+"""The benchmark suite's table (docs/PERFORMANCE.md): targets judged the right way round, failing
+modules shown as rows with their error, GPU rows marked until measured; `lanic-hub bench` outside
+a checkout is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.report import NOT_GPU, markdown, rows_from
+
+
+def _results(cold: float, http_ms: float, ratio: float) -> dict:
+    return {
+        "quickstart": {
+            "result": {
+                "cold_s": cold,
+                "cached_s": 11.0,
+                "cold_stages": {"data": 10.0, "backbone": 140.0},
+                "cached_stages": {"data": 0.0, "backbone": 0.5},
+            }
+        },
+        "demo": {"result": {"http_ms": http_ms, "callback_ms": 80.0}},
+        "patterns": {
+            "result": {
+                "ms_speed": [
+                    {"rows": 20000, "patterns": 207, "ratio_pairwise_over_linear": ratio, "max_abs_difference": 2e-7}
+                ]
+            }
+        },
+        "eval": {"result": {"error": "RuntimeError: boom"}},
+    }
+
+
+def _row(rows, start: str):
+    return next(r for r in rows if r[0].startswith(start))
+
+
+def test_targets_are_judged_in_the_right_direction():
+    good = rows_from(_results(cold=300, http_ms=300, ratio=150))
+    assert _row(good, "quickstart, cold")[3] == "yes"  # lower is better
+    assert _row(good, "demo")[3] == "yes"
+    assert _row(good, "MS linear")[3] == "yes"  # higher is better
+    bad = rows_from(_results(cold=700, http_ms=1500, ratio=30))
+    assert _row(bad, "quickstart, cold")[3] == "**no**"
+    assert _row(bad, "demo")[3] == "**no**"
+    assert _row(bad, "MS linear")[3] == "**no**"
+    assert "backbone 140.0" in _row(good, "quickstart, cold")[4]
+
+
+def test_failed_modules_and_gpu_rows_are_shown():
+    md = markdown(_results(300, 300, 150), gpu=None)
+    assert "| bench_eval | - | RuntimeError: boom |" in md
+    assert md.count(NOT_GPU) == 5
+    md = markdown(_results(300, 300, 150), gpu={"device": "H200", "loop": {"summary": "12.0x"}})
+    assert "| paper-scale ensemble vs sequential loop, same GPU | >= 10x | 12.0x |" in md
+    assert md.count(NOT_GPU) == 4
+
+
+def test_bench_command_outside_a_checkout(tmp_path, monkeypatch, capsys):
+    from lanic_hub.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench"]) == 2
+    assert "no benchmarks/ folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", ["eai-sparsify", "SAELens"])
+def test_a_peer_that_cannot_run_is_a_row_with_its_error(missing):
+    rows = {
+        "lanic-hub": {"samples_per_s": 20000.0, "fvu": 0.3},
+        "eai-sparsify": {"samples_per_s": 16000.0, "fvu": 0.31},
+        "SAELens": {"samples_per_s": 9000.0, "fvu": 0.2, "note": "autoencodes y"},
+    }
+    rows[missing] = {"error": "ModuleNotFoundError: No module named 'x'"}
+    res = {"peers": {"result": {"rows": rows, "data": "synthetic", "shape": "L=2048"}}}
+    row = _row(rows_from(res), f"one TopK coder: {missing}")
+    assert row[2] == "cannot run: ModuleNotFoundError: No module named 'x'"
