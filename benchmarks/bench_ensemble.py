@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
-from lanic_hub.transcoders.train import ensemble_loss, make_adam
+from lanic_hub.transcoders.train import TrainConfig, ensemble_grads, make_adam
 
 
 class PlainTranscoder(nn.Module):
@@ -67,13 +67,12 @@ def run(
     ens = TranscoderEnsemble(cfg)
     ens.init_from_data(e, h)
     opt = make_adam(ens.parameters(), 1e-3)  # the production optimizer (fused where available)
+    chunk = max(1, TrainConfig().chunk_latents // L)  # and its CPU member chunks
 
     def ensemble_epoch():
         for s in range(steps):
             sl = slice(s * batch, (s + 1) * batch)
-            loss, _, _ = ensemble_loss(ens, e[sl], h[sl], var, None)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            ensemble_grads(ens, e[sl], h[sl], var, None, chunk)
             opt.step()
             ens.normalize_decoder()
 

@@ -23,7 +23,12 @@ def _results(cold: float, http_ms: float, ratio: float) -> dict:
         "patterns": {
             "result": {
                 "ms_speed": [
-                    {"rows": 20000, "patterns": 207, "ratio_pairwise_over_linear": ratio, "max_abs_difference": 2e-7}
+                    {
+                        "rows": 20000,
+                        "patterns": 207,
+                        "ratio_pairwise_over_linear": ratio,
+                        "max_abs_difference": 2e-7,
+                    }
                 ]
             }
         },

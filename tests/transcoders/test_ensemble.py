@@ -198,3 +198,24 @@ def test_sparse_encoder_backward_equals_dense_autograd():
     assert float(loss) == pytest.approx(float(ref), rel=1e-12)
     for a, b in zip(got, want, strict=True):
         assert torch.allclose(a, b, atol=1e-12, rtol=1e-10)
+
+
+def test_member_chunked_gradients_equal_the_whole_ensembles():
+    """ensemble_grads in chunks of 1, 2 or all members writes the gradient of ensemble_loss."""
+    from lanic_hub.transcoders.train import ensemble_grads, ensemble_loss
+
+    torch.manual_seed(1)
+    cfg = TranscoderConfig(d_in=16, d_out=12, n_members=5, n_latents=32, k=4, levels=(8, 32), aux_coef=0.5)
+    m = TranscoderEnsemble(cfg).double()
+    e, h = torch.randn(40, 16).double(), torch.randn(40, 12).double()
+    m.init_from_data(e, h)
+    dead = torch.rand(5, 32) > 0.5
+    dead[2] = False  # a member without dead latents: its chunk skips AuxK (zero gradient anyway)
+    var = (h - h.mean(0)).pow(2).sum(1).mean() * 40
+    loss, fvu, fired = ensemble_loss(m, e, h, var, dead)
+    want = torch.autograd.grad(loss, list(m.parameters()))
+    for chunk in (1, 2, 5):
+        _, fvu_c, fired_c = ensemble_grads(m, e, h, var, dead, chunk)
+        assert torch.allclose(fvu_c, fvu, rtol=1e-12) and torch.equal(fired_c, fired)
+        for p, w in zip(m.parameters(), want, strict=True):
+            assert torch.allclose(p.grad, w, atol=1e-12, rtol=1e-10), chunk

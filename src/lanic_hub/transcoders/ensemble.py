@@ -174,6 +174,22 @@ class TranscoderEnsemble(nn.Module):
             values.clamp_(min=0)
         return self.selected(e, values, indices), indices, pre
 
+    def member_chunk(self, start: int, stop: int) -> TranscoderEnsemble:
+        """Members [start, stop) as an ensemble whose tensors are leaves sharing this one's values
+        (the encoder slice copied contiguous), for a training step taken chunk by chunk: the
+        chunk's intermediates stay small enough for the CPU caches; its gradients are added back
+        by :func:`lanic_hub.transcoders.train.ensemble_grads`."""
+        L = self.cfg.n_latents
+        part = TranscoderEnsemble.__new__(TranscoderEnsemble)
+        nn.Module.__init__(part)
+        part.cfg = self.cfg.slice(start, stop)
+        cols = slice(start * L, stop * L)
+        part.W_enc = self.W_enc.detach()[:, cols].contiguous().requires_grad_()
+        part.b_enc = self.b_enc.detach()[cols].requires_grad_()
+        for name in ("b_pre", "W_dec", "b_dec"):
+            setattr(part, name, getattr(self, name).detach()[start:stop].requires_grad_())
+        return part
+
     def selected(self, e: torch.Tensor, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """``values`` (B, T, j) = pre-activations at ``indices``, made differentiable w.r.t. the
         encoder parameters by a sparse backward pass."""
