@@ -108,14 +108,16 @@ def test_kill_9_during_pattern_scoring_then_redo(tiny_model, tiny_embedded, tmp_
             if f.is_file() and not f.name.startswith("patterns."):
                 shutil.copy(f, folders[name])
     took = _run([*CLI, "patterns", "--model", str(folders["full"]), *args])
-    for frac in (0.55, 0.85):
+    landed = []
+    for frac in (0.5, 0.8):
         deadline = time.time() + frac * took
         cmd = [*CLI, "patterns", "--model", str(folders["killed"]), *args]
-        assert _kill_when(cmd, lambda d=deadline: time.time() > d)
+        landed.append(_kill_when(cmd, lambda d=deadline: time.time() > d))
         left = sorted(p.name for p in folders["killed"].iterdir() if p.name.startswith("patterns"))
         assert left in ([], ["patterns.json", "patterns.safetensors"]), left  # no temp files, no half
         if left:
             PatternBank.load(folders["killed"])
+    assert landed[0], "the first kill must land mid-run (a noisy machine may finish the second first)"
     _run([*CLI, "patterns", "--model", str(folders["killed"]), *args])
     assert _same_tensors(folders["killed"] / "patterns.safetensors", folders["full"] / "patterns.safetensors")
     assert _bank_doc(folders["killed"]) == _bank_doc(folders["full"])
