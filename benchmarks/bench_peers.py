@@ -68,6 +68,16 @@ def train_lanic(x, y, xt, yt, members: int = 1) -> dict[str, Any]:
     return {"seconds": s, "fvu": float(statistics.mean(fv[max(fv)]))}
 
 
+def sparsify_step(sc, opt, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One step as ``sparsify.Trainer`` takes it with the FVU loss and no AuxK."""
+    out = sc(x, y)
+    out.fvu.backward()
+    sc.remove_gradient_parallel_to_decoder_directions()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    sc.set_decoder_norm_to_unit_norm()
+
+
 def train_sparsify(x, y, xt, yt) -> dict[str, Any]:
     os.environ.setdefault("SPARSIFY_DISABLE_TRITON", "1")
     from sparsify import SparseCoder, SparseCoderConfig
@@ -81,13 +91,8 @@ def train_sparsify(x, y, xt, yt) -> dict[str, Any]:
     sc.b_dec.data = y[:BATCH].mean(0)  # as sparsify.Trainer does on its first batch
     for s in range(total):
         sl = slice(s * BATCH, (s + 1) * BATCH)
-        out = sc(x[sl], y[sl])
-        out.fvu.backward()
-        sc.remove_gradient_parallel_to_decoder_directions()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        sparsify_step(sc, opt, x[sl], y[sl])
         sched.step()
-        sc.set_decoder_norm_to_unit_norm()
     sec = time.perf_counter() - t
     with torch.no_grad():
         fvu = _fvu(sc(xt, yt).sae_out, yt)

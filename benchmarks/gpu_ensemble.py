@@ -93,6 +93,8 @@ def time_loop(e, h, L, k, batch, steps, members, dev) -> float:  # noqa: N803
 def time_sparsify(e, h, L, k, batch, steps, dev) -> dict:  # noqa: N803
     try:
         from sparsify import SparseCoder, SparseCoderConfig
+
+        from .bench_peers import sparsify_step
     except ImportError as exc:
         return {"error": f"eai-sparsify not installed ({exc}); pip install -e '.[bench]'"}
     sc = SparseCoder(e.shape[1], SparseCoderConfig(num_latents=L, k=k, transcode=True), device=dev)
@@ -101,13 +103,7 @@ def time_sparsify(e, h, L, k, batch, steps, dev) -> dict:  # noqa: N803
         if s == 2:
             _sync(dev)
             t = time.perf_counter()
-        sl = slice(s * batch, (s + 1) * batch)
-        out = sc(e[sl], h[sl])
-        out.fvu.backward()
-        sc.remove_gradient_parallel_to_decoder_directions()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sc.set_decoder_norm_to_unit_norm()
+        sparsify_step(sc, opt, e[s * batch : (s + 1) * batch], h[s * batch : (s + 1) * batch])
     _sync(dev)
     per = (time.perf_counter() - t) / steps
     return {"seconds_per_member_step": per, "samples_per_s": batch / per}

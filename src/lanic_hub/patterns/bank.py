@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import BankMismatchError, ConfigError, DataError
+from ..utils.io import sha256_file as _sha256
 from ..utils.io import write_text_atomic
 
 BANK_VERSION = 1
@@ -134,16 +135,6 @@ class PatternBank:
         if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
             raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
         return bank
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _jsonable(x: Any) -> Any:

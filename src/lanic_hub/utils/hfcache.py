@@ -10,6 +10,8 @@ import hashlib
 import shutil
 from pathlib import Path
 
+from .io import sha256_file as _sha256
+
 
 def put_in_hf_cache(
     src: str | Path, repo_id: str, cache: str | Path, revision: str = "main", repo_type: str = "model"
@@ -38,11 +40,3 @@ def put_in_hf_cache(
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / revision).write_text(commit)
     return snap
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
