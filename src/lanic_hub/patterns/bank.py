@@ -121,7 +121,7 @@ class PatternBank:
             raise DataError(
                 f"{js}: pattern bank version {doc.get('version')} unsupported (want {BANK_VERSION})"
             )
-        want = doc.get("meta", {}).get("tensors_sha256")
+        want = doc.get("meta", {}).pop("tensors_sha256", None)  # pins this file pair only
         if want is not None and want != _sha256(st):
             raise DataError(
                 f"{js} and {st.name} are from different builds (an interrupted write?); "
