@@ -14,6 +14,7 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 import zlib
 
 import numpy as np
@@ -81,7 +82,9 @@ def pil_files(draw):
         kw["exif"] = exif.tobytes()
     buf = io.BytesIO()
     try:
-        src.save(buf, format=fmt, **kw)
+        with warnings.catch_warnings():  # Pillow deprecates writing I-mode PNGs; they still exist
+            warnings.simplefilter("ignore", DeprecationWarning)
+            src.save(buf, format=fmt, **kw)
     except (OSError, ValueError, KeyError, TypeError):
         from hypothesis import assume
 
