@@ -38,6 +38,15 @@ class PlainTranscoder(nn.Module):
         v, i = pre.topk(self.k, dim=-1)
         return self.dec(torch.zeros_like(pre).scatter(-1, i, v))
 
+    def train_step(self, opt, e: torch.Tensor, h: torch.Tensor, var: torch.Tensor) -> None:
+        """One optimisation step the way research code writes it; decoder columns kept unit-norm."""
+        loss = (self(e) - h).pow(2).sum() / var
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            self.dec.weight.div_(self.dec.weight.norm(dim=0, keepdim=True).clamp(min=1e-8))
+
 
 def _time(fn, repeats: int) -> float:
     ts = []
@@ -82,13 +91,7 @@ def run(
     def loop_epoch():
         for m, o in zip(members, opts, strict=True):
             for s in range(steps):
-                sl = slice(s * batch, (s + 1) * batch)
-                loss = (m(e[sl]) - h[sl]).pow(2).sum() / var
-                o.zero_grad(set_to_none=True)
-                loss.backward()
-                o.step()
-                with torch.no_grad():
-                    m.dec.weight.div_(m.dec.weight.norm(dim=0, keepdim=True).clamp(min=1e-8))
+                m.train_step(o, e[s * batch : (s + 1) * batch], h[s * batch : (s + 1) * batch], var)
 
     ensemble_epoch()  # warm-up
     loop_epoch()

@@ -71,20 +71,11 @@ def time_loop(e, h, L, k, batch, steps, members, dev) -> float:  # noqa: N803
         opt = torch.optim.Adam(m.parameters(), lr=1e-3)
         var = (h[:batch] - h[:batch].mean(0)).pow(2).sum()
         for _ in range(2):  # warm-up
-            loss = (m(e[:batch]) - h[:batch]).pow(2).sum() / var
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            m.train_step(opt, e[:batch], h[:batch], var)
         _sync(dev)
         t = time.perf_counter()
         for s in range(steps):
-            sl = slice(s * batch, (s + 1) * batch)
-            loss = (m(e[sl]) - h[sl]).pow(2).sum() / var
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                m.dec.weight.div_(m.dec.weight.norm(dim=0, keepdim=True).clamp(min=1e-8))
+            m.train_step(opt, e[s * batch : (s + 1) * batch], h[s * batch : (s + 1) * batch], var)
         _sync(dev)
         total += (time.perf_counter() - t) / steps
     return total / members

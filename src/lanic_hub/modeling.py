@@ -409,8 +409,9 @@ def check_finite(e: torch.Tensor, what: str = "embeddings") -> None:
 def _check_sidecar(path: Path, patterns: list[Any], model: LanICModel) -> None:
     """Every pattern entry must agree with the weights: ids in order, member latents in range and
     mapped to that pattern by ``latent_pattern``, gallery rows non-negative integers."""
-    T, L = model.config.transcoder_config().n_members, model.config.transcoder_config().n_latents
-    lp = model.latent_pattern
+    tc = model.config.transcoder_config()
+    T, L = tc.n_members, tc.n_latents
+    owner = model.latent_pattern.tolist()  # one conversion, not one tensor lookup per member
     for j, p in enumerate(patterns):
         where = f"{path}: pattern {j}"
         if not isinstance(p, dict) or p.get("id") != j:
@@ -424,9 +425,9 @@ def _check_sidecar(path: Path, patterns: list[Any], model: LanICModel) -> None:
             ok = isinstance(m, list) and len(m) == 2 and all(type(x) is int for x in m)
             if not ok or not (0 <= m[0] < T and 0 <= m[1] < L):
                 raise ModelFolderError(f"{where}: member {m!r} is not a (member < {T}, latent < {L}) pair")
-            if int(lp[m[0] * L + m[1]]) != j:
+            if owner[m[0] * L + m[1]] != j:
                 raise ModelFolderError(
-                    f"{where}: member latent {m} belongs to pattern {int(lp[m[0] * L + m[1]])} in the weights"
+                    f"{where}: member latent {m} belongs to pattern {owner[m[0] * L + m[1]]} in the weights"
                 )
         for g in p.get("gallery", []):
             if not isinstance(g, dict) or type(g.get("row")) is not int or g["row"] < 0:

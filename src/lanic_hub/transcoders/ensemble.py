@@ -146,12 +146,14 @@ class TranscoderEnsemble(nn.Module):
         self.b_pre.copy_(e.mean(0).expand_as(self.b_pre))
         self.b_dec.copy_(h.mean(0).expand_as(self.b_dec))
 
-    def preacts(self, e: torch.Tensor) -> torch.Tensor:
-        """(B, T, L) = ReLU(W_enc_t (e - b_pre_t) + b_enc_t) for all members, one matmul."""
+    def preacts(self, e: torch.Tensor, relu: bool = True) -> torch.Tensor:
+        """(B, T, L) = ReLU(W_enc_t (e - b_pre_t) + b_enc_t) for all members, one matmul
+        (``relu=False``: before the ReLU)."""
         T, L = self.cfg.n_members, self.cfg.n_latents
         w = self.W_enc.view(-1, T, L)
         c = self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", w, self.b_pre)
-        return F.relu(torch.addmm(c.reshape(-1), e, self.W_enc).view(-1, T, L))
+        pre = torch.mm(e, self.W_enc).add_(c.reshape(-1)).view(-1, T, L)
+        return F.relu(pre) if relu else pre
 
     def encode_for_training(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(values, indices, pre) for training: the same TopK codes as :meth:`forward`, with a
@@ -161,16 +163,13 @@ class TranscoderEnsemble(nn.Module):
         pre-activations. The backward (:class:`_SelectedPreacts`) forms the encoder gradient as a
         sparse (B x T*L, B*T*k non-zeros) times dense product, which is what the dense gradient
         of TopK equals: every unselected latent's gradient is exactly zero.
-        ``pre`` is returned detached, for AuxK's choice of dead latents.
+        ``pre`` is returned detached and before the ReLU, for AuxK's choice of dead latents.
         """
-        T, L, k = self.cfg.n_members, self.cfg.n_latents, self.cfg.k
         with torch.no_grad():
-            w = self.W_enc.view(-1, T, L)
-            c = (self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", w, self.b_pre)).reshape(-1)
-            pre = torch.mm(e, self.W_enc).add_(c).view(-1, T, L)
+            pre = self.preacts(e, relu=False)
             # TopK before ReLU selects the same positive values (one pass fewer over B*T*L);
             # where fewer than k are positive, the rest come out as exact zeros after the clamp
-            values, indices = pre.topk(k, dim=-1, sorted=False)
+            values, indices = pre.topk(self.cfg.k, dim=-1, sorted=False)
             values.clamp_(min=0)
         return self.selected(e, values, indices), indices, pre
 

@@ -122,21 +122,19 @@ def ensemble_grads(
     gradient is zero).
     """
     T, L = model.cfg.n_members, model.cfg.n_latents
-    for p in model.parameters():
+    for p in model.parameters():  # the chunks cover every member: each slice is written once
         if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        else:
-            p.grad.zero_()
+            p.grad = torch.empty_like(p)
     total, fvus, fireds = e.new_zeros(()), [], []
     for a in range(0, T, chunk_members):
         b = min(T, a + chunk_members)
         part = model.member_chunk(a, b)
         loss, fvu, fired = ensemble_loss(part, e, h, var, None if dead is None else dead[a:b])
         loss.backward()
-        model.W_enc.grad[:, a * L : b * L] += part.W_enc.grad
-        model.b_enc.grad[a * L : b * L] += part.b_enc.grad
+        model.W_enc.grad[:, a * L : b * L] = part.W_enc.grad
+        model.b_enc.grad[a * L : b * L] = part.b_enc.grad
         for name in ("b_pre", "W_dec", "b_dec"):
-            getattr(model, name).grad[a:b] += getattr(part, name).grad
+            getattr(model, name).grad[a:b] = getattr(part, name).grad
         total = total + loss.detach()
         fvus.append(fvu)
         fireds.append(fired)
