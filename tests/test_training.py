@@ -91,8 +91,8 @@ def test_member_parallel_torchrun_equals_single_process(tiny_embedded, tmp_path)
     a = load_file(single / "ensemble.safetensors")
     b = load_file(tmp_path / "multi" / "ensemble.safetensors")
     assert set(a) == set(b)
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    for k in a:  # float32 sums in another thread layout: a 1e-5 wobble (a wrong member is off by ~0.1)
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
     assert not list((tmp_path / "multi").glob("members-*"))
 
 
@@ -123,3 +123,36 @@ def test_multimodal_stream_adds_centred_text_rows(tiny_phantom_clip, tmp_path):
 def test_multimodal_needs_text_embeddings(tiny_embedded, tmp_path):
     with pytest.raises(DataError, match="without --no-text"):
         train_from_embeddings(tiny_embedded / "emb", tmp_path, n_members=2, multimodal=True, progress=False)
+
+
+def test_path_aurocs_per_finding_single_members_match_sklearn():
+    """Every single-member path's AUROC per finding, summarised over members, against sklearn on
+    clf.head(ĥ_t) computed member by member."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from lanic_hub.constants import FINDINGS
+    from lanic_hub.training import path_aurocs
+
+    torch.manual_seed(0)
+    clf = DiagnosticClassifier(8, 6, 5).eval()
+    ens = TranscoderEnsemble(TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=4, n_members=5, seed=3))
+    e = torch.randn(120, 8)
+    rng = np.random.default_rng(0)
+    y = rng.random((120, 5)) < 0.4
+    mask = rng.random((120, 5)) < 0.9  # some entries unlabelled (U-Ignore)
+    res = path_aurocs(clf, ens, e, y, mask)
+    with torch.no_grad():
+        per_member = []
+        for t in range(5):
+            v, i = ens.encode(e)
+            logits = clf.head(ens.decode(v, i)[:, t]).numpy()
+            per_member.append([roc_auc_score(y[mask[:, c], c], logits[mask[:, c], c]) for c in range(5)])
+    table = np.array(per_member)  # (members, findings)
+    for c, f in enumerate(FINDINGS):
+        got = res["single_member"][f]
+        assert got["min"] == pytest.approx(table[:, c].min())
+        assert got["median"] == pytest.approx(np.median(table[:, c]))
+        assert got["max"] == pytest.approx(table[:, c].max())
+    assert res["single_member"]["macro"]["max"] == pytest.approx(table.mean(1).max())
+    assert table[:, 0].min() < table[:, 0].max()  # the members do differ

@@ -211,6 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_members=args.members,
         policy=args.policy,
         multimodal=args.multimodal,
+        activation=args.activation,
     )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -476,6 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--multimodal",
         action="store_true",
         help="add report and sentence embeddings to the transcoders' training stream",
+    )
+    p.add_argument(
+        "--activation",
+        default="topk",
+        choices=["topk", "jumprelu"],
+        help="'topk' (default) or 'jumprelu': learned thresholds with an L0 penalty, k becomes a cap",
     )
     p.set_defaults(func=cmd_train)
 

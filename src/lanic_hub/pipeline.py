@@ -52,6 +52,8 @@ class TrainOptions:
     members: int | None = None
     policy: str = "U-Ignore"
     multimodal: bool = False
+    activation: str = "topk"
+    """'topk' or 'jumprelu' (learned thresholds with an L0 penalty; k becomes a cap)."""
 
 
 @dataclass(frozen=True)
@@ -241,11 +243,14 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
 
     # 4. classifier + ensemble
     t = time.perf_counter()
-    from .training import ensemble_fingerprint, load_trained, train_from_embeddings
+    from .training import PRESETS, ensemble_fingerprint, load_trained, train_from_embeddings
 
     man = json.loads((out / "embeddings" / "manifest.json").read_text())
     train_dir = out / "train"
-    key = st.key(man["backbone"], man["dataset"], dataclasses.asdict(cfg.train))
+    # the preset's contents are part of the key: a changed preset retrains
+    key = st.key(
+        man["backbone"], man["dataset"], dataclasses.asdict(cfg.train), PRESETS.get(cfg.train.preset)
+    )
     if not st.fresh("train", key, train_dir / "ensemble.safetensors", train_dir / "fidelity.json"):
         log(
             f"[4/7] classifier + {cfg.train.members or 100}-member transcoder ensemble "
@@ -258,6 +263,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
             n_members=cfg.train.members,
             policy=cfg.train.policy,
             multimodal=cfg.train.multimodal,
+            activation=cfg.train.activation,
             progress=progress,
         )
         st.mark("train", key)

@@ -84,6 +84,8 @@ def ensemble_loss(
         f = (recon - h[:, None, :]).pow(2).sum(dim=(0, 2)) / var.clamp(min=1e-12)
         loss = loss + w * f.sum()
     fvu_full = f
+    if cfg.activation == "jumprelu" and cfg.l0_coef > 0:
+        loss = loss + cfg.l0_coef * model.l0_penalty(pre).sum()
     if dead is not None and dead.any() and cfg.aux_coef > 0:
         # AuxK: the dead latents' top pre-activations must explain what the member still misses
         # (on at most 128 rows of the batch: it is a revival signal, not the objective)
@@ -133,7 +135,7 @@ def ensemble_grads(
         loss.backward()
         model.W_enc.grad[:, a * L : b * L] = part.W_enc.grad
         model.b_enc.grad[a * L : b * L] = part.b_enc.grad
-        for name in ("b_pre", "W_dec", "b_dec"):
+        for name in model.member_params():
             getattr(model, name).grad[a:b] = getattr(part, name).grad
         total = total + loss.detach()
         fvus.append(fvu)
@@ -219,7 +221,10 @@ def train_ensemble(
     torch.manual_seed(cfg.seed)
     model = TranscoderEnsemble(cfg)
     model.init_from_data(e, h)
-    opt = make_adam(model.parameters(), tcfg.lr)
+    groups = [{"params": [p for n, p in model.named_parameters() if n != "log_threshold"]}]
+    if cfg.activation == "jumprelu":  # thresholds move in log space, at their own pace
+        groups.append({"params": [model.log_threshold], "lr_scale": cfg.jump_lr_scale})
+    opt = make_adam(groups, tcfg.lr)
     n = len(e)
     steps_per_epoch = max(1, math.ceil(n / tcfg.batch_size))
     total = steps_per_epoch * tcfg.epochs
@@ -247,7 +252,7 @@ def train_ensemble(
         for b in range(steps_per_epoch):
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             for group in opt.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = lr_at(step) * group.get("lr_scale", 1.0)
             dead = since > cfg.dead_after
             loss, last_fvu, fired = ensemble_grads(model, e[idx], h[idx], var * len(idx), dead, chunk)
             if not torch.isfinite(loss):  # inputs were checked: this is divergence (lower the LR)
@@ -290,15 +295,20 @@ def fidelity(
     batch: int = 4096,
     dense_threshold: float = 0.1,
 ) -> dict[str, Any]:
-    """Per-member FVU at every Matryoshka level, L0, dead (never fired here) and dense (> 10 %) fractions."""
+    """Per-member FVU at every Matryoshka level, L0, dead (never fired here) and dense (> 10 %)
+    fractions; for JumpReLU also how often the cap of k active latents bound (more were above
+    their thresholds)."""
     cfg = model.cfg
     var = (h - h.mean(0)).pow(2).sum()
     sq = {m: torch.zeros(cfg.n_members) for m in cfg.resolved_levels}
     counts = torch.zeros(cfg.n_members, cfg.n_latents)
     l0 = torch.zeros(cfg.n_members)
+    capped = torch.zeros(cfg.n_members)
     for i in range(0, len(e), batch):
-        eb, hb = e[i : i + batch].float(), h[i : i + batch].float()
+        eb, hb = e[i : i + batch].to(model.W_enc.dtype), h[i : i + batch].to(model.W_enc.dtype)
         v, idx = model.encode(eb)
+        if cfg.activation == "jumprelu":
+            capped += ((model.preacts(eb, relu=False) > model.threshold).sum(-1) > cfg.k).sum(0)
         for m in cfg.resolved_levels:
             r = model.decode(v, idx, limit=m if m < cfg.n_latents else None)
             sq[m] += (r - hb[:, None, :]).pow(2).sum(dim=(0, 2))
@@ -309,12 +319,15 @@ def fidelity(
         )
     n = len(e)
     freq = counts / n
-    return {
+    out = {
         "fvu": {str(m): (sq[m] / var).tolist() for m in cfg.resolved_levels},
         "l0": (l0 / n).tolist(),
         "dead_fraction": (freq == 0).float().mean(1).tolist(),
         "dense_fraction": (freq > dense_threshold).float().mean(1).tolist(),
     }
+    if cfg.activation == "jumprelu":
+        out["cap_bound_fraction"] = (capped / n).tolist()
+    return out
 
 
 __all__ = ["TrainConfig", "train_ensemble", "fidelity", "check_pairs"]
