@@ -212,6 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         policy=args.policy,
         multimodal=args.multimodal,
         activation=args.activation,
+        epochs=args.epochs,
     )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -472,11 +473,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="phantom", choices=["phantom", "paper"])
     p.add_argument("--members", type=int, default=None, help="override the ensemble size T")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's transcoder epochs")
     p.add_argument("--policy", default="U-Ignore", choices=["U-Ignore", "U-Ones", "U-Zeros"])
-    p.add_argument(
+    stream = p.add_mutually_exclusive_group()
+    stream.add_argument(
         "--multimodal",
-        action="store_true",
-        help="add report and sentence embeddings to the transcoders' training stream",
+        action="store_const",
+        const=True,
+        default=None,
+        help="add report and sentence embeddings to the transcoders' training stream "
+        "(the default whenever the embeddings have them)",
+    )
+    stream.add_argument(
+        "--image-only",
+        dest="multimodal",
+        action="store_const",
+        const=False,
+        help="train the transcoders on image embeddings only",
     )
     p.add_argument(
         "--activation",

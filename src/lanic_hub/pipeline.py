@@ -51,9 +51,14 @@ class TrainOptions:
     """'phantom' (T=100, L=256, k=8) or 'paper' (T=100, L=2048, k=32)."""
     members: int | None = None
     policy: str = "U-Ignore"
-    multimodal: bool = False
+    multimodal: bool | None = None
+    """Add report and sentence embeddings to the transcoders' training stream; None: whenever the
+    embeddings have them (better naming and image fidelity on the phantom world,
+    docs/ensemble_phantom.md)."""
     activation: str = "topk"
     """'topk' or 'jumprelu' (learned thresholds with an L0 penalty; k becomes a cap)."""
+    epochs: int | None = None
+    """Transcoder epochs (default: the preset's, for the stream in use)."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
             policy=cfg.train.policy,
             multimodal=cfg.train.multimodal,
             activation=cfg.train.activation,
+            epochs=cfg.train.epochs,
             progress=progress,
         )
         st.mark("train", key)

@@ -33,9 +33,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "phantom": {
         "ensemble": {"n_latents": 256, "k": 8, "n_members": 100, "levels": (8, 32, 256)},
-        # lr 1e-2: 180 steps at 3e-3 left the members under-trained (FVU 0.12 vs 0.07, measured
-        # on 10 members over 3 seeds; ground-truth detection unchanged)
-        "train": {"epochs": 30, "batch_size": 256, "lr": 1e-2},
+        # lr 1e-2 halves the FVU (0.12 -> 0.07) but lowers the best single latents' ground-truth
+        # detection (devices and artifacts by 0.04-0.09 AUROC): see docs/ensemble_phantom.md
+        "train": {"epochs": 30, "batch_size": 256, "lr": 3e-3},
+        # with the text stream (2.1x the rows): 20 epochs keep the ensemble under 2 minutes on
+        # 2 cores and beat 30 image-only epochs on naming and purity (docs/ensemble_phantom.md)
+        "multimodal_epochs": 20,
     },
 }
 
@@ -169,13 +172,23 @@ def _train_members(
     x: torch.Tensor, h: torch.Tensor, tcfg: TranscoderConfig, train: TrainConfig, out: Path, progress: bool
 ) -> tuple[TranscoderEnsemble | None, dict[str, Any]]:
     """Train the ensemble here, or, under torchrun, this rank's slice of members (no gradient sync:
-    members are independent); rank 0 gathers the slices from disk and returns the whole ensemble."""
+    members are independent); rank 0 gathers the slices from disk and returns the whole ensemble.
+    A killed run resumes from its checkpoint; a checkpoint of another run (other config, schedule
+    or data) is replaced, as the rest of ``out`` is."""
     from .backbone.embed import dist_info
     from .transcoders.ensemble import concat_members
 
     rank, world = dist_info()
     if world == 1:
-        return train_ensemble(x, h, tcfg, train, checkpoint_dir=out / "checkpoint", progress=progress)
+        return train_ensemble(
+            x,
+            h,
+            tcfg,
+            train,
+            checkpoint_dir=out / "checkpoint",
+            progress=progress,
+            stale_checkpoint="restart",
+        )
     bounds = [tcfg.n_members * r // world for r in range(world + 1)]
     part_cfg = tcfg.slice(bounds[rank], bounds[rank + 1])
     part, rep = train_ensemble(
@@ -185,6 +198,7 @@ def _train_members(
         train,
         checkpoint_dir=out / "checkpoint" / f"rank{rank}",
         progress=progress and rank == 0,
+        stale_checkpoint="restart",
     )
     _atomic_save(part.state_dict(), part_cfg.to_dict(), out / f"members-{rank:03d}.safetensors")
     torch.distributed.barrier()
@@ -232,16 +246,19 @@ def train_from_embeddings(
     n_members: int | None = None,
     policy: str = "U-Ignore",
     classifier: ClassifierConfig | None = None,
-    multimodal: bool = False,
+    multimodal: bool | None = None,
     activation: str = "topk",
+    epochs: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train classifier + ensemble; write ``classifier.safetensors``, ``ensemble.safetensors`` (each
     with a ``.json`` config beside it) and ``fidelity.json`` under ``out``.
 
     ``multimodal`` adds the train split's report and sentence embeddings to the transcoders'
-    training stream (targets: the classifier's hidden layer on them), see :func:`text_stream`.
+    training stream (targets: the classifier's hidden layer on them), see :func:`text_stream`,
+    for the preset's ``multimodal_epochs``; None (default): whenever the embeddings have text.
     ``activation`` is 'topk' (default) or 'jumprelu' (see :class:`TranscoderConfig`).
+    ``epochs`` overrides the preset's epochs (either stream).
     """
     from .data.open import open_dataset
 
@@ -280,12 +297,23 @@ def train_from_embeddings(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x_fit, h_fit = x[tr], h[tr]
+    schedule = TrainConfig(**p["train"])
+    if multimodal is None:  # auto: the text stream whenever the embeddings have it
+        multimodal = emb.report is not None and emb.sentence is not None and bool(emb.has_report[tr].any())
     if multimodal:
         x_text = text_stream(emb, x[tr], set(emb.row_ids[tr].tolist()))
         with torch.no_grad():
             x_fit, h_fit = torch.cat([x_fit, x_text]), torch.cat([h_fit, clf.hidden(x_text)])
-    ens, ens_rep = _train_members(x_fit, h_fit, tcfg, TrainConfig(**p["train"]), out, progress)
-    ens_rep["multimodal"] = {"enabled": multimodal, "stream_rows": len(x_fit), "image_rows": len(tr)}
+        schedule = replace(schedule, epochs=p.get("multimodal_epochs", schedule.epochs))
+    if epochs is not None:
+        schedule = replace(schedule, epochs=epochs)
+    ens, ens_rep = _train_members(x_fit, h_fit, tcfg, schedule, out, progress)
+    ens_rep["multimodal"] = {
+        "enabled": multimodal,
+        "stream_rows": len(x_fit),
+        "image_rows": len(tr),
+        "epochs": schedule.epochs,
+    }
     if ens is None:  # a non-zero rank of a member-parallel run: rank 0 writes the results
         return {}
     fid = fidelity(ens, x[te], h[te])
@@ -309,7 +337,7 @@ def train_from_embeddings(
     report["baselines"] = baseline_aurocs(x, y, mask, tr, te, emb.manifest["backbone"]["spec"])
     if "gt_edema" in sub.column_names:  # a phantom world: compare against the ground truth
         report["ground_truth_detection"] = matryoshka_vs_topk(
-            ens, x[tr], h[tr], x[te], h[te], sub.select(te), TrainConfig(**p["train"]), progress=progress
+            ens, x_fit, h_fit, x[te], h[te], sub.select(te), schedule, progress=progress
         )
     _atomic_save(
         clf.state_dict(),

@@ -127,15 +127,25 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     )
     for k, v in full.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
-    with pytest.raises(ConfigError, match="another config"):
-        train_ensemble(
-            e,
-            h,
-            replace(cfg, k=3),
-            TrainConfig(epochs=4, batch_size=64),
-            checkpoint_dir=tmp_path,
-            progress=False,
-        )
+    # a checkpoint of another run is never resumed: other config, schedule or data
+    from lanic_hub.transcoders.train import StaleCheckpointError
+
+    others = {
+        "config": (e, h, replace(cfg, k=3), TrainConfig(epochs=4, batch_size=64)),
+        "schedule": (e, h, cfg, TrainConfig(epochs=4, batch_size=64, lr=1e-2)),
+        "data": (e + 0.01, h, cfg, TrainConfig(epochs=4, batch_size=64)),
+    }
+    for what, (e2, h2, cfg2, tc2) in others.items():
+        with pytest.raises(StaleCheckpointError, match=f"another {what}"):
+            train_ensemble(e2, h2, cfg2, tc2, checkpoint_dir=tmp_path, progress=False)
+    # ... or, asked to, it is replaced: the result equals a run without any checkpoint
+    fresh, _ = train_ensemble(e + 0.01, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
+    over, _ = train_ensemble(
+        e + 0.01, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path, progress=False,
+        stale_checkpoint="restart",
+    )  # fmt: skip
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, over.state_dict()[k]), k
 
 
 def test_bad_input_is_refused_before_training():

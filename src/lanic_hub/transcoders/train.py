@@ -146,6 +146,21 @@ def ensemble_grads(
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def run_identity(
+    cfg: TranscoderConfig, tcfg: TrainConfig, e: torch.Tensor, h: torch.Tensor
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the ensemble config, the schedule (everything
+    in the training config that changes the result) and a hash of the training data."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for x in (e, h):
+        digest.update(str(tuple(x.shape)).encode())
+        digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+    schedule = {k: v for k, v in asdict(tcfg).items() if k not in ("checkpoint_every", "chunk_latents")}
+    return {"config": cfg.to_dict(), "schedule": schedule, "data": digest.hexdigest()}
+
+
 def _save_checkpoint(
     folder: Path,
     model: TranscoderEnsemble,
@@ -154,10 +169,11 @@ def _save_checkpoint(
     step: int,
     since: torch.Tensor,
     g: torch.Generator,
+    identity: dict[str, Any],
 ) -> None:
     """One file, renamed into place: weights, Adam moments, latent ages and the data-order RNG,
-    with epoch, step and config in its metadata. Nothing in it is pickled, and a kill at any moment
-    leaves the previous complete checkpoint."""
+    with epoch, step and the run's identity (:func:`run_identity`) in its metadata. Nothing in it
+    is pickled, and a kill at any moment leaves the previous complete checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     t = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
@@ -167,7 +183,7 @@ def _save_checkpoint(
     meta = {
         "epoch": str(epoch),
         "step": str(step),
-        "config": json.dumps(model.cfg.to_dict()),
+        "identity": json.dumps(identity, sort_keys=True),
         "param_groups": json.dumps(osd["param_groups"]),
     }
     tmp = folder / f"{CHECKPOINT}.tmp{os.getpid()}"
@@ -175,21 +191,29 @@ def _save_checkpoint(
     os.replace(tmp, folder / CHECKPOINT)
 
 
-def _load_checkpoint(path: Path, cfg: TranscoderConfig, model: TranscoderEnsemble, opt):
+class StaleCheckpointError(ConfigError):
+    """The checkpoint belongs to another run (config, schedule or data)."""
+
+
+def _load_checkpoint(path: Path, identity: dict[str, Any], model: TranscoderEnsemble, opt):
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             t = {k: f.get_tensor(k) for k in f.keys()}
-        saved_cfg = json.loads(meta["config"])
         epoch, step, groups = int(meta["epoch"]), int(meta["step"]), json.loads(meta["param_groups"])
+        saved = json.loads(meta.get("identity", "{}"))
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise DataError(
             f"{path}: not a readable lanic-hub checkpoint ({exc}); delete it to start over"
         ) from exc
-    if saved_cfg != cfg.to_dict():
-        raise ConfigError(f"{path}: checkpoint was made with another config {saved_cfg}; use a new folder")
+    differs = [k for k in identity if saved.get(k) != identity[k]]
+    if differs:
+        raise StaleCheckpointError(
+            f"{path}: checkpoint was made with another {' and '.join(differs)} "
+            f"({ {k: saved.get(k) for k in differs} }); use a new folder or delete it"
+        )
     model.load_state_dict({k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")})
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in t.items():
@@ -209,12 +233,18 @@ def train_ensemble(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     stop_after_epochs: int | None = None,
+    stale_checkpoint: str = "error",
 ) -> tuple[TranscoderEnsemble, dict[str, Any]]:
-    """Train all members in one pass over (e, h). Resumes from ``checkpoint_dir`` if it holds one.
+    """Train all members in one pass over (e, h). Resumes from ``checkpoint_dir`` if it holds a
+    checkpoint of the same run (config, schedule and data, see :func:`run_identity`).
 
+    A checkpoint of another run raises :class:`StaleCheckpointError`, or with
+    ``stale_checkpoint="restart"`` is deleted and training starts over.
     ``stop_after_epochs`` ends this call early (after a checkpoint) without changing the schedule,
     for time-sliced jobs: a later call with the same configs continues exactly where it stopped.
     """
+    if stale_checkpoint not in ("error", "restart"):
+        raise ConfigError(f"stale_checkpoint must be 'error' or 'restart', not {stale_checkpoint!r}")
     tcfg = tcfg or TrainConfig()
     e, h = e.float(), h.float()
     check_pairs(e, h, cfg)
@@ -232,9 +262,17 @@ def train_ensemble(
     since = torch.zeros(cfg.n_members, cfg.n_latents)  # samples since each latent last fired
     start_epoch, step = 0, 0
     ck = Path(checkpoint_dir) if checkpoint_dir else None
+    identity = run_identity(cfg, tcfg, e, h) if ck else {}
     if ck and (ck / CHECKPOINT).is_file():
-        start_epoch, step, since, rng = _load_checkpoint(ck / CHECKPOINT, cfg, model, opt)
-        g.set_state(rng)
+        try:
+            start_epoch, step, since, rng = _load_checkpoint(ck / CHECKPOINT, identity, model, opt)
+            g.set_state(rng)
+        except StaleCheckpointError as exc:
+            if stale_checkpoint == "error":
+                raise
+            (ck / CHECKPOINT).unlink()
+            if progress:
+                tqdm.write(f"starting over: {exc}")
     var = (h - h.mean(0)).pow(2).sum(1).mean()  # per-sample variance; scaled by batch size below
 
     def lr_at(s: int) -> float:
@@ -272,7 +310,7 @@ def train_ensemble(
                 bar.set_postfix(fvu=f"{last_fvu.mean():.4f}", dead=f"{dead.float().mean():.3f}")
         last = stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs
         if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs or last):
-            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g)
+            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity)
         if last:
             break
     bar.close()
@@ -330,4 +368,4 @@ def fidelity(
     return out
 
 
-__all__ = ["TrainConfig", "train_ensemble", "fidelity", "check_pairs"]
+__all__ = ["StaleCheckpointError", "TrainConfig", "train_ensemble", "fidelity", "check_pairs", "run_identity"]
