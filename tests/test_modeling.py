@@ -59,7 +59,7 @@ def test_forward_and_explanations_agree_with_the_classifier(tiny_lanic_model, ti
         model()
 
 
-def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model):
+def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model, tiny_model):
     from huggingface_hub import ModelCard
 
     card = ModelCard((tiny_lanic_model / "README.md").read_text())
@@ -78,6 +78,10 @@ def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model):
         'LanICModel.from_pretrained("lanic-test/tiny-lanic")',
     ):
         assert needle in text, needle
+    # the transcoders' training stream, from the training report (the tiny world has no text)
+    steps = json.loads((tiny_model / "fidelity.json").read_text())["ensemble"]["steps"]
+    assert "Transcoders: 8 members, L = 256, k = 8, topk" in text and f"({steps} steps)" in text
+    assert "training images," in text and "report and sentence texts" not in text
 
 
 def test_upload_plan_is_the_model_folder_and_guards_the_licence(tiny_lanic_model, tmp_path):

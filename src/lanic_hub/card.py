@@ -117,6 +117,18 @@ def render_model_card(
             else " No images of this dataset are included in this repository; galleries are row references."
         )
     )
+    ens = report.get("ensemble", {})
+    if ens.get("config"):
+        c, mm = ens["config"], ens.get("multimodal", {})
+        stream = f"{mm.get('image_rows', '?')} training images"
+        if mm.get("enabled"):
+            stream += f" plus {mm['stream_rows'] - mm['image_rows']} distinct report and sentence texts"
+        training += (
+            f"\n\nTranscoders: {c['n_members']} members, L = {c['n_latents']}, k = {c['k']}, "
+            f"{c.get('activation', 'topk')}, Matryoshka levels {c['levels']}; trained on the "
+            f"classifier's hidden layer over {stream}, {mm.get('epochs', '?')} epochs "
+            f"({ens.get('steps', '?')} steps)."
+        )
     backbone = model.config.backbone or {}
     spec = backbone.get("spec", "?")
     if "phantom-clip" in spec:

@@ -205,7 +205,7 @@ def test_sparse_encoder_backward_equals_dense_autograd():
         * ((ea - res).pow(2).sum(dim=(0, 2)) / (res - res.mean(0)).pow(2).sum(dim=(0, 2))).sum()
     )
     want = torch.autograd.grad(ref, params)
-    assert float(loss) == pytest.approx(float(ref), rel=1e-12)
+    assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
     for a, b in zip(got, want, strict=True):
         assert torch.allclose(a, b, atol=1e-12, rtol=1e-10)
 
