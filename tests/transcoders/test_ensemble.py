@@ -13,6 +13,8 @@ from lanic_hub.decomposition import decompose, latent_logit_weights
 from lanic_hub.errors import ConfigError, DataError
 from lanic_hub.transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
 
+from .reference import dense_loss
+
 CFG = TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=4, n_members=3, levels=(4, 8, 16), seed=1)
 
 
@@ -191,19 +193,7 @@ def test_sparse_encoder_backward_equals_dense_autograd():
 
     pre = m.preacts(e)  # the dense reference: autograd through every pre-activation
     values, indices = pre.topk(cfg.k, dim=-1, sorted=False)
-    bins = m.decode_bins(values, indices)
-    recon, ref = m.b_dec.expand(len(e), -1, -1), 0
-    for j in range(bins.shape[2]):
-        recon = recon + bins[:, :, j]
-        ref = ref + ((recon - h[:, None]).pow(2).sum(dim=(0, 2)) / var).sum()
-    res = (h[:, None] - recon).detach()
-    v, i = (pre * dead).topk(cfg.aux_k, dim=-1, sorted=False)
-    ea = m.decode(v, i) - m.b_dec
-    ref = (
-        ref
-        + cfg.aux_coef
-        * ((ea - res).pow(2).sum(dim=(0, 2)) / (res - res.mean(0)).pow(2).sum(dim=(0, 2))).sum()
-    )
+    ref = dense_loss(m, values, indices, pre, h, var, dead, cfg.aux_coef)
     want = torch.autograd.grad(ref, params)
     assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
     for a, b in zip(got, want, strict=True):
