@@ -1,7 +1,7 @@
 """Compare training variants (image-only TopK, multimodal stream, JumpReLU) on one embedded dataset.
 
     lanic-hub quickstart                       # once: phantoms, phantom CLIP, embeddings
-    python eval/compare_training_variants.py   # ~10 min on 2 CPU cores at T = 100
+    python eval/compare_training_variants.py   # ~6 min on 2 CPU cores at T = 100
 
 Each variant is trained, gets its pattern bank, and is measured on the test split's images; the
 table goes to runs/variants/variants.md (and .json). See lanic_hub.evaluation.variants.
