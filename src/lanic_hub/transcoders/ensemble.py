@@ -217,13 +217,14 @@ class TranscoderEnsemble(nn.Module):
         """
         with torch.no_grad():
             pre = self.preacts(e, relu=False)
-            values, indices = self._select(pre)
+            values, indices = self.codes_from_preacts(pre)
         if self.cfg.activation == "topk":
             return self.selected(e, values, indices), indices, pre
         raw = self.selected(e, pre.gather(-1, indices), indices)
         return self.jump(raw, indices), indices, pre
 
-    def _select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def codes_from_preacts(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes (values, indices) from pre-activations before the ReLU, without autograd.
 
         TopK: TopK before ReLU selects the same positive values (one pass fewer over B*T*L);
@@ -312,8 +313,7 @@ class TranscoderEnsemble(nn.Module):
 
     def forward(self, e: torch.Tensor) -> EnsembleOutput:
         pre = self.preacts(e, relu=False)
-        with torch.no_grad():
-            _, indices = self._select(pre)
+        _, indices = self.codes_from_preacts(pre)
         values = pre.gather(-1, indices)
         values = F.relu(values) if self.cfg.activation == "topk" else self.jump(values, indices)
         return EnsembleOutput(values, indices, self.decode(values, indices), F.relu(pre))
@@ -321,7 +321,7 @@ class TranscoderEnsemble(nn.Module):
     @torch.no_grad()
     def encode(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse codes (values, indices), each (B, T, k)."""
-        return self._select(self.preacts(e, relu=False))
+        return self.codes_from_preacts(self.preacts(e, relu=False))
 
     @torch.no_grad()
     def dense_codes(self, e: torch.Tensor) -> torch.Tensor:

@@ -344,9 +344,10 @@ def fidelity(
     capped = torch.zeros(cfg.n_members)
     for i in range(0, len(e), batch):
         eb, hb = e[i : i + batch].to(model.W_enc.dtype), h[i : i + batch].to(model.W_enc.dtype)
-        v, idx = model.encode(eb)
+        pre = model.preacts(eb, relu=False)
+        v, idx = model.codes_from_preacts(pre)  # what encode() returns, from the same matmul
         if cfg.activation == "jumprelu":
-            capped += ((model.preacts(eb, relu=False) > model.threshold).sum(-1) > cfg.k).sum(0)
+            capped += ((pre > model.threshold).sum(-1) > cfg.k).sum(0)
         for m in cfg.resolved_levels:
             r = model.decode(v, idx, limit=m if m < cfg.n_latents else None)
             sq[m] += (r - hb[:, None, :]).pow(2).sum(dim=(0, 2))
