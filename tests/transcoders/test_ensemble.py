@@ -219,3 +219,28 @@ def test_member_chunked_gradients_equal_the_whole_ensembles():
         assert torch.allclose(fvu_c, fvu, rtol=1e-12) and torch.equal(fired_c, fired)
         for p, w in zip(m.parameters(), want, strict=True):
             assert torch.allclose(p.grad, w, atol=1e-12, rtol=1e-10), chunk
+
+
+@pytest.mark.parametrize(("L", "k"), [(2048, 32), (256, 8), (64, 2), (16, 4), (12, 1)])  # noqa: N803
+def test_blocked_topk_selects_what_torch_topk_selects(L, k):  # noqa: N803
+    """The same values as torch.topk (blocks where L/s >= 8k, torch.topk itself otherwise), at
+    distinct indices that hold them, also where many entries tie."""
+    from lanic_hub.transcoders.ensemble import blocked_topk
+
+    g = torch.Generator().manual_seed(L + k)
+    for x in (torch.randn(40, 3, L, generator=g), torch.randint(-3, 4, (40, 3, L), generator=g).float()):
+        v, i = blocked_topk(x, k)
+        ref = x.topk(k, dim=-1).values
+        assert torch.equal(v.sort(-1, descending=True).values, ref)
+        assert torch.equal(x.gather(-1, i), v)
+        assert (i.sort(-1).values.diff(dim=-1) > 0).all()  # distinct latents
+
+
+def test_forward_equals_reference_where_the_blocked_topk_applies():
+    cfg = replace(CFG, n_latents=64, k=2, levels=(8, 64))
+    m = TranscoderEnsemble(cfg)
+    _randomise(m)
+    e = torch.randn(30, 8)
+    ref, z = _reference(m, e)
+    assert torch.allclose(m(e).recon, ref, atol=1e-5)
+    assert torch.allclose(m.dense_codes(e), z, atol=1e-6)
