@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,6 +103,18 @@ def test_real_fixtures_suite_runs_without_accuracy_claims(tiny_lanic_model, shar
     doc = json.loads(next((tmp_path / "results" / "real-fixtures").glob("*.json")).read_text())
     assert "accuracy" not in doc["metrics"] and doc["dataset"]["rows"] == 93
     assert doc["metrics"]["explanations"]["completeness_error_max"] < 1e-4
+    # its leaderboard shows the checks (not an empty accuracy table) and says what they were run on
+    md = (tmp_path / "leaderboard" / "real-fixtures.md").read_text()
+    assert "makes no accuracy claims" in md and "macro AUROC" not in md and "no data" not in md
+    row = next(line for line in md.splitlines() if line.startswith(f"| {tiny_lanic_model} |"))
+    assert float(row.split("|")[2]) == pytest.approx(
+        doc["metrics"]["explanations"]["completeness_error_max"], rel=0.05
+    )
+    assert "(test, 93 rows)" in md and doc["metrics"]["monosemanticity"]["bank_measured_on"] in md
+    csv_rows = list(csv.DictReader((tmp_path / "leaderboard" / "real-fixtures.csv").open()))
+    assert len(csv_rows) == 1 and float(csv_rows[0]["logit_r2"]) == pytest.approx(
+        np.mean(doc["metrics"]["fidelity"]["logit_r2"])
+    )
 
 
 def test_mimic_suite_reads_the_mimic_layout(tiny_lanic_model, tmp_path):

@@ -92,6 +92,41 @@ def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: -np.nan_to_num(r["macro_auroc"], nan=-1))
 
 
+def check_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per LanIC model evaluated by a suite that makes no accuracy claims (real-fixtures):
+    what it checks is that the whole path runs on the data and that the explanations add up."""
+    out = []
+    for d in docs:
+        if d["metrics"].get("accuracy") or d["model"]["kind"] != "lanic":
+            continue
+        m = d["metrics"]
+        fvu = m["fidelity"]["fvu"]
+        out.append(
+            {
+                "model": d["model"]["id"],
+                "dataset": f"{d['dataset']['spec']} ({d['dataset']['split']}, {d['dataset']['rows']} rows)",
+                "completeness_error_max": m["explanations"]["completeness_error_max"],
+                "patterns_for_90pct": m["explanations"]["patterns_for_90pct"]["median"],
+                "logit_r2": _nanmean(m["fidelity"]["logit_r2"]),
+                "fvu_full_level": fvu[max(fvu, key=int)],
+                "ms_median": m["monosemanticity"]["ms"]["median"],
+                "bank_measured_on": m["monosemanticity"].get("bank_measured_on") or "unknown data",
+            }
+        )
+    return out
+
+
+CHECK_COLUMNS = (
+    "model",
+    "completeness_error_max",
+    "patterns_for_90pct",
+    "logit_r2",
+    "fvu_full_level",
+    "ms_median",
+    "dataset",
+)
+
+
 def _nanmean(v) -> float:
     a = np.array(v, dtype=float)
     return float(np.nanmean(a)) if np.any(~np.isnan(a)) else float("nan")
@@ -101,11 +136,34 @@ def _f(v, nd: int = 3) -> str:
     return "-" if v is None or v != v else f"{v:.{nd}f}"
 
 
-def markdown(rs: list[dict[str, Any]], findings: list[str], suite: str) -> str:
+def markdown(
+    rs: list[dict[str, Any]], findings: list[str], suite: str, checks: list[dict[str, Any]] = ()
+) -> str:
+    lines = [f"# Leaderboard: suite `{suite}`", ""]
+    if checks:
+        lines += [
+            f"Checked on {'; '.join(sorted({c['dataset'] for c in checks}))}. This suite makes no "
+            "accuracy claims: it checks that the whole path runs on these images and that every "
+            "explanation adds up (bias + pattern contributions + error = the classifier's logit; "
+            "completeness error is the largest gap over all images and findings). Logit R² (ensemble "
+            "vs classifier) and full-level FVU are measured on the same images; MS is the median of "
+            "the model's pattern bank, measured where the bank was built: "
+            + "; ".join(sorted({str(c["bank_measured_on"]) for c in checks}))
+            + ".",
+            "",
+            "| model | completeness error (max) | patterns for 90% (median) | logit R² | FVU | MS |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in checks:
+            lines.append(
+                f"| {c['model']} | {c['completeness_error_max']:.1e} | {_f(c['patterns_for_90pct'], 0)} | "
+                f"{_f(c['logit_r2'])} | {_f(c['fvu_full_level'])} | {_f(c['ms_median'])} |"
+            )
+        lines.append("")
+    if not rs and checks:
+        return "\n".join(lines)
     datasets = sorted({r["dataset"] for r in rs})
-    lines = [
-        f"# Leaderboard: suite `{suite}`",
-        "",
+    lines += [
         f"Measured on {'; '.join(datasets) or 'no data'}. AUROC with bootstrap 95% CI (macro over findings); "
         "AUPRC, F1 (threshold chosen on the validate split) and ECE are macro means. MS, patterns for 90% "
         "of the evidence and logit R² (ensemble vs classifier) are given on the ensemble-path row.",
@@ -146,10 +204,10 @@ def write_leaderboard(out: str | Path, suite: str) -> dict[str, str]:
     out = Path(out)
     docs = load_results(out / "results" / suite)
     findings = docs[0]["findings"] if docs else []
-    rs = rows(docs)
+    rs, checks = rows(docs), check_rows(docs)
     dest = out / "leaderboard"
     dest.mkdir(parents=True, exist_ok=True)
-    md = write_text_atomic(dest / f"{suite}.md", markdown(rs, findings, suite))
+    md = write_text_atomic(dest / f"{suite}.md", markdown(rs, findings, suite, checks))
     buf = io.StringIO()
     cols = [
         "model",
@@ -163,9 +221,13 @@ def write_leaderboard(out: str | Path, suite: str) -> dict[str, str]:
         "macro_ece",
     ]
     cols += ["ms_median", "patterns_for_90pct", "logit_r2", "dataset"]
+    if checks and not rs:  # a suite without accuracy: the CSV holds its checks
+        cols, rs_csv = list(CHECK_COLUMNS), checks
+    else:
+        rs_csv = rs
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
-    for r in rs:
+    for r in rs_csv:
         w.writerow(r)
     cs = write_text_atomic(dest / f"{suite}.csv", buf.getvalue())
     png = dest / f"{suite}.png"
