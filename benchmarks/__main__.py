@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-#: The order matters: the quickstart run feeds patterns, eval and demo.
-ORDER = ["quickstart", "phantom", "backbone", "ensemble", "peers", "patterns", "eval", "demo"]
+from . import ORDER
+
 HERE = Path(__file__).parent
 
 

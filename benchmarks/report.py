@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import ORDER
+
 NOT_GPU = "not yet measured on GPU"
 
 WHY_MISSES = """### Why rows miss (what was measured while looking into them)
@@ -31,9 +33,6 @@ WHY_MISSES = """### Why rows miss (what was measured while looking into them)
   whole-ensemble step measured 0.68x: its (B, T, ...) intermediates stream through memory). What
   is left per member is the same encoder matmul and decoder gather as sparsify's. Member FVU after
   the same samples is lower (better) than sparsify's.
-- **MS linear vs pairwise at N = 20,000 (target 100x).** The pairwise side is not a Python loop
-  but the Gram-matrix form (two BLAS products, O(N^2 d)), and the ratio grows with N (see
-  docs/patterns_phantom.md: 4x at 2,000 rows, 18x at 8,000, about 30x at 16,000-20,000).
 """
 
 
@@ -295,8 +294,13 @@ def markdown(results: dict, gpu: dict | None) -> str:
         "ratio is measured side by side in the same run, on the same data; times are medians over repeats "
         "where the benchmark repeats. The machine is noisy: expect run-to-run spread of 10-20%.",
         "",
-        f"CPU run: {meta.get('date', '?')}, {meta.get('machine', '?')}; whole suite "
-        f"{meta.get('suite_wall_s', '?')} s.",
+        f"CPU run: {meta.get('date', '?')}, {meta.get('machine', '?')}; "
+        + (
+            f"whole suite {meta.get('suite_wall_s', '?')} s."
+            if meta.get("modules_run") in (None, ORDER)
+            else f"this run: {', '.join(meta['modules_run'])}; the other rows are from the last whole-suite "
+            f"run ({meta.get('suite_wall_s', '?')} s)."
+        ),
         "",
         "| benchmark | target | measured | meets | data / notes |",
         "|---|---|---|---|---|",

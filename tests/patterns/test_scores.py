@@ -126,3 +126,34 @@ def test_sparse_and_dense_accumulation_agree():
     x, y = dense.result(), sparse.result()
     for field in x._fields:
         assert torch.allclose(getattr(x, field), getattr(y, field), atol=1e-6, equal_nan=True), field
+
+
+def test_float32_batches_keep_the_ms_of_an_offset_latent():
+    """Float32 activations, streamed in batches: a latent that fires on every sample with a large
+    offset and a tiny range (where the min-max scaling amplifies rounding by offset / range) still
+    matches the definition computed in float64."""
+    g = torch.Generator().manual_seed(4)
+    N, d = 3000, 16
+    centres = torch.randn(4, d, generator=g)
+    e = torch.nn.functional.normalize(centres[torch.arange(N) % 4] + torch.randn(N, d, generator=g), dim=1)
+    acts = torch.cat(
+        [
+            torch.relu(e @ torch.randn(d, 3, generator=g)),  # follows the embeddings
+            100 + 0.01 * torch.relu(e @ torch.randn(d, 1, generator=g)),  # offset 100, range ~0.02
+            torch.relu(torch.randn(N, 2, generator=g) - 1.0),  # sparse
+        ],
+        dim=1,
+    )
+    a, e64 = acts.double(), e.double()
+    scaled = (a - a.min(0).values) / (a.max(0).values - a.min(0).values)
+    G = e64 @ e64.T  # noqa: N806
+    G.fill_diagonal_(0)
+    s1, s2 = scaled.sum(0), (scaled * scaled).sum(0)
+    ref = ((G @ scaled) * scaled).sum(0) / (s1 * s1 - s2)
+    acc = ScoreAccumulator(acts.shape[1], d)
+    for i in range(0, N, 700):
+        acc.add_dense(acts[i : i + 700], e[i : i + 700])
+    got = acc.result()
+    assert got.ms.double().tolist() == pytest.approx(ref.tolist(), abs=1e-5)
+    assert ref[3] > 0.1  # the offset latent's MS is informative, not noise around 0
+    assert got.frequency.tolist() == pytest.approx((acts > 0).double().mean(0).tolist())

@@ -10,6 +10,8 @@ Because ``Σ_{n≠m} ã_n ã_m ê_n·ê_m = ||Σ_n ã_n ê_n||² - Σ_n ã_n²``
 ``Σ a``, ``Σ a²``, ``Σ ê``, N, min and max, all of which add up over batches: the score is exact,
 one pass, O(N·d) per latent, and for sparse codes only the active (sample, latent) pairs cost
 anything. The min-max scaling is folded in afterwards (``ã = (a - lo) / (hi - lo)``).
+Sums accumulate in float64; the tests check the score against the pairwise definition to 1e-5
+(float32 inputs, batches, a latent with a large offset and a tiny range included).
 """
 
 from __future__ import annotations
@@ -66,18 +68,30 @@ class ScoreAccumulator:
         self.sum_ae.index_add_(0, latents, v.unsqueeze(1) * e[rows])
 
     def add_dense(self, acts: torch.Tensor, emb: torch.Tensor) -> None:
-        """Add a batch of dense, non-negative activations (B, M): ``Σ a ê`` is one matrix product."""
-        a, e = acts.double(), emb.double()
-        pos = a > 0
-        self.n += e.shape[0]
-        self.sum_e += e.sum(0)
-        self.count += pos.sum(0)
-        self.sum += a.sum(0)
-        self.sumsq += (a * a).sum(0)
-        self.max = torch.maximum(self.max, a.max(0).values) if len(a) else self.max
-        masked = torch.where(pos, a, torch.full_like(a, float("inf")))
-        self.min_pos = torch.minimum(self.min_pos, masked.min(0).values) if len(a) else self.min_pos
-        self.sum_ae += a.T @ e
+        """Add a batch of dense, non-negative activations (B, M): ``Σ a ê`` is one matrix product.
+
+        The batch is computed in the inputs' precision and accumulated in float64. Each column is
+        first shifted by its batch minimum m (``a = m + c``), so rounding in the product and the sums
+        is relative to the column's range, not its offset (a latent that fires on every sample
+        with a small range loses nothing): ``Σ a ê = Σ c ê + m Σ ê``, ``Σ a = Σ c + B m``,
+        ``Σ a² = Σ c² + 2 m Σ c + B m²``.
+        """
+        if not len(acts):
+            return
+        B, emb = acts.shape[0], emb.to(acts.dtype)
+        m = acts.amin(0)
+        c = acts - m
+        # sums over the batch in its own precision (torch reduces pairwise), then float64
+        md, ed_sum, sc = m.double(), emb.sum(0).double(), c.sum(0).double()
+        self.n += B
+        self.sum_e += ed_sum
+        self.count += acts.sign().sum(0).double()  # activations are >= 0: sign is 1 where fired
+        self.sum += sc + B * md
+        self.sumsq += (c * c).sum(0).double() + 2 * md * sc + B * md * md
+        self.max = torch.maximum(self.max, acts.amax(0).double())
+        # a column with a zero in this batch never fires on every sample: its min_pos is unused
+        self.min_pos = torch.minimum(self.min_pos, torch.where(md > 0, md, torch.full_like(md, float("inf"))))
+        self.sum_ae += (c.T @ emb).double() + md.unsqueeze(1) * ed_sum
 
     def result(self) -> LatentStats:
         n = self.n
