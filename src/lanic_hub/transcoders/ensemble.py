@@ -344,11 +344,11 @@ def blocked_topk(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     into blocks of s; the k largest entries lie in the k blocks with the largest maxima (a block
     outside them has k blocks whose maxima are all at least its own maximum). So: block maxima
     (one vectorised pass), top-k blocks, then top-k of their k*s entries. Where L/s would be
-    under 8k (no gain) and on GPUs, ``torch.topk`` itself.
+    under 8k (no gain) and off the CPU, ``torch.topk`` itself.
     """
     L = x.shape[-1]
     s = next((s for s in (8, 4) if L % s == 0 and L // s >= 8 * k), 0)
-    if not s or x.is_cuda:
+    if not s or x.device.type != "cpu":
         return x.topk(k, dim=-1, sorted=False)
     lead = x.shape[:-1]
     blocks = x.reshape(*lead, L // s, s)
