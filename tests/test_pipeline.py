@@ -75,3 +75,41 @@ def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_pa
     assert m.ensemble.cfg.n_latents == 2048 and m.ensemble.cfg.k == 32  # the paper preset, as shipped
     card = (model / "README.md").read_text()
     assert "No images of this dataset are included" in card and "license: other" in card
+
+
+def test_build_runs_on_an_image_folder_with_a_labels_csv(tiny_phantom_clip, tmp_path):
+    """`data: folder:ROOT?...` builds a model end to end and evaluates it on the folder's own test
+    split (the generic 'data' suite), whose figures go into the card."""
+    from datasets import load_from_disk
+
+    from lanic_hub.cli import main
+    from lanic_hub.data.phantom import PhantomConfig, export
+
+    from .image_folders import write_image_folder
+
+    hf_dir = export(
+        tmp_path / "ph", 200, seed=8, cfg=PhantomConfig(prevalence_scale=2.0), mimic=False, progress=False
+    )["hf"]
+    root = write_image_folder(load_from_disk(str(hf_dir)), tmp_path / "my-folder")
+    doc = {
+        "out": str(tmp_path / "run"),
+        "data": f"folder:{root}?patient=patient&split=split&report=report",
+        "backbone": f"local-dir:{tiny_phantom_clip[2]}",
+        "embed": {"num_workers": 0, "batch_size": 64},
+        "train": {"preset": "phantom", "members": 2},
+        "patterns": {"sample_rows": 200, "batch_size": 64},
+    }
+    cfg = tmp_path / "folder.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["build", "--config", str(cfg)]) == 0
+    docs = [
+        json.loads(f.read_text()) for f in (tmp_path / "run" / "eval" / "results" / "data").glob("*.json")
+    ]
+    res = next(d for d in docs if d["model"]["kind"] == "lanic")
+    assert res["dataset"]["spec"] == doc["data"]
+    n_test = sum(s == "test" for s in load_from_disk(str(hf_dir))["split"])
+    assert res["dataset"]["rows"] == n_test
+    macro = res["metrics"]["accuracy"]["classifier"]["auroc"]["macro"]
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "lanic-eval suite 'data'" in card and "assumed not redistributable" in card
+    assert f"{macro:.3f}" in card  # the card quotes this evaluation (a tiny CLIP: the value is not the point)

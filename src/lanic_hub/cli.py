@@ -187,13 +187,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _absolute_spec(spec: str) -> str:
-    kind, sep, path = spec.partition(":")
-    if sep and kind in ("hf", "mimic", "chexpert", "nih"):
-        return f"{kind}:{Path(path).resolve()}"
-    return str(Path(spec).resolve())
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
@@ -237,7 +230,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     from .backbone import load_backbone
     from .backbone.embed import embed_dataset
-    from .data.open import open_dataset
+    from .data.open import absolute_spec, open_dataset
 
     world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
@@ -257,7 +250,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         text=not args.no_text,
         autocast=args.autocast,
-        data_spec=_absolute_spec(args.data),
+        data_spec=absolute_spec(args.data),
     )
     print(json.dumps(summary))
     if world > 1:
@@ -449,7 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Runs under torchrun too: each process writes its own shards.",
         "lanic-hub embed --data runs/phantoms/hf --backbone phantom --out runs/emb",
     )
-    p.add_argument("--data", required=True, help="hf:PATH | mimic:PATH | chexpert:PATH | nih:PATH | PATH")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="hf:PATH | mimic:PATH[?reports=DIR] | chexpert:PATH | nih:PATH | "
+        "folder:ROOT[?csv=FILE&image=COL&labels=COL:OBS,...] | PATH (see lanic_hub.data.open)",
+    )
     p.add_argument("--backbone", default="phantom", help="'phantom' (default), hf-hub:REPO, local-dir:PATH")
     p.add_argument("--out", required=True, help="embeddings folder")
     p.add_argument("--batch-size", type=int, default=64)

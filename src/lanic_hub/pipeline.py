@@ -77,7 +77,9 @@ class ModelOptions:
 class PipelineConfig:
     out: str = "runs/quickstart"
     data: str = "phantom"
-    """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH or a folder."""
+    """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH,
+    folder:ROOT?csv=FILE&... (an image folder with a labels CSV) or a bare PATH
+    (:mod:`lanic_hub.data.open`)."""
     phantom_n: int = 2000
     phantom_seed: int = 0
     phantom_shortcuts: tuple[str, ...] = ()
@@ -90,7 +92,8 @@ class PipelineConfig:
     patterns: BankConfig = field(default_factory=BankConfig)
     model: ModelOptions = field(default_factory=ModelOptions)
     evaluate: bool = True
-    """Run the evaluation suite of the data (phantom / mimic-cxr / chexpert / nih) on the saved
+    """Run the evaluation suite of the data (phantom / mimic-cxr / chexpert / nih, or the generic
+    'data' suite for any other dataset: its test split) on the saved
     model with every baseline; its results go into the model card."""
 
     @classmethod
@@ -172,7 +175,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
 
     from .backbone import load_backbone
     from .backbone.embed import EmbeddingCacheError, embed_dataset
-    from .data.open import open_dataset
+    from .data.open import absolute_spec, open_dataset
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +207,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
             log("[1/7] phantoms: up to date")
         spec = f"hf:{hf.resolve()}"
     else:
-        spec = cfg.data
+        spec = absolute_spec(cfg.data)  # explicit kind and absolute paths: later stages reopen it
     sec["data"] = time.perf_counter() - t
 
     # 2. backbone
@@ -306,7 +309,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     # 7. the evaluation suite, on the same data, and the card's results from it
     t = time.perf_counter()
     kind = "phantom" if cfg.data == "phantom" else spec.partition(":")[0]
-    suite = {"phantom": "phantom", "mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}.get(kind)
+    suite = {"phantom": "phantom", "mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}.get(
+        kind, "data"
+    )
     evaluation = None
     if cfg.evaluate and suite:
         from .evaluation.runner import run as run_eval

@@ -167,3 +167,41 @@ def test_a_single_class_finding_is_reported_not_silently_nan():
     block = _accuracy_block(rng.normal(size=(60, 5)), d, np.arange(20, 60), np.arange(20), 10, 0)
     assert len(block["notes"]) == 1 and block["notes"][0].startswith("Consolidation: a single class")
     assert np.isnan(block["auroc"]["per_finding"][2])
+
+
+def test_data_suite_scores_an_image_folder_exactly_like_the_same_images_as_a_dataset(
+    tiny_lanic_model, tmp_path
+):
+    """The generic 'data' suite on a folder of PNGs + labels CSV (written from a phantom dataset,
+    pixel for pixel) gives the same rows and the same metrics as on the dataset itself."""
+    from datasets import load_from_disk
+
+    from lanic_hub.data.phantom import PhantomConfig, export
+
+    from ..image_folders import write_image_folder
+
+    hf_dir = export(
+        tmp_path / "ph", 160, seed=12, cfg=PhantomConfig(prevalence_scale=2.0), mimic=False, progress=False
+    )["hf"]
+    root = write_image_folder(load_from_disk(str(hf_dir)), tmp_path / "folder")
+    docs = {}
+    for name, data in (("hf", f"hf:{hf_dir}"), ("folder", f"folder:{root}?patient=patient&split=split")):
+        res = run(
+            [str(tiny_lanic_model)],
+            "data",
+            tmp_path / name,
+            data=data,
+            baselines=False,
+            n_boot=10,
+            progress=False,
+            log=lambda *a: None,
+        )
+        assert res["failed"] == {}
+        docs[name] = json.loads(next((tmp_path / name / "results" / "data").glob("*.json")).read_text())
+    a, b = docs["hf"], docs["folder"]
+    assert b["dataset"]["spec"].startswith("folder:") and a["dataset"]["rows"] == b["dataset"]["rows"] > 0
+    for path in ("classifier", "ensemble_path"):
+        assert a["metrics"]["accuracy"][path]["auroc"]["per_finding"] == pytest.approx(
+            b["metrics"]["accuracy"][path]["auroc"]["per_finding"], nan_ok=True
+        )
+    assert "(test," in (tmp_path / "folder" / "leaderboard" / "data.md").read_text()

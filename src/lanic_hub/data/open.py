@@ -1,4 +1,16 @@
-"""Open any supported dataset from one string, for the command line and configs."""
+"""Open any supported dataset from one string, for the command line and configs.
+
+hf:PATH                       a saved ``datasets.Dataset`` (e.g. ``lanic-hub phantom``'s ``hf/``)
+mimic:PATH[?reports=DIR]      MIMIC-CXR-JPG (reports: the separate MIMIC-CXR reports package;
+                              by default looked for under PATH)
+chexpert:PATH                 CheXpert (train.csv / valid.csv)
+nih:PATH                      NIH ChestX-ray14 (Data_Entry_2017*.csv)
+folder:ROOT[?csv=FILE&image=COL&patient=COL&split=COL&report=COL&labels=COL:OBS,COL:OBS]
+                              images under ROOT listed in a CSV (default ROOT/labels.csv; a
+                              relative FILE is relative to ROOT); label columns default to the
+                              CSV columns named as CheXpert observations (1 / 0 / -1 / blank)
+PATH                          recognised by its contents (hf, mimic, chexpert or nih)
+"""
 
 from __future__ import annotations
 
@@ -6,22 +18,49 @@ from pathlib import Path
 
 from ..errors import DataError
 
-KINDS = ("hf", "mimic", "chexpert", "nih")
+KINDS = ("hf", "mimic", "chexpert", "nih", "folder")
+#: The ``?key=value`` options each kind takes.
+OPTIONS = {"mimic": ("reports",), "folder": ("csv", "image", "patient", "split", "report", "labels")}
 
 
-def open_dataset(spec: str):
-    """``hf:PATH`` (a saved ``datasets.Dataset``, e.g. ``lanic-hub phantom``'s ``hf/``),
-    ``mimic:PATH[?reports=DIR]`` (the free-text reports live in the separate MIMIC-CXR package;
-    by default they are looked for under PATH), ``chexpert:PATH``, ``nih:PATH``; a bare PATH is
-    recognised by its contents."""
-    spec, _, query = spec.partition("?")
-    opts = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
-    kind, sep, path = spec.partition(":")
+def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
+    """(kind, path, options) of a dataset spec; a clear error for a missing path, an unknown
+    option or an option that is not KEY=VALUE."""
+    body, _, query = spec.partition("?")
+    opts: dict[str, str] = {}
+    for kv in filter(None, query.split("&")):
+        key, eq, value = kv.partition("=")
+        if not eq:
+            raise DataError(f"dataset spec {spec!r}: option {kv!r} is not KEY=VALUE")
+        opts[key] = value
+    kind, sep, path = body.partition(":")
     if not sep or kind not in KINDS:
-        kind, path = _guess(Path(spec)), spec
+        kind, path = "", body
     p = Path(path)
     if not p.exists():
         raise DataError(f"dataset path not found: {p}")
+    kind = kind or _guess(p)
+    unknown = sorted(set(opts) - set(OPTIONS.get(kind, ())))
+    if unknown:
+        allowed = ", ".join(OPTIONS.get(kind, ())) or "none"
+        raise DataError(
+            f"dataset spec {spec!r}: unknown option(s) {unknown} for {kind}: (allowed: {allowed})"
+        )
+    return kind, p, opts
+
+
+def absolute_spec(spec: str) -> str:
+    """The same spec with absolute paths, so that later stages find the data from any folder."""
+    kind, p, opts = parse_spec(spec)
+    if "reports" in opts:
+        opts["reports"] = str(Path(opts["reports"]).resolve())
+    query = "&".join(f"{k}={v}" for k, v in opts.items())
+    return f"{kind}:{p.resolve()}" + (f"?{query}" if query else "")
+
+
+def open_dataset(spec: str):
+    """The ``datasets.Dataset`` a spec names (see the module docstring for the forms)."""
+    kind, p, opts = parse_spec(spec)
     if kind == "hf":
         from datasets import load_from_disk
 
@@ -37,9 +76,40 @@ def open_dataset(spec: str):
         from .chexpert import load_chexpert
 
         return load_chexpert(p)
+    if kind == "folder":
+        return _open_folder(spec, p, opts)
     from .nih import load_nih
 
     return load_nih(p)
+
+
+def _open_folder(spec: str, root: Path, opts: dict[str, str]):
+    from .folder import load_folder
+
+    csv = Path(opts.get("csv", "labels.csv"))
+    csv = csv if csv.is_absolute() else root / csv
+    if not csv.is_file():
+        raise DataError(f"{csv}: labels CSV not found (a folder dataset lists its images in one: ?csv=FILE)")
+    labels = None
+    if "labels" in opts:
+        labels = {}
+        for pair in opts["labels"].split(","):
+            col, sep, obs = pair.partition(":")
+            if not sep:
+                raise DataError(
+                    f"dataset spec {spec!r}: labels are COLUMN:OBSERVATION pairs separated by commas, "
+                    f"got {pair!r}"
+                )
+            labels[col.strip()] = obs.strip()
+    return load_folder(
+        root,
+        csv,
+        image_column=opts.get("image", "path"),
+        label_columns=labels,
+        patient_column=opts.get("patient"),
+        split_column=opts.get("split"),
+        report_column=opts.get("report"),
+    )
 
 
 def _guess(p: Path) -> str:
@@ -51,4 +121,7 @@ def _guess(p: Path) -> str:
         return "chexpert"
     if any(p.glob("Data_Entry_2017*.csv*")):
         return "nih"
-    raise DataError(f"{p}: cannot tell which dataset this is; prefix it with one of {KINDS}, e.g. mimic:{p}")
+    raise DataError(
+        f"{p}: cannot tell which dataset this is; prefix it with one of {KINDS}, e.g. mimic:{p} "
+        f"(an image folder with a labels CSV: folder:{p}?csv=labels.csv)"
+    )

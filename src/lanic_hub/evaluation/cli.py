@@ -24,7 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=None, help="phantom suites: phantoms per world (default 2000)")
     p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
-    p.add_argument("--data", default=None, help="dataset path for the mimic-cxr / chexpert / nih suites")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset path for the mimic-cxr / chexpert / nih suites; a dataset spec for the 'data' suite "
+        "(hf:PATH, folder:ROOT?csv=FILE&..., see lanic_hub.data.open)",
+    )
     p.add_argument("--no-baselines", action="store_true", help="evaluate the models only")
     p.add_argument(
         "--bootstrap", type=int, default=200, help="bootstrap resamples for AUROC CIs (default 200)"

@@ -4,6 +4,8 @@
   baselines train on its train split, metrics use its test split.
 - ``mimic-cxr``, ``chexpert``, ``nih``: the same code on real data (``--data PATH``), using
   each dataset's own split column (official or patient-level).
+- ``data``: any dataset spec (``--data hf:PATH``, ``folder:ROOT?csv=...``, ...; see
+  :mod:`lanic_hub.data.open`), using its ``split`` column like the suites above.
 - ``real-fixtures``: the NIH ChestX-ray14 images in ``../shared/data/cxr_real``. It checks that
   the whole path runs on real radiographs (predictions, explanations, completeness); it makes no
   accuracy claims.
@@ -22,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .runner import SuiteData
 
-SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "real-fixtures")
+SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "data", "real-fixtures")
 PHANTOM_N, PHANTOM_SEED = 2000, 0
 DEFAULT_FIXTURES = Path("../shared/data/cxr_real")
 
@@ -55,6 +57,8 @@ def _dataset(name: str, out: Path, data: str | None, progress: bool, phantom_n: 
         return f"nih-fixtures:{root.resolve()}", ds, False
     if not data:
         raise ConfigError(f"suite {name!r} needs --data PATH (where your copy of the dataset is)")
+    if name == "data":
+        return data, open_dataset(data), True
     kind = {"mimic-cxr": "mimic", "chexpert": "chexpert", "nih": "nih"}[name]
     spec = f"{kind}:{data}"
     return spec, open_dataset(spec), True
