@@ -308,10 +308,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
 
     # 7. the evaluation suite, on the same data, and the card's results from it
     t = time.perf_counter()
-    kind = "phantom" if cfg.data == "phantom" else spec.partition(":")[0]
-    suite = {"phantom": "phantom", "mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}.get(
-        kind, "data"
-    )
+    from .evaluation.suites import SUITE_OF_KIND
+
+    suite = "phantom" if cfg.data == "phantom" else SUITE_OF_KIND.get(spec.partition(":")[0], "data")
     evaluation = None
     if cfg.evaluate and suite:
         from .evaluation.runner import run as run_eval

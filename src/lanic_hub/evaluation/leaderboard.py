@@ -52,6 +52,12 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
     return docs
 
 
+def _dataset_label(doc: dict[str, Any]) -> str:
+    """'SPEC (split, N rows)': what a results document was measured on."""
+    ds = doc["dataset"]
+    return f"{ds['spec']} ({ds['split']}, {ds['rows']} rows)"
+
+
 def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One leaderboard row per evaluated path (a LanIC model gives three: classifier, ensemble
     path, top-patterns path; a baseline gives one)."""
@@ -81,7 +87,7 @@ def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "macro_auprc": _nanmean(block["auprc"]),
                 "macro_f1": _nanmean(block["f1"]),
                 "macro_ece": _nanmean(block["ece"]),
-                "dataset": f"{d['dataset']['spec']} ({d['dataset']['split']}, {d['dataset']['rows']} rows)",
+                "dataset": _dataset_label(d),
             }
             if d["model"]["kind"] == "lanic" and path == "ensemble_path":
                 m = d["metrics"]
@@ -104,7 +110,7 @@ def check_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(
             {
                 "model": d["model"]["id"],
-                "dataset": f"{d['dataset']['spec']} ({d['dataset']['split']}, {d['dataset']['rows']} rows)",
+                "dataset": _dataset_label(d),
                 "completeness_error_max": m["explanations"]["completeness_error_max"],
                 "patterns_for_90pct": m["explanations"]["patterns_for_90pct"]["median"],
                 "logit_r2": _nanmean(m["fidelity"]["logit_r2"]),

@@ -25,12 +25,14 @@ from ..errors import ConfigError, DataError
 from .runner import SuiteData
 
 SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "data", "real-fixtures")
+#: The suite of each dataset kind that has its own (any other dataset: the generic 'data' suite).
+SUITE_OF_KIND = {"mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}
 PHANTOM_N, PHANTOM_SEED = 2000, 0
 DEFAULT_FIXTURES = Path("../shared/data/cxr_real")
 
 
 def _dataset(name: str, out: Path, data: str | None, progress: bool, phantom_n: int = PHANTOM_N):
-    from ..data.open import open_dataset
+    from ..data.open import absolute_spec, open_dataset
 
     if name == "phantom":
         from ..data.phantom import export
@@ -57,10 +59,9 @@ def _dataset(name: str, out: Path, data: str | None, progress: bool, phantom_n: 
         return f"nih-fixtures:{root.resolve()}", ds, False
     if not data:
         raise ConfigError(f"suite {name!r} needs --data PATH (where your copy of the dataset is)")
-    if name == "data":
-        return data, open_dataset(data), True
-    kind = {"mimic-cxr": "mimic", "chexpert": "chexpert", "nih": "nih"}[name]
-    spec = f"{kind}:{data}"
+    kind = {v: k for k, v in SUITE_OF_KIND.items()}.get(name)
+    # absolute, with an explicit kind: the spec is recorded in the embeddings' manifest and reopened
+    spec = absolute_spec(data if name == "data" else f"{kind}:{data}")
     return spec, open_dataset(spec), True
 
 
