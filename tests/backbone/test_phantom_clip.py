@@ -74,3 +74,95 @@ def test_cached_and_reused(tiny_phantom_clip):
     again = ensure_phantom_clip(tiny, root=root, progress=False)
     assert again == folder and (folder / "open_clip_model.safetensors").stat().st_mtime_ns == stamp
     assert Path(root, "phantom-clip", tiny.key()) == folder
+
+
+def _tiny_cfg(**kw):
+    from dataclasses import replace
+
+    from lanic_hub.backbone.phantom_clip import PhantomClipConfig
+
+    base = dict(n_images=64, epochs=2, batch_size=32, check_train=120, check_test=80, min_probe_auroc=0.0)
+    return replace(PhantomClipConfig(), **{**base, **kw})
+
+
+def test_a_slowed_loop_gives_the_same_weights(tmp_path):
+    """The budget is steps: a run slowed down 0.4 s per step (as on a busy machine) trains the
+    same model as an unslowed one, and says it finished."""
+    import time
+
+    from lanic_hub.backbone.phantom_clip import train_phantom_clip
+
+    cfg = _tiny_cfg()
+    fast = train_phantom_clip(cfg, tmp_path / "fast", num_proc=1, progress=False)
+    slow = train_phantom_clip(
+        cfg, tmp_path / "slow", num_proc=1, progress=False, on_step=lambda step: time.sleep(0.4)
+    )
+    assert fast["steps"] == slow["steps"] == cfg.planned_steps == 4
+    assert fast["complete"] and slow["complete"]
+    assert slow["seconds"]["train"] > fast["seconds"]["train"] + 1.5
+    a = load_file(tmp_path / "fast" / "open_clip_model.safetensors")
+    b = load_file(tmp_path / "slow" / "open_clip_model.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_time_limit_fails_and_caches_nothing(tmp_path):
+    from lanic_hub.backbone.phantom_clip import PhantomClipError
+
+    cfg = _tiny_cfg()
+    with pytest.raises(PhantomClipError, match=r"time limit .* after 1 of 4 steps; nothing was cached"):
+        ensure_phantom_clip(cfg, root=tmp_path, progress=False, max_seconds=0.0, num_proc=1)
+    assert not (tmp_path / "phantom-clip" / cfg.key()).exists()
+    partial = tmp_path / "phantom-clip" / f"{cfg.key()}.partial"
+    assert json.loads((partial / "training_report.json").read_text())["complete"] is False
+
+
+def test_a_cut_short_cache_entry_is_trained_again(tmp_path, capsys):
+    """A cached folder whose report says its run was cut short (as the old wall-clock cap left
+    them) is never served: it is retrained, with a message naming the report."""
+    import shutil
+
+    from lanic_hub.backbone.phantom_clip import train_phantom_clip
+
+    cfg = _tiny_cfg()
+    folder = tmp_path / "phantom-clip" / cfg.key()
+    train_phantom_clip(cfg, folder, num_proc=1, progress=False, max_seconds=0.0)
+    rep = json.loads((folder / "training_report.json").read_text())
+    assert (rep["steps"], rep["complete"]) == (1, False)
+    got = ensure_phantom_clip(cfg, root=tmp_path, progress=False, num_proc=1)
+    assert got == folder
+    msg = capsys.readouterr().err
+    assert str(folder / "training_report.json") in msg and "stopped after 1 of 4 steps" in msg
+    rep = json.loads((folder / "training_report.json").read_text())
+    assert rep["complete"] and rep["steps"] == 4 and rep["check"]["passed"]
+    # a complete entry without a passed probe is not served either
+    rep["check"]["passed"] = False
+    (folder / "training_report.json").write_text(json.dumps(rep))
+    shutil.copy(folder / "training_report.json", tmp_path / "failed.json")
+    ensure_phantom_clip(cfg, root=tmp_path, progress=False, num_proc=1)
+    assert "calibration probe" in capsys.readouterr().err
+    assert json.loads((folder / "training_report.json").read_text())["check"]["passed"]
+
+
+def test_a_model_below_the_probe_band_is_not_cached(tmp_path):
+    from lanic_hub.backbone.phantom_clip import PhantomClipError
+
+    cfg = _tiny_cfg(min_probe_auroc=0.99)  # a 4-step model is far from it
+    with pytest.raises(PhantomClipError, match=r"\.rejected/training_report\.json: .* below"):
+        ensure_phantom_clip(cfg, root=tmp_path, progress=False, num_proc=1)
+    assert not (tmp_path / "phantom-clip" / cfg.key()).exists()
+    rep = json.loads(
+        (tmp_path / "phantom-clip" / f"{cfg.key()}.rejected" / "training_report.json").read_text()
+    )
+    assert rep["complete"] and not rep["check"]["passed"] and rep["check"]["macro_probe_auroc"] < 0.99
+
+
+def test_the_cache_key_records_every_field():
+    from dataclasses import fields, replace
+
+    from lanic_hub.backbone.phantom_clip import PhantomClipConfig
+
+    base = PhantomClipConfig()
+    changed = {"n_images": 1000, "seed": 1, "epochs": 1, "lr": 1e-4, "min_probe_auroc": 0.5, "check_test": 7}
+    assert {f.name for f in fields(base)} >= set(changed)
+    keys = {replace(base, **{k: v}).key() for k, v in changed.items()}
+    assert len(keys) == len(changed) and base.key() not in keys

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from tqdm.auto import tqdm
 
 from ..constants import FINDINGS
 from ..data.phantom import DEVICE_FACTORS, PhantomConfig, generate
 from ..data.phantom.case import FACTOR_OF_FINDING
+from ..utils.progress import tqdm
 from .resolve import Backbone
 
 #: How each finding is named in prompts.
@@ -67,8 +67,16 @@ def _report_labels(studies, finding: str) -> tuple[np.ndarray, np.ndarray]:
     return lab != -1.0, lab
 
 
+def _probe_scores(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Logistic-regression scores on ``x_test``; NaN when the training labels have one class."""
+    if len(np.unique(y)) < 2:
+        return np.full(len(x_test), np.nan)
+    return LogisticRegression(C=1.0, max_iter=2000).fit(x, y).decision_function(x_test)
+
+
 def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+    ok = 0 < y.sum() < len(y) and not np.isnan(s).any()
+    return float(roc_auc_score(y, s)) if ok else float("nan")
 
 
 def calibration_report(
@@ -92,8 +100,7 @@ def calibration_report(
 
         ktr, ytr = _report_labels(tr, f)
         kte, yte = _report_labels(te, f)
-        clf = LogisticRegression(C=1.0, max_iter=2000).fit(xtr[ktr], ytr[ktr])
-        score = clf.decision_function(xte)
+        score = _probe_scores(xtr[ktr], ytr[ktr], xte)
         sev = np.array([s.case.findings[fac].severity for s in te])
         present = np.array([s.case.findings[fac].present for s in te])
         mod = (~present) | (sev >= 0.5)
@@ -112,8 +119,7 @@ def calibration_report(
     for d in DEVICE_FACTORS:
         ytr_d = np.array([s.case.factor_present(d) for s in tr], dtype=int)
         yte_d = np.array([s.case.factor_present(d) for s in te], dtype=int)
-        clf = LogisticRegression(C=1.0, max_iter=2000).fit(xtr, ytr_d)
-        devices[d] = _auroc(yte_d, clf.decision_function(xte))
+        devices[d] = _auroc(yte_d, _probe_scores(xtr, ytr_d, xte))
     macro = float(np.nanmean([r["probe_vs_report_labels"] for r in rows.values()]))
     return {
         "data": f"phantom world, probe trained on seed {train_seed} (n={n_train}), tested on seed "

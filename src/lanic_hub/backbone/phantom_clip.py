@@ -15,7 +15,9 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ..constants import FINDINGS
 from ..data.phantom import PhantomConfig, generate
 from ..data.reports import split_sentences
 from ..errors import ConfigError
 from ..utils.io import replace_dir
+from ..utils.progress import tqdm
+from .resolve import BackboneError
 
 TEXT_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+#: Version of what a cache entry holds and promises: 2 = trained to its full step budget and
+#: passed the calibration probe (format 1 entries could be cut short by a wall-clock cap).
+CACHE_FORMAT = 2
+REPORT = "training_report.json"
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -71,21 +78,43 @@ class PhantomClipConfig:
     context_length: int = 128
     """Text tokens kept (MiniLM accepts up to 512)."""
     epochs: int = 9
+    """Passes over the ``n_images``: the budget is ``n_images // batch_size * epochs`` optimiser
+    steps, the same on every machine (nothing here depends on how fast it runs)."""
     batch_size: int = 128
+    """Image-report pairs per step."""
     lr: float = 3e-3
+    """Peak learning rate (AdamW, 50 warm-up steps, cosine decay)."""
     weight_decay: float = 0.05
-    max_seconds: float = 140.0
-    """Wall-clock cap on the optimisation loop (the rest of the epochs are skipped)."""
+    """AdamW weight decay."""
     world: PhantomConfig = field(default_factory=PhantomConfig)
     """The phantom world trained on."""
+    check_train: int = 1000
+    """Held-out phantoms (seed ``seed + 1``) the calibration probe is fitted on before caching."""
+    check_test: int = 600
+    """Held-out phantoms (seed ``seed + 2``) the calibration probe is measured on."""
+    min_probe_auroc: float = 0.80
+    """The model is cached only if the probe's macro AUROC against report labels reaches this:
+    the low end of the documented band 0.80-0.92 (docs/phantom_clip.md). 0 turns the check off
+    (tiny test models)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.n_images < self.batch_size:
+            raise ConfigError(f"the phantom CLIP needs epochs >= 1 and n_images >= batch_size >= 1: {self}")
+        if min(self.check_train, self.check_test) < 1:
+            raise ConfigError(f"the calibration probe needs check_train, check_test >= 1: {self}")
+
+    @property
+    def planned_steps(self) -> int:
+        """The optimisation budget in steps."""
+        return (self.n_images // self.batch_size) * self.epochs
 
     def key(self) -> str:
-        """Cache key: every field but the time cap, plus the phantom renderer's version."""
+        """Cache key: every field, the phantom renderer's version and the cache format."""
         from ..data.phantom.render import RENDER_VERSION
 
         d = asdict(self)
-        d.pop("max_seconds")
         d["render_version"] = RENDER_VERSION
+        d["cache_format"] = CACHE_FORMAT
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -123,10 +152,44 @@ def _build_model(cfg: PhantomClipConfig):
         hf_tokenizer_name=str(minilm_dir()),
         hf_model_pretrained=True,
     )
-    model = open_clip.CustomTextCLIP(embed_dim=cfg.embed_dim, vision_cfg=mc["vision_cfg"], text_cfg=text_cfg)
+    from transformers.utils import logging as hf_logging
+
+    # transformers reports the checkpoint's pooler.* weights (which open_clip's mean-pooled tower
+    # does not use) as UNEXPECTED on every load; the check below makes that silence safe
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        model = open_clip.CustomTextCLIP(
+            embed_dim=cfg.embed_dim, vision_cfg=mc["vision_cfg"], text_cfg=text_cfg
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    _check_text_tower(model.text.transformer)
     model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=cfg.context_length)
     return model, tokenizer
+
+
+#: Checkpoint weights of all-MiniLM-L6-v2 that the text tower does not use (it mean-pools).
+UNUSED_TEXT_WEIGHTS = ("pooler.", "embeddings.position_ids")
+
+
+def _check_text_tower(transformer: torch.nn.Module) -> None:
+    """Every weight of the all-MiniLM-L6-v2 checkpoint but the unused pooler arrived unchanged."""
+    from safetensors.torch import load_file
+
+    ckpt = {
+        k: v
+        for k, v in load_file(minilm_dir() / "model.safetensors").items()
+        if not k.startswith(UNUSED_TEXT_WEIGHTS)
+    }
+    got = transformer.state_dict()
+    bad = sorted(k for k, v in ckpt.items() if k not in got or not torch.equal(got[k].cpu(), v))
+    if bad:
+        raise ConfigError(f"{minilm_dir()}: text-tower weights {bad[:5]} did not load from the checkpoint")
 
 
 @torch.no_grad()  # not inference_mode: the features enter autograd through the projection
@@ -162,12 +225,23 @@ def normalise(u8: torch.Tensor) -> torch.Tensor:
 
 
 def train_phantom_clip(
-    cfg: PhantomClipConfig, out: str | Path, *, num_proc: int = 2, progress: bool = True
+    cfg: PhantomClipConfig,
+    out: str | Path,
+    *,
+    num_proc: int = 2,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train and save the phantom CLIP in BiomedCLIP's layout under ``out``. Returns a report.
 
     Loss: CLIP's symmetric InfoNCE between images and their reports, plus a multi-positive one
     between each image and all distinct report sentences (its own sentences are the positives).
+
+    The budget is :attr:`PhantomClipConfig.planned_steps`, so a seed gives the same model on a
+    fast or a busy machine. ``max_seconds`` is a guard, not a budget: a run that passes it stops
+    and is saved with ``"complete": false`` in its report (:func:`ensure_phantom_clip` never
+    caches such a run). ``on_step(step)`` is called after every optimiser step.
     """
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
@@ -194,7 +268,7 @@ def train_phantom_clip(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(studies)
     steps_per_epoch = n // cfg.batch_size
-    total = steps_per_epoch * cfg.epochs
+    total = cfg.planned_steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
@@ -243,7 +317,9 @@ def train_phantom_clip(
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if time.perf_counter() - t_train0 > cfg.max_seconds:
+            if on_step is not None:
+                on_step(step)
+            if max_seconds is not None and step < total and time.perf_counter() - t_train0 > max_seconds:
                 stopped_early = True
                 break
         if stopped_early:
@@ -255,7 +331,9 @@ def train_phantom_clip(
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
         "steps": step,
         "planned_steps": total,
-        "stopped_at_time_cap": stopped_early,
+        "complete": step == total,
+        "stopped_at_time_limit": stopped_early,
+        "time_limit_s": max_seconds,
         "final_loss": float(np.mean(losses[-20:])),
         "seconds": {
             "data": round(t_data, 1),
@@ -288,19 +366,134 @@ def save_biomedclip_layout(model, cfg: PhantomClipConfig, out: str | Path, repor
             shutil.copy(src / f, tmp / f)
     (tmp / "text_config").mkdir()
     shutil.copy(src / "config.json", tmp / "text_config" / "config.json")
-    (tmp / "training_report.json").write_text(json.dumps(report, indent=1))
+    (tmp / REPORT).write_text(json.dumps(report, indent=1))
     return replace_dir(tmp, out)
 
 
+class PhantomClipError(BackboneError):
+    """The phantom CLIP did not finish its step budget or failed its calibration probe."""
+
+
+def quality_check(folder: str | Path, cfg: PhantomClipConfig, progress: bool = False) -> dict[str, Any]:
+    """The calibration probe a phantom CLIP must pass before it is cached: a linear probe on its
+    image embeddings against report labels, fitted on ``cfg.check_train`` held-out phantoms (seed
+    ``cfg.seed + 1``) and measured on ``cfg.check_test`` others (seed ``cfg.seed + 2``)."""
+    from .calibration import calibration_report
+    from .resolve import load_backbone
+
+    t = time.perf_counter()
+    rep = calibration_report(
+        load_backbone(f"local-dir:{folder}"),
+        cfg.world,
+        n_train=cfg.check_train,
+        n_test=cfg.check_test,
+        train_seed=cfg.seed + 1,
+        test_seed=cfg.seed + 2,
+        progress=progress,
+    )
+    macro = rep["macro_probe_vs_report_labels"]
+    return {
+        "measured_on": rep["data"],
+        "macro_probe_auroc": macro,
+        "probe_auroc": {f: r["probe_vs_report_labels"] for f, r in rep["findings"].items()},
+        "device_probe_auroc": rep["devices"],
+        "min_probe_auroc": cfg.min_probe_auroc,
+        "passed": bool(cfg.min_probe_auroc <= 0 or macro >= cfg.min_probe_auroc),
+        "seconds": round(time.perf_counter() - t, 1),
+    }
+
+
+def cache_problem(folder: str | Path) -> str | None:
+    """Why a cached phantom CLIP folder must not be served (None: it may): no weights or report,
+    a run that did not finish its step budget, or one that did not pass the calibration probe."""
+    folder = Path(folder)
+    if (
+        not (folder / "open_clip_model.safetensors").is_file()
+        or not (folder / "open_clip_config.json").is_file()
+    ):
+        return "no weights or open_clip_config.json"
+    try:
+        rep = json.loads((folder / REPORT).read_text())
+    except (OSError, ValueError):
+        return f"no readable {REPORT}"
+    if not rep.get("complete"):
+        return f"its training stopped after {rep.get('steps', '?')} of {rep.get('planned_steps', '?')} steps"
+    check = rep.get("check") or {}
+    if not check.get("passed"):
+        got = check.get("macro_probe_auroc")
+        return (
+            "it has not passed the calibration probe"
+            if got is None
+            else f"its calibration probe gave macro AUROC {got:.3f} < {check.get('min_probe_auroc')}"
+        )
+    return None
+
+
 def ensure_phantom_clip(
-    cfg: PhantomClipConfig | None = None, *, root: str | Path | None = None, progress: bool = True
+    cfg: PhantomClipConfig | None = None,
+    *,
+    root: str | Path | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+    max_seconds: float | None = None,
+    num_proc: int = 2,
 ) -> Path:
-    """The cached phantom CLIP folder for ``cfg``, training it first if it is not there yet."""
-    cfg = cfg or PhantomClipConfig()
+    """The cached phantom CLIP folder for ``cfg`` (default: the embedded default's, see
+    :func:`lanic_hub.smoke.phantom_clip_config`), training it first if it is not there yet.
+
+    A run enters the cache only after it finished its step budget and passed
+    :func:`quality_check`; it is trained in ``<key>.partial`` and renamed into place. A cached
+    folder whose report says otherwise (cut short, or failed the probe) is trained again, with a
+    message naming the report. A run stopped by ``max_seconds``, or one that fails the probe, raises
+    :class:`PhantomClipError` and leaves the cache as it was.
+    """
+    if cfg is None:
+        from ..smoke import phantom_clip_config
+
+        cfg = phantom_clip_config()
     folder = Path(root or cache_root()) / "phantom-clip" / cfg.key()
-    if (folder / "open_clip_model.safetensors").is_file() and (folder / "open_clip_config.json").is_file():
+    problem = cache_problem(folder) if folder.exists() else "not trained yet"
+    if problem is None and not retrain:
         return folder
-    if progress:
-        print(f"training the phantom CLIP into {folder} (once; about 3 minutes on 2 cores)")
-    train_phantom_clip(cfg, folder, progress=progress)
-    return folder
+    if progress or folder.exists():
+        why = f"{folder / REPORT}: {problem}; training it again" if folder.exists() else "once"
+        print(
+            f"training the phantom CLIP into {folder} ({why}; {cfg.planned_steps} steps, about 3 minutes "
+            "on 2 cores)",
+            file=sys.stderr,
+        )
+    return train_checked(cfg, folder, progress=progress, max_seconds=max_seconds, num_proc=num_proc)
+
+
+def train_checked(
+    cfg: PhantomClipConfig,
+    folder: str | Path,
+    *,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    num_proc: int = 2,
+) -> Path:
+    """Train into ``<folder>.partial``, check (step budget finished, :func:`quality_check`
+    passed), then rename into ``folder``; otherwise raise :class:`PhantomClipError` and leave
+    ``folder`` as it was (a failed probe's model is kept in ``<folder>.rejected``)."""
+    folder = Path(folder)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    report = train_phantom_clip(cfg, partial, num_proc=num_proc, progress=progress, max_seconds=max_seconds)
+    if not report["complete"]:
+        raise PhantomClipError(
+            f"the phantom CLIP stopped at the time limit ({max_seconds} s) after {report['steps']} of "
+            f"{report['planned_steps']} steps; nothing was cached (the partial model is in {partial}). "
+            "Run without a time limit: the step budget, not the clock, decides the model."
+        )
+    report["check"] = quality_check(partial, cfg, progress=progress)
+    (partial / REPORT).write_text(json.dumps(report, indent=1))
+    if not report["check"]["passed"]:
+        rejected = replace_dir(partial, folder.with_name(folder.name + ".rejected"))
+        raise PhantomClipError(
+            f"{rejected / REPORT}: the phantom CLIP finished its {report['steps']} steps but its calibration "
+            f"probe gave macro AUROC {report['check']['macro_probe_auroc']:.3f}, below the documented band's "
+            f"{cfg.min_probe_auroc} ({report['check']['measured_on']}); it was not cached. This should not "
+            "happen with the default config: please report it with that file."
+        )
+    return replace_dir(partial, folder)
