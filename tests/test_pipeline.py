@@ -113,3 +113,42 @@ def test_build_runs_on_an_image_folder_with_a_labels_csv(tiny_phantom_clip, tmp_
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "lanic-eval suite 'data'" in card and "assumed not redistributable" in card
     assert f"{macro:.3f}" in card  # the card quotes this evaluation (a tiny CLIP: the value is not the point)
+
+
+def test_a_0_pattern_build_is_not_reported_as_done(tiny_phantom_clip, tmp_path, capsys):
+    """The issue's folder build: 2 members can never give a pattern of support 5. The build says so
+    loudly (stderr, the card, summary.json, the Space's banner) instead of a plain "Done"."""
+    from datasets import load_from_disk
+
+    from lanic_hub import LanICModel
+    from lanic_hub.cli import main
+    from lanic_hub.data.phantom import PhantomConfig, export
+    from lanic_hub.demo import health_warning
+
+    from .image_folders import write_image_folder
+
+    hf_dir = export(
+        tmp_path / "ph", 160, seed=9, cfg=PhantomConfig(prevalence_scale=2.0), mimic=False, progress=False
+    )["hf"]
+    root = write_image_folder(load_from_disk(str(hf_dir)), tmp_path / "my-folder")
+    doc = {
+        "out": str(tmp_path / "run"),
+        "data": f"folder:{root}?patient=patient&split=split&report=report",
+        "backbone": f"local-dir:{tiny_phantom_clip[2]}",
+        "embed": {"num_workers": 0, "batch_size": 64},
+        "train": {"preset": "phantom", "members": 2},
+        "patterns": {"sample_rows": 200, "batch_size": 64},
+        "evaluate": False,
+    }
+    cfg = tmp_path / "folder.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["build", "--config", str(cfg)]) == 0
+    out = capsys.readouterr()
+    assert "WARNING:" in out.err and "no pattern passed support" in out.err
+    assert "health check" in out.out and "probably not usable" in out.out and "Done in" in out.out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "patterns" in {c["name"] for c in summary["health"]["failed"]}
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "## Health checks" in card and "**Warning:" in card and "no pattern passed" in card
+    assert "no pattern passed" in health_warning(LanICModel.from_pretrained(tmp_path / "run" / "model"))
+    assert main(["build", "--config", str(cfg), "--strict"]) == 3  # a rerun: every stage is cached

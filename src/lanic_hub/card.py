@@ -149,7 +149,31 @@ def render_model_card(
         bank_text=bank_text,
         training_data=training,
         policy=report.get("policy", "?"),
+        health_text=health_text(model.bank_meta.get("health")),
     )
+
+
+def health_text(checks: list[dict[str, Any]] | None) -> str:
+    """The card's health-check section: a loud warning per failed check, then every check."""
+    if not checks:
+        return ""
+    bad = [c for c in checks if not c["ok"]]
+    lines = []
+    if bad:
+        lines.append(
+            f"> **Warning: {len(bad)} health check{'s' if len(bad) > 1 else ''} failed; this model is "
+            "probably not usable.**"
+        )
+        lines += [f"> - {c['message']} (band: {c['band']})" for c in bad]
+        lines.append("")
+    else:
+        lines.append(f"All {len(checks)} health checks passed (`lanic_hub.health`).\n")
+    lines += ["| check | value | band | passed |", "|---|---|---|---|"]
+    for c in checks:
+        v = c["value"]
+        shown = "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+        lines.append(f"| {c['name']} | {shown} | {c['band']} | {'yes' if c['ok'] else '**no**'} |")
+    return "\n".join(lines)
 
 
 def _fmt(v: Any) -> str:

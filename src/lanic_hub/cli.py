@@ -84,16 +84,17 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """The main job on the embedded default: phantoms -> phantom CLIP -> ... -> a saved model."""
     from .pipeline import EmbedOptions, PipelineConfig, TrainOptions
+    from .smoke import phantoms
 
     cfg = PipelineConfig(
         out=args.out,
-        phantom_n=args.n,
+        phantom_n=args.n if args.n is not None else phantoms(2000),
         phantom_seed=args.seed,
         backbone=args.backbone,
         embed=EmbedOptions(num_workers=args.num_proc),
         train=TrainOptions(members=args.members),
     )
-    return _run_and_report(cfg)
+    return _run_and_report(cfg, args.strict)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -104,26 +105,34 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = PipelineConfig.from_yaml(args.config)
     if args.out:
         cfg = replace(cfg, out=args.out)
-    return _run_and_report(cfg)
+    return _run_and_report(cfg, args.strict)
 
 
-def _run_and_report(cfg) -> int:
+def _run_and_report(cfg, strict: bool = False) -> int:
     from .pipeline import run_pipeline
 
     t = time.perf_counter()
     s = run_pipeline(cfg)
     s["seconds"]["total"] = round(time.perf_counter() - t, 1)
-    print("\n" + json.dumps(s, indent=1))
+    shown = {k: v for k, v in s.items() if k != "health"}
+    print("\n" + json.dumps(shown, indent=1))
     model = s["model"]
+    bad = s["health"]["failed"]
+    verdict = (
+        f"Done in {s['seconds']['total']:.0f} s, but {len(bad)} health check{'s' if len(bad) > 1 else ''} "
+        "failed (above): this model is probably not usable."
+        if bad
+        else f"Done in {s['seconds']['total']:.0f} s; all {len(s['health']['checks'])} health checks passed."
+    )
     print(
-        f"\nDone in {s['seconds']['total']:.0f} s. The model is in {model} (model card: {model}/README.md).\n"
+        f"\n{verdict} The model is in {model} (model card: {model}/README.md).\n"
         f"Open the demo:      lanic-hub demo --model {model}\n"
         f"Explain an image:   lanic-hub explain --model {model} IMAGE.png\n"
         "From Python:        from lanic_hub import LanICModel\n"
         f"                    m = LanICModel.from_pretrained('{model}'); print(m.explain('IMAGE.png'))\n"
         "Research software, not a medical device."
     )
-    return 0
+    return _health_exit(s["health"]["checks"], model, strict)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -147,7 +156,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     out = export_model(train, Path(args.out), open_dataset(spec), opts, report)
     print(f"LanIC model written to {out}")
-    return 0
+    health = json.loads((out / "patterns.json").read_text())["meta"]["health"]
+    return _health_exit(health, str(out), args.strict)
 
 
 def resolve_backbone_spec(spec: str) -> str:
@@ -162,12 +172,16 @@ def resolve_backbone_spec(spec: str) -> str:
 def cmd_train_phantom(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .backbone.phantom_clip import PhantomClipConfig, cache_root, train_phantom_clip
+    from .backbone.phantom_clip import REPORT, PhantomClipConfig, ensure_phantom_clip, train_checked
 
-    cfg = replace(PhantomClipConfig(), n_images=args.n, max_seconds=args.max_seconds, seed=args.seed)
-    out = Path(args.out) if args.out else cache_root() / "phantom-clip" / cfg.key()
-    report = train_phantom_clip(cfg, out, num_proc=args.num_proc)
-    print(json.dumps(report["seconds"]))
+    cfg = replace(PhantomClipConfig(), n_images=args.n, seed=args.seed)
+    kw = dict(max_seconds=args.max_seconds, num_proc=args.num_proc)
+    if args.out:
+        out = train_checked(cfg, Path(args.out), **kw)
+    else:
+        out = ensure_phantom_clip(cfg, retrain=True, **kw)
+    report = json.loads((out / REPORT).read_text())
+    print(json.dumps({"steps": report["steps"], "seconds": report["seconds"], "check": report["check"]}))
     print(f"phantom CLIP saved in BiomedCLIP layout: {out}\nload it with: local-dir:{out}")
     return 0
 
@@ -222,7 +236,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     )
     print(f"classifier and ensemble written to {args.out}")
+    return _health_exit(rep["health"], str(args.out), args.strict)
+
+
+def _health_exit(checks: list[dict], where: str, strict: bool) -> int:
+    """Print the failed health checks loudly (stderr); exit code 3 for them under --strict."""
+    from .health import failed, format_warning
+
+    if failed(checks):
+        print(format_warning(checks, where), file=sys.stderr)
+        return 3 if strict else 0
     return 0
+
+
+def _add_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with code 3 when a health check fails (the figures of an unusable model)",
+    )
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -317,7 +349,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import launch
 
-    launch(args.model, port=args.port)
+    launch(args.model, port=args.port, share=args.share)
     return 0
 
 
@@ -364,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Stages whose inputs did not change are skipped on a rerun.",
         "lanic-hub quickstart --out runs/quickstart",
     )
-    p.add_argument("--n", type=int, default=2000, help="phantoms (default 2000)")
+    p.add_argument("--n", type=int, default=None, help="phantoms (default 2000; 300 with LANIC_HUB_SMOKE=1)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     p.add_argument("--num-proc", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--members", type=int, default=None, help="ensemble size T (default 100)")
@@ -372,18 +404,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone", default="phantom", help="'phantom' (default: the cached phantom CLIP) or a spec"
     )
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
+    _add_strict(p)
     p.set_defaults(func=cmd_quickstart)
+
+    from .pipeline import PipelineConfig, packaged_config_dir, packaged_configs
+    from .utils.config_docs import describe
 
     p = _command(
         sub,
         "build",
         "run the whole pipeline on real data from a YAML config",
         "Build a LanIC model from a dataset and a backbone described in a YAML file.\n"
-        "Packaged configs (pass the name): mimic-cxr-biomedclip.yaml, chexpert-biomedclip.yaml.",
+        f"Packaged configs (pass the name, or copy one and edit it): {', '.join(packaged_configs())},\n"
+        f"  in {packaged_config_dir()}\n\n"
+        "YAML keys (every key is optional; the values shown are the defaults, which run the embedded\n"
+        "phantom world):\n" + describe(PipelineConfig),
         "lanic-hub build --config mimic-cxr-biomedclip.yaml",
     )
     p.add_argument("--config", required=True, help="a YAML file, or the name of a packaged config")
     p.add_argument("--out", default=None, help="override the config's output folder")
+    _add_strict(p)
     p.set_defaults(func=cmd_build)
 
     p = _command(
@@ -402,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-id", default="your-name/cxr-lanic", help="used in the card's usage snippet")
     p.add_argument("--bundle-backbone", action="store_true", help="copy the backbone into the folder")
     p.add_argument("--no-thumbnails", action="store_true", help="skip gallery thumbnails")
+    _add_strict(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("backbone", help="backbone tools: train the phantom CLIP, calibrate a backbone")
@@ -415,7 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--n", type=int, default=6000, help="phantoms to train on (default 6000)")
     q.add_argument("--seed", type=int, default=1000, help="training world seed (default 1000)")
-    q.add_argument("--max-seconds", type=float, default=150.0, help="cap on the optimisation loop")
+    q.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="fail, caching nothing, if the optimisation takes longer (default: no limit; the step "
+        "budget decides the model, so a seed gives the same weights on any machine)",
+    )
     q.add_argument("--num-proc", type=int, default=2, help="processes drawing phantoms (default 2)")
     q.add_argument("--out", default=None, help="folder (default: the user cache dir)")
     q.set_defaults(func=cmd_train_phantom)
@@ -495,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["topk", "jumprelu"],
         help="'topk' (default) or 'jumprelu': learned thresholds with an L0 penalty, k becomes a cap",
     )
+    _add_strict(p)
     p.set_defaults(func=cmd_train)
 
     p = _command(
@@ -559,6 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="model folder or repo id (default: $LANIC_MODEL or the quickstart's)"
     )
     p.add_argument("--port", type=int, default=None, help="server port (default: Gradio's 7860)")
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also serve it on a temporary public gradio.live link (needs network; do not share "
+        "models of credentialed data)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = _command(
@@ -587,7 +641,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .utils.progress import quiet_library_bars
+
     args = build_parser().parse_args(argv)
+    quiet_library_bars()
     try:
         return int(args.func(args) or 0)
     except LanicError as exc:

@@ -216,6 +216,28 @@ def pattern_cards(model, contributions) -> str:
     return "".join(blocks) or "No pattern contributes."
 
 
+def examples_label(examples: list[tuple[str, str]]) -> str:
+    """The examples' heading: what they are, only what is there."""
+    kinds = []
+    if any(c.startswith("phantom") for _, c in examples):
+        kinds.append("phantoms with ground truth")
+    if any(c.startswith("NIH") for _, c in examples):
+        kinds.append("real NIH ChestX-ray14 images with NIH labels")
+    return "Examples (" + "; ".join(kinds) + ")" if kinds else "Examples"
+
+
+def health_warning(model) -> str:
+    """A prominent note when the model's health checks failed (``patterns.json`` meta), else ''."""
+    bad = [c for c in model.bank_meta.get("health", []) if not c["ok"]]
+    if not bad:
+        return ""
+    items = "\n".join(f"> - {c['message']} (band: {c['band']})" for c in bad)
+    return (
+        f"> ## ⚠ This model failed {len(bad)} health check{'s' if len(bad) > 1 else ''}: its predictions "
+        f"and explanations are probably not usable.\n>\n{items}"
+    )
+
+
 def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
     """PNG copies of a few test phantoms with their ground truth as captions."""
     from .data.images import load_image
@@ -248,15 +270,28 @@ def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
     return res
 
 
-def nih_examples(root: Path, n: int = 4) -> list[tuple[str, str]]:
+def nih_examples(root: Path | None, n: int = 4) -> list[tuple[str, str]]:
     import csv
 
+    if root is None:
+        return []
     labels = root / "labels.csv"
     if not labels.is_file():
         return []
     rows = list(csv.DictReader(labels.open()))
     big = [r for r in rows if int(r.get("width", 0) or 0) >= 128][:n]
     return [(str(root / r["file"]), f"NIH ChestX-ray14; NIH labels: {r['finding_labels']}") for r in big]
+
+
+def nih_examples_dir() -> Path | None:
+    """The NIH example images: ``$LANIC_NIH_EXAMPLES``, else ``cxr_real`` in the shared fixtures
+    (``$LANIC_SHARED_DATA``, else beside the clone; :mod:`lanic_hub.utils.fixtures`)."""
+    from .utils.fixtures import shared_data_dir
+
+    if os.environ.get("LANIC_NIH_EXAMPLES"):
+        return Path(os.environ["LANIC_NIH_EXAMPLES"])
+    shared = shared_data_dir()
+    return shared / "cxr_real" if shared else None
 
 
 def default_model_path() -> str:
@@ -279,7 +314,7 @@ def load_demo(model: str | None = None, build_if_missing: bool = True, log=print
     root = Path(ref).parent if Path(ref).exists() else None
     if root is not None:
         examples += phantom_examples(root)
-    examples += nih_examples(Path(os.environ.get("LANIC_NIH_EXAMPLES", "../shared/data/cxr_real")))
+    examples += nih_examples(nih_examples_dir())
     board = ""
     card = (m._folder / "README.md") if m._folder else None
     if card and card.is_file():
@@ -297,6 +332,9 @@ def build_app(demo: Demo):
     cats = ["all", *sorted({p["category"] for p in demo.model.patterns})]
     with gr.Blocks(title="CXR-LanIC demo (research use only)", analytics_enabled=False) as app:
         gr.Markdown("# CXR-LanIC: predictions explained by named patterns\n\n" + NOTICE)
+        warning = health_warning(demo.model)
+        if warning:
+            gr.Markdown(warning, elem_id="health-warning")
         with gr.Tab("Explain"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -310,9 +348,10 @@ def build_app(demo: Demo):
                             [[p] for p, _ in demo.examples],
                             inputs=[upload],
                             example_labels=[c for _, c in demo.examples],
-                            label="Examples (phantoms with ground truth; real NIH images)",
+                            label=examples_label(demo.examples),
                         )
-                        gr.Markdown(f"<small>{NIH_ATTRIBUTION}</small>")
+                        if any(c.startswith("NIH") for _, c in demo.examples):
+                            gr.Markdown(f"<small>{NIH_ATTRIBUTION}</small>")
                 with gr.Column(scale=2):
                     status = gr.Markdown()
                     labels = gr.Label(label="Probabilities", num_top_classes=len(findings))

@@ -34,23 +34,35 @@ from .utils.io import write_text_atomic
 
 @dataclass(frozen=True)
 class EmbedOptions:
+    """How the backbone embeds the dataset (``lanic-hub embed``)."""
+
     batch_size: int = 64
+    """Images per forward pass."""
     num_workers: int = 2
+    """Image-decoding worker processes (and phantom-drawing processes); capped at the machine's
+    cores, with a note when it is."""
     shard_size: int = 2048
+    """Rows per embeddings shard (the unit of resuming and of streaming later stages)."""
     dtype: str = "float32"
+    """Stored precision: float32, float16 or bfloat16."""
     autocast: str | None = None
     """'bf16' / 'fp16' on a GPU."""
     device: str | None = None
     """Default: cuda when available, else cpu."""
     text: bool = True
+    """Also embed each report and its sentences with the text tower (naming, the text stream)."""
 
 
 @dataclass(frozen=True)
 class TrainOptions:
+    """The classifier and the transcoder ensemble (``lanic-hub train``)."""
+
     preset: str = "phantom"
     """'phantom' (T=100, L=256, k=8) or 'paper' (T=100, L=2048, k=32)."""
     members: int | None = None
+    """Ensemble size T (default: the preset's, 100)."""
     policy: str = "U-Ignore"
+    """Uncertain (-1) labels: U-Ignore (left out), U-Ones (positive) or U-Zeros (negative)."""
     multimodal: bool | None = None
     """Add report and sentence embeddings to the transcoders' training stream; None: whenever the
     embeddings have them (better naming and image fidelity on the phantom world,
@@ -63,7 +75,10 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class ModelOptions:
+    """The saved model folder and its card."""
+
     name: str = "CXR-LanIC"
+    """The model's name in its card."""
     repo_id: str = "your-name/cxr-lanic"
     """Where you intend to publish it (used in the card's snippet)."""
     bundle_backbone: bool | None = None
@@ -75,22 +90,32 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """The whole pipeline (``lanic-hub build --config FILE.yaml``: these are the YAML keys)."""
+
     out: str = "runs/quickstart"
+    """Output folder: every stage's artefact, stages.json and summary.json."""
     data: str = "phantom"
     """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH,
     folder:ROOT?csv=FILE&... (an image folder with a labels CSV) or a bare PATH
     (:mod:`lanic_hub.data.open`)."""
     phantom_n: int = 2000
+    """data: phantom only: how many phantoms to draw."""
     phantom_seed: int = 0
+    """data: phantom only: the world's seed."""
     phantom_shortcuts: tuple[str, ...] = ()
     """Shortcut couplings of the phantom world, e.g. 'chest_tube:Atelectasis:0.9:train+validate'."""
     backbone: str = "phantom"
     """'phantom' (the cached phantom CLIP), hf-hub:REPO or local-dir:PATH."""
     backbone_revision: str | None = None
+    """A Hub revision (commit, tag or branch) for an hf-hub: backbone."""
     embed: EmbedOptions = field(default_factory=EmbedOptions)
+    """Embedding extraction."""
     train: TrainOptions = field(default_factory=TrainOptions)
+    """Classifier and transcoder ensemble."""
     patterns: BankConfig = field(default_factory=BankConfig)
+    """How latents become the pattern bank."""
     model: ModelOptions = field(default_factory=ModelOptions)
+    """The model folder and its card."""
     evaluate: bool = True
     """Run the evaluation suite of the data (phantom / mimic-cxr / chexpert / nih, or the generic
     'data' suite for any other dataset: its test split) on the saved
@@ -106,7 +131,7 @@ class PipelineConfig:
 
         path = Path(path)
         if not path.is_file():
-            packaged = Path(__file__).parent / "resources" / "configs" / path.name
+            packaged = packaged_config_dir() / path.name
             if not packaged.is_file():
                 raise ConfigError(
                     f"{path}: no such config file (packaged configs: {', '.join(packaged_configs())})"
@@ -121,8 +146,13 @@ class PipelineConfig:
         return _build(cls, doc, str(path))
 
 
+def packaged_config_dir() -> Path:
+    """Where the ready configs ship (``lanic_hub/resources/configs``)."""
+    return Path(__file__).parent / "resources" / "configs"
+
+
 def packaged_configs() -> list[str]:
-    return sorted(p.name for p in (Path(__file__).parent / "resources" / "configs").glob("*.yaml"))
+    return sorted(p.name for p in packaged_config_dir().glob("*.yaml"))
 
 
 def _build(cls, doc: dict[str, Any], where: str):
@@ -300,10 +330,17 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
         bank = PatternBank.load(train_dir)
     sec["patterns"] = time.perf_counter() - t
 
-    # 6. the model folder with its card
+    # 6. the model folder with its card (and the health checks, in both)
     t = time.perf_counter()
     log("[6/7] model folder + model card")
-    model_dir = export_model(train_dir, out / "model", ds, cfg.model, report)
+    from .health import run_checks
+
+    health = [c.to_dict() for c in run_checks(report, bank.meta["counts"], is_embedded_default(cfg))]
+    model_dir = export_model(train_dir, out / "model", ds, cfg.model, report, health=health)
+    if cfg.data == "phantom":  # the example images the README and the demo point at
+        from .demo import phantom_examples
+
+        phantom_examples(out)
     sec["model"] = time.perf_counter() - t
 
     # 7. the evaluation suite, on the same data, and the card's results from it
@@ -346,6 +383,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
         "measured_on": report["measured_on"],
         "fvu_full_level": report["fidelity"]["fvu_mean"][str(ens.cfg.n_latents)],
         "pattern_bank": bank.meta["counts"],
+        "health": {"failed": [c for c in health if not c["ok"]], "checks": health},
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     return summary
@@ -377,16 +415,42 @@ def write_card(
     write_text_atomic(model_dir / "README.md", str(card))
 
 
-def export_model(train_dir: Path, model_dir: Path, ds, opts: ModelOptions, report: dict[str, Any]) -> Path:
-    """Write the LanIC model folder (weights, patterns.json, card, thumbnails where allowed)."""
+def is_embedded_default(cfg: PipelineConfig) -> bool:
+    """Whether ``cfg`` builds the embedded default (the quickstart as documented): the same
+    config but for where it writes, whether it evaluates and how many workers it uses."""
+    same = dataclasses.replace(
+        cfg,
+        out=PipelineConfig.out,
+        evaluate=True,
+        embed=dataclasses.replace(cfg.embed, num_workers=EmbedOptions.num_workers, device=None),
+    )
+    return same == PipelineConfig()
+
+
+def export_model(
+    train_dir: Path,
+    model_dir: Path,
+    ds,
+    opts: ModelOptions,
+    report: dict[str, Any],
+    health: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Write the LanIC model folder (weights, patterns.json, card, thumbnails where allowed).
+
+    ``health``: the health checks (:mod:`lanic_hub.health`) to record in ``patterns.json`` and the
+    card; default: those of ``report`` and the bank."""
     from .card import render_model_card
     from .data.schema import source_of
+    from .health import run_checks
     from .modeling import LanICModel
     from .utils.io import replace_dir
 
     model = LanICModel.from_training_folder(train_dir)
     src = source_of(ds)
     model.bank_meta["data_source"] = dataclasses.asdict(src)
+    if health is None:
+        health = [c.to_dict() for c in run_checks(report, model.bank_meta.get("counts", {}))]
+    model.bank_meta["health"] = health
     bundle = opts.bundle_backbone
     if bundle is None:
         bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))

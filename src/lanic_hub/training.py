@@ -289,6 +289,9 @@ def train_from_embeddings(
     )
     with torch.no_grad():
         h = clf.hidden(x)
+    from .smoke import members as smoke_members
+
+    n_members = smoke_members(n_members)
     p = PRESETS[preset]
     ens_kw = dict(p["ensemble"], activation=activation)
     if n_members is not None:
@@ -335,10 +338,20 @@ def train_from_embeddings(
         "auroc": path_aurocs(clf, ens, x[te], y[te], mask[te]),
     }
     report["baselines"] = baseline_aurocs(x, y, mask, tr, te, emb.manifest["backbone"]["spec"])
+    report["labels"] = {
+        s: {
+            f: {"positive": int(y[idx, j][mask[idx, j]].sum()), "labelled": int(mask[idx, j].sum())}
+            for j, f in enumerate(FINDINGS)
+        }
+        for s, idx in parts.items()
+    }
     if "gt_edema" in sub.column_names:  # a phantom world: compare against the ground truth
         report["ground_truth_detection"] = matryoshka_vs_topk(
             ens, x_fit, h_fit, x[te], h[te], sub.select(te), schedule, progress=progress
         )
+    from .health import training_checks
+
+    report["health"] = [c.to_dict() for c in training_checks(report)]
     _atomic_save(
         clf.state_dict(),
         {"d_in": x.shape[1], **asdict(replace(classifier or ClassifierConfig())), "findings": list(FINDINGS)},

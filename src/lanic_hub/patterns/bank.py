@@ -55,11 +55,14 @@ class BankConfig:
     sample_rows: int = 4096
     """Rows (a fixed random sample) on which activation profiles and label AUROCs are computed."""
     batch_size: int = 512
+    """Embedding rows per streamed batch."""
     naming: str = "both"
     """Name from the gallery's mean embedding ('gallery'), the encoder direction ('direction'), or
     the average of both views ('both': best on the phantom world, see docs/patterns_phantom.md)."""
     typical_sentences: int = 3
+    """Most typical report sentences stored per pattern."""
     seed: int = 0
+    """Seed of the sample rows and of the random-gallery coherence baseline."""
 
     def __post_init__(self) -> None:
         if self.naming not in ("gallery", "direction", "both"):
