@@ -49,8 +49,12 @@ def test_bad_inputs():
         check_inputs(x, y, m, "train")
     x, y, m = _data(50, 0)
     y[:, 2] = 1.0
-    with pytest.raises(DataError, match="'Consolidation' has only one class"):
+    with pytest.raises(DataError, match="'Consolidation' has only one class") as err:
         check_inputs(x, y, m, "validate")
+    # what to do about it: the small-dataset remedies and the blank-label trap
+    msg = str(err.value)
+    assert " labelled rows of 50;" in msg and "Blank labels count as negative" in msg
+    assert "?split=COL" in msg and "?fractions=0.6,0.2,0.2" in msg and "labels=COL:OBS" in msg
     with pytest.raises(DataError, match="non-empty"):
         check_inputs(np.zeros((0, 12)), y[:0], m[:0], "test")
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .constants import FINDINGS
 from .errors import ConfigError, DataError
+from .utils.progress import tqdm
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,12 @@ def check_inputs(
         if len(np.unique(vals)) < 2:
             raise DataError(
                 f"{split}: finding {f!r} has only one class ({np.unique(vals).tolist()}) among "
-                f"{int(mask[:, j].sum())} labelled rows; AUROC and training are undefined"
+                f"{int(mask[:, j].sum())} labelled rows of {len(x)}; AUROC and training are undefined. "
+                "Blank labels count as negative, so a finding without a label column is all 0: check "
+                "that the data labels it (folder data: a CSV column named for it, or labels=COL:OBS). "
+                "Every split needs images with and without it: add labelled rows, give the data a split "
+                "column (folder data: ?split=COL), or a larger validation and test share (folder data: "
+                "?fractions=0.6,0.2,0.2)."
             )
 
 

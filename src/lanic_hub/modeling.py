@@ -450,20 +450,20 @@ def resolve_model_folder(
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 
+    from .utils.hfcache import download_command, hub_offline, not_cached_reason
+
+    offline = hub_offline()
     try:
         return Path(
-            snapshot_download(
-                str(name),
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"),
-            )
+            snapshot_download(str(name), revision=revision, cache_dir=cache_dir, local_files_only=offline)
         )
-    except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError, OSError) as exc:
+    except LocalEntryNotFoundError as exc:
         raise ModelFolderError(
-            f"{name}: not a local folder and not found on the Hub or in the cache"
-            f"{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}: {exc}"
+            f"{name}: not a local folder, and {not_cached_reason(str(name), exc, offline)}; "
+            f"download it once with `{download_command(str(name))}`"
         ) from exc
+    except (RepositoryNotFoundError, HFValidationError, OSError) as exc:
+        raise ModelFolderError(f"{name}: not a local folder and not found on the Hub: {exc}") from exc
 
 
 def check_model_folder(folder: Path) -> None:

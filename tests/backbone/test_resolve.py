@@ -79,8 +79,24 @@ def test_hf_hub_from_offline_cache_in_fresh_process(tiny_biomedclip, tmp_path):
 
 def test_hf_hub_not_cached_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BackboneError, match="not in the Hugging Face cache"):
+    with pytest.raises(BackboneError, match="not in the Hugging Face cache") as err:
         load_backbone("hf-hub:lanic-test/DoesNotExist", cache_dir=str(tmp_path))
+    msg = str(err.value)
+    assert "HF_HUB_OFFLINE is set" in msg and "could not be reached" not in msg
+    # the installed huggingface_hub ships the `hf` command (huggingface-cli is gone)
+    assert "`hf download lanic-test/DoesNotExist`" in msg and "huggingface-cli" not in msg
+
+
+@pytest.mark.parametrize("value", ["0", ""])
+def test_hf_hub_not_cached_without_network_says_so(tmp_path, monkeypatch, value):
+    """HF_HUB_OFFLINE=0 (or empty) is online mode: the Hub is asked, the offline guard refuses the
+    connection, and the message names that cause, not offline mode."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    with pytest.raises(BackboneError) as err:
+        load_backbone("hf-hub:lanic-test/DoesNotExist", cache_dir=str(tmp_path))
+    msg = str(err.value)
+    assert "the Hub could not be reached (no network?" in msg and "HF_HUB_OFFLINE is set" not in msg
+    assert "`hf download lanic-test/DoesNotExist`" in msg
 
 
 def test_safetensors_preferred_over_bin(tiny_biomedclip, tmp_path):

@@ -30,7 +30,9 @@ def test_folder_spec_opens_the_real_nih_fixture_like_load_folder(shared_data):
     rows = list(csv.DictReader((root / "labels.csv").open()))
     assert ds["Pleural Effusion"] == [float(r["Effusion"]) for r in rows]
     assert ds["Cardiomegaly"] == [float(r["Cardiomegaly"]) for r in rows]
-    assert ds["Consolidation"] == [None] * 93  # not mapped: unknown, not negative
+    # a column already named as an observation is kept beside the mapped ones
+    assert ds["Consolidation"] == [float(r["Consolidation"]) for r in rows]
+    assert ds["Lung Opacity"] == [None] * 93  # no column for it: unknown, not negative
     assert ds["patient_id"] == [r["patient_id"] for r in rows]
     assert load_image(ds[0]["image"]).size == (int(rows[0]["width"]), int(rows[0]["height"]))
     # the CSV's default name and an explicit relative one are the same file
@@ -81,3 +83,26 @@ def test_absolute_spec_makes_paths_absolute_and_the_kind_explicit(tmp_path, monk
         f"?reports={tmp_path / 'data' / 'reports'}"
     )
     assert absolute_spec(str(phantom_export["hf"])) == f"hf:{phantom_export['hf'].resolve()}"
+
+
+def test_labels_add_to_the_default_columns(shared_data):
+    """The README's `labels=Effusion:Pleural Effusion` keeps the CSV's CheXpert-named columns
+    (Atelectasis, Cardiomegaly, Consolidation, Edema) and adds Effusion as Pleural Effusion."""
+    root = shared_data / "cxr_real"
+    ds = open_dataset(f"folder:{root}?image=file&patient=patient_id&labels=Effusion:Pleural Effusion")
+    rows = list(csv.DictReader((root / "labels.csv").open()))
+    for obs, col in [("Atelectasis", "Atelectasis"), ("Edema", "Edema"), ("Pleural Effusion", "Effusion")]:
+        assert ds[obs] == [float(r[col]) for r in rows]
+    assert sum(ds["Pleural Effusion"]) > 0 and sum(ds["Atelectasis"]) > 0
+
+
+def test_split_fractions_of_a_folder(shared_data):
+    root = shared_data / "cxr_real"
+    base = f"folder:{root}?image=file&patient=patient_id"
+    default = open_dataset(base)["split"]
+    wide = open_dataset(base + "&fractions=0.5,0.25,0.25")["split"]
+    assert default.count("validate") < wide.count("validate") and default.count("train") > wide.count("train")
+    with pytest.raises(DataError, match="three numbers TRAIN,VALIDATE,TEST"):
+        open_dataset(base + "&fractions=0.5,0.5")
+    with pytest.raises(DataError, match="summing to 1"):
+        open_dataset(base + "&fractions=0.5,0.5,0.5")

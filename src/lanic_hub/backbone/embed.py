@@ -26,12 +26,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from ..data.images import load_image
 from ..data.reports import split_sentences
 from ..errors import DataError, LanicError
 from ..utils.io import write_text_atomic
+from ..utils.progress import tqdm
+from ..utils.system import cap_workers
 from .resolve import Backbone
 
 MANIFEST_VERSION = 1
@@ -143,6 +144,7 @@ def embed_dataset(
     skipped = sum(1 for k in range(want["shards"]) if k % world == rank) - len(todo)
     rows = [r for k in todo for r in range(k * shard_size, min(len(ds), (k + 1) * shard_size))]
     t0 = time.perf_counter()
+    num_workers = cap_workers(num_workers, "embed")
     loader = DataLoader(
         _Images(ds.select_columns(["image"]), rows, bb.preprocess, bb.image_size),
         batch_size=batch_size,

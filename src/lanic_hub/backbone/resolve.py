@@ -15,7 +15,6 @@ Weights: safetensors is preferred; ``.bin`` is loaded with ``torch.load(weights_
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,16 +106,18 @@ def _snapshot(repo_id: str, revision: str | None, cache_dir: str | None) -> Path
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    from ..utils.hfcache import download_command, hub_offline, not_cached_reason
+
+    offline = hub_offline()
     try:
         return Path(
             snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline)
         )
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError as exc:
         raise BackboneError(
-            f"hf-hub:{repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set. "
-            f"Download it once with `huggingface-cli download {repo_id}` (or copy the folder and use "
-            "local-dir:<path>); see docs/BACKBONES.md."
+            f"hf-hub:{not_cached_reason(repo_id, exc, offline)}. On a machine with network, run "
+            f"`{download_command(repo_id)}` once (then copy the cache, or the folder as local-dir:<path>); "
+            "see docs/BACKBONES.md."
         ) from None
     except Exception as exc:  # network errors of many kinds: say what to do
         raise BackboneError(

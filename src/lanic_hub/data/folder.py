@@ -20,17 +20,27 @@ def load_folder(
     split_column: str | None = None,
     report_column: str | None = None,
     source: DataSource | None = None,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ):
     """Images under ``root`` listed in ``csv``.
 
-    ``label_columns`` maps CSV column -> CheXpert observation (default: the CSV columns whose
-    names already are CheXpert observations). Cells follow the CheXpert convention 1/0/-1/blank.
+    Label columns: the CSV columns whose names are CheXpert observations, plus ``label_columns``
+    (CSV column -> CheXpert observation), which adds columns under other names (e.g. NIH's
+    ``Effusion`` -> ``Pleural Effusion``) and, for an observation it names, replaces that
+    observation's own column. Cells follow the CheXpert convention 1/0/-1/blank.
+    Without ``split_column`` the split is drawn per patient with ``split_fractions``
+    (train, validate, test).
     ``source`` defaults to a non-redistributable source: say so explicitly to allow exports.
     """
     root, csv = Path(root), Path(csv)
     required = [image_column] + [c for c in (patient_column, split_column, report_column) if c]
     df = read_table(csv, required)
-    mapping = label_columns or {c: c for c in df.columns if c in CHEXPERT_LABELS}
+    if len(split_fractions) != 3 or min(split_fractions) < 0 or abs(sum(split_fractions) - 1) > 1e-6:
+        raise DataError(
+            f"split fractions {split_fractions} must be three shares (train, validate, test) summing to 1"
+        )
+    extra = dict(label_columns or {})
+    mapping = {c: c for c in df.columns if c in CHEXPERT_LABELS and c not in extra.values()} | extra
     bad = [v for v in mapping.values() if v not in CHEXPERT_LABELS]
     if bad:
         raise DataError(f"label_columns map to unknown observations {bad}; use {CHEXPERT_LABELS}")
@@ -54,7 +64,7 @@ def load_folder(
                 "patient_id": pid,
                 "study_id": Path(rel).stem,
                 "view": "",
-                "split": r[split_column] if split_column else patient_split(pid),
+                "split": r[split_column] if split_column else patient_split(pid, split_fractions),
                 "report": r[report_column] if report_column else "",
                 **labels,
             }

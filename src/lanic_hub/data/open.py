@@ -5,10 +5,13 @@ mimic:PATH[?reports=DIR]      MIMIC-CXR-JPG (reports: the separate MIMIC-CXR rep
                               by default looked for under PATH)
 chexpert:PATH                 CheXpert (train.csv / valid.csv)
 nih:PATH                      NIH ChestX-ray14 (Data_Entry_2017*.csv)
-folder:ROOT[?csv=FILE&image=COL&patient=COL&split=COL&report=COL&labels=COL:OBS,COL:OBS]
+folder:ROOT[?csv=FILE&image=COL&patient=COL&split=COL&report=COL&labels=COL:OBS,COL:OBS&fractions=TR,VA,TE]
                               images under ROOT listed in a CSV (default ROOT/labels.csv; a
-                              relative FILE is relative to ROOT); label columns default to the
-                              CSV columns named as CheXpert observations (1 / 0 / -1 / blank)
+                              relative FILE is relative to ROOT); label columns: the CSV columns
+                              named as CheXpert observations (1 / 0 / -1 / blank), plus the
+                              ``labels`` pairs (which add columns under other names); without a
+                              split column the split is drawn per patient with ``fractions``
+                              (default 0.8,0.1,0.1)
 PATH                          recognised by its contents (hf, mimic, chexpert or nih)
 """
 
@@ -20,7 +23,10 @@ from ..errors import DataError
 
 KINDS = ("hf", "mimic", "chexpert", "nih", "folder")
 #: The ``?key=value`` options each kind takes.
-OPTIONS = {"mimic": ("reports",), "folder": ("csv", "image", "patient", "split", "report", "labels")}
+OPTIONS = {
+    "mimic": ("reports",),
+    "folder": ("csv", "image", "patient", "split", "report", "labels", "fractions"),
+}
 
 
 def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
@@ -101,9 +107,20 @@ def _open_folder(spec: str, root: Path, opts: dict[str, str]):
                     f"got {pair!r}"
                 )
             labels[col.strip()] = obs.strip()
+    fractions = (0.8, 0.1, 0.1)
+    if "fractions" in opts:
+        try:
+            fractions = tuple(float(x) for x in opts["fractions"].split(","))
+        except ValueError:
+            fractions = ()
+        if len(fractions) != 3:
+            raise DataError(
+                f"dataset spec {spec!r}: fractions are three numbers TRAIN,VALIDATE,TEST, e.g. 0.6,0.2,0.2"
+            )
     return load_folder(
         root,
         csv,
+        split_fractions=fractions,
         image_column=opts.get("image", "path"),
         label_columns=labels,
         patient_column=opts.get("patient"),

@@ -59,7 +59,7 @@ def patient_split(
 
 def records(df: pd.DataFrame, desc: str):
     """``(csv_row_number, row_dict)`` pairs with a progress bar; row numbers count the header as 1."""
-    from tqdm.auto import tqdm
+    from ..utils.progress import tqdm
 
     for i, r in enumerate(tqdm(df.to_dict("records"), desc=desc, unit="row", disable=None, leave=False)):
         yield i + 2, r

@@ -34,7 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap", type=int, default=200, help="bootstrap resamples for AUROC CIs (default 200)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the bootstrap resamples and the baselines' training (default 0); the phantom "
+        "suites' data seed is fixed",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -44,12 +50,13 @@ def run_from_args(args: argparse.Namespace) -> int:
     from .runner import run
 
     if args.suite == "phantom-shortcut":
+        from ..smoke import phantoms
         from .shortcut import DEFAULT_SHORTCUT, markdown, run_shortcut_suite
 
         r = run_shortcut_suite(
             Path(args.out) / "phantom-shortcut",
             shortcut=args.shortcut or DEFAULT_SHORTCUT,
-            n=args.n or 2000,
+            n=args.n or phantoms(2000),
             seed=args.seed,
             members=args.members,
         )
@@ -82,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_arguments(p)
     args = p.parse_args(argv)
+    from ..utils.progress import quiet_library_bars
+
+    quiet_library_bars()
     try:
         return run_from_args(args)
     except LanicError as exc:

@@ -307,8 +307,10 @@ def run(
     """Evaluate every model (and, once per backbone, the baselines); regenerate the leaderboard."""
     from ..modeling import LanICModel
     from .leaderboard import write_leaderboard
-    from .suites import load_suite
+    from .suites import check_suite_data, load_suite
 
+    if spec is None:
+        check_suite_data(suite, data)
     out = Path(out)
     written, failed = [], {}
     done_backbones: set[str] = set()

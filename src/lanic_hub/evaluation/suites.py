@@ -6,7 +6,9 @@
   each dataset's own split column (official or patient-level).
 - ``data``: any dataset spec (``--data hf:PATH``, ``folder:ROOT?csv=...``, ...; see
   :mod:`lanic_hub.data.open`), using its ``split`` column like the suites above.
-- ``real-fixtures``: the NIH ChestX-ray14 images in ``../shared/data/cxr_real``. It checks that
+- ``real-fixtures``: the NIH ChestX-ray14 images in ``shared/data/cxr_real`` (found as the tests
+  find them: ``$LANIC_SHARED_DATA``, else beside the clone; see :mod:`lanic_hub.utils.fixtures`,
+  or ``--data FOLDER``). It checks that
   the whole path runs on real radiographs (predictions, explanations, completeness); it makes no
   accuracy claims.
 
@@ -28,7 +30,45 @@ SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "data", "real-fixtures")
 #: The suite of each dataset kind that has its own (any other dataset: the generic 'data' suite).
 SUITE_OF_KIND = {"mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}
 PHANTOM_N, PHANTOM_SEED = 2000, 0
-DEFAULT_FIXTURES = Path("../shared/data/cxr_real")
+
+
+def fixtures_root(data: str | None) -> Path:
+    """The NIH fixture folder of the real-fixtures suite: ``data`` if given, else
+    ``cxr_real`` in the shared fixtures (:func:`lanic_hub.utils.fixtures.shared_data_dir`)."""
+    from ..utils.fixtures import missing_message, shared_data_dir
+
+    if data:
+        root = Path(data).expanduser()
+        if not root.is_dir():
+            raise DataError(
+                f"{data}: no such folder (relative to {Path.cwd()}); pass the path of shared/data/cxr_real, "
+                "or leave --data out to use the fixtures beside the lanic-hub clone"
+            )
+    else:
+        shared = shared_data_dir()
+        if shared is None:
+            raise DataError(
+                missing_message("the NIH fixtures of the real-fixtures suite") + " or pass --data"
+            )
+        root = shared / "cxr_real"
+    if not (root / "labels.csv").is_file():
+        raise DataError(f"{root}: no labels.csv; this is not the NIH fixture folder (shared/data/cxr_real)")
+    return root
+
+
+def check_suite_data(name: str, data: str | None) -> None:
+    """Refuse a suite's missing data before any model is loaded or any file is written."""
+    if name not in SUITES:
+        raise ConfigError(f"unknown suite {name!r}; choose from {list(SUITES)}")
+    if name == "real-fixtures":
+        fixtures_root(data)
+    elif name != "phantom":
+        if not data:
+            raise ConfigError(f"suite {name!r} needs --data PATH (where your copy of the dataset is)")
+        from ..data.open import parse_spec
+
+        kind = {v: k for k, v in SUITE_OF_KIND.items()}.get(name)
+        parse_spec(data if name == "data" else f"{kind}:{data}")
 
 
 def _dataset(name: str, out: Path, data: str | None, progress: bool, phantom_n: int = PHANTOM_N):
@@ -44,9 +84,7 @@ def _dataset(name: str, out: Path, data: str | None, progress: bool, phantom_n: 
     if name == "real-fixtures":
         from ..data.nih import load_nih
 
-        root = Path(data) if data else DEFAULT_FIXTURES
-        if not (root / "labels.csv").is_file():
-            raise DataError(f"{root}: no labels.csv; pass --data PATH/TO/shared/data/cxr_real")
+        root = fixtures_root(data)
         ds = load_nih(
             root,
             csv=root / "labels.csv",
@@ -72,7 +110,7 @@ def load_suite(
     *,
     data: str | None = None,
     progress: bool = True,
-    phantom_n: int = PHANTOM_N,
+    phantom_n: int | None = None,
     spec: str | None = None,
     embeddings: str | Path | None = None,
 ) -> SuiteData:
@@ -87,6 +125,9 @@ def load_suite(
 
     if name not in SUITES:
         raise ConfigError(f"unknown suite {name!r}; choose from {list(SUITES)}")
+    from ..smoke import phantoms
+
+    phantom_n = phantom_n or phantoms(PHANTOM_N)
     out = Path(out)
     if spec is not None:
         from ..data.open import open_dataset

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..backbone.embed import iter_shards
 from ..constants import CHEXPERT_LABELS
 from ..errors import DataError
 from ..transcoders import TranscoderEnsemble
 from ..transcoders.analysis import auroc_matrix
+from ..utils.progress import tqdm
 from .bank import BankConfig, PatternBank
 from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors
 from .merge import merge_latents

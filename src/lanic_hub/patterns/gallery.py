@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..data.images import load_image
 from ..data.schema import require_redistributable
+from ..utils.progress import tqdm
 from .bank import PatternBank
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
+from ..utils.progress import tqdm
 from .ensemble import TranscoderConfig, TranscoderEnsemble
 
 

@@ -40,3 +40,34 @@ def put_in_hf_cache(
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / revision).write_text(commit)
     return snap
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) asks for the cache only, read as
+    huggingface_hub reads it ("1", "true", "yes", "on"; "0" and empty mean online)."""
+    import os
+
+    v = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return v.strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def download_command(repo_id: str) -> str:
+    """The command of the installed huggingface_hub that downloads ``repo_id`` once: ``hf
+    download`` (huggingface_hub >= 1.0), else the older ``huggingface-cli download``."""
+    import importlib.util
+
+    has_hf = importlib.util.find_spec("huggingface_hub.cli.hf") is not None
+    return f"{'hf' if has_hf else 'huggingface-cli'} download {repo_id}"
+
+
+def not_cached_reason(repo_id: str, exc: BaseException, offline: bool) -> str:
+    """Why ``repo_id`` could not be had, as its real cause: offline mode with no cached copy, or a
+    Hub that could not be reached (no network) with no cached copy."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    where = f"the Hugging Face cache ({HF_HUB_CACHE})"
+    if offline:
+        return f"{repo_id} is not in {where} and HF_HUB_OFFLINE is set, so the Hub was not asked"
+    cause = exc.__cause__ or exc.__context__
+    detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+    return f"{repo_id} is not in {where} and the Hub could not be reached (no network?{detail})"

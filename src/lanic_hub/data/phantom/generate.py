@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ...constants import CHEXPERT_LABELS
 from ...utils.io import replace_dir
+from ...utils.progress import tqdm
+from ...utils.system import cap_workers
 from ..schema import PHANTOM, attach_source, features
 from .case import Case
 from .config import SPLITS, PhantomConfig
@@ -113,6 +114,7 @@ def generate(
     cfg = cfg or PhantomConfig()
     plans = plan_studies(n, seed, cfg)
     bar = tqdm(total=n, desc="phantoms", unit="img", disable=not progress)
+    num_proc = cap_workers(num_proc, "phantoms")
     if num_proc <= 1:
         for p in plans:
             yield make_study(p, seed, cfg)
