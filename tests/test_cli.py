@@ -82,3 +82,68 @@ def test_bad_input_is_a_clean_error(tmp_path):
     )
     assert r.returncode == 2
     assert "not a device or artifact" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_build_help_lists_the_yaml_keys_and_the_packaged_configs(capsys):
+    from lanic_hub.pipeline import packaged_config_dir
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["build", "--help"])
+    out = capsys.readouterr().out
+    assert str(packaged_config_dir()) in out and "mimic-cxr-biomedclip.yaml" in out
+    for key in ("phantom_n: 2000", "embed:", "num_workers: 2", "train:", "preset: phantom", "min_support: 5"):
+        assert key in out, key
+    assert "capped at the machine's" in out  # a field's documentation is its help
+
+
+def test_eval_seed_and_demo_share_have_help(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "--help"])
+    assert "seed of the bootstrap resamples" in capsys.readouterr().out
+    args = build_parser().parse_args(["demo", "--share"])
+    assert args.share is True and build_parser().parse_args(["demo"]).share is False
+
+
+def test_real_fixtures_from_elsewhere_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
+    """`--data ../shared/data/cxr_real` typed outside the repository root: a message naming the
+    folder and what to do (exit 2), and no empty leaderboard."""
+    from lanic_hub.evaluation.cli import main as eval_main
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "eval"
+    argv = ["--suite", "real-fixtures", "--model", "m", "--data", "../nowhere/cxr_real", "--out", str(out)]
+    r = subprocess.run(
+        [sys.executable, "-m", "lanic_hub.evaluation.cli", *argv], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "../nowhere/cxr_real: no such folder (relative to" in r.stderr
+    assert not out.exists()
+    # and with the fixtures nowhere to be found, the message names the variable to set
+    monkeypatch.setenv("LANIC_SHARED_DATA", str(tmp_path / "missing"))
+    assert eval_main(["--suite", "real-fixtures", "--model", "m", "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_workers_are_capped_at_the_cores(capsys):
+    from lanic_hub.utils.system import available_cores, cap_workers
+
+    n = available_cores()
+    assert cap_workers(n + 6, "embed") == n
+    assert f"embed: {n + 6} workers asked for, {n} used" in capsys.readouterr().err
+    assert cap_workers(0, "embed") == 0 and capsys.readouterr().err == ""
+
+
+def test_progress_is_plain_lines_when_not_a_terminal(monkeypatch):
+    import io
+
+    from lanic_hub.utils.progress import tqdm
+
+    monkeypatch.setenv("LANIC_PROGRESS_SECONDS", "3600")
+    f = io.StringIO()
+    bar = tqdm(total=1000, desc="steps", file=f)
+    for _ in range(1000):
+        bar.update()
+    bar.close()
+    text = f.getvalue()
+    assert "\r" not in text and text.count("\n") == 2  # the first line and the last, nothing between
+    assert text.splitlines()[-1].startswith("steps: 100% 1000/1000")

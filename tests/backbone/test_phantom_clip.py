@@ -166,3 +166,13 @@ def test_the_cache_key_records_every_field():
     assert {f.name for f in fields(base)} >= set(changed)
     keys = {replace(base, **{k: v}).key() for k, v in changed.items()}
     assert len(keys) == len(changed) and base.key() not in keys
+
+
+def test_building_the_text_tower_prints_no_load_report(capfd):
+    """The checkpoint's unused pooler weights are expected: no transformers LOAD REPORT (with its
+    escape codes) on every build; every other weight is checked to have loaded."""
+    from lanic_hub.backbone.phantom_clip import PhantomClipConfig, _build_model
+
+    _build_model(PhantomClipConfig())
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "UNEXPECTED" not in err and "\x1b[" not in err
