@@ -24,7 +24,9 @@ def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, tiny_la
     loaded, info = LanICModel.from_pretrained(tiny_lanic_model, output_loading_info=True)
     assert info["missing_keys"] == set() and info["unexpected_keys"] == set() and not info["mismatched_keys"]
     a, b = built.state_dict(), loaded.state_dict()
-    assert set(a) == set(b) and len(a) >= 9
+    # the export adds the typicality reference (fitted on the training split) to the trained weights
+    assert set(b) - set(a) == {"typicality_mean", "typicality_precision"} and set(a) <= set(b) and len(a) >= 9
+    assert loaded.config.typicality and loaded.typicality().threshold > 0
     for k in a:
         assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
     assert loaded.patterns == json.loads(json.dumps(built.patterns))

@@ -99,14 +99,38 @@ def render_model_card(
         body = leaderboard.split("\n", 2)[2] if leaderboard.startswith("# ") else leaderboard
         eval_text = f"From `lanic-eval` ({measured_on}).\n\n" + body.strip()
     counts = model.bank_meta.get("counts", {})
+    from .patterns.bank import is_named
+
+    n_named = sum(is_named(p) for p in model.patterns)
+    n_dense = sum(bool(p.get("dense")) for p in model.patterns)
+    bank_cfg = model.bank_meta.get("config", {})
+    names_text = (
+        f" {n_named} of them carry a name: a pattern is named only when its naming confidence passes "
+        f"{bank_cfg.get('name_confidence', 0)} and, for a finding or a device, its activation detects "
+        f"that report label at AUROC >= {bank_cfg.get('name_label_auroc', '?')} (chosen on held-out phantoms "
+        "for naming precision >= 90%; the precision measured on this model is in the counterfactual table "
+        f"above where it applies). {len(model.patterns) - n_named - n_dense} are shown unnamed, with their "
+        f"nearest phrase; {n_dense} are context patterns that fire on most images."
+        if "name_label_auroc" in bank_cfg
+        else ""
+    )
     bank_text = (
         f"{len(model.patterns)} patterns selected from {counts.get('latents', '?')} latents "
         f"({counts.get('alive', '?')} alive, {counts.get('merged', '?')} after merging across members). "
         f"Categories: {_category_counts(model.patterns)}. "
         f"Scores measured on {model.bank_meta.get('measured_on', '?')}; "
         f"MonoSemanticity encoder: {model.bank_meta.get('ms_encoder', '?')}. Each pattern's name, "
-        "category, scores, support and gallery (dataset row references) are in `patterns.json`."
+        "category, scores, support and gallery (dataset row references) are in `patterns.json`." + names_text
     )
+    typ = model.bank_meta.get("typicality")
+    if typ:
+        bank_text += (
+            f"\n\nOut-of-distribution guard: every prediction reports the image's typicality distance "
+            f"(squared Mahalanobis to the {typ['fit_rows']} training embeddings) and warns above "
+            f"{typ['threshold']:.0f}, the {1 - typ['false_alarm_target']:.0%} quantile of "
+            f"{typ['calibration_rows']} held-out validate images; {typ['false_alarm_on_test']:.1%} of the "
+            f"{typ['test_rows']} test images were flagged."
+        )
     training = (
         f"**{dataset.name}**: {dataset.licence}."
         + (f" {dataset.homepage}" if dataset.homepage else "")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import LanicError
+from .patterns.bank import pattern_label
 
 NOTICE = (
     "**Research use only. Not a medical device.** lanic-hub is research software: do not use it to "
@@ -60,7 +61,8 @@ class Demo:
             return {}, f"Cannot read this upload: {exc}"
         if p is None:
             return {}, "No image: upload a PNG, JPEG or DICOM file, or pick an example."
-        return p[0], "ok"
+        warn = p[0].notes[0] if p[0].notes else ""
+        return dict(p[0]), ("⚠ " + warn) if warn else "ok"
 
     def explain(self, image, finding: str, top: int = 10):
         """(probabilities, contribution chart, pattern cards markdown, what-if choices, status)."""
@@ -73,15 +75,17 @@ class Demo:
         ex = self.model.explain_embedding(e)
         f = ex[finding]
         probs = {x.finding: x.probability for x in ex.findings}
-        choices = [f"{p.pattern}: {p.name}" for p in f.patterns[:top]]
+        choices = [f"{p.pattern}: {p.label or p.name}" for p in f.patterns[:top]]
         return (
             probs,
             contribution_chart(f, top),
             pattern_cards(self.model, f.patterns[: min(top, 6)]),
             gr.update(choices=choices, value=[]),
-            f"{finding}: logit {f.logit:+.2f} = baseline {f.bias:+.2f} + {len(f.patterns)} patterns "
-            f"{sum(p.contribution for p in f.patterns):+.2f} + outside the bank {f.unbanked:+.2f} + "
-            f"not captured {f.error:+.2f}; {f.n_cover} items carry 90% of the evidence.",
+            ood_banner(ex) + f"{finding}: logit {f.logit:+.2f} = baseline {f.bias:+.2f} + "
+            f"{sum(not p.dense for p in f.patterns)} patterns "
+            f"{sum(p.contribution for p in f.patterns if not p.dense):+.2f} + context {f.context:+.2f} + "
+            f"outside the bank {f.unbanked:+.2f} + not captured {f.error:+.2f}; {f.n_cover} items carry 90% "
+            "of the evidence.",
         )
 
     def what_if(self, image, off: list[str]) -> tuple[dict[str, float], str]:
@@ -124,7 +128,7 @@ class Demo:
         return [
             [
                 pats[keep[j]]["id"],
-                pats[keep[j]]["name"],
+                pattern_label(pats[keep[j]]),
                 pats[keep[j]]["category"],
                 round(pats[keep[j]]["ms"], 3) if pats[keep[j]]["ms"] is not None else None,
                 pats[keep[j]]["support"],
@@ -153,17 +157,23 @@ def contribution_chart(f, top: int = 10):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    shown = [p for p in f.patterns if not p.dense]
     items = [("baseline", f.bias, "#bbbbbb")]
     items += [
-        (f"{p.name} (#{p.pattern})", p.contribution, CATEGORY_COLOURS.get(p.category, "#333"))
-        for p in f.patterns[:top]
+        (
+            f"{p.name if p.named else 'unnamed'} (#{p.pattern})",
+            p.contribution,
+            CATEGORY_COLOURS.get(p.category, "#333") if p.named else "#999999",
+        )
+        for p in shown[:top]
     ]
     items += [
         (
-            f"{max(len(f.patterns) - top, 0)} smaller patterns",
-            sum(p.contribution for p in f.patterns[top:]),
+            f"{max(len(shown) - top, 0)} smaller patterns",
+            sum(p.contribution for p in shown[top:]),
             "#dddddd",
         ),
+        (f"context ({sum(p.dense for p in f.patterns)} patterns on most images)", f.context, "#e8e8e8"),
         ("outside the bank", f.unbanked, "#eeeeee"),
         ("not captured (error)", f.error, "#eeeeee"),
     ]
@@ -192,9 +202,11 @@ def pattern_cards(model, contributions) -> str:
         colour = CATEGORY_COLOURS.get(p["category"], "#333")
         parts = [
             f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:8px 0">',
-            f"<b>#{p['id']} {escape(p['name'])}</b> <i>({p['category']})</i><br>",
+            f"<b>#{p['id']} {escape(pattern_label(p))}</b> <i>({p['category']})</i><br>",
             f"contribution <b>{c.contribution:+.2f}</b>, activation {c.activation:.2f}; MS {p['ms']:.2f}; "
-            f"found by {p['support']} members; naming confidence {p['confidence']:.2f}<br>",
+            f"found by {p['support']} members; naming confidence {p['confidence']:.2f}"
+            + (f"; {escape(_support_text(p))}" if p.get("name_support") else "")
+            + "<br>",
         ]
         if p.get("typical_sentences"):
             parts.append(
@@ -214,6 +226,21 @@ def pattern_cards(model, contributions) -> str:
         parts.append("</div>")
         blocks.append("".join(parts))
     return "".join(blocks) or "No pattern contributes."
+
+
+def ood_banner(ex) -> str:
+    """A prominent warning when the image is outside the training distribution, else ''."""
+    if not ex.out_of_distribution:
+        return ""
+    return f"> ## ⚠ Outside the training distribution\n> {ex.notes[0]}\n\n"
+
+
+def _support_text(p) -> str:
+    s = p["name_support"]
+    if s.get("auroc") is None:
+        return f"name not checked: no {s['label']} labels in the data"
+    verdict = "name kept" if p.get("named") else "name withheld"
+    return f"{verdict}: detects the report label {s['label']} at AUROC {s['auroc']:.2f}"
 
 
 def examples_label(examples: list[tuple[str, str]]) -> str:

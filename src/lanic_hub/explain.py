@@ -21,10 +21,26 @@ from .classifier import DiagnosticClassifier
 from .constants import FINDINGS
 from .decomposition import decompose, latent_logit_weights
 from .patterns import PatternBank
+from .patterns.bank import is_named, pattern_label
 from .transcoders import TranscoderEnsemble
 
 #: Share of the absolute contribution mass that the "patterns per prediction" count covers.
 COVERAGE = 0.9
+
+LEGEND = """How to read this:
+- The logit is the model's score for a finding (probability = 1 / (1 + e^-logit)). It is split
+  exactly: baseline + pattern contributions + context + outside the bank + not captured = logit.
+- A pattern is a visual feature the model uses, found by many of its sparse transcoders ("found
+  by N members" of the ensemble: more members, more stable). Its contribution is how much it
+  moves this logit on this image; its activation is how strongly it is present here.
+- A pattern is shown with a name only when the name passed a calibrated threshold (its activation
+  detects the named finding in the report labels); otherwise "unnamed", with the nearest phrase
+  of the vocabulary, which is a guess, not a finding.
+- Context patterns fire on most images (overall appearance, not a finding); they are summed apart.
+- "Latents outside the bank" are features too rare or unstable to become patterns; "not captured"
+  is what the sparse features miss of the classifier (its error term).
+- MS (MonoSemanticity, 0-1) says how alike the images that activate a pattern look to another
+  encoder: higher is more single-minded. Research software: none of this is a diagnosis."""
 
 
 @dataclass
@@ -40,6 +56,15 @@ class PatternContribution:
     support: int
     gallery: list[int]
     """Dataset rows of its top-activating images (the bank's gallery, best first)."""
+    named: bool = True
+    """Whether the pattern carries its name (it passed the naming threshold); else it is shown
+    unnamed, with its nearest phrase."""
+    dense: bool = False
+    """A context pattern: it fires on most images (shown apart, never as a finding)."""
+    confidence: float | None = None
+    """Naming confidence of the nearest phrase."""
+    label: str = ""
+    """How it is shown (:func:`lanic_hub.patterns.bank.pattern_label`)."""
 
 
 @dataclass
@@ -62,12 +87,23 @@ class FindingExplanation:
         """bias + patterns + unbanked + error: equals ``logit`` (to float precision)."""
         return self.bias + sum(p.contribution for p in self.patterns) + self.unbanked + self.error
 
+    @property
+    def context(self) -> float:
+        """Sum of the dense (context) patterns' contributions."""
+        return sum(p.contribution for p in self.patterns if p.dense)
+
 
 @dataclass
 class Explanation:
     findings: list[FindingExplanation]
     source: str | None = None
     notes: list[str] = field(default_factory=list)
+    typicality_distance: float | None = None
+    """Squared Mahalanobis distance of the image's embedding to the training embeddings (None: the
+    model has no typicality reference)."""
+    out_of_distribution: bool | None = None
+    """True when that distance is above the model's calibrated threshold: the image is unlike the
+    training data, and ``notes`` says so first."""
 
     def __getitem__(self, finding: str) -> FindingExplanation:
         for f in self.findings:
@@ -78,30 +114,36 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def render(self, top: int = 6) -> str:
-        """Plain text a clinician can read."""
+    def render(self, top: int = 6, legend: bool = True) -> str:
+        """Plain text a clinician can read (with a short legend of its terms)."""
         head = f"Explanation of {self.source}" if self.source else "Explanation"
         lines = [head, "(research software, not a medical device; not for clinical use)", ""]
+        if self.out_of_distribution:
+            lines += [*self.notes[:1], ""]
         for f in sorted(self.findings, key=lambda f: -f.probability):
             lines.append(f"{f.finding}: probability {f.probability:.2f} (logit {f.logit:+.2f})")
+            items = [p for p in f.patterns if not p.dense]
             lines.append(
-                f"  baseline {f.bias:+.2f}; {len(f.patterns)} patterns contribute; "
+                f"  baseline {f.bias:+.2f}; {len(items)} patterns contribute; "
                 f"{f.n_cover} items carry 90% of the evidence"
             )
-            for p in f.patterns[:top]:
+            for p in items[:top]:
                 arrow = "raises" if p.contribution > 0 else "lowers"
                 ms = f"MS {p.ms:.2f}, " if p.ms is not None else ""
+                shown = f"'{p.label or p.name}' [{p.category}]" if p.named else (p.label or p.name)
                 lines.append(
-                    f"  {p.contribution:+.2f}  {arrow}: '{p.name}' [{p.category}] "
+                    f"  {p.contribution:+.2f}  {arrow}: {shown} "
                     f"(pattern {p.pattern}, found by {p.support} members, {ms}activation {p.activation:.2f})"
                 )
-            rest = sum(p.contribution for p in f.patterns[top:])
+            rest = sum(p.contribution for p in items[top:])
             lines.append(
-                f"  {rest:+.2f}  {max(len(f.patterns) - top, 0)} smaller patterns; "
+                f"  {rest:+.2f}  {max(len(items) - top, 0)} smaller patterns; "
+                f"{f.context:+.2f} context ({sum(p.dense for p in f.patterns)} patterns on most images); "
                 f"{f.unbanked:+.2f} latents outside the bank; {f.error:+.2f} not captured by the ensemble"
             )
             lines.append("")
-        return "\n".join(lines + self.notes).rstrip() + "\n"
+        rest = self.notes[1:] if self.out_of_distribution else self.notes
+        return "\n".join(lines + rest + ([LEGEND] if legend else [])).rstrip() + "\n"
 
     __str__ = render
 
@@ -151,6 +193,10 @@ def explain_embeddings(
                             ms=pats[p]["ms"],
                             support=pats[p]["support"],
                             gallery=[g["row"] for g in pats[p]["gallery"]],
+                            named=is_named(pats[p]),
+                            dense=bool(pats[p].get("dense", False)),
+                            confidence=pats[p].get("confidence"),
+                            label=pattern_label(pats[p]),
                         )
                         for p in order.tolist()
                     ],

@@ -60,6 +60,8 @@ class LanICConfig(PreTrainedConfig):
         backbone: dict[str, Any] | None = None,
         bundled_backbone: bool = False,
         lanic_format: int = LANIC_FORMAT,
+        typicality: bool = False,
+        typicality_threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.d_in = int(d_in)
@@ -73,6 +75,9 @@ class LanICConfig(PreTrainedConfig):
         """{"spec": "hf-hub:..." | "local-dir:...", "revision": ...}: how to load the image encoder."""
         self.bundled_backbone = bool(bundled_backbone)
         self.lanic_format = int(lanic_format)
+        self.typicality = bool(typicality)
+        """Whether the weights hold a typicality reference (:mod:`lanic_hub.typicality`)."""
+        self.typicality_threshold = None if typicality_threshold is None else float(typicality_threshold)
         super().__init__(**kwargs)
         if not self.findings:
             raise ConfigError("a LanIC model needs at least one finding")
@@ -102,6 +107,22 @@ class LanICOutput(ModelOutput):
     """(B, P) activation of every bank pattern (mean over its member latents)."""
     embeddings: torch.Tensor | None = None
     """(B, d) the image embeddings the prediction was made from."""
+    typicality_distance: torch.Tensor | None = None
+    """(B,) squared Mahalanobis distance to the training embeddings (None: no reference saved)."""
+    out_of_distribution: torch.Tensor | None = None
+    """(B,) bool: the distance is above the calibrated threshold."""
+
+
+class Prediction(dict):
+    """``{finding: probability}`` of one image, with its typicality: ``typicality_distance``,
+    ``out_of_distribution`` and ``notes`` (a warning when the image is unlike the training data)."""
+
+    def __init__(self, probs: dict[str, float], distance: float | None, outside: bool | None, notes=()):
+        super().__init__(probs)
+        self.typicality_distance, self.out_of_distribution, self.notes = distance, outside, list(notes)
+
+    def __repr__(self) -> str:
+        return super().__repr__() + "".join(f"\n{n}" for n in self.notes)
 
 
 class LanICModel(PreTrainedModel):
@@ -121,6 +142,9 @@ class LanICModel(PreTrainedModel):
             "latent_pattern", torch.full((tc.n_members * tc.n_latents,), -1, dtype=torch.long)
         )
         self.register_buffer("pattern_direction", torch.zeros(config.n_patterns, config.d_in))
+        if config.typicality:
+            self.register_buffer("typicality_mean", torch.zeros(config.d_in))
+            self.register_buffer("typicality_precision", torch.zeros(config.d_in, config.d_in))
         self.patterns: list[dict[str, Any]] = []
         self.bank_meta: dict[str, Any] = {}
         self._backbone = None
@@ -326,6 +350,33 @@ class LanICModel(PreTrainedModel):
             self._backbone.model.to(self.device)
         return self._backbone
 
+    # ----------------------------------------------------------------------------- typicality
+    def set_typicality(self, ref) -> None:
+        """Store a typicality reference (:class:`lanic_hub.typicality.Typicality`) in the weights."""
+        self.config.typicality, self.config.typicality_threshold = True, float(ref.threshold)
+        for name, t in (("typicality_mean", ref.mean), ("typicality_precision", ref.precision)):
+            self.register_buffer(name, t.detach().to(self.pattern_direction).clone())
+
+    def typicality(self):
+        """The model's :class:`~lanic_hub.typicality.Typicality` reference, or None (not saved)."""
+        if not self.config.typicality:
+            return None
+        from .typicality import Typicality
+
+        return Typicality(self.typicality_mean, self.typicality_precision, self.config.typicality_threshold)
+
+    def _typicality_of(self, e: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        ref = self.typicality()
+        if ref is None:
+            return None, None
+        d = ref.distance(e)
+        return d, d > ref.threshold
+
+    def _ood_notes(self, distance: float | None, outside: bool | None) -> list[str]:
+        from .typicality import OOD_NOTE
+
+        return [OOD_NOTE.format(d=distance, t=self.config.typicality_threshold)] if outside else []
+
     # ------------------------------------------------------------------------------- inference
     @property
     def bank(self) -> PatternBank:
@@ -340,6 +391,8 @@ class LanICModel(PreTrainedModel):
         if embeddings is None:
             embeddings = self.backbone.encode_image(pixel_values)
         e = embeddings.to(self.device, self.dtype)
+        if e.is_inference() and not torch.is_inference_mode_enabled():
+            e = e.clone()  # the backbone encodes in inference mode; autograd may be on here
         check_finite(e)
         logits = self.classifier(e)
         check_finite(logits, "the classifier's logits (activations overflowed)")
@@ -347,8 +400,14 @@ class LanICModel(PreTrainedModel):
         check_finite(v, "the transcoder codes (activations overflowed)")
         support = torch.tensor([p["support"] for p in self.patterns], dtype=e.dtype, device=e.device)
         acts = pattern_activations_from_codes(v, i, self.ensemble.cfg.n_latents, self.latent_pattern, support)
+        dist, outside = self._typicality_of(e)
         return LanICOutput(
-            logits=logits, probabilities=torch.sigmoid(logits), pattern_activations=acts, embeddings=e
+            logits=logits,
+            probabilities=torch.sigmoid(logits),
+            pattern_activations=acts,
+            embeddings=e,
+            typicality_distance=dist,
+            out_of_distribution=outside,
         )
 
     @torch.no_grad()
@@ -361,13 +420,20 @@ class LanICModel(PreTrainedModel):
         return bb.encode_image(x)
 
     @torch.no_grad()
-    def predict_batch(self, images: list) -> list[dict[str, float]]:
+    def predict_batch(self, images: list) -> list[Prediction]:
         out = self(embeddings=self.embed_images(images))
-        return [
-            dict(zip(self.config.findings, p.tolist(), strict=True)) for p in out.probabilities.float().cpu()
-        ]
+        res = []
+        for b, p in enumerate(out.probabilities.float().cpu()):
+            d = None if out.typicality_distance is None else float(out.typicality_distance[b])
+            o = None if out.out_of_distribution is None else bool(out.out_of_distribution[b])
+            res.append(
+                Prediction(
+                    dict(zip(self.config.findings, p.tolist(), strict=True)), d, o, self._ood_notes(d, o)
+                )
+            )
+        return res
 
-    def predict(self, image) -> dict[str, float]:
+    def predict(self, image) -> Prediction:
         """Probability of each finding for one image (path, PIL image, array or DICOM)."""
         return self.predict_batch([image])[0]
 
@@ -377,9 +443,15 @@ class LanICModel(PreTrainedModel):
     ) -> list[Explanation]:
         e = embeddings.to(self.device, self.dtype).reshape(-1, self.config.d_in)
         check_finite(e)
-        return explain_embeddings(
+        out = explain_embeddings(
             self.classifier, self.ensemble, self.bank, e, sources, tuple(self.config.findings)
         )
+        dist, outside = self._typicality_of(e)
+        if dist is not None:
+            for b, ex in enumerate(out):
+                ex.typicality_distance, ex.out_of_distribution = float(dist[b]), bool(outside[b])
+                ex.notes = self._ood_notes(ex.typicality_distance, ex.out_of_distribution) + ex.notes
+        return out
 
     def explain_embedding(self, embedding: torch.Tensor) -> Explanation:
         """The exact explanation of one cached embedding (d,)."""

@@ -367,6 +367,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
             log("[7/7] evaluation: up to date")
         evaluation = json.loads(res_file.read_text())
         board = (out / "eval" / "leaderboard" / f"{suite}.md").read_text()
+        if cfg.data == "phantom":  # and whether the explanations name the true cause
+            board += "\n\n" + counterfactual_stage(cfg, out, model_dir, st, key, log)
         write_card(model_dir, ds, cfg.model, report, evaluation, board)
     sec["eval"] = time.perf_counter() - t
 
@@ -387,6 +389,22 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     return summary
+
+
+def counterfactual_stage(cfg: PipelineConfig, out: Path, model_dir: Path, st: _Stages, key: str, log) -> str:
+    """The ``phantom-counterfactual`` suite on the saved model (with its cheap baselines: raw latents,
+    a single transcoder, 10-member plain-TopK and JumpReLU ensembles, an SAE); its table for the card."""
+    from .data.phantom import PhantomConfig, ShortcutSpec
+    from .evaluation.counterfactual import SUITE, run_counterfactual_suite
+
+    md = out / "eval" / "leaderboard" / f"{SUITE}.md"
+    if not st.fresh("counterfactual", key, md):
+        log(f"[7/7] evaluation suite '{SUITE}' (does a factor's effect land on its patterns?)")
+        world = PhantomConfig(shortcuts=tuple(ShortcutSpec.parse(x) for x in cfg.phantom_shortcuts))
+        run_counterfactual_suite([str(model_dir)], out / "eval", world=world, baseline_members=10, log=log)
+        st.mark("counterfactual", key)
+    body = md.read_text().split("\n", 1)[1]
+    return "### Counterfactual faithfulness: suite `phantom-counterfactual`\n" + body
 
 
 def write_card(
@@ -451,6 +469,12 @@ def export_model(
     if health is None:
         health = [c.to_dict() for c in run_checks(report, model.bank_meta.get("counts", {}))]
     model.bank_meta["health"] = health
+    from .typicality import typicality_from_embeddings
+
+    typ = typicality_from_embeddings(model.bank_meta.get("embeddings"), ds)
+    if typ is not None:  # is an image like the training data? (every prediction says)
+        model.set_typicality(typ[0])
+        model.bank_meta["typicality"] = typ[1]
     bundle = opts.bundle_backbone
     if bundle is None:
         bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))

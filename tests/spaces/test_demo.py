@@ -75,7 +75,8 @@ def test_a_dicom_without_pixels_a_bomb_and_a_16_bit_png(demo, shared_data, tmp_p
     arr = (np.linspace(0, 65535, 128 * 128).reshape(128, 128)).astype(np.uint16)
     Image.fromarray(arr).save(tmp_path / "sixteen.png")
     probs, status = demo.predict(str(tmp_path / "sixteen.png"))
-    assert status == "ok" and len(probs) == 5
+    # a synthetic gradient is read, and said to be unlike the training images
+    assert len(probs) == 5 and (status == "ok" or status.startswith("⚠ WARNING: this image is unlike"))
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +167,13 @@ def test_fuzzed_uploads_are_predictions_or_messages(demo, tmp_path):
         p = tmp_path / f"upload{ext}"
         p.write_bytes(data)
         probs, msg = demo.predict(str(p))
-        if msg == "ok":
+        read = msg == "ok" or msg.startswith("⚠ WARNING: this image is unlike")  # read, and flagged
+        if read:
             assert set(probs) == findings and all(0.0 <= v <= 1.0 for v in probs.values())
         else:
             assert msg.startswith(("Cannot read this upload", "No image")) and probs == {}
         out = demo.explain(str(p), demo.model.config.findings[0])
-        assert ("logit" in out[4]) == (msg == "ok"), out[4]
+        assert ("logit" in out[4]) == read, out[4]
         assert "logit" in out[4] or out[4].startswith("Cannot read this upload")
 
     upload()

@@ -17,11 +17,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--suite",
         default="phantom",
-        choices=(*SUITES, "phantom-shortcut"),
-        help="default: phantom (offline). phantom-shortcut builds its own two models (no --model)",
+        choices=(*SUITES, "phantom-shortcut", "phantom-counterfactual"),
+        help="default: phantom (offline). phantom-shortcut builds its own two models (no --model); "
+        "phantom-counterfactual renders each factor on and off and asks whether the explanations put "
+        "the change on that factor's patterns",
+    )
+    p.add_argument(
+        "--baseline-members",
+        type=int,
+        default=None,
+        help="phantom-counterfactual: members of the plain-TopK and JumpReLU baseline ensembles "
+        "(default: as many as the model)",
     )
     p.add_argument("--shortcut", default=None, help="phantom-shortcut: factor:Finding:strength:splits")
-    p.add_argument("--n", type=int, default=None, help="phantom suites: phantoms per world (default 2000)")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="phantom suites: phantoms per world (default 2000); phantom-counterfactual: pairs per "
+        "factor (40)",
+    )
     p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument(
@@ -64,6 +79,26 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 0
     if not args.model:
         raise ConfigError(f"suite {args.suite!r} evaluates models: give at least one --model")
+    if args.suite == "phantom-counterfactual":
+        from dataclasses import replace
+
+        from .counterfactual import CounterfactualConfig, run_counterfactual_suite
+
+        cf = (
+            CounterfactualConfig()
+            if args.n is None
+            else replace(CounterfactualConfig(), pairs_per_factor=args.n)
+        )
+        r = run_counterfactual_suite(
+            args.model,
+            args.out,
+            cfg=cf,
+            baselines=not args.no_baselines,
+            baseline_members=args.baseline_members,
+        )
+        print(json.dumps(r, indent=1))
+        print("\n" + Path(r["leaderboard"]["markdown"]).read_text())
+        return 1 if r["failed"] else 0
     res = run(
         args.model,
         args.suite,

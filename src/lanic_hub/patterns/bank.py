@@ -52,6 +52,19 @@ class BankConfig:
     """... and on at most this fraction (always-on directions are offsets, not patterns) ..."""
     min_ms: float = 0.0
     """... and has a MonoSemanticity score of at least this."""
+    dense_frequency: float = 0.5
+    """A kept pattern whose member latents fire on more than this share of images is *dense*: shown
+    apart, as context (what most images have), never named as a finding."""
+    name_label_auroc: float = 0.8
+    """A pattern is named after a concept that a report label covers (``REPORT_LABEL``: the
+    findings, devices) only if its activation detects that label with at least this AUROC on the
+    sample rows; below it the pattern is shown unnamed, with its nearest phrase. Chosen on held-out
+    phantoms for naming precision >= 90% (eval/calibrate_naming.py)."""
+    name_confidence: float = 0.0
+    """... and only if its naming confidence (the softmax over concepts) is at least this."""
+    name_unlabelled: bool = False
+    """Whether concepts no report label covers (artifacts, anatomy) may be named at all: nothing in
+    the data can support such a name, and on phantoms their names were right too rarely."""
     sample_rows: int = 4096
     """Rows (a fixed random sample) on which activation profiles and label AUROCs are computed."""
     batch_size: int = 512
@@ -138,6 +151,23 @@ class PatternBank:
         if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
             raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
         return bank
+
+
+def is_named(p: dict[str, Any]) -> bool:
+    """Whether a pattern carries its name (banks from before naming thresholds: always)."""
+    return bool(p.get("named", True)) and not p.get("dense", False)
+
+
+def pattern_label(p: dict[str, Any]) -> str:
+    """How a pattern is shown, everywhere (explanations, the Space, the card): its name when it
+    carries one; 'context: ...' when it is dense; otherwise unnamed, with its nearest phrase."""
+    if p.get("dense"):
+        return f"context pattern {p['id']} (on most images; nearest phrase '{p['name']}')"
+    if is_named(p):
+        return p["name"]
+    return (
+        f"unnamed pattern {p['id']} (nearest phrase '{p['name']}', confidence {p.get('confidence', 0):.2f})"
+    )
 
 
 def _jsonable(x: Any) -> Any:

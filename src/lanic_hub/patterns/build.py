@@ -332,6 +332,10 @@ def build_bank(
                 if i >= 0
             ],
         }
+        rec["label_auroc"] = {
+            n: _f(p_full[old, j]) for j, n in enumerate(label_names) if n in CHEXPERT_LABELS
+        }
+        rec.update(naming_decision(rec, cfg))
         if gt_cols:
             j = int(np.nanargmax(np.nan_to_num(p_full[old, gt_cols], nan=-1)))
             rec["best_factor"] = {"factor": label_names[gt_cols[j]][3:], "auroc": _f(p_full[old, gt_cols[j]])}
@@ -370,6 +374,23 @@ def build_bank(
         "coherence": lat_coh,
     }
     return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
+
+
+def naming_decision(rec: dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
+    """Whether a pattern is dense (context) and whether it carries its name: not dense, confident
+    enough, and, for a concept a report label covers, detecting that label (``name_support``)."""
+    from .vocabulary import REPORT_LABEL
+
+    dense = rec["frequency"] > cfg.dense_frequency
+    label = REPORT_LABEL.get(rec["concept"])
+    auroc = (rec.get("label_auroc") or {}).get(label) if label else None
+    supported = auroc is not None and auroc >= cfg.name_label_auroc if label else cfg.name_unlabelled
+    named = (not dense) and rec["confidence"] >= cfg.name_confidence and bool(supported)
+    return {
+        "dense": bool(dense),
+        "named": bool(named),
+        "name_support": {"label": label, "auroc": auroc} if label else None,
+    }
 
 
 def _pattern_directions(ens: TranscoderEnsemble, latent_pattern: torch.Tensor, P: int) -> torch.Tensor:  # noqa: N803

@@ -16,6 +16,31 @@ from ..errors import VocabularyError
 
 CATEGORIES: tuple[str, ...] = ("cardiac", "pulmonary", "pleural", "structural", "device", "artifact")
 
+#: The CheXpert observation (a report-derived label) that can support a name of each concept: a
+#: pattern is named after such a concept only when its activation detects that label (see
+#: :class:`lanic_hub.patterns.BankConfig`). Devices share the one label reports give them.
+DEVICE_CONCEPTS: tuple[str, ...] = (
+    "pacemaker",
+    "endotracheal_tube",
+    "central_venous_catheter",
+    "nasogastric_tube",
+    "chest_tube",
+    "sternal_wires",
+    "other_devices",
+    "valve_replacement",
+)
+REPORT_LABEL: dict[str, str] = {
+    "atelectasis": "Atelectasis",
+    "cardiomegaly": "Cardiomegaly",
+    "consolidation": "Consolidation",
+    "edema": "Edema",
+    "pleural_effusion": "Pleural Effusion",
+    "pneumothorax": "Pneumothorax",
+    "pneumonia": "Pneumonia",
+    "fracture": "Fracture",
+    **dict.fromkeys(DEVICE_CONCEPTS, "Support Devices"),
+}
+
 
 @dataclass(frozen=True)
 class Vocabulary:

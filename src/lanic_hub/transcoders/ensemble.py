@@ -68,7 +68,12 @@ class TranscoderConfig:
     """JumpReLU: learning rate of log θ relative to the other parameters. The encoder's scale grows
     several-fold in a short schedule; at 1x the thresholds lag far behind it (measured on the
     phantom preset: the cap of k bound on 50-80 % of samples whatever the L0 weight)."""
+    encoder_init: str = "random"
+    """'random' (small Gaussian encoder, random unit decoder rows) or 'data' (each latent starts
+    at one training pair: its encoder column points along that row's centred embedding, its decoder
+    row along the row's centred hidden layer; see :meth:`TranscoderEnsemble.init_from_data`)."""
     seed: int = 0
+    """Members differ by seed: member t draws from a generator keyed by (seed, t)."""
     first_member: int = 0
     """Global index of this module's first member (member-parallel training trains slices)."""
 
@@ -82,6 +87,8 @@ class TranscoderConfig:
             raise ConfigError(f"levels must be ascending, distinct, >= 1 and end at L={self.n_latents}: {lv}")
         if self.level_weights is not None and len(self.level_weights) != len(lv):
             raise ConfigError(f"level_weights {self.level_weights} must have one weight per level {lv}")
+        if self.encoder_init not in ("random", "data"):
+            raise ConfigError(f"encoder_init must be 'random' or 'data', got {self.encoder_init!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not (self.jump_bandwidth > 0 and self.jump_lr_scale > 0 and self.l0_coef >= 0):
@@ -158,6 +165,7 @@ class TranscoderEnsemble(nn.Module):
             # small encoder weights: first reconstructions stay near b_dec (= mean h) instead of
             # overshooting it several-fold through k unit-norm decoder rows
             encs.append(torch.randn(d, L, generator=g) * (0.1 * d**-0.5))
+
         dec = torch.stack(decs)
         self.W_dec = nn.Parameter(dec / dec.norm(dim=-1, keepdim=True))  # (T, L, H), unit-norm rows
         self.W_enc = nn.Parameter(torch.cat(encs, dim=1))  # (d, T * L)
@@ -187,6 +195,18 @@ class TranscoderEnsemble(nn.Module):
         """
         self.b_pre.copy_(e.mean(0).expand_as(self.b_pre))
         self.b_dec.copy_(h.mean(0).expand_as(self.b_dec))
+        if self.cfg.encoder_init == "data":
+            cfg = self.cfg
+            T, L, k = cfg.n_members, cfg.n_latents, cfg.k
+            ec, hc = e - e.mean(0), h - h.mean(0)
+            for t in range(T):  # each member its own rows, keyed like its weights
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + cfg.first_member + t + 7)
+                rows_t = torch.randint(0, len(e), (L,), generator=g)
+                u = ec[rows_t]
+                # the row's own code is about its hidden deviation split over k latents
+                scale = hc[rows_t].norm(dim=1) / k / u.pow(2).sum(1).clamp(min=1e-12)
+                self.W_enc[:, t * L : (t + 1) * L] = (u * scale[:, None]).T
+                self.W_dec[t] = torch.nn.functional.normalize(hc[rows_t], dim=1)
         if self.cfg.activation == "jumprelu":
             cfg, sample = self.cfg, e[:rows]
             q = 1 - cfg.k / cfg.n_latents
