@@ -36,19 +36,39 @@ def auroc_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def best_latents(
-    ens: TranscoderEnsemble, e: torch.Tensor, factors: dict[str, np.ndarray], members_per_chunk: int = 10
+    ens: TranscoderEnsemble,
+    e: torch.Tensor,
+    factors: dict[str, np.ndarray],
+    members_per_chunk: int | None = None,
+    batch: int = 4096,
 ) -> dict[str, dict[str, float | int]]:
-    """For each factor, the single latent (member, index) whose activation best detects it."""
+    """For each factor, the single latent (member, index) whose activation best detects it.
+
+    Linear in N with memory bounded by a member chunk: each chunk's codes are gathered from the
+    sparse encoding (no (N, T, L) tensor), ranked once, and scored against every factor with one
+    matrix product (:func:`auroc_matrix`). Ties go to the lowest (member, latent).
+    """
     T, L = ens.cfg.n_members, ens.cfg.n_latents
-    best = {f: {"auroc": -1.0, "member": -1, "latent": -1} for f in factors}
-    z = ens.dense_codes(e.float())  # (N, T, L)
-    for t0 in range(0, T, members_per_chunk):
-        block = z[:, t0 : t0 + members_per_chunk].reshape(len(e), -1).numpy()
-        for f, y in factors.items():
-            a = auroc_columns(block, y)
-            if np.all(np.isnan(a)):
+    names = list(factors)
+    best = {f: {"auroc": -1.0, "member": -1, "latent": -1} for f in names}
+    if not names or len(e) == 0:
+        return best
+    Y = np.stack([np.asarray(factors[f], dtype=bool) for f in names], 1)  # noqa: N806
+    chunk = members_per_chunk or max(1, 8192 // L)  # N x 8192 floats per chunk
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        part = ens if (t0, t1) == (0, T) else ens.member_chunk(t0, t1)
+        block = np.zeros((len(e), (t1 - t0) * L), dtype=np.float32)
+        for a in range(0, len(e), batch):
+            v, i = part.encode(e[a : a + batch].float())
+            flat = (i + torch.arange(t1 - t0).view(1, -1, 1) * L).reshape(len(v), -1)
+            np.put_along_axis(block[a : a + len(v)], flat.numpy(), v.reshape(len(v), -1).numpy(), axis=1)
+        au = auroc_matrix(block, Y)  # (chunk * L, F)
+        for j, f in enumerate(names):
+            col = au[:, j]
+            if np.all(np.isnan(col)):
                 continue
-            j = int(np.nanargmax(a))
-            if a[j] > best[f]["auroc"]:
-                best[f] = {"auroc": float(a[j]), "member": t0 + j // L, "latent": j % L}
+            k = int(np.nanargmax(col))
+            if col[k] > best[f]["auroc"]:
+                best[f] = {"auroc": float(col[k]), "member": t0 + k // L, "latent": k % L}
     return best
