@@ -231,6 +231,31 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                     f"{m['patterns']} bank patterns, quickstart embeddings resampled",
                 )
             )
+    mg = res("merge")
+    if mg:
+        pp, sb = mg["paper_shape"], mg["side_by_side"]
+        out.append(
+            _judged(
+                f"merge at paper shape ({pp['latents']:,} alive latents, {pp['sample_rows']} sample rows)",
+                "<=",
+                60,
+                " s",
+                pp["seconds"],
+                f"{pp['seconds']:.1f} s",
+                f"synthetic paper-shape bank: {pp['patterns']:,} patterns ({pp['merged_patterns']:,} "
+                f"merged); peak RSS {pp['peak_rss_gb']:.1f} GB",
+            )
+        )
+        out.append(
+            (
+                f"merge vs one leader at a time ({sb['latents']:,} latents)",
+                "same patterns",
+                f"{sb['median_ratio']:.1f}x faster (paired ratios {sb['ratio_spread'][0]:.1f}-"
+                f"{sb['ratio_spread'][1]:.1f}x); same patterns: {'yes' if sb['same_patterns'] else 'NO'}",
+                "yes" if sb["same_patterns"] else "**no**",
+                "alternating A B A B, median of the paired ratios",
+            )
+        )
     ev = res("eval")
     if "cold_s" in ev:
         out.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lanic_hub.patterns.merge import merge_latents
@@ -58,3 +59,36 @@ def test_merge_respects_candidates_and_thresholds():
         dirs, prof, member, torch.ones(12, dtype=torch.bool), torch.rand(12), 0.9999, 0.9999
     )
     assert (strict.support == 1).all()  # nothing is that similar: every latent is its own pattern
+
+
+def _clustered(seed: int, T: int = 12, L: int = 40, n: int = 300, concepts: int = 25, d: int = 32):
+    """T members x L latents: each concept is found by a random subset of members (noisy
+    directions and activations), the rest are noise; frequencies tie often (priority ties)."""
+    g = torch.Generator().manual_seed(seed)
+    C = torch.randn(concepts, d, generator=g)  # noqa: N806
+    fires = torch.rand(n, concepts, generator=g) < torch.rand(concepts, generator=g) * 0.4
+    dirs = torch.randn(T * L, d, generator=g)
+    prof = torch.relu(torch.randn(n, T * L, generator=g)) * (torch.rand(n, T * L, generator=g) < 0.05)
+    for c in range(concepts):
+        for t in torch.nonzero(torch.rand(T, generator=g) < 0.6).flatten().tolist():
+            j = t * L + int(torch.randint(L, (1,), generator=g))
+            dirs[j] = C[c] + float(torch.rand(1, generator=g)) * 0.8 * torch.randn(d, generator=g)
+            prof[:, j] = fires[:, c] * (1 + 0.3 * torch.rand(n, generator=g))
+    member = torch.arange(T * L) // L
+    freq = ((prof > 0).float().mean(0) * 20).round() / 20  # coarse: many equal priorities
+    return dirs, prof, member, freq
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("block", [1, 7, 256])
+def test_blocked_merge_equals_one_leader_at_a_time(seed, block):
+    from .reference_merge import merge_one_leader_at_a_time
+
+    dirs, prof, member, freq = _clustered(seed)
+    cand = torch.rand(len(freq), generator=torch.Generator().manual_seed(seed)) < 0.9
+    for cos, corr in ((0.7, 0.5), (0.5, 0.3), (0.9, 0.8)):
+        want = merge_one_leader_at_a_time(dirs, prof, member, cand, freq, cos, corr)
+        got = merge_latents(dirs, prof, member, cand, freq, cos, corr, block=block)
+        assert torch.equal(got.pattern_of, want.pattern_of)
+        assert torch.equal(got.support, want.support) and torch.equal(got.leader, want.leader)
+    assert (want.support > 1).sum() >= 10  # the worlds do merge

@@ -217,6 +217,7 @@ def build_bank(
         lat_stats.frequency[alive_ids],
         cfg.cos_threshold,
         cfg.corr_threshold,
+        progress=progress,
     )
     pattern_of = torch.full((M,), -1, dtype=torch.long)
     pattern_of[alive_ids] = mg.pattern_of
