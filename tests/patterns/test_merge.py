@@ -92,3 +92,25 @@ def test_blocked_merge_equals_one_leader_at_a_time(seed, block):
         assert torch.equal(got.pattern_of, want.pattern_of)
         assert torch.equal(got.support, want.support) and torch.equal(got.leader, want.leader)
     assert (want.support > 1).sum() >= 10  # the worlds do merge
+
+
+def test_near_ties_break_as_the_definition_breaks_them():
+    """Latents of one concept that fire on the same samples with activations a few percent apart:
+    correlations tie to the 5th digit, where float32 sums in another order would pick another
+    latent; the blocked merge rounds as the definition does."""
+    from .reference_merge import merge_one_leader_at_a_time
+
+    g = torch.Generator().manual_seed(5)
+    T, L, n, d, k = 30, 60, 512, 32, 300
+    C = torch.nn.functional.normalize(torch.randn(k, d, generator=g), dim=1)  # noqa: N806
+    conc = torch.randint(0, k, (T * L,), generator=g)
+    dirs = C[conc] + 0.02 * torch.randn(T * L, d, generator=g)
+    fire = (torch.rand(k, n, generator=g) < 0.05).float()
+    prof = (fire[conc].T * (1 + 0.2 * torch.rand(n, T * L, generator=g))).contiguous()
+    member = torch.arange(T * L) // L
+    freq = (prof > 0).float().mean(0)
+    cand = torch.ones(T * L, dtype=torch.bool)
+    want = merge_one_leader_at_a_time(dirs, prof, member, cand, freq)
+    got = merge_latents(dirs, prof, member, cand, freq)
+    assert torch.equal(got.pattern_of, want.pattern_of) and torch.equal(got.leader, want.leader)
+    assert (want.support > 3).sum() > 50

@@ -33,14 +33,14 @@ def standardize(profiles: torch.Tensor) -> torch.Tensor:
     return x / torch.where(sd > 0, sd, torch.ones_like(sd))
 
 
-def standardized_rows(profiles: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """:func:`standardize` transposed, (M, n), built a block of latents at a time: one (M, n)
-    float32 copy at any moment instead of four (at paper shape, 100k latents x 8192 rows: 3.3 GB
-    rather than 13)."""
+def standardize_blocked(profiles: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """:func:`standardize`, the same values, built a block of latents at a time: one (n, M)
+    float32 copy beside the input instead of three (at paper shape, 100k latents x 8192 rows:
+    3.3 GB rather than 10)."""
     n, M = profiles.shape
-    out = torch.empty(M, n)
+    out = torch.empty(n, M)
     for a in range(0, M, chunk):
-        out[a : a + chunk] = standardize(profiles[:, a : a + chunk]).T
+        out[:, a : a + chunk] = standardize(profiles[:, a : a + chunk])
     return out
 
 
@@ -78,7 +78,7 @@ def merge_latents(
     M = directions.shape[0]
     dirs = torch.nn.functional.normalize(directions.float(), dim=1)
     n = max(profiles.shape[0], 1)
-    prof_t = standardized_rows(profiles)  # (M, n): a latent's profile is one row
+    prof = standardize_blocked(profiles)
     order = torch.argsort(priority.float().masked_fill(~candidates, float("-inf")), descending=True)
     order = order[: int(candidates.sum())].numpy()
     mem = member.numpy()
@@ -112,7 +112,7 @@ def merge_latents(
                 # the exact test, as one leader at a time computes it
                 cos = dirs.index_select(0, t_idx) @ dirs.index_select(0, torch.tensor([lead]))[0]
                 t_idx = t_idx[cos >= cos_threshold]
-                joined += _best_per_member(t_idx, prof_t, lead, n, member, n_members, corr_threshold)
+                joined += _best_per_member(t_idx, prof, lead, n, member, n_members, corr_threshold)
             pattern_of[joined] = len(leaders)
             free[joined] = False
             supports.append(len(joined))
@@ -126,21 +126,16 @@ def merge_latents(
 
 
 def _best_per_member(
-    idx: torch.Tensor,
-    prof_t: torch.Tensor,
-    lead: int,
-    n: int,
-    member: torch.Tensor,
-    n_members: int,
-    at: float,
+    idx: torch.Tensor, prof: torch.Tensor, lead: int, n: int, member: torch.Tensor, n_members: int, at: float
 ) -> list[int]:
     """Of the candidates ``idx`` (ascending), the one best correlated with ``lead`` in each other
     member, if its correlation reaches ``at`` (ties: the first in ``idx``)."""
     if not len(idx):
         return []
-    # only for the few that point the same way; index_select for both operands (basic indexing of
-    # the leader's row made this product ~100x slower)
-    corr = prof_t.index_select(0, idx) @ prof_t.index_select(0, torch.tensor([lead]))[0] / n
+    # only for the few that point the same way. The same product as the definition's (a gathered
+    # (n, c) block, transposed, times the leader's column), so the float32 sums round the same way
+    # and near-ties break the same way; index_select instead of basic indexing: 2.6x faster
+    corr = prof.index_select(1, idx).T @ prof.index_select(1, torch.tensor([lead]))[:, 0] / n
     ok = corr >= at
     if not ok.any():
         return []
