@@ -61,12 +61,21 @@ def main(argv=None) -> int:
         **{k: v for k, v in m.bank_meta["config"].items() if k in BankConfig.__dataclass_fields__}
     )
     grid = []
-    for a, c, u in itertools.product(
-        (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95), (0.0, 0.05, 0.1, 0.15, 0.2, 0.3), (False, True)
+    for a, gs, c, u in itertools.product(
+        (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
+        (0.0, 0.5, 0.8, 0.9, 1.0),
+        (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+        (False, True),
     ):
-        cfg = replace(base, name_label_auroc=a, name_confidence=c, name_unlabelled=u)
+        cfg = replace(base, name_label_auroc=a, name_gallery_share=gs, name_confidence=c, name_unlabelled=u)
         named = np.array([naming_decision(p, cfg)["named"] for p in pats])
-        row = {"name_label_auroc": a, "name_confidence": c, "name_unlabelled": u, "named": int(named.sum())}
+        row = {
+            "name_label_auroc": a,
+            "name_gallery_share": gs,
+            "name_confidence": c,
+            "name_unlabelled": u,
+            "named": int(named.sum()),
+        }
         for split, fac in truth.items():
             right = np.array([p["concept"] == f for p, f in zip(pats, fac, strict=True)])
             row[split] = {
@@ -78,7 +87,8 @@ def main(argv=None) -> int:
     ok = [
         r for r in grid if r["A (chooses)"]["precision"] is not None and r["A (chooses)"]["precision"] >= 0.9
     ]
-    best = max(ok, key=lambda r: (r["named"], -r["name_label_auroc"], -r["name_confidence"])) if ok else None
+    key = lambda r: (r["named"], -r["name_label_auroc"], -r["name_gallery_share"], -r["name_confidence"])  # noqa: E731
+    best = max(ok, key=key) if ok else None
     doc = {"model": args.model, "patterns": len(pats), "splits": SPLITS, "chosen": best, "grid": grid}
     lines = [
         "# Naming thresholds, chosen on held-out phantoms",
@@ -88,17 +98,17 @@ def main(argv=None) -> int:
         "named pattern is right when its name's concept is that factor. Written by "
         "`python eval/calibrate_naming.py`.",
         "",
-        "| name_label_auroc | name_confidence | unlabelled concepts named | named | precision A | "
-        "precision B | right B | patterns with a factor B |",
-        "|---|---|---|---|---|---|---|---|",
+        "| name_label_auroc | name_gallery_share | name_confidence | unlabelled concepts named | named | "
+        "precision A | precision B | right B | patterns with a factor B |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(grid, key=lambda r: (-r["named"], r["name_label_auroc"])):
-        if r["name_confidence"] not in (0.0, 0.1, 0.2):
+        if r["name_confidence"] not in (0.0, 0.1) or r["name_gallery_share"] not in (0.0, 0.9):
             continue
         a, b = r["A (chooses)"], r["B (reports)"]
         mark = " **(chosen)**" if r is best else ""
         lines.append(
-            f"| {r['name_label_auroc']}{mark} | {r['name_confidence']} | "
+            f"| {r['name_label_auroc']}{mark} | {r['name_gallery_share']} | {r['name_confidence']} | "
             f"{'yes' if r['name_unlabelled'] else 'no'} | {r['named']} | {_f(a['precision'])} | "
             f"{_f(b['precision'])} | {b['named_right']} | {b['with_a_factor']} |"
         )
@@ -106,7 +116,8 @@ def main(argv=None) -> int:
         b = best["B (reports)"]
         lines += [
             "",
-            f"Chosen on A: name_label_auroc {best['name_label_auroc']}, name_confidence "
+            f"Chosen on A: name_label_auroc {best['name_label_auroc']}, name_gallery_share "
+            f"{best['name_gallery_share']}, name_confidence "
             f"{best['name_confidence']}, unlabelled concepts "
             f"{'named' if best['name_unlabelled'] else 'never named'}: {best['named']} named patterns; on B "
             f"(did not choose it) precision {_f(b['precision'])}, {b['named_right']} of the "

@@ -127,6 +127,8 @@ def run_variant(run: Path, name: str, members: int, out: Path) -> dict:
         "mean_unbanked_share": float(
             np.mean([f.get("mean_unbanked_share", 0) for f in r["factors"].values()])
         ),
+        "mean_context_share": r["mean_context_share_all"],
+        "context_patterns": sum(bool(p.get("dense")) for p in bank.patterns),
         "seconds": round(time.perf_counter() - t0),
     }
 
@@ -158,6 +160,8 @@ def main(argv=None) -> int:
         "median_factor_share",
         "named_top3_hit",
         "items_with_a_factor",
+        "context_patterns",
+        "mean_context_share",
         "mean_error_share",
         "mean_unbanked_share",
     ]

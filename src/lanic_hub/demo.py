@@ -237,9 +237,11 @@ def ood_banner(ex) -> str:
 
 def _support_text(p) -> str:
     s = p["name_support"]
+    verdict = "name kept" if p.get("named") else "name withheld"
+    if s.get("gallery_share") is not None:
+        return f"{verdict}: {s['gallery_share']:.0%} of its gallery's reports have {s['label']}"
     if s.get("auroc") is None:
         return f"name not checked: no {s['label']} labels in the data"
-    verdict = "name kept" if p.get("named") else "name withheld"
     return f"{verdict}: detects the report label {s['label']} at AUROC {s['auroc']:.2f}"
 
 

@@ -10,14 +10,15 @@ from lanic_hub.patterns.bank import is_named, pattern_label
 from lanic_hub.patterns.build import naming_decision
 
 
-def _rec(concept="pleural_effusion", auroc=0.9, confidence=0.08, frequency=0.1):
+def _rec(concept="pleural_effusion", auroc=0.9, confidence=0.08, frequency=0.1, devices=0.95):
     return {
         "id": 7,
         "name": "blunted costophrenic angle",
         "concept": concept,
         "confidence": confidence,
         "frequency": frequency,
-        "label_auroc": {"Pleural Effusion": auroc, "Support Devices": 0.95},
+        "label_auroc": {"Pleural Effusion": auroc, "Support Devices": 0.85},
+        "gallery_label_share": {"Pleural Effusion": 0.6, "Support Devices": devices},
     }
 
 
@@ -43,6 +44,10 @@ def test_thresholds_are_config():
     assert naming_decision(rec, BankConfig(name_label_auroc=0.65))["named"]
     assert not naming_decision(rec, BankConfig(name_label_auroc=0.65, name_confidence=0.1))["named"]
     assert naming_decision(_rec(concept="rotation"), BankConfig(name_unlabelled=True))["named"]
+    # a device may also need its gallery's reports to have the devices label
+    tube = _rec(concept="chest_tube", devices=0.85)
+    assert naming_decision(tube, BankConfig())["named"]
+    assert not naming_decision(tube, BankConfig(name_gallery_share=0.9))["named"]
 
 
 def test_labels_follow_the_rule():

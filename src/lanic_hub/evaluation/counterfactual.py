@@ -199,6 +199,11 @@ class BankAttributor:
     bank: Any
     concepts: list[str | None]
 
+    @property
+    def dense(self) -> list[bool]:
+        """Which items are context patterns (fire on most images)."""
+        return [bool(p.get("dense")) for p in self.bank.patterns]
+
     @torch.no_grad()
     def parts(self, e: torch.Tensor) -> Parts:
         from ..explain import decomposition_by_pattern
@@ -222,6 +227,8 @@ class SparseProbeAttributor:
     probe: Any
     """A fitted :class:`lanic_hub.baselines.SAESparseProbe`."""
     concepts: list[str | None]
+    dense: list[bool] | None = None
+    """Which latents fire on most images (context)."""
 
     def _z(self, e: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.probe.codes(e.numpy()))
@@ -277,6 +284,7 @@ def change_shares(
     factor_items: torch.Tensor,
     named_items: torch.Tensor,
     top: int = 3,
+    dense_items: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """For moved logits given as Δitems (n, I) and Δrest {part: (n,)}: the shares of the absolute
     change on the factor's items, the named items and each rest part, and whether a named item
@@ -291,6 +299,8 @@ def change_shares(
         "named_share": (a_items * named_items).sum(1) / safe,
         **{f"{k}_share": v / safe for k, v in a_rest.items()},
     }
+    if dense_items is not None:  # the context patterns (dense: on most images)
+        out["context_share"] = (a_items * dense_items).sum(1) / safe
     # the largest changes among items and the rest parts (a rest part can never be a hit)
     full = torch.cat([a_items, *[v.unsqueeze(1) for v in a_rest.values()]], dim=1)
     pad = torch.zeros(len(a_rest), dtype=torch.bool)
@@ -315,11 +325,13 @@ def evaluate_method(
     dl, di, dr = pair_changes(att, e_on, e_off)
     fac = np.array([p.factor for p in pairs])
     out: dict[str, Any] = {"factors": {}}
-    all_hits, all_shares = [], []
+    all_hits, all_shares, all_context = [], [], []
     for f in factors:
         rows = np.where(fac == f)[0]
         fmask = torch.tensor([x == f for x in item_factor], dtype=torch.bool)
         nmask = torch.tensor([c == f for c in att.concepts], dtype=torch.bool)
+        dense = getattr(att, "dense", None)
+        dmask = torch.tensor(dense, dtype=torch.bool) if dense is not None else None
         r: dict[str, Any] = {
             "pairs": len(rows),
             "items_of_factor": int(fmask.sum()),
@@ -336,7 +348,9 @@ def evaluate_method(
             }
             if moved.any():
                 sel = torch.as_tensor(rows)[moved]
-                s = change_shares(di[sel, :, c], {k: v[sel, c] for k, v in dr.items()}, fmask, nmask, cfg.top)
+                s = change_shares(
+                    di[sel, :, c], {k: v[sel, c] for k, v in dr.items()}, fmask, nmask, cfg.top, dmask
+                )
                 for k, v in s.items():
                     shares.setdefault(k, []).append(v.float())
         moved_any = max((v["moved_share"] for v in r["effect"].values()), default=0.0)
@@ -348,10 +362,12 @@ def evaluate_method(
             r["median_named_share"] = float(cat["named_share"].median())
             r["named_top_hit_rate"] = float(cat["named_hit"].float().mean())
             r["factor_top_hit_rate"] = float(cat["factor_hit"].float().mean())
-            for k in dr:
+            for k in [*dr, *(["context"] if dmask is not None else [])]:
                 r[f"mean_{k}_share"] = float(cat[f"{k}_share"].mean())
             all_hits.append(cat["named_hit"].float())
             all_shares.append(cat["factor_share"])
+            if "context_share" in cat:
+                all_context.append(cat["context_share"])
         r["passes"] = bool(
             r["eligible"]
             and r.get("median_factor_share", 0.0) >= cfg.target_share
@@ -364,6 +380,7 @@ def evaluate_method(
     out["named_top_hit_rate_all"] = float(torch.cat(all_hits).mean()) if all_hits else None
     out["median_factor_share_all"] = float(torch.cat(all_shares).median()) if all_shares else None
     out["moved_logits"] = int(sum(len(x) for x in all_hits))
+    out["mean_context_share_all"] = float(torch.cat(all_context).mean()) if all_context else None
     return out
 
 
@@ -535,31 +552,53 @@ def baseline_attributors(
         out_atts.append(BankAttributor(name, clf, trained, b, named_concepts(b.patterns)))
     y, mask = label_matrix(b_ds.select(load_embeddings(b_emb).row_ids.tolist()), policy="U-Ignore")
     sae = SAESparseProbe(n_latents=ens.cfg.n_latents, k=ens.cfg.k).fit(xb.numpy(), y, mask)
-    out_atts.append(SparseProbeAttributor("SAE + sparse probe", sae, _name_sae(sae, a_emb, bb, bank_cfg)))
+    concepts, dense = _name_sae(sae, a_emb, a_ds, bb, bank_cfg)
+    out_atts.append(SparseProbeAttributor("SAE + sparse probe", sae, concepts, dense))
     return out_atts
 
 
-def _name_sae(sae, emb_dir, bb, bank_cfg) -> list[str | None]:
-    """Names for SAE latents with the bank's naming (encoder direction and gallery mean)."""
+def _name_sae(sae, emb_dir, ds, bb, bank_cfg) -> tuple[list[str | None], list[bool]]:
+    """Names for SAE latents by the bank's naming and the bank's naming rule
+    (:func:`lanic_hub.patterns.build.naming_decision`: report-label support, context latents
+    unnamed), on the assignment split; and which latents are context (dense)."""
     from ..backbone.embed import load_embeddings
+    from ..constants import CHEXPERT_LABELS
+    from ..patterns.build import naming_decision
     from ..patterns.language import NAMING_TEMPLATE, name_vectors
     from ..patterns.vocabulary import load_vocabulary
+    from ..transcoders.analysis import auroc_matrix
 
     vocab = load_vocabulary()
-    x = load_embeddings(emb_dir).image.float()
+    emb = load_embeddings(emb_dir)
+    x = emb.image.float()
     z = torch.as_tensor(sae.codes(x.numpy()))
-    alive = (z > 0).any(0)
     G = min(bank_cfg.gallery_size, len(x))
     top = z.topk(G, dim=0)
     gal = torch.stack([x[top.indices[:, j]].mean(0) for j in range(z.shape[1])])
     views = [(gal, x.mean(0)), (sae.sae.W_enc.detach().T.float()[: z.shape[1]], torch.zeros(x.shape[1]))]
     phrase = bb.encode_text([NAMING_TEMPLATE.format(p) for p in vocab.phrases]).float().cpu()
     names = name_vectors(views, phrase, vocab)
-    thr = bank_cfg.name_threshold if hasattr(bank_cfg, "name_threshold") else 0.0
-    return [
-        a.concept if (ok and a.confidence >= thr) else None
-        for a, ok in zip(names, alive.tolist(), strict=True)
-    ]
+    rows = ds.select(emb.row_ids.tolist())
+    labels = [c for c in CHEXPERT_LABELS if c in rows.column_names]
+    Y = np.stack([np.array([v == 1 for v in rows[c]]) for c in labels], 1)  # noqa: N806
+    au = auroc_matrix(z.numpy(), Y)
+    freq = (z > 0).float().mean(0)
+    concepts, dense = [], []
+    for j, a in enumerate(names):
+        gal_rows = top.indices[:, j].numpy()
+        rec = {
+            "concept": a.concept,
+            "confidence": a.confidence,
+            "frequency": float(freq[j]),
+            "label_auroc": {
+                c: (None if np.isnan(au[j, k]) else float(au[j, k])) for k, c in enumerate(labels)
+            },
+            "gallery_label_share": {c: float(Y[gal_rows, k].mean()) for k, c in enumerate(labels)},
+        }
+        d = naming_decision(rec, bank_cfg)
+        concepts.append(a.concept if d["named"] and freq[j] > 0 else None)
+        dense.append(d["dense"])
+    return concepts, dense
 
 
 def run_counterfactual_suite(
@@ -702,8 +741,8 @@ def markdown(docs: list[dict[str, Any]]) -> str:
         f"{c0['target_share']} and named hit rate >= {c0['target_hit']:.0%}.",
         "",
         "| method | factors passing / judged | median factor share | named top-3 hit rate | "
-        "items (named, with a factor) | naming precision | moved logits |",
-        "|---|---|---|---|---|---|---|",
+        "items (named, with a factor) | naming precision | context share | moved logits |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for d in ms:
         r = d["metrics"]["counterfactual"]
@@ -711,7 +750,8 @@ def markdown(docs: list[dict[str, Any]]) -> str:
             f"| {d['model']['id']} | {len(r['passing_factors'])} / {len(r['eligible_factors'])} | "
             f"{_f(r['median_factor_share_all'])} | {_f(r['named_top_hit_rate_all'])} | "
             f"{r['items']} ({r['named_items']}, {r['items_with_a_factor']}) | "
-            f"{_f(r.get('naming', {}).get('precision'), 2)} | {r['moved_logits']} |"
+            f"{_f(r.get('naming', {}).get('precision'), 2)} | {_f(r.get('mean_context_share_all'))} | "
+            f"{r['moved_logits']} |"
         )
     for d in ms:
         if d["model"]["kind"] != "lanic":
@@ -722,9 +762,9 @@ def markdown(docs: list[dict[str, Any]]) -> str:
             f"Per factor, {d['model']['id']} (embedding columns: how well e itself carries the factor):",
             "",
             "| factor | pairs | largest moved share (finding) | judged | median factor share | "
-            "median named share | named top-3 hit | factor top-3 hit | unbanked share | error share | "
-            "passes | probe AUROC on e | e shift / random pair |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "median named share | named top-3 hit | factor top-3 hit | context share | unbanked share | "
+            "error share | passes | probe AUROC on e | e shift / random pair |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f, v in r["factors"].items():
             big = max(v["effect"].items(), key=lambda kv: kv[1]["moved_share"])
@@ -734,6 +774,7 @@ def markdown(docs: list[dict[str, Any]]) -> str:
                 f"{'yes' if v['eligible'] else 'no'} | "
                 f"{_f(v.get('median_factor_share'))} | {_f(v.get('median_named_share'))} | "
                 f"{_f(v.get('named_top_hit_rate'))} | {_f(v.get('factor_top_hit_rate'))} | "
+                f"{_f(v.get('mean_context_share'))} | "
                 f"{_f(v.get('mean_unbanked_share'))} | {_f(v.get('mean_error_share'))} | "
                 f"{'**yes**' if v['passes'] else ('no' if v['eligible'] else '-')} | "
                 f"{_f(e.get('probe_auroc_on_pairs'))} | {_f(e.get('shift_vs_random_pair'))} |"

@@ -2,7 +2,7 @@
 data apart: the share flagged among real NIH radiographs (for a phantom model), among generated
 non-radiographs, and among held-out in-distribution phantoms (the false-alarm rate).
 
-    python eval/ood_check.py --model runs/quickstart/model
+    python eval/ood_check.py --model runs/quickstart/model --out docs/ood_check.json
 """
 
 from __future__ import annotations

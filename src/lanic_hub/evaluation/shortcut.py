@@ -40,11 +40,12 @@ DEFAULT_SHORTCUT = "chest_tube:Atelectasis:0.9:train+validate"
 def shortcut_figures(model, x: torch.Tensor, rows, factor: str, finding: str, top: int = 5) -> dict[str, Any]:
     """The share and hit-rate figures of one model on test images ``x`` (with ground truth ``rows``)."""
     from ..explain import decomposition_by_pattern
+    from ..patterns.bank import is_named
 
     c = list(model.config.findings).index(finding)
     pats = model.patterns
     gt_pats = [p["id"] for p in pats if (p.get("best_factor") or {}).get("factor") == factor]
-    named = [p["id"] for p in pats if p.get("concept") == factor]
+    named = [p["id"] for p in pats if p.get("concept") == factor and is_named(p)]
     present = np.array(rows[f"gt_{factor}"], dtype=bool)
     out: dict[str, Any] = {
         "images_with_factor": int(present.sum()),

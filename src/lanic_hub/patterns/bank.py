@@ -56,10 +56,14 @@ class BankConfig:
     """A kept pattern whose member latents fire on more than this share of images is *dense*: shown
     apart, as context (what most images have), never named as a finding."""
     name_label_auroc: float = 0.8
-    """A pattern is named after a concept that a report label covers (``REPORT_LABEL``: the
-    findings, devices) only if its activation detects that label with at least this AUROC on the
-    sample rows; below it the pattern is shown unnamed, with its nearest phrase. Chosen on held-out
+    """A pattern is named after a finding that a report label covers (``REPORT_LABEL``) only if its
+    activation detects that label with at least this AUROC on the sample rows; below it the pattern
+    is shown unnamed, with its nearest phrase. The naming thresholds were chosen on held-out
     phantoms for naming precision >= 90% (eval/calibrate_naming.py)."""
+    name_gallery_share: float = 0.0
+    """A pattern is named after a device only if, besides the AUROC, at least this share of its
+    gallery images have the devices label in their reports (the label does not say which device;
+    the name does). 0: the AUROC alone (what the calibration chose)."""
     name_confidence: float = 0.0
     """... and only if its naming confidence (the softmax over concepts) is at least this."""
     name_unlabelled: bool = False

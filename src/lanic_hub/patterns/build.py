@@ -304,6 +304,7 @@ def build_bank(
     names = name_vectors(views, phrase_emb, vocab) if len(sel) else []
 
     gt_cols = [j for j, n in enumerate(label_names) if n.startswith("gt_")]
+    row_labels = _gallery_labels(ds, [int(row_ids[i]) for i in g_i[sel].reshape(-1).tolist() if i >= 0])
     patterns: list[dict[str, Any]] = []
     for new, old in enumerate(sel.tolist()):
         members = (pattern_of == old).nonzero(as_tuple=True)[0]
@@ -336,6 +337,7 @@ def build_bank(
         rec["label_auroc"] = {
             n: _f(p_full[old, j]) for j, n in enumerate(label_names) if n in CHEXPERT_LABELS
         }
+        rec["gallery_label_share"] = gallery_label_share([g["row"] for g in rec["gallery"]], row_labels)
         rec.update(naming_decision(rec, cfg))
         if gt_cols:
             j = int(np.nanargmax(np.nan_to_num(p_full[old, gt_cols], nan=-1)))
@@ -377,21 +379,49 @@ def build_bank(
     return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
 
 
+def _gallery_labels(ds, rows: list[int]) -> dict[int, dict[str, bool]]:
+    """The positive CheXpert labels of the given dataset rows (blank and uncertain: not positive)."""
+    rows = sorted(set(rows))
+    cols = [c for c in CHEXPERT_LABELS if c in ds.column_names]
+    if not rows or not cols:
+        return {}
+    sub = ds.select_columns(cols).select(rows)
+    return {r: {c: sub[c][i] == 1 for c in cols} for i, r in enumerate(rows)}
+
+
+def gallery_label_share(gallery: list[int], row_labels: dict[int, dict[str, bool]]) -> dict[str, float]:
+    """Per CheXpert label, the share of a pattern's gallery images whose report has it."""
+    have = [row_labels[r] for r in gallery if r in row_labels]
+    if not have:
+        return {}
+    return {c: sum(h[c] for h in have) / len(have) for c in have[0]}
+
+
 def naming_decision(rec: dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
     """Whether a pattern is dense (context) and whether it carries its name: not dense, confident
-    enough, and, for a concept a report label covers, detecting that label (``name_support``)."""
-    from .vocabulary import REPORT_LABEL
+    enough, and supported by the report label of its concept (``name_support``): its activation
+    detects the label (AUROC); for a device, whose reports only say "support devices", also the
+    images it fires on most (its gallery) have that label."""
+    from .vocabulary import DEVICE_CONCEPTS, REPORT_LABEL
 
     dense = rec["frequency"] > cfg.dense_frequency
     label = REPORT_LABEL.get(rec["concept"])
-    auroc = (rec.get("label_auroc") or {}).get(label) if label else None
-    supported = auroc is not None and auroc >= cfg.name_label_auroc if label else cfg.name_unlabelled
+    support: dict[str, Any] | None = None
+    if label and rec["concept"] in DEVICE_CONCEPTS:
+        share = (rec.get("gallery_label_share") or {}).get(label)
+        auroc = (rec.get("label_auroc") or {}).get(label)
+        supported = (
+            auroc is not None and auroc >= cfg.name_label_auroc and (share or 0.0) >= cfg.name_gallery_share
+        )
+        support = {"label": label, "auroc": auroc, "gallery_share": share}
+    elif label:
+        auroc = (rec.get("label_auroc") or {}).get(label)
+        supported = auroc is not None and auroc >= cfg.name_label_auroc
+        support = {"label": label, "auroc": auroc}
+    else:
+        supported = cfg.name_unlabelled
     named = (not dense) and rec["confidence"] >= cfg.name_confidence and bool(supported)
-    return {
-        "dense": bool(dense),
-        "named": bool(named),
-        "name_support": {"label": label, "auroc": auroc} if label else None,
-    }
+    return {"dense": bool(dense), "named": bool(named), "name_support": support}
 
 
 def _pattern_directions(ens: TranscoderEnsemble, latent_pattern: torch.Tensor, P: int) -> torch.Tensor:  # noqa: N803
