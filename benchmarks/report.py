@@ -257,6 +257,20 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
             )
         )
     ev = res("eval")
+    cf = ev.get("counterfactual") if ev else None
+    if cf:
+        out.append(
+            _judged(
+                "eval: phantom-counterfactual suite, the model",
+                "<=",
+                120,
+                " s",
+                cf["cold_s"],
+                f"{cf['cold_s']:.0f} s cold, {cf['cached_s']:.0f} s cached",
+                f"680 pairs (1,021 renders) and a 1,000-phantom assignment split; its baselines "
+                f"(10-member ensembles, raw latents, SAE) add {cf['baselines_s']:.0f} s",
+            )
+        )
     if "cold_s" in ev:
         out.append(
             _judged(

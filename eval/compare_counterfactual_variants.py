@@ -96,7 +96,8 @@ def run_variant(run: Path, name: str, members: int, out: Path) -> dict:
     tcfg = TranscoderConfig(
         d_in=x.shape[1], d_out=h_fit.shape[1], **{**p["ensemble"], "n_members": members, **over}
     )
-    schedule = replace(TrainConfig(**p["train"]), epochs=p["multimodal_epochs"], **train_over)
+    # 20 passes over the stream (the quickstart's 260 steps on its own rows, 1,040 with +10k)
+    schedule = replace(TrainConfig(**p["train"]), steps=None, epochs=20, **train_over)
     ens, rep = train_ensemble(x_fit, h_fit, tcfg, schedule, progress=False)
     y, m = label_matrix(ds.select(emb.row_ids[te].tolist()))
     with torch.no_grad():

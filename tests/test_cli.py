@@ -30,17 +30,24 @@ def test_phantom_command_writes_both_forms(tmp_path):
 
 
 def test_quickstart_runs_the_whole_pipeline_at_a_tiny_size_and_reruns_from_cache(
-    tmp_path, tiny_phantom_clip, capsys
+    tmp_path, tiny_phantom_clip, capsys, monkeypatch
 ):
     import json
+
+    monkeypatch.setenv("LANIC_HUB_SMOKE", "1")  # 30 transcoder steps; --n, --members as given
 
     from lanic_hub import LanICModel
     from lanic_hub.backbone.embed import load_embeddings
 
     spec = f"local-dir:{tiny_phantom_clip[2]}"
     argv = ["quickstart", "--n", "200", "--members", "3", "--out", str(tmp_path), "--backbone", spec]
+    argv += ["--counterfactual-pairs", "2"]  # the suite runs (its table goes into the card), small
     assert main(argv) == 0
     assert (tmp_path / "phantom_preview.png").stat().st_size > 10_000
+    cf = json.loads(
+        next((tmp_path / "eval" / "results" / "phantom-counterfactual").glob("*model*.json")).read_text()
+    )
+    assert "2 per factor" in cf["dataset"]["spec"]
     assert "Ground-truth prevalence" in (tmp_path / "label_summary.md").read_text()
     e = load_embeddings(tmp_path / "embeddings")
     assert e.row_ids.tolist() == list(range(200)) and e.image.shape == (200, 256)

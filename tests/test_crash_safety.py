@@ -58,7 +58,7 @@ def _run(cmd: list[str]) -> float:
 def test_kill_9_during_ensemble_training_then_resume(tiny_embedded, tmp_path):
     """Killed after an epoch's checkpoint, the rerun resumes from it; the weights equal an
     uninterrupted run's bit for bit."""
-    args = ["train", "--embeddings", str(tiny_embedded / "emb"), "--members", "24"]
+    args = ["train", "--embeddings", str(tiny_embedded / "emb"), "--members", "24", "--epochs", "30"]
     _run([*CLI, *args, "--out", str(tmp_path / "full")])
     killed = tmp_path / "killed"
     ck = killed / "checkpoint" / "checkpoint.safetensors"

@@ -111,7 +111,9 @@ def random_backbone_run(tmp_path_factory):
         progress=False,
         data_spec=f"hf:{hf}",
     )
-    return root, train_from_embeddings(root / "emb", root / "train", n_members=4, progress=False)
+    # 20 steps: the schedule an epoch budget gave such a small run (the checks are about it)
+    rep = train_from_embeddings(root / "emb", root / "train", n_members=4, steps=20, progress=False)
+    return root, rep
 
 
 def test_a_random_backbone_run_is_flagged(random_backbone_run):

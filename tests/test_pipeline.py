@@ -62,6 +62,7 @@ def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_pa
     doc["backbone"] = f"local-dir:{tiny_phantom_clip[2]}"
     doc["embed"].update(batch_size=32, num_workers=0, shard_size=128, dtype="float32", autocast=None)
     doc["train"]["members"] = 2
+    doc["train"]["steps"] = 20  # the paper preset's 2,000 steps are for real data, not this check
     doc["patterns"].update(sample_rows=200, batch_size=64)
     doc["out"] = str(tmp_path / "run")
     cfg = tmp_path / "mimic.yaml"

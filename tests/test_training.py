@@ -65,7 +65,8 @@ def test_member_parallel_torchrun_equals_single_process(tiny_embedded, tmp_path)
     import sys
 
     single = tmp_path / "single"
-    train_from_embeddings(tiny_embedded / "emb", single, n_members=4, progress=False)
+    # 30 steps: float sums reduced in another order drift apart over a long schedule
+    train_from_embeddings(tiny_embedded / "emb", single, n_members=4, steps=30, progress=False)
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     r = subprocess.run(
         [
@@ -82,6 +83,8 @@ def test_member_parallel_torchrun_equals_single_process(tiny_embedded, tmp_path)
             str(tmp_path / "multi"),
             "--members",
             "4",
+            "--steps",
+            "30",
         ],
         capture_output=True,
         text=True,
@@ -114,13 +117,13 @@ def test_multimodal_stream_adds_centred_text_rows(tiny_phantom_clip, tmp_path):
     n_sen = len(torch.unique(emb.sentence[[int(r) in rows for r in emb.sentence_row]], dim=0))
     assert len(xt) == n_rep + n_sen
     assert torch.allclose(xt.norm(dim=1), torch.ones(len(xt)), atol=1e-5)
-    # the default: the text stream whenever the embeddings have it, for the preset's epochs
+    # the default: the text stream whenever the embeddings have it, for the preset's step budget
     rep = train_from_embeddings(tmp_path / "emb", tmp_path / "m", n_members=3, progress=False)
     mm = rep["ensemble"]["multimodal"]
     assert mm["enabled"] and mm["stream_rows"] > mm["image_rows"]
-    batch, epochs = PRESETS["phantom"]["train"]["batch_size"], PRESETS["phantom"]["train"]["epochs"]
-    assert mm["epochs"] == PRESETS["phantom"]["multimodal_epochs"]
-    assert rep["ensemble"]["steps"] == math.ceil(mm["stream_rows"] / batch) * mm["epochs"]
+    # budgets are steps, whatever the data size: 120 image rows train as long as 1,475 did
+    assert rep["ensemble"]["steps"] == mm["steps"] == PRESETS["phantom"]["multimodal_steps"]
+    assert rep["ensemble"]["planned_steps"] == PRESETS["phantom"]["multimodal_steps"]
     # --image-only turns it off
     from lanic_hub.cli import main
 
@@ -128,7 +131,17 @@ def test_multimodal_stream_adds_centred_text_rows(tiny_phantom_clip, tmp_path):
                  "--members", "3", "--image-only"]) == 0  # fmt: skip
     io = json.loads((tmp_path / "io" / "fidelity.json").read_text())["ensemble"]
     assert not io["multimodal"]["enabled"] and io["multimodal"]["stream_rows"] == mm["image_rows"]
-    assert io["steps"] == math.ceil(mm["image_rows"] / batch) * epochs
+    assert io["steps"] == PRESETS["phantom"]["train"]["steps"]
+    # --epochs replaces the budget by passes over the stream, --steps by a step count
+    assert main(["train", "--embeddings", str(tmp_path / "emb"), "--out", str(tmp_path / "ep"),
+                 "--members", "2", "--image-only", "--epochs", "3"]) == 0  # fmt: skip
+    ep = json.loads((tmp_path / "ep" / "fidelity.json").read_text())["ensemble"]
+    batch = PRESETS["phantom"]["train"]["batch_size"]
+    assert ep["steps"] == math.ceil(ep["multimodal"]["stream_rows"] / batch) * 3
+    assert main(["train", "--embeddings", str(tmp_path / "emb"), "--out", str(tmp_path / "st"),
+                 "--members", "2", "--steps", "7"]) == 0  # fmt: skip
+    st = json.loads((tmp_path / "st" / "fidelity.json").read_text())["ensemble"]
+    assert st["steps"] == st["planned_steps"] == 7
 
 
 def test_multimodal_needs_text_embeddings(tiny_embedded, tmp_path):

@@ -147,11 +147,18 @@ def render_model_card(
         stream = f"{mm.get('image_rows', '?')} training images"
         if mm.get("enabled"):
             stream += f" plus {mm['stream_rows'] - mm['image_rows']} distinct report and sentence texts"
+        conv = ens.get("convergence") or {}
+        conv_text = (
+            ""
+            if conv.get("converged") is None
+            else f"; FVU {'flat' if conv['converged'] else 'still falling'} at the end "
+            f"(fell {conv['last_quarter_drop']:.1%} over the last quarter)"
+        )
         training += (
             f"\n\nTranscoders: {c['n_members']} members, L = {c['n_latents']}, k = {c['k']}, "
             f"{c.get('activation', 'topk')}, Matryoshka levels {c['levels']}; trained on the "
-            f"classifier's hidden layer over {stream}, {mm.get('epochs', '?')} epochs "
-            f"({ens.get('steps', '?')} steps)."
+            f"classifier's hidden layer over {stream}: {ens.get('steps', '?')} optimiser steps "
+            f"(about {mm.get('epochs', '?')} passes){conv_text}."
         )
     backbone = model.config.backbone or {}
     spec = backbone.get("spec", "?")

@@ -93,6 +93,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         backbone=args.backbone,
         embed=EmbedOptions(num_workers=args.num_proc),
         train=TrainOptions(members=args.members),
+        counterfactual_pairs=args.counterfactual_pairs,
     )
     return _run_and_report(cfg, args.strict)
 
@@ -220,6 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         multimodal=args.multimodal,
         activation=args.activation,
         epochs=args.epochs,
+        steps=args.steps,
     )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -401,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-proc", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--members", type=int, default=None, help="ensemble size T (default 100)")
     p.add_argument(
+        "--counterfactual-pairs",
+        type=int,
+        default=40,
+        help="pairs per factor of the phantom-counterfactual suite at the end (default 40; 0: skip it)",
+    )
+    p.add_argument(
         "--backbone", default="phantom", help="'phantom' (default: the cached phantom CLIP) or a spec"
     )
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
@@ -518,7 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--preset", default="phantom", choices=["phantom", "paper"])
     p.add_argument("--members", type=int, default=None, help="override the ensemble size T")
-    p.add_argument("--epochs", type=int, default=None, help="override the preset's transcoder epochs")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's transcoder step budget")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train the transcoders for this many passes over their stream instead of the step budget",
+    )
     p.add_argument("--policy", default="U-Ignore", choices=["U-Ignore", "U-Ones", "U-Zeros"])
     stream = p.add_mutually_exclusive_group()
     stream.add_argument(

@@ -17,6 +17,7 @@ import torch
 
 from .errors import LanicError
 from .patterns.bank import pattern_label
+from .patterns.build import SENTENCE_FIT
 
 NOTICE = (
     "**Research use only. Not a medical device.** lanic-hub is research software: do not use it to "
@@ -213,6 +214,12 @@ def pattern_cards(model, contributions) -> str:
                 "typical report sentences: "
                 + " / ".join(f"<i>{escape(t)}</i>" for t in p["typical_sentences"])
             )
+            fit = p.get("sentence_fit")
+            if fit is not None and fit < SENTENCE_FIT:
+                parts.append(
+                    f"<br><b>⚠ these sentences do not speak of '{escape(p['name'])}'</b> "
+                    f"(best match {fit:.2f}): name and reports disagree"
+                )
         thumbs = sorted(Path(folder, "thumbnails").glob(f"p{p['id']:05d}_*.png")) if folder else []
         if thumbs:
             imgs = "".join(

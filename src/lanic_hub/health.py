@@ -174,7 +174,25 @@ def training_checks(report: dict[str, Any]) -> list[Check]:
                 steps,
                 f">= {MIN_STEPS} steps",
                 f"{steps} transcoder optimiser steps"
-                + ("" if ok else ": a schedule too short to converge; train for more steps (--epochs)."),
+                + ("" if ok else ": a schedule too short to converge; train for more steps (--steps)."),
+            )
+        )
+    conv = ens.get("convergence") or {}
+    if conv.get("converged") is not None:
+        drop = conv["last_quarter_drop"]
+        out.append(
+            Check(
+                "converged",
+                bool(conv["converged"]),
+                drop,
+                f"FVU falls < {conv['tol']:.0%} over the last quarter",
+                f"FVU fell {drop:.1%} over the last quarter of the {steps} steps"
+                + (
+                    ""
+                    if conv["converged"]
+                    else ": still falling when the schedule ended. Likely cause: a schedule too short "
+                    "for this data; train for more steps (--steps)."
+                ),
             )
         )
     if rows and k and L:

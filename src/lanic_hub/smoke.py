@@ -2,9 +2,10 @@
 
 With it set, the embedded default shrinks: the phantom CLIP trains for a few steps on a few
 phantoms (its calibration probe still runs, with no band to meet), the quickstart and the phantom
-suites draw :data:`PHANTOMS` phantoms, and the ensemble has :data:`MEMBERS` members unless a
-command says otherwise. The commands and files are the same; the figures are meaningless, and
-the health checks say so. Never set it for a model you mean to use.
+suites draw :data:`PHANTOMS` phantoms (the counterfactual suite 4 pairs per factor), and the
+ensemble has :data:`MEMBERS` members and trains for :data:`STEPS` optimiser steps unless a command
+says otherwise. The commands and files are the same; the figures are meaningless, and the health
+checks say so. Never set it for a model you mean to use.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 ENV = "LANIC_HUB_SMOKE"
 PHANTOMS = 300
 MEMBERS = 8
+STEPS = 30
 
 
 def active() -> bool:
@@ -41,3 +43,26 @@ def phantoms(n: int) -> int:
 def members(n: int | None) -> int | None:
     """``n`` ensemble members (None: the preset's), or :data:`MEMBERS` when ``n`` is None in smoke mode."""
     return MEMBERS if n is None and active() else n
+
+
+def steps(n: int | None) -> int | None:
+    """``n`` transcoder steps (None: the preset's), or :data:`STEPS` when ``n`` is None in smoke mode."""
+    return STEPS if n is None and active() else n
+
+
+def counterfactual_config(cfg=None):
+    """The ``phantom-counterfactual`` suite's draw: ``cfg`` (None: the default), or a few pairs per
+    factor in smoke mode."""
+    from dataclasses import replace
+
+    from .evaluation.counterfactual import CounterfactualConfig
+
+    cfg = cfg or CounterfactualConfig()
+    if not active():
+        return cfg
+    return replace(
+        cfg,
+        pairs_per_factor=min(cfg.pairs_per_factor, 4),
+        assign_n=min(cfg.assign_n, 200),
+        baseline_n=min(cfg.baseline_n, PHANTOMS),
+    )

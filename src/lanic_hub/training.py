@@ -26,19 +26,26 @@ from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fide
 from .utils.io import write_text_atomic
 
 #: Ready configurations. 'paper' is CXR-LanIC's scale; 'phantom' keeps T = 100 at a CPU-sized L.
+#: Budgets are optimiser steps, so a preset trains as long on a small dataset as on a large one
+#: (an epoch budget gave the paper preset 70 steps on 20k phantoms: FVU 0.54).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "ensemble": {"n_latents": 2048, "k": 32, "n_members": 100},
-        "train": {"epochs": 10, "batch_size": 4096, "lr": 1e-3},
+        # 2,000 steps of 4,096 rows: ~34 passes over MIMIC-CXR-JPG's ~240k frontal training images
+        # (the former 10-epoch budget was ~600 steps there, and 70 on 20k phantoms: FVU 0.54). Not
+        # yet measured at this shape: fidelity.json's FVU curve and the 'converged' health check
+        # say whether a run had flattened (issue 19)
+        "train": {"steps": 2000, "batch_size": 4096, "lr": 1e-3},
     },
     "phantom": {
         "ensemble": {"n_latents": 256, "k": 8, "n_members": 100, "levels": (8, 32, 256)},
         # lr 1e-2 halves the FVU (0.12 -> 0.07) but lowers the best single latents' ground-truth
-        # detection (devices and artifacts by 0.04-0.09 AUROC): see docs/ensemble_phantom.md
-        "train": {"epochs": 30, "batch_size": 256, "lr": 3e-3},
-        # with the text stream (2.1x the rows): 20 epochs keep the ensemble under 2 minutes on
-        # 2 cores and beat 30 image-only epochs on naming and purity (docs/ensemble_phantom.md)
-        "multimodal_epochs": 20,
+        # detection (devices and artifacts by 0.04-0.09 AUROC): see docs/ensemble_phantom.md.
+        # 180 steps: what 30 epochs of the quickstart's 1,475 training images were
+        "train": {"steps": 180, "batch_size": 256, "lr": 3e-3},
+        # with the text stream (2.1x the rows): 260 steps (20 of its epochs) keep the ensemble under
+        # 2 minutes on 2 cores and beat the image-only run on naming and purity
+        "multimodal_steps": 260,
     },
 }
 
@@ -237,6 +244,16 @@ def text_stream(emb, x_img: torch.Tensor, rows: set[int]) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def preset_schedule(preset: str) -> TrainConfig:
+    """The preset's image-stream schedule (smoke mode: :data:`lanic_hub.smoke.STEPS` steps), as the
+    evaluation's baselines train with it."""
+    from .smoke import steps as smoke_steps
+
+    schedule = TrainConfig(**PRESETS[preset]["train"])
+    n = smoke_steps(None)
+    return schedule if n is None else replace(schedule, steps=n)
+
+
 def train_from_embeddings(
     embeddings: str | Path,
     out: str | Path,
@@ -249,6 +266,7 @@ def train_from_embeddings(
     multimodal: bool | None = None,
     activation: str = "topk",
     epochs: int | None = None,
+    steps: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train classifier + ensemble; write ``classifier.safetensors``, ``ensemble.safetensors`` (each
@@ -256,9 +274,10 @@ def train_from_embeddings(
 
     ``multimodal`` adds the train split's report and sentence embeddings to the transcoders'
     training stream (targets: the classifier's hidden layer on them), see :func:`text_stream`,
-    for the preset's ``multimodal_epochs``; None (default): whenever the embeddings have text.
+    for the preset's ``multimodal_steps``; None (default): whenever the embeddings have text.
     ``activation`` is 'topk' (default) or 'jumprelu' (see :class:`TranscoderConfig`).
-    ``epochs`` overrides the preset's epochs (either stream).
+    ``steps`` overrides the preset's step budget (either stream); ``epochs`` replaces it by that
+    many passes over the stream.
     """
     from .data.open import open_dataset
 
@@ -290,8 +309,11 @@ def train_from_embeddings(
     with torch.no_grad():
         h = clf.hidden(x)
     from .smoke import members as smoke_members
+    from .smoke import steps as smoke_steps
 
     n_members = smoke_members(n_members)
+    if epochs is None:
+        steps = smoke_steps(steps)
     p = PRESETS[preset]
     ens_kw = dict(p["ensemble"], activation=activation)
     if n_members is not None:
@@ -307,15 +329,18 @@ def train_from_embeddings(
         x_text = text_stream(emb, x[tr], set(emb.row_ids[tr].tolist()))
         with torch.no_grad():
             x_fit, h_fit = torch.cat([x_fit, x_text]), torch.cat([h_fit, clf.hidden(x_text)])
-        schedule = replace(schedule, epochs=p.get("multimodal_epochs", schedule.epochs))
+        schedule = replace(schedule, steps=p.get("multimodal_steps", schedule.steps))
     if epochs is not None:
-        schedule = replace(schedule, epochs=epochs)
+        schedule = replace(schedule, epochs=epochs, steps=None)
+    if steps is not None:
+        schedule = replace(schedule, steps=steps)
     ens, ens_rep = _train_members(x_fit, h_fit, tcfg, schedule, out, progress)
     ens_rep["multimodal"] = {
         "enabled": multimodal,
         "stream_rows": len(x_fit),
         "image_rows": len(tr),
-        "epochs": schedule.epochs,
+        "steps": schedule.total_steps(len(x_fit)),
+        "epochs": round(schedule.total_steps(len(x_fit)) / max(1, -(-len(x_fit) // schedule.batch_size)), 2),
     }
     if ens is None:  # a non-zero rank of a member-parallel run: rank 0 writes the results
         return {}

@@ -10,7 +10,8 @@ import torch
 from lanic_hub.evaluation.shortcut import run_shortcut_suite, shortcut_figures
 
 
-def test_shortcut_suite_runs_both_worlds(tiny_phantom_clip, tmp_path):
+def test_shortcut_suite_runs_both_worlds(tiny_phantom_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANIC_HUB_SMOKE", "1")  # 30 transcoder steps per world
     r = run_shortcut_suite(
         tmp_path,
         shortcut="chest_tube:Atelectasis:1.0:train+validate",
@@ -50,8 +51,9 @@ def test_shortcut_share_counts_only_the_named_patterns(tiny_lanic_model, tiny_em
     rows = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
     x = emb.image.float()
     factor = "chest_tube"
-    for p in model.patterns[:2]:  # declare two patterns 'chest tube' patterns by name
-        p["concept"] = factor
+    for p in model.patterns[:3]:  # declare three patterns 'chest tube' patterns by name ...
+        p.update(concept=factor, named=True, dense=False)
+    model.patterns[2]["named"] = False  # ... of which the third does not carry its name
     r = shortcut_figures(model, x, rows, factor, "Pleural Effusion")
     present = torch.tensor(rows[f"gt_{factor}"], dtype=torch.bool)
     parts = decomposition_by_pattern(model.classifier, model.ensemble, model.bank, x[present])

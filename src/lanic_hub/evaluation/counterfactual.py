@@ -512,8 +512,8 @@ def baseline_attributors(
     from ..data.schema import label_matrix
     from ..patterns import BankConfig
     from ..patterns.build import build_bank
-    from ..training import PRESETS
-    from ..transcoders import TrainConfig, train_ensemble
+    from ..training import PRESETS, preset_schedule
+    from ..transcoders import train_ensemble
 
     bb = model.backbone
     a_spec, a_ds, a_emb = _split(out, cfg.assign_n, cfg.seed + 1, world, bb, progress)
@@ -527,7 +527,7 @@ def baseline_attributors(
     no_merge = replace(bank_cfg, cos_threshold=2.0, min_support=1, min_frequency=0.0, max_frequency=1.0)
     no_merge = replace(no_merge, min_ms=-1.0)
     preset = "paper" if ens.cfg.n_latents == PRESETS["paper"]["ensemble"]["n_latents"] else "phantom"
-    schedule = TrainConfig(**PRESETS[preset]["train"])
+    schedule = preset_schedule(preset)
     T = members or ens.cfg.n_members
 
     def bank_of(e, config, name):
@@ -619,10 +619,11 @@ def run_counterfactual_suite(
 
     from ..backbone.embed import load_embeddings
     from ..modeling import LanICModel
+    from ..smoke import counterfactual_config
     from .leaderboard import write_leaderboard
     from .runner import write_results
 
-    cfg = cfg or CounterfactualConfig()
+    cfg = counterfactual_config(cfg)
     world = world or PhantomConfig()
     out = Path(out)
     t0 = time.perf_counter()
@@ -647,7 +648,7 @@ def run_counterfactual_suite(
         emb_fig = embedding_figures(e_on, e_off, pairs, x_assign, gt)
         methods: list[tuple[str, Any, str]] = [
             (
-                mid,
+                f"LanIC model (bank patterns) [{mid}]",
                 BankAttributor(
                     "LanIC model (bank patterns)",
                     model.classifier,

@@ -211,7 +211,7 @@ def evaluate_baselines(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0)
     """Baselines on the suite's embeddings (trained on its train split): linear probe, zero-shot,
     SAE + sparse probe, a single plain-TopK transcoder, LanIC sub-ensembles of 1 and 10 members."""
     from ..baselines import LinearProbe, SAESparseProbe, ZeroShot
-    from ..transcoders import TrainConfig, train_ensemble
+    from ..transcoders import train_ensemble
 
     tr, va, te = (np.where(d.split == s)[0] for s in ("train", "validate", "test"))
     if len(tr) == 0 or len(te) == 0:
@@ -240,11 +240,11 @@ def evaluate_baselines(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0)
     t = time.perf_counter()
     from dataclasses import replace
 
-    from ..training import PRESETS
+    from ..training import PRESETS, preset_schedule
 
     one_cfg = replace(ens.cfg, n_members=1, levels=(ens.cfg.n_latents,), first_member=0)
     preset = "paper" if ens.cfg.n_latents == PRESETS["paper"]["ensemble"]["n_latents"] else "phantom"
-    single, _ = train_ensemble(x[tr], h[tr], one_cfg, TrainConfig(**PRESETS[preset]["train"]), progress=False)
+    single, _ = train_ensemble(x[tr], h[tr], one_cfg, preset_schedule(preset), progress=False)
     from ..training import first_members
 
     with torch.no_grad():

@@ -114,6 +114,7 @@ def run_shortcut_suite(
             phantom_shortcuts=shortcuts,
             backbone=backbone,
             train=TrainOptions(members=members),
+            counterfactual_pairs=0,  # this suite asks its own question of the two models
         )
         run_pipeline(cfg, progress=progress, log=log)
         model = LanICModel.from_pretrained(out / world / "model")

@@ -347,6 +347,9 @@ def build_bank(
                 [g["row"] for g in rec["gallery"]], cfg.typical_sentences
             )
         patterns.append(rec)
+    if sentences is not None and patterns:  # do the typical sentences speak of the name?
+        for rec, fit in zip(patterns, sentence_fit(patterns, vocab, sentences.model), strict=True):
+            rec["sentence_fit"] = fit
 
     direction = _pattern_directions(ens, latent_pattern, len(sel))
     meta = {
@@ -377,6 +380,35 @@ def build_bank(
         "coherence": lat_coh,
     }
     return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
+
+
+#: Typical sentences "fit" a name when one of them is at least this close (cosine, all-MiniLM-L6-v2)
+#: to a phrase of the name's concept; below, the mismatch is shown beside the name.
+SENTENCE_FIT = 0.5
+
+
+def sentence_fit(patterns: list[dict[str, Any]], vocab: Vocabulary, model_dir: str) -> list[float | None]:
+    """Per pattern, the best cosine between its typical sentences and its concept's phrases (None
+    without sentences)."""
+    from .language import sentence_model
+
+    st = sentence_model(model_dir)
+    phr = st.encode(list(vocab.phrases), normalize_embeddings=True, convert_to_tensor=True).float().cpu()
+    concepts = np.array(vocab.concepts)
+    sents = sorted({t for p in patterns for t in p.get("typical_sentences") or []})
+    if not sents:
+        return [None] * len(patterns)
+    emb = st.encode(sents, normalize_embeddings=True, convert_to_tensor=True).float().cpu()
+    where = {t: i for i, t in enumerate(sents)}
+    out: list[float | None] = []
+    for p in patterns:
+        ts = p.get("typical_sentences") or []
+        mask = torch.from_numpy(concepts == p["concept"])
+        if not ts or not bool(mask.any()):
+            out.append(None)
+            continue
+        out.append(float((emb[[where[t] for t in ts]] @ phr[mask].T).max()))
+    return out
 
 
 def _gallery_labels(ds, rows: list[int]) -> dict[int, dict[str, bool]]:

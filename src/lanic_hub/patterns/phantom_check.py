@@ -48,7 +48,9 @@ def ground_truth_check(
             sev = np.array(rows[f"gt_{f}_severity"])
             keep = ~gt[:, j] | (sev >= 0.5)
             moderate[:, j] = auroc_matrix(acts[keep], gt[keep, j : j + 1])[:, 0]
-    concepts = [p["concept"] for p in bank.patterns]
+    from .bank import is_named
+
+    concepts = [p["concept"] if is_named(p) else None for p in bank.patterns]  # abstentions name nothing
     factors: dict[str, Any] = {}
     for j, f in enumerate(ALL_FACTORS):
         col = np.nan_to_num(moderate[:, j], nan=-1)

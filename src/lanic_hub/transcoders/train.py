@@ -24,12 +24,27 @@ class TrainConfig:
     """Optimisation of the ensemble."""
 
     epochs: int = 20
+    """Passes over the data, when ``steps`` is None."""
+    steps: int | None = None
+    """The budget in optimiser steps (the same on any data size); None: ``epochs`` passes."""
     batch_size: int = 512
+    """Rows per step (every member sees the same rows)."""
     lr: float = 2e-3
+    """Peak learning rate (Adam; linear warm-up, cosine decay to 0 at the last step)."""
     warmup_steps: int = 50
+    """Steps of linear warm-up."""
     seed: int = 0
+    """Seed of the data order."""
     checkpoint_every: int = 1
     """Epochs between checkpoints (when a checkpoint folder is given)."""
+    convergence_checks: int = 8
+    """Times, evenly spread over the schedule, the full-level FVU is measured on a fixed sample of
+    the training rows (the first ``convergence_rows``): the run's FVU curve. 0: none."""
+    convergence_rows: int = 2048
+    """Rows of that sample."""
+    plateau_tol: float = 0.05
+    """The run counts as converged when its FVU fell by less than this share over the last quarter
+    of the schedule; otherwise the report (and the health checks) say it was still falling."""
     chunk_latents: int = 2048
     """On CPU, a training step handles members in chunks of about this many latents (see
     :func:`ensemble_grads`): the gradient is the same, and a chunk's intermediates stay in cache
@@ -37,8 +52,19 @@ class TrainConfig:
     chunk: one wide matmul."""
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+        if (
+            self.epochs < 1
+            or self.batch_size < 1
+            or self.lr <= 0
+            or (self.steps is not None and self.steps < 1)
+        ):
             raise ConfigError(f"invalid training config {self}")
+
+    def total_steps(self, rows: int) -> int:
+        """The schedule's length on ``rows`` training rows."""
+        return (
+            self.steps if self.steps is not None else max(1, math.ceil(rows / self.batch_size)) * self.epochs
+        )
 
 
 def make_adam(params, lr: float) -> torch.optim.Adam:
@@ -157,7 +183,8 @@ def run_identity(
     for x in (e, h):
         digest.update(str(tuple(x.shape)).encode())
         digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    schedule = {k: v for k, v in asdict(tcfg).items() if k not in ("checkpoint_every", "chunk_latents")}
+    skip = ("checkpoint_every", "chunk_latents", "convergence_checks", "convergence_rows", "plateau_tol")
+    schedule = {k: v for k, v in asdict(tcfg).items() if k not in skip}
     return {"config": cfg.to_dict(), "schedule": schedule, "data": digest.hexdigest()}
 
 
@@ -257,7 +284,8 @@ def train_ensemble(
     opt = make_adam(groups, tcfg.lr)
     n = len(e)
     steps_per_epoch = max(1, math.ceil(n / tcfg.batch_size))
-    total = steps_per_epoch * tcfg.epochs
+    total = tcfg.total_steps(n)
+    n_epochs = math.ceil(total / steps_per_epoch)
     g = torch.Generator().manual_seed(tcfg.seed)
     since = torch.zeros(cfg.n_members, cfg.n_latents)  # samples since each latent last fired
     start_epoch, step = 0, 0
@@ -285,9 +313,19 @@ def train_ensemble(
         total=total, initial=step, desc=f"ensemble T={cfg.n_members}", unit="step", disable=not progress
     )
     last_fvu = torch.full((cfg.n_members,), float("nan"))
-    for epoch in range(start_epoch, tcfg.epochs):
+    probe = (e[: tcfg.convergence_rows], h[: tcfg.convergence_rows])  # fixed rows: no RNG drawn
+    checks = (
+        {round(total * (j + 1) / tcfg.convergence_checks) for j in range(tcfg.convergence_checks)}
+        | {round(total * 0.75)}
+        if tcfg.convergence_checks
+        else set()
+    )
+    curve: list[tuple[int, float]] = []
+    for epoch in range(start_epoch, n_epochs):
         perm = torch.randperm(n, generator=g)
         for b in range(steps_per_epoch):
+            if step >= total:
+                break
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step) * group.get("lr_scale", 1.0)
@@ -308,8 +346,10 @@ def train_ensemble(
             bar.update()
             if step % 10 == 0:
                 bar.set_postfix(fvu=f"{last_fvu.mean():.4f}", dead=f"{dead.float().mean():.3f}")
+            if step in checks:
+                curve.append((step, _full_fvu(model, *probe)))
         last = stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs
-        if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == tcfg.epochs or last):
+        if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == n_epochs or last):
             _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity)
         if last:
             break
@@ -317,12 +357,42 @@ def train_ensemble(
     model.eval()
     report = {
         "steps": step,
+        "planned_steps": total,
         "seconds": round(time.perf_counter() - t0, 2),
         "train_config": asdict(tcfg),
         "config": cfg.to_dict(),
         "final_batch_fvu_mean": float(last_fvu.mean()),
+        "convergence": convergence(curve, total, tcfg.plateau_tol),
     }
     return model, report
+
+
+@torch.no_grad()
+def _full_fvu(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor) -> float:
+    """Mean over members of the full-level FVU on (e, h)."""
+    was = model.training
+    model.eval()
+    v, i = model.encode(e)
+    r = model.decode(v, i)
+    var = (h - h.mean(0)).pow(2).sum()
+    model.train(was)
+    return float(((r - h[:, None, :]).pow(2).sum(dim=(0, 2)) / var.clamp(min=1e-12)).mean())
+
+
+def convergence(curve: list[tuple[int, float]], total: int, tol: float) -> dict[str, Any]:
+    """Whether the FVU curve had flattened: it fell by less than ``tol`` (relative) over the last
+    quarter of the schedule. None where the curve does not cover it (a resumed or short run)."""
+    at = dict(curve)
+    q3 = round(total * 0.75)
+    if q3 not in at or total not in at or q3 == total:
+        return {"curve": [list(c) for c in curve], "converged": None, "last_quarter_drop": None, "tol": tol}
+    drop = (at[q3] - at[total]) / max(at[q3], 1e-12)
+    return {
+        "curve": [list(c) for c in curve],
+        "converged": bool(drop < tol),
+        "last_quarter_drop": float(drop),
+        "tol": tol,
+    }
 
 
 @torch.no_grad()
