@@ -12,7 +12,8 @@ import torch
 from lanic_hub.patterns import BankConfig
 
 
-def test_variants_are_trained_banked_and_measured(tiny_phantom_clip, tmp_path):
+def test_variants_are_trained_banked_and_measured(tiny_phantom_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANIC_HUB_SMOKE", "1")  # 30 transcoder steps per variant
     from lanic_hub.backbone import load_backbone
     from lanic_hub.backbone.embed import embed_dataset, load_embeddings
     from lanic_hub.data.phantom import PhantomConfig, export, load_phantom_dataset
