@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,9 +105,11 @@ def test_readme_commands_run_in_order(tmp_path):
                 r = subprocess.run(line, shell=True, cwd=clone, env=env, capture_output=True, text=True)
                 assert r.returncode == 2 and "LANIC_SHARED_DATA" in r.stderr, r.stderr[-2000:]
                 continue
+            t = time.perf_counter()
             r = subprocess.run(
                 ["bash", "-c", line], cwd=clone, env=env, capture_output=True, text=True, timeout=900
             )
+            print(f"{time.perf_counter() - t:6.1f} s  {line[:100]}")  # shown with -s or on failure
             assert r.returncode == 0, f"README command failed: {line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
             ran.append(line)
     assert any("quickstart" in x for x in ran) and any("explain" in x for x in ran)

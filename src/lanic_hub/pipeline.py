@@ -376,9 +376,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
             log("[7/7] evaluation: up to date")
         evaluation = json.loads(res_file.read_text())
         board = (out / "eval" / "leaderboard" / f"{suite}.md").read_text()
-        if (
-            cfg.data == "phantom" and cfg.counterfactual_pairs > 0
-        ):  # and whether explanations name the true cause
+        # and whether the explanations name the true cause
+        if cfg.data == "phantom" and cfg.counterfactual_pairs > 0:
             board += "\n\n" + counterfactual_stage(cfg, out, model_dir, st, key, log)
         write_card(model_dir, ds, cfg.model, report, evaluation, board)
     sec["eval"] = time.perf_counter() - t
