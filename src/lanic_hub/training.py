@@ -244,11 +244,13 @@ def text_stream(emb, x_img: torch.Tensor, rows: set[int]) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def preset_schedule(preset: str) -> TrainConfig:
-    """The preset's image-stream schedule (smoke mode: :data:`lanic_hub.smoke.STEPS` steps), as the
-    evaluation's baselines train with it."""
+def preset_schedule(cfg: TranscoderConfig) -> TrainConfig:
+    """The image-stream schedule of the preset an ensemble of this shape comes from ('paper' at
+    its L, else 'phantom'; smoke mode: :data:`lanic_hub.smoke.STEPS` steps), as the evaluation's
+    baselines train with it."""
     from .smoke import steps as smoke_steps
 
+    preset = "paper" if cfg.n_latents == PRESETS["paper"]["ensemble"]["n_latents"] else "phantom"
     schedule = TrainConfig(**PRESETS[preset]["train"])
     n = smoke_steps(None)
     return schedule if n is None else replace(schedule, steps=n)

@@ -512,7 +512,7 @@ def baseline_attributors(
     from ..data.schema import label_matrix
     from ..patterns import BankConfig
     from ..patterns.build import build_bank
-    from ..training import PRESETS, preset_schedule
+    from ..training import preset_schedule
     from ..transcoders import train_ensemble
 
     bb = model.backbone
@@ -526,8 +526,7 @@ def baseline_attributors(
     bank_cfg = BankConfig(**{k: v for k, v in (model.bank_meta.get("config") or {}).items() if k in known})
     no_merge = replace(bank_cfg, cos_threshold=2.0, min_support=1, min_frequency=0.0, max_frequency=1.0)
     no_merge = replace(no_merge, min_ms=-1.0)
-    preset = "paper" if ens.cfg.n_latents == PRESETS["paper"]["ensemble"]["n_latents"] else "phantom"
-    schedule = preset_schedule(preset)
+    schedule = preset_schedule(ens.cfg)
     T = members or ens.cfg.n_members
 
     def bank_of(e, config, name):

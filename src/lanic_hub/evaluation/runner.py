@@ -240,11 +240,10 @@ def evaluate_baselines(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0)
     t = time.perf_counter()
     from dataclasses import replace
 
-    from ..training import PRESETS, preset_schedule
+    from ..training import preset_schedule
 
     one_cfg = replace(ens.cfg, n_members=1, levels=(ens.cfg.n_latents,), first_member=0)
-    preset = "paper" if ens.cfg.n_latents == PRESETS["paper"]["ensemble"]["n_latents"] else "phantom"
-    single, _ = train_ensemble(x[tr], h[tr], one_cfg, preset_schedule(preset), progress=False)
+    single, _ = train_ensemble(x[tr], h[tr], one_cfg, preset_schedule(ens.cfg), progress=False)
     from ..training import first_members
 
     with torch.no_grad():
