@@ -33,7 +33,7 @@ def main() -> dict:
         direct.append(time.perf_counter() - t)
     app = build_app(demo)
     app.queue(default_concurrency_limit=2)
-    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(demo.model._folder)])
+    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(demo.model.folder)])
     try:
         from gradio_client import Client, handle_file
 

@@ -64,7 +64,7 @@ def main() -> dict:
     from lanic_hub.patterns import BankConfig
     from lanic_hub.patterns.build import build_bank
     from lanic_hub.patterns.phantom_check import ground_truth_check, pattern_activations
-    from lanic_hub.training import load_trained
+    from lanic_hub.trained import load_trained
 
     run = Path(os.environ.get("LANIC_BENCH_RUN", "runs/quickstart"))
     model, embeddings = run / "train", run / "embeddings"
@@ -105,9 +105,9 @@ def main() -> dict:
             if naming == "both" and at == 0.95:
                 out["factors"] = r["factors"]
     parts = decomposition_by_pattern(clf, ens, bank, x[te])
-    n = parts["n_cover"].float().numpy()
+    n = parts.n_cover.float().numpy()
     mass_unbanked = float(
-        parts["unbanked"].abs().sum() / (parts["patterns"].abs().sum() + parts["unbanked"].abs().sum())
+        parts.unbanked.abs().sum() / (parts.patterns.abs().sum() + parts.unbanked.abs().sum())
     )
     out["patterns_per_prediction"] = {
         "definition": "fewest items (bank patterns, or unbanked latents one by one) holding 90% of the "

@@ -8,9 +8,8 @@ with transformers' ``AutoConfig`` / ``AutoModel``.
 >>> print(model.explain("chest.png"))                                 # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from .modeling import LanICConfig, LanICModel, register  # noqa: E402
+from .constants import VERSION as __version__
+from .modeling import LanICConfig, LanICModel, register
 
 register()
 

@@ -7,9 +7,12 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError, LanicError
+from .stages import resolve_backbone_spec
+from .utils.config_docs import add_dataclass_args, dataclass_from_args
 
 
 def _command(sub, name: str, help: str, desc: str, example: str) -> argparse.ArgumentParser:  # noqa: A002
@@ -137,37 +140,18 @@ def _run_and_report(cfg, strict: bool = False) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import json as _json
+    from .health import run_checks
+    from .patterns import PatternBank
+    from .stages import ModelOptions, bank_dataset, export_model, load_trained_handle
 
-    from .data.open import open_dataset
-    from .pipeline import ModelOptions, export_model
-
-    train = Path(args.model)
-    bank = _json.loads((train / "patterns.json").read_text()) if (train / "patterns.json").is_file() else None
-    if bank is None:
-        raise LanicError(f"{train}: no patterns.json; run `lanic-hub patterns --model {train}` first")
-    emb_manifest = Path(bank["meta"]["embeddings"]) / "manifest.json"
-    spec = args.data or _json.loads(emb_manifest.read_text())["data_spec"]
-    report = _json.loads((train / "fidelity.json").read_text())
-    opts = ModelOptions(
-        name=args.name,
-        repo_id=args.repo_id,
-        bundle_backbone=args.bundle_backbone,
-        thumbnails=not args.no_thumbnails,
-    )
-    out = export_model(train, Path(args.out), open_dataset(spec), opts, report)
+    trained = load_trained_handle(Path(args.model))
+    bank = PatternBank.load(trained.folder)  # says to run `lanic-hub patterns` first when missing
+    health = [c.to_dict() for c in run_checks(trained.report, bank.meta["counts"])]
+    ds = bank_dataset(bank, args.data).dataset
+    opts = dataclass_from_args(ModelOptions, args)
+    out = export_model(trained.folder, Path(args.out), ds, opts, trained.report, health=health)
     print(f"LanIC model written to {out}")
-    health = json.loads((out / "patterns.json").read_text())["meta"]["health"]
     return _health_exit(health, str(out), args.strict)
-
-
-def resolve_backbone_spec(spec: str) -> str:
-    """'phantom' means the cached phantom CLIP (trained on first use)."""
-    if spec == "phantom":
-        from .backbone.phantom_clip import ensure_phantom_clip
-
-        return f"local-dir:{ensure_phantom_clip()}"
-    return spec
 
 
 def cmd_train_phantom(args: argparse.Namespace) -> int:
@@ -203,40 +187,26 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import os
+    from .stages import Run, TrainOptions, load_embeddings_handle, train_stage
 
-    import torch
-
-    from .training import train_from_embeddings
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")  # member-parallel: only a barrier is needed
-    rep = train_from_embeddings(
-        args.embeddings,
-        args.out,
-        data=args.data,
-        preset=args.preset,
-        n_members=args.members,
-        policy=args.policy,
-        multimodal=args.multimodal,
-        activation=args.activation,
-        epochs=args.epochs,
-        steps=args.steps,
-    )
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-    if not rep:  # a non-zero rank under torchrun
-        return 0
-    print(
-        json.dumps(
-            {
-                "auroc": rep["auroc"],
-                "fvu_mean": rep["fidelity"]["fvu_mean"],
-                "seconds": {"ensemble": rep["ensemble"]["seconds"]},
-            },
-            indent=1,
+    with _distributed("gloo"):  # member-parallel under torchrun: only a barrier is needed
+        emb = load_embeddings_handle(args.embeddings)
+        t = train_stage(
+            Run(Path(args.out), pipeline=False),
+            emb,
+            dataclass_from_args(TrainOptions, args),
+            Path(args.out),
+            args.data,
         )
-    )
+    if not t.report:  # a non-zero rank under torchrun
+        return 0
+    rep = t.report
+    brief = {
+        "auroc": rep["auroc"],
+        "fvu_mean": rep["fidelity"]["fvu_mean"],
+        "seconds": {"ensemble": rep["ensemble"]["seconds"]},
+    }
+    print(json.dumps(brief, indent=1))
     print(f"classifier and ensemble written to {args.out}")
     return _health_exit(rep["health"], str(args.out), args.strict)
 
@@ -262,53 +232,36 @@ def _add_strict(p: argparse.ArgumentParser) -> None:
 def cmd_embed(args: argparse.Namespace) -> int:
     import torch
 
-    from .backbone import load_backbone
-    from .backbone.embed import embed_dataset
-    from .data.open import absolute_spec, open_dataset
+    from .stages import EmbedOptions, Run, backbone_stage, data_stage, embeddings_stage
 
-    world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and world > 1:
-        device = f"cuda:{torch.distributed.get_rank() % torch.cuda.device_count()}"
-    bb = load_backbone(resolve_backbone_spec(args.backbone), device=device)
-    ds = open_dataset(args.data)
-    summary = embed_dataset(
-        ds,
-        bb,
-        args.out,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        shard_size=args.shard_size,
-        dtype=args.dtype,
-        text=not args.no_text,
-        autocast=args.autocast,
-        data_spec=absolute_spec(args.data),
-    )
-    print(json.dumps(summary))
-    if world > 1:
-        torch.distributed.destroy_process_group()
+    with _distributed("nccl" if torch.cuda.is_available() else "gloo") as rank:
+        opts = dataclass_from_args(EmbedOptions, args)
+        device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device == "cuda" and rank is not None:
+            device = f"cuda:{rank % torch.cuda.device_count()}"
+        run = Run(Path(args.out), pipeline=False)
+        bb = backbone_stage(run, args.backbone, device=device)
+        emb = embeddings_stage(run, data_stage(run, args.data), bb, opts, Path(args.out))
+        print(json.dumps(emb.summary))
     return 0
 
 
-def _add_dataclass_args(p: argparse.ArgumentParser, cls) -> None:
-    """One ``--flag`` per field of a config dataclass (type and default from the dataclass)."""
-    import dataclasses
+@contextmanager
+def _distributed(backend: str):
+    """Under torchrun (WORLD_SIZE > 1): a process group for the block, yielding this rank; else None."""
+    import os
 
-    for f in dataclasses.fields(cls):
-        p.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=type(f.default),
-            default=f.default,
-            help=f"(default {f.default})",
-        )
+    import torch
 
-
-def _dataclass_from_args(cls, args: argparse.Namespace):
-    import dataclasses
-
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield None
+        return
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend)
+    try:
+        yield torch.distributed.get_rank()
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def cmd_patterns(args: argparse.Namespace) -> int:
@@ -319,7 +272,7 @@ def cmd_patterns(args: argparse.Namespace) -> int:
         args.model,
         args.embeddings,
         data=args.data,
-        config=_dataclass_from_args(BankConfig, args),
+        config=dataclass_from_args(BankConfig, args),
         vocabulary=args.vocabulary,
         ms_embeddings=args.ms_embeddings,
         thumbnails=args.thumbnails,
@@ -359,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lanic-hub", description="CXR-LanIC toolkit. Research software, not a medical device."
     )
-    from . import __version__
+    from .constants import VERSION as __version__
 
     ap.add_argument("--version", action="version", version=__version__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -446,10 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="the model folder to write")
     p.add_argument("--data", default=None, help="dataset spec (default: from the embeddings manifest)")
-    p.add_argument("--name", default="CXR-LanIC")
-    p.add_argument("--repo-id", default="your-name/cxr-lanic", help="used in the card's usage snippet")
-    p.add_argument("--bundle-backbone", action="store_true", help="copy the backbone into the folder")
-    p.add_argument("--no-thumbnails", action="store_true", help="skip gallery thumbnails")
+    from .stages import EmbedOptions, ModelOptions, TrainOptions
+
+    # export references the backbone by its spec unless asked (the pipeline bundles the phantom CLIP)
+    add_dataclass_args(p, ModelOptions, defaults={"bundle_backbone": False})
     _add_strict(p)
     p.set_defaults(func=cmd_export)
 
@@ -505,13 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backbone", default="phantom", help="'phantom' (default), hf-hub:REPO, local-dir:PATH")
     p.add_argument("--out", required=True, help="embeddings folder")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=2, help="image-decoding worker processes (default 2)")
-    p.add_argument("--shard-size", type=int, default=2048)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--autocast", default=None, choices=["bf16", "fp16"], help="GPU mixed precision")
-    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--no-text", action="store_true", help="skip report and sentence embeddings")
+    add_dataclass_args(
+        p, EmbedOptions, choices={"dtype": ["float32", "float16", "bfloat16"], "autocast": ["bf16", "fp16"]}
+    )
     p.set_defaults(func=cmd_embed)
 
     p = _command(
@@ -524,37 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", required=True, help="folder written by `lanic-hub embed`")
     p.add_argument("--data", default=None, help="dataset spec for the labels (default: from the manifest)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--preset", default="phantom", choices=["phantom", "paper"])
-    p.add_argument("--members", type=int, default=None, help="override the ensemble size T")
-    p.add_argument("--steps", type=int, default=None, help="override the preset's transcoder step budget")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="train the transcoders for this many passes over their stream instead of the step budget",
-    )
-    p.add_argument("--policy", default="U-Ignore", choices=["U-Ignore", "U-Ones", "U-Zeros"])
-    stream = p.add_mutually_exclusive_group()
-    stream.add_argument(
-        "--multimodal",
-        action="store_const",
-        const=True,
-        default=None,
-        help="add report and sentence embeddings to the transcoders' training stream "
-        "(the default whenever the embeddings have them)",
-    )
-    stream.add_argument(
+    from .training import PRESETS
+
+    choices = {"preset": sorted(PRESETS), "policy": ["U-Ignore", "U-Ones", "U-Zeros"]}
+    add_dataclass_args(p, TrainOptions, choices={**choices, "activation": ["topk", "jumprelu"]})
+    p.add_argument(  # the documented alias of --no-multimodal
         "--image-only",
         dest="multimodal",
         action="store_const",
         const=False,
-        help="train the transcoders on image embeddings only",
-    )
-    p.add_argument(
-        "--activation",
-        default="topk",
-        choices=["topk", "jumprelu"],
-        help="'topk' (default) or 'jumprelu': learned thresholds with an L0 penalty, k becomes a cap",
+        default=argparse.SUPPRESS,
+        help="train the transcoders on image embeddings only (same as --no-multimodal)",
     )
     _add_strict(p)
     p.set_defaults(func=cmd_train)
@@ -579,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thumbnails", action="store_true", help="export gallery thumbnails (open licences only)")
     from .patterns import BankConfig
 
-    _add_dataclass_args(p, BankConfig)
+    add_dataclass_args(p, BankConfig)
     p.set_defaults(func=cmd_patterns)
 
     p = _command(

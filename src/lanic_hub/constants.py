@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # one source of truth: pyproject.toml's version, as installed
+    VERSION: str = version("lanic-hub")
+    """The package's version (``lanic_hub.__version__``), recorded in manifests and results."""
+except PackageNotFoundError:  # a source tree on sys.path, never installed
+    VERSION = "0.0.0+unknown"
+
 #: The five findings every LanIC model predicts, in output order.
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.phantom.preview import phantom_examples
 from .errors import LanicError
 from .patterns.bank import pattern_label
 from .patterns.build import SENTENCE_FIT
@@ -274,38 +275,6 @@ def health_warning(model) -> str:
     )
 
 
-def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
-    """PNG copies of a few test phantoms with their ground truth as captions."""
-    from .data.images import load_image
-    from .data.open import open_dataset
-
-    hf = folder / "phantoms" / "hf"
-    if not hf.is_dir():
-        return []
-    ds = open_dataset(f"hf:{hf.resolve()}")
-    out_dir = folder / "demo-examples"
-    out_dir.mkdir(exist_ok=True)
-    from .data.phantom import ALL_FACTORS, FINDING_FACTORS
-
-    res, seen = [], set()
-    for i, row in enumerate(ds):
-        if row["split"] != "test":
-            continue
-        present = [f for f in ALL_FACTORS if row.get(f"gt_{f}")]
-        findings = [f for f in present if f in FINDING_FACTORS]
-        key = findings[0] if findings else "normal"  # one example per leading finding, one normal
-        if key in seen or (key == "normal" and present):
-            continue
-        seen.add(key)
-        path = out_dir / f"phantom_{i:05d}.png"
-        if not path.exists():
-            load_image(row["image"]).save(path)
-        res.append((str(path), "phantom; ground truth: " + (", ".join(present) or "normal")))
-        if len(res) >= n:
-            break
-    return res
-
-
 def nih_examples(root: Path | None, n: int = 4) -> list[tuple[str, str]]:
     import csv
 
@@ -352,7 +321,7 @@ def load_demo(model: str | None = None, build_if_missing: bool = True, log=print
         examples += phantom_examples(root)
     examples += nih_examples(nih_examples_dir())
     board = ""
-    card = (m._folder / "README.md") if m._folder else None
+    card = (m.folder / "README.md") if m.folder else None
     if card and card.is_file():
         text = card.read_text()
         if "## Evaluation" in text:
@@ -427,7 +396,7 @@ def launch(model: str | None = None, port: int | None = None, share: bool = Fals
     d = load_demo(model)
     app = build_app(d)
     app.queue(default_concurrency_limit=2)
-    folder = str(d.model._folder) if d.model._folder else None
+    folder = str(d.model.folder) if d.model.folder else None
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     return app.launch(
         server_port=port,

@@ -13,7 +13,7 @@ ensemble misses. The four parts add up to the classifier's own logit.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -21,8 +21,22 @@ from .classifier import DiagnosticClassifier
 from .constants import FINDINGS
 from .decomposition import decompose, latent_logit_weights
 from .patterns import PatternBank
-from .patterns.bank import is_named, pattern_label
+from .patterns.bank import is_named, pattern_activations_from_codes, pattern_label
 from .transcoders import TranscoderEnsemble
+from .transcoders.ensemble import flat_latents
+from .utils.tensors import check_finite
+
+__all__ = [
+    "COVERAGE",
+    "Explanation",
+    "FindingExplanation",
+    "PatternContribution",
+    "PatternDecomposition",
+    "decomposition_by_pattern",
+    "explain_embeddings",
+    "flat_latents",
+    "pattern_activations_from_codes",
+]
 
 #: Share of the absolute contribution mass that the "patterns per prediction" count covers.
 COVERAGE = 0.9
@@ -148,6 +162,34 @@ class Explanation:
     __str__ = render
 
 
+class PatternDecomposition(NamedTuple):
+    """A batch's explanation tensors (B embeddings, P bank patterns, C findings). For every b, c::
+
+    logits = bias + patterns.sum(1) + unbanked + error      (to float tolerance)
+    """
+
+    bias: torch.Tensor
+    """(B, C) b2 + W2 · mean_t b_dec_t."""
+    patterns: torch.Tensor
+    """(B, P, C) each bank pattern's contribution: the sum over its member latents."""
+    unbanked: torch.Tensor
+    """(B, C) the contributions of active latents in no bank pattern."""
+    error: torch.Tensor
+    """(B, C) W2 · (h - ĥ): what the ensemble misses."""
+    activation: torch.Tensor
+    """(B, P) pattern activations (the mean over member latents)."""
+    n_cover: torch.Tensor
+    """(B, C) fewest items (patterns, or unbanked latents one by one) holding :data:`COVERAGE` of
+    the absolute contribution mass."""
+    logits: torch.Tensor
+    """(B, C) the classifier's own logits."""
+
+    @property
+    def ensemble_logits(self) -> torch.Tensor:
+        """(B, C) the ensemble path's logits: everything but the error."""
+        return self.bias + self.patterns.sum(1) + self.unbanked
+
+
 @torch.no_grad()
 def explain_embeddings(
     clf: DiagnosticClassifier,
@@ -156,40 +198,38 @@ def explain_embeddings(
     e: torch.Tensor,
     sources: list[str] | None = None,
     findings: tuple[str, ...] = FINDINGS,
+    U: torch.Tensor | None = None,  # noqa: N803
 ) -> list[Explanation]:
-    """Explain a batch of embeddings (B, d)."""
-    from .modeling import check_finite
-
+    """Explain a batch of embeddings (B, d). ``U`` (:func:`latent_logit_weights`) may be cached."""
     e = e.float()
     check_finite(e)
-    parts = decomposition_by_pattern(clf, ens, bank, e)
-    logits = clf(e)
-    check_finite(logits, "the classifier's logits (activations overflowed)")
-    check_finite(parts["patterns"].flatten(1), "the pattern contributions (activations overflowed)")
-    prob = torch.sigmoid(logits)
+    parts = decomposition_by_pattern(clf, ens, bank, e, U=U)
+    check_finite(parts.logits, "the classifier's logits (activations overflowed)")
+    check_finite(parts.patterns.flatten(1), "the pattern contributions (activations overflowed)")
+    prob = torch.sigmoid(parts.logits)
     out = []
     pats = bank.patterns
     for b in range(len(e)):
         fs = []
         for c, name in enumerate(findings):
-            contrib = parts["patterns"][b, :, c]
-            nz = (parts["activation"][b] > 0).nonzero(as_tuple=True)[0]
+            contrib = parts.patterns[b, :, c]
+            nz = (parts.activation[b] > 0).nonzero(as_tuple=True)[0]
             order = nz[torch.argsort(contrib[nz].abs(), descending=True)]
             fs.append(
                 FindingExplanation(
                     finding=name,
                     probability=float(prob[b, c]),
-                    logit=float(logits[b, c]),
-                    bias=float(parts["bias"][b, c]),
-                    error=float(parts["error"][b, c]),
-                    unbanked=float(parts["unbanked"][b, c]),
+                    logit=float(parts.logits[b, c]),
+                    bias=float(parts.bias[b, c]),
+                    error=float(parts.error[b, c]),
+                    unbanked=float(parts.unbanked[b, c]),
                     patterns=[
                         PatternContribution(
                             pattern=int(p),
                             name=pats[p]["name"],
                             category=pats[p]["category"],
                             contribution=float(contrib[p]),
-                            activation=float(parts["activation"][b, p]),
+                            activation=float(parts.activation[b, p]),
                             ms=pats[p]["ms"],
                             support=pats[p]["support"],
                             gallery=[g["row"] for g in pats[p]["gallery"]],
@@ -200,50 +240,33 @@ def explain_embeddings(
                         )
                         for p in order.tolist()
                     ],
-                    n_cover=int(parts["n_cover"][b, c]),
+                    n_cover=int(parts.n_cover[b, c]),
                 )
             )
         out.append(Explanation(fs, sources[b] if sources else None))
     return out
 
 
-def flat_latents(indices: torch.Tensor, n_latents: int) -> torch.Tensor:
-    """(B, T*k) global latent ids ``t * L + i`` of sparse codes' indices (B, T, k)."""
-    B, T, k = indices.shape
-    return (indices + torch.arange(T, device=indices.device).view(1, T, 1) * n_latents).reshape(B, T * k)
-
-
-def pattern_activations_from_codes(
-    values: torch.Tensor,
-    indices: torch.Tensor,
-    n_latents: int,
-    latent_pattern: torch.Tensor,
-    support: torch.Tensor,
-) -> torch.Tensor:
-    """(B, P) pattern activations: the mean over a pattern's member latents of their activations."""
-    B = values.shape[0]
-    pid = latent_pattern[flat_latents(indices, n_latents)]
-    m = pid >= 0
-    rows = torch.arange(B, device=values.device).view(B, 1).expand_as(pid)
-    vals = values.reshape(B, -1)
-    out = torch.zeros(B, len(support), dtype=values.dtype, device=values.device)
-    return out.index_put_((rows[m], pid[m]), vals[m] / support.to(values)[pid[m]], accumulate=True)
-
-
 @torch.no_grad()
 def decomposition_by_pattern(
-    clf: DiagnosticClassifier, ens: TranscoderEnsemble, bank: PatternBank, e: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Tensors of the explanation of a batch: ``bias``, ``error``, ``unbanked`` (B, C);
-    ``patterns`` (B, P, C) contributions; ``activation`` (B, P); ``n_cover`` (B, C)."""
+    clf: DiagnosticClassifier,
+    ens: TranscoderEnsemble,
+    bank: PatternBank,
+    e: torch.Tensor,
+    U: torch.Tensor | None = None,  # noqa: N803
+) -> PatternDecomposition:
+    """The explanation tensors of a batch (B, d), with the hidden layer and the codes computed
+    once. ``U`` (:func:`latent_logit_weights`, (T, L, C)) may be cached by the caller."""
     h = clf.hidden(e)
     v, i = ens.encode(e)
     recon = ens.decode(v, i).mean(1)
     W2, b2 = clf.fc2.weight, clf.fc2.bias  # noqa: N806
-    d = decompose(v, i, h, recon, W2, b2, ens.b_dec, U=latent_logit_weights(ens.W_dec, W2))
+    d = decompose(
+        v, i, h, recon, W2, b2, ens.b_dec, U=latent_logit_weights(ens.W_dec, W2) if U is None else U
+    )
     B, T, k, C = d.contributions.shape
     P = len(bank)
-    pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)]  # (B, T*k)
+    pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents).reshape(B, T * k)]
     flat = d.contributions.reshape(B, T * k, C)
     banked = pid >= 0
     rows = torch.arange(B, device=pid.device).view(B, 1).expand_as(pid)
@@ -259,11 +282,12 @@ def decomposition_by_pattern(
     n_cover = ((cum < COVERAGE * total).sum(1) + 1).where(
         total[:, 0] > 0, torch.zeros_like(total[:, 0]).long()
     )
-    return {
-        "bias": d.bias,
-        "error": d.error,
-        "unbanked": loose.sum(1),
-        "patterns": per_pattern,
-        "activation": act,
-        "n_cover": n_cover,
-    }
+    return PatternDecomposition(
+        bias=d.bias,
+        patterns=per_pattern,
+        unbanked=loose.sum(1),
+        error=d.error,
+        activation=act,
+        n_cover=n_cover,
+        logits=clf.head(h),
+    )

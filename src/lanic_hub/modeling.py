@@ -30,10 +30,12 @@ from transformers.utils import ModelOutput
 
 from .classifier import DiagnosticClassifier
 from .constants import FINDINGS
+from .decomposition import latent_logit_weights
 from .errors import ConfigError, LanicError
-from .explain import Explanation, explain_embeddings, pattern_activations_from_codes
-from .patterns.bank import BANK_VERSION, PatternBank
+from .explain import Explanation, explain_embeddings
+from .patterns.bank import BANK_VERSION, PatternBank, pattern_activations_from_codes
 from .transcoders import TranscoderConfig, TranscoderEnsemble
+from .utils.tensors import check_finite
 
 #: Version of the saved folder layout; a folder written by an incompatible version is refused.
 LANIC_FORMAT = 1
@@ -88,11 +90,7 @@ class LanICConfig(PreTrainedConfig):
             )
 
     def transcoder_config(self) -> TranscoderConfig:
-        e = dict(self.ensemble)
-        e["levels"] = tuple(e["levels"]) if e.get("levels") is not None else None
-        if e.get("level_weights") is not None:
-            e["level_weights"] = tuple(e["level_weights"])
-        return TranscoderConfig(**e)
+        return TranscoderConfig.from_dict(self.ensemble)
 
 
 @dataclass
@@ -149,6 +147,7 @@ class LanICModel(PreTrainedModel):
         self.bank_meta: dict[str, Any] = {}
         self._backbone = None
         self._folder: Path | None = None
+        self._explain_cache: dict[str, Any] = {}
         self._from_hub = False
         self.post_init()
 
@@ -167,7 +166,7 @@ class LanICModel(PreTrainedModel):
         findings: tuple[str, ...] = FINDINGS,
     ) -> LanICModel:
         """Assemble a model from what ``lanic-hub train`` and ``lanic-hub patterns`` produced."""
-        from .training import ensemble_fingerprint
+        from .transcoders.ensemble import ensemble_fingerprint
 
         bank.check_ensemble(ensemble_fingerprint(ensemble), ensemble.cfg.n_members * ensemble.cfg.n_latents)
         cfg = LanICConfig(
@@ -191,7 +190,7 @@ class LanICModel(PreTrainedModel):
     @classmethod
     def from_training_folder(cls, folder: str | Path) -> LanICModel:
         """The model of a folder written by ``lanic-hub train`` + ``lanic-hub patterns``."""
-        from .training import load_trained
+        from .trained import load_trained
 
         clf, ens = load_trained(folder)
         m = cls.from_components(clf, ens, PatternBank.load(folder))
@@ -322,9 +321,9 @@ class LanICModel(PreTrainedModel):
         if spec.startswith("local-dir:") and not self._from_hub:
             return Path(spec[len("local-dir:") :])
         if spec.startswith("hf-hub:"):
-            from .backbone.resolve import _snapshot
+            from .backbone.resolve import hub_snapshot
 
-            return _snapshot(spec[len("hf-hub:") :], (self.config.backbone or {}).get("revision"), None)
+            return hub_snapshot(spec[len("hf-hub:") :], (self.config.backbone or {}).get("revision"), None)
         return None
 
     @property
@@ -378,9 +377,54 @@ class LanICModel(PreTrainedModel):
         return [OOD_NOTE.format(d=distance, t=self.config.typicality_threshold)] if outside else []
 
     # ------------------------------------------------------------------------------- inference
+    def _weights_key(self) -> tuple:
+        """Changes whenever a tensor the explain caches derive from changes: replaced (``to``,
+        ``load_state_dict`` with assign) or written in place (the tensor's version counter)."""
+        ts = (self.ensemble.W_dec, self.classifier.fc2.weight, self.latent_pattern, self.pattern_direction)
+        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in ts) + (
+            id(self.patterns),
+            len(self.patterns),
+            id(self.bank_meta),
+        )
+
+    def _cached(self, name: str, make):
+        key = self._weights_key()
+        if self._explain_cache.get("key") != key:
+            self._explain_cache = {"key": key}
+        if name not in self._explain_cache:
+            self._explain_cache[name] = make()
+        return self._explain_cache[name]
+
+    def drop_explain_cache(self) -> None:
+        """Forget the cached bank and logit weights (they are rebuilt on the next call; a change
+        of the weights or of ``patterns`` drops them by itself)."""
+        self._explain_cache = {}
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder this model was loaded from (a local folder, or the Hub cache's snapshot); None
+        for a model built in memory."""
+        return self._folder
+
     @property
     def bank(self) -> PatternBank:
-        return PatternBank(self.latent_pattern, self.pattern_direction, {}, self.patterns, self.bank_meta)
+        """The pattern bank over this model's buffers and ``patterns`` (built once, cached)."""
+        return self._cached(
+            "bank",
+            lambda: PatternBank(
+                self.latent_pattern, self.pattern_direction, {}, self.patterns, self.bank_meta
+            ),
+        )
+
+    @property
+    @torch.no_grad()
+    def logit_weights(self) -> torch.Tensor:
+        """(T, L, C) ``W2_c · W_dec_t[:, i]``: how much one unit of each latent moves each logit
+        (T·L·H·C multiply-adds, so computed once and cached)."""
+        return self._cached(
+            "U",
+            lambda: latent_logit_weights(self.ensemble.W_dec.detach(), self.classifier.fc2.weight.detach()),
+        )
 
     def forward(
         self, pixel_values: torch.Tensor | None = None, embeddings: torch.Tensor | None = None, **kwargs: Any
@@ -398,8 +442,9 @@ class LanICModel(PreTrainedModel):
         check_finite(logits, "the classifier's logits (activations overflowed)")
         v, i = self.ensemble.encode(e)
         check_finite(v, "the transcoder codes (activations overflowed)")
-        support = torch.tensor([p["support"] for p in self.patterns], dtype=e.dtype, device=e.device)
-        acts = pattern_activations_from_codes(v, i, self.ensemble.cfg.n_latents, self.latent_pattern, support)
+        acts = pattern_activations_from_codes(
+            v, i, self.ensemble.cfg.n_latents, self.latent_pattern, self.bank.support.to(e.device)
+        )
         dist, outside = self._typicality_of(e)
         return LanICOutput(
             logits=logits,
@@ -442,9 +487,14 @@ class LanICModel(PreTrainedModel):
         self, embeddings: torch.Tensor, sources: list[str] | None = None
     ) -> list[Explanation]:
         e = embeddings.to(self.device, self.dtype).reshape(-1, self.config.d_in)
-        check_finite(e)
-        out = explain_embeddings(
-            self.classifier, self.ensemble, self.bank, e, sources, tuple(self.config.findings)
+        out = explain_embeddings(  # checks e is finite before anything else
+            self.classifier,
+            self.ensemble,
+            self.bank,
+            e,
+            sources,
+            tuple(self.config.findings),
+            U=self.logit_weights,
         )
         dist, outside = self._typicality_of(e)
         if dist is not None:
@@ -464,18 +514,6 @@ class LanICModel(PreTrainedModel):
     def explain(self, image) -> Explanation:
         """Prediction and its exact pattern decomposition for one image."""
         return self.explain_batch([image])[0]
-
-
-def check_finite(e: torch.Tensor, what: str = "embeddings") -> None:
-    """Refuse NaN / inf inputs, naming the rows (an explanation of garbage would still add up)."""
-    bad = ~torch.isfinite(e).all(dim=-1)
-    if bool(bad.any()):
-        from .errors import DataError
-
-        rows = bad.nonzero(as_tuple=True)[0].tolist()
-        raise DataError(
-            f"non-finite values (NaN or inf) in {what}, rows {rows[:20]}{' ...' if len(rows) > 20 else ''}"
-        )
 
 
 def _check_sidecar(path: Path, patterns: list[Any], model: LanICModel) -> None:

@@ -8,22 +8,31 @@ ensemble on it, and writes everything with a fidelity report measured on the tes
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from .backbone.embed import load_embeddings
 from .classifier import ClassifierConfig, DiagnosticClassifier, macro_auroc, train_classifier
 from .constants import FINDINGS
-from .data.schema import label_matrix
+from .data.schema import dataset_fingerprint, label_matrix
 from .errors import ConfigError, DataError
+from .trained import load_ensemble, load_trained, save_weights
 from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
+from .transcoders.ensemble import ensemble_fingerprint, first_members
 from .utils.io import write_text_atomic
+
+__all__ = [  # the train stage; load_trained, first_members, ensemble_fingerprint live below it
+    "PRESETS",
+    "ensemble_fingerprint",
+    "first_members",
+    "load_trained",
+    "preset_schedule",
+    "train_from_embeddings",
+]
 
 #: Ready configurations. 'paper' is CXR-LanIC's scale; 'phantom' keeps T = 100 at a CPU-sized L.
 #: Budgets are optimiser steps, so a preset trains as long on a small dataset as on a large one
@@ -48,13 +57,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "multimodal_steps": 260,
     },
 }
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, tmp)
-    os.replace(tmp, path)
-    write_text_atomic(path.with_suffix(".json"), json.dumps(meta, indent=1))
 
 
 def path_aurocs(
@@ -163,18 +165,6 @@ def matryoshka_vs_topk(
     return out
 
 
-def first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
-    """A view-free copy of members [0, n) of ``ens``."""
-    part = TranscoderEnsemble(ens.cfg.slice(0, n))
-    L = ens.cfg.n_latents
-    with torch.no_grad():
-        part.W_enc.copy_(ens.W_enc[:, : n * L])
-        part.b_enc.copy_(ens.b_enc[: n * L])
-        for name in ens.member_params():
-            getattr(part, name).copy_(getattr(ens, name)[:n])
-    return part.eval()
-
-
 def _train_members(
     x: torch.Tensor, h: torch.Tensor, tcfg: TranscoderConfig, train: TrainConfig, out: Path, progress: bool
 ) -> tuple[TranscoderEnsemble | None, dict[str, Any]]:
@@ -207,16 +197,11 @@ def _train_members(
         progress=progress and rank == 0,
         stale_checkpoint="restart",
     )
-    _atomic_save(part.state_dict(), part_cfg.to_dict(), out / f"members-{rank:03d}.safetensors")
+    save_weights(part.state_dict(), part_cfg.to_dict(), out / f"members-{rank:03d}.safetensors")
     torch.distributed.barrier()
     if rank != 0:
         return None, rep
-    parts = []
-    for r in range(world):
-        c = json.loads((out / f"members-{r:03d}.json").read_text())
-        m = TranscoderEnsemble(TranscoderConfig(**{**c, "levels": tuple(c["levels"])}))
-        m.load_state_dict(load_file(out / f"members-{r:03d}.safetensors"))
-        parts.append(m)
+    parts = [load_ensemble(out / f"members-{r:03d}.safetensors") for r in range(world)]
     for r in range(world):
         (out / f"members-{r:03d}.safetensors").unlink()
         (out / f"members-{r:03d}.json").unlink()
@@ -290,10 +275,10 @@ def train_from_embeddings(
     if not spec:
         raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
     ds = open_dataset(spec)
-    if ds._fingerprint != emb.manifest["dataset"]["fingerprint"]:
+    if dataset_fingerprint(ds) != emb.manifest["dataset"]["fingerprint"]:
         raise DataError(
             f"{spec} is not the dataset these embeddings were made from (fingerprint "
-            f"{ds._fingerprint} != {emb.manifest['dataset']['fingerprint']})"
+            f"{dataset_fingerprint(ds)} != {emb.manifest['dataset']['fingerprint']})"
         )
     rows = emb.row_ids.numpy()
     sub = ds.select(rows)
@@ -379,39 +364,11 @@ def train_from_embeddings(
     from .health import training_checks
 
     report["health"] = [c.to_dict() for c in training_checks(report)]
-    _atomic_save(
+    save_weights(
         clf.state_dict(),
         {"d_in": x.shape[1], **asdict(replace(classifier or ClassifierConfig())), "findings": list(FINDINGS)},
         out / "classifier.safetensors",
     )
-    _atomic_save(ens.state_dict(), tcfg.to_dict(), out / "ensemble.safetensors")
+    save_weights(ens.state_dict(), tcfg.to_dict(), out / "ensemble.safetensors")
     write_text_atomic(out / "fidelity.json", json.dumps(report, indent=1))
     return report
-
-
-def load_trained(folder: str | Path) -> tuple[DiagnosticClassifier, TranscoderEnsemble]:
-    """The classifier and ensemble that ``lanic-hub train`` wrote to ``folder``, in eval mode."""
-    folder = Path(folder)
-    for name in ("classifier", "ensemble"):
-        if not (folder / f"{name}.safetensors").is_file() or not (folder / f"{name}.json").is_file():
-            raise DataError(
-                f"{folder}: no {name}.safetensors/.json; not a folder written by `lanic-hub train`"
-            )
-    c = json.loads((folder / "classifier.json").read_text())
-    clf = DiagnosticClassifier(c["d_in"], c["hidden"], len(c.get("findings", FINDINGS)))
-    clf.load_state_dict(load_file(folder / "classifier.safetensors"))
-    e = json.loads((folder / "ensemble.json").read_text())
-    ens = TranscoderEnsemble(TranscoderConfig(**{**e, "levels": tuple(e["levels"])}))
-    ens.load_state_dict(load_file(folder / "ensemble.safetensors"))
-    return clf.eval(), ens.eval()
-
-
-def ensemble_fingerprint(ens: TranscoderEnsemble) -> str:
-    """sha256 of the ensemble's weights: a pattern bank is only valid for the ensemble it was built on."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in sorted(ens.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]

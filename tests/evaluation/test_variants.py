@@ -20,7 +20,7 @@ def test_variants_are_trained_banked_and_measured(tiny_phantom_clip, tmp_path, m
     from lanic_hub.evaluation.variants import VARIANTS, compare_variants
     from lanic_hub.patterns import PatternBank
     from lanic_hub.patterns.phantom_check import ground_truth_check, pattern_activations
-    from lanic_hub.training import load_trained
+    from lanic_hub.trained import load_trained
 
     # the multimodal variant needs report and sentence embeddings: embed a small world with text
     world = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))

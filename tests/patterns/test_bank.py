@@ -19,7 +19,7 @@ from lanic_hub.explain import decomposition_by_pattern, explain_embeddings
 from lanic_hub.patterns import PatternBank, ms_scores
 from lanic_hub.patterns.gallery import export_thumbnails
 from lanic_hub.patterns.phantom_check import ground_truth_check, pattern_activations
-from lanic_hub.training import load_trained
+from lanic_hub.trained import load_trained
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_explanations_add_up_to_the_classifier_logit(parts):
     with torch.no_grad():
         logits = clf(x)
     d = decomposition_by_pattern(clf, ens, bank, x)
-    total = d["bias"] + d["patterns"].sum(1) + d["unbanked"] + d["error"]
+    total = d.bias + d.patterns.sum(1) + d.unbanked + d.error
     assert torch.allclose(total, logits, atol=1e-4)
     ex = explain_embeddings(clf, ens, bank, x[:3])
     for b, e in enumerate(ex):
@@ -119,7 +119,7 @@ def test_coverage_count_is_the_smallest_set_holding_90_percent(parts):
                 items[key] = items.get(key, 0.0) + val
             mags = sorted((abs(v) for v in items.values()), reverse=True)
             need = next(n for n in range(1, len(mags) + 1) if sum(mags[:n]) >= 0.9 * sum(mags) - 1e-9)
-            assert int(d["n_cover"][b, c]) == need
+            assert int(d.n_cover[b, c]) == need
 
 
 def test_bank_round_trip_and_refuses_another_ensemble(parts, tiny_model, tmp_path):

@@ -84,7 +84,7 @@ def served(demo):
     app = build_app(demo)
     app.queue(default_concurrency_limit=2)
     _, url, _ = app.launch(
-        prevent_thread_lock=True, server_port=None, quiet=True, allowed_paths=[str(demo.model._folder)]
+        prevent_thread_lock=True, server_port=None, quiet=True, allowed_paths=[str(demo.model.folder)]
     )
     yield url
     app.close()

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.images import load_image
 from ..data.reports import split_sentences
+from ..data.schema import dataset_fingerprint
 from ..errors import DataError, LanicError
 from ..utils.io import write_text_atomic
 from ..utils.progress import tqdm
@@ -72,7 +73,7 @@ def dist_info() -> tuple[int, int]:
 
 
 def _manifest(bb: Backbone, ds, shard_size: int, dtype: str, text: bool) -> dict[str, Any]:
-    from .. import __version__
+    from ..constants import VERSION as __version__
 
     pre = getattr(bb.model.visual, "preprocess_cfg", {}) or {}
     n = len(ds)
@@ -81,7 +82,7 @@ def _manifest(bb: Backbone, ds, shard_size: int, dtype: str, text: bool) -> dict
         "lanic_hub": __version__,
         "backbone": bb.identity(),
         "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pre.items()},
-        "dataset": {"fingerprint": ds._fingerprint, "rows": n},
+        "dataset": {"fingerprint": dataset_fingerprint(ds), "rows": n},
         "dtype": dtype,
         "text": text,
         "shard_size": shard_size,
@@ -268,17 +269,27 @@ class Embeddings:
         return Dataset.from_dict({k: list(v) if v.ndim > 1 else v for k, v in cols.items()})
 
 
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of an embeddings folder (what it was made from), checked for its version."""
+    mpath = Path(folder) / "manifest.json"
+    if not mpath.is_file():
+        raise EmbeddingCacheError(f"{folder}: no manifest.json; not an embeddings folder")
+    try:
+        man = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise EmbeddingCacheError(f"{mpath}: not valid JSON ({exc})") from exc
+    if man.get("version") != MANIFEST_VERSION:
+        raise EmbeddingCacheError(f"{mpath}: manifest version {man.get('version')} unsupported")
+    return man
+
+
 def load_embeddings(
     folder: str | Path, *, expect_backbone: dict | None = None, expect_fingerprint: str | None = None
 ) -> Embeddings:
     """Read a complete embeddings folder; refuse incomplete or mismatched ones with a clear error."""
     folder = Path(folder)
     mpath = folder / "manifest.json"
-    if not mpath.is_file():
-        raise EmbeddingCacheError(f"{folder}: no manifest.json; not an embeddings folder")
-    man = json.loads(mpath.read_text())
-    if man.get("version") != MANIFEST_VERSION:
-        raise EmbeddingCacheError(f"{mpath}: manifest version {man.get('version')} unsupported")
+    man = read_manifest(folder)
     if expect_backbone is not None and man["backbone"] != expect_backbone:
         raise EmbeddingCacheError(
             f"{mpath}: made with backbone {man['backbone']}, expected {expect_backbone}"
@@ -342,7 +353,7 @@ def iter_shards(folder: str | Path):
     import warnings
 
     folder = Path(folder)
-    man = json.loads((folder / "manifest.json").read_text())
+    man = read_manifest(folder)
     for k in range(man["shards"]):
         with open(shard_path(folder, k), "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .. import smoke
 from ..constants import FINDINGS
 from ..data.phantom import PhantomConfig, generate
 from ..data.reports import split_sentences
@@ -429,6 +430,16 @@ def cache_problem(folder: str | Path) -> str | None:
     return None
 
 
+def default_config() -> PhantomClipConfig:
+    """The phantom CLIP that ``backbone: phantom`` means: the default, or in smoke mode
+    (:mod:`lanic_hub.smoke`) a few steps on a few phantoms with no probe band to meet."""
+    cfg = PhantomClipConfig()
+    if smoke.active():
+        cfg = replace(cfg, n_images=128, epochs=1, batch_size=32, check_train=120, check_test=80)
+        cfg = replace(cfg, min_probe_auroc=0.0)
+    return cfg
+
+
 def ensure_phantom_clip(
     cfg: PhantomClipConfig | None = None,
     *,
@@ -439,7 +450,7 @@ def ensure_phantom_clip(
     num_proc: int = 2,
 ) -> Path:
     """The cached phantom CLIP folder for ``cfg`` (default: the embedded default's, see
-    :func:`lanic_hub.smoke.phantom_clip_config`), training it first if it is not there yet.
+    :func:`default_config`), training it first if it is not there yet.
 
     A run enters the cache only after it finished its step budget and passed
     :func:`quality_check`; it is trained in ``<key>.partial`` and renamed into place. A cached
@@ -448,9 +459,7 @@ def ensure_phantom_clip(
     :class:`PhantomClipError` and leaves the cache as it was.
     """
     if cfg is None:
-        from ..smoke import phantom_clip_config
-
-        cfg = phantom_clip_config()
+        cfg = default_config()
     folder = Path(root or cache_root()) / "phantom-clip" / cfg.key()
     problem = cache_problem(folder) if folder.exists() else "not trained yet"
     if problem is None and not retrain:

@@ -102,7 +102,8 @@ class Backbone:
         }
 
 
-def _snapshot(repo_id: str, revision: str | None, cache_dir: str | None) -> Path:
+def hub_snapshot(repo_id: str, revision: str | None, cache_dir: str | None) -> Path:
+    """The local snapshot folder of a Hub repo: downloaded, or from the cache when offline."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -193,7 +194,7 @@ def load_backbone(
     import open_clip
 
     if spec.startswith("hf-hub:"):
-        folder: Path | None = _snapshot(spec[len("hf-hub:") :], revision, cache_dir)
+        folder: Path | None = hub_snapshot(spec[len("hf-hub:") :], revision, cache_dir)
     elif spec.startswith("local-dir:"):
         folder = Path(spec[len("local-dir:") :]).expanduser()
         if not folder.is_dir():

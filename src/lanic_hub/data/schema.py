@@ -94,6 +94,13 @@ def attach_source(ds, source: DataSource):
     return ds
 
 
+def dataset_fingerprint(ds) -> str:
+    """The identity of a dataset's contents: 🤗 datasets' own fingerprint (a private attribute of
+    ``datasets.Dataset``, read here and nowhere else). Manifests record it; a stage refuses data
+    whose fingerprint differs from the one its inputs were made from."""
+    return ds._fingerprint
+
+
 def source_of(ds) -> DataSource:
     """The provenance recorded on a dataset built by lanic-hub."""
     try:

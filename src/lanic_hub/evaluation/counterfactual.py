@@ -32,14 +32,16 @@ world too): pass its :class:`~lanic_hub.data.phantom.PhantomConfig`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from .. import smoke
 from ..constants import FINDINGS
 from ..data.phantom import ALL_FACTORS, PhantomConfig
+from ..data.schema import dataset_fingerprint
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ class BankAttributor:
         from ..explain import decomposition_by_pattern
 
         d = decomposition_by_pattern(self.clf, self.ens, self.bank, e)
-        return Parts(self.clf(e), d["patterns"], {"unbanked": d["unbanked"], "error": d["error"]})
+        return Parts(d.logits, d.patterns, {"unbanked": d.unbanked, "error": d.error})
 
     @torch.no_grad()
     def activations(self, e: torch.Tensor) -> torch.Tensor:
@@ -486,7 +488,9 @@ def _split(out, n: int, seed: int, world: PhantomConfig, bb, progress: bool):
         export(hf.parent, n, seed, world, mimic=False, progress=progress)
     spec = f"hf:{hf.resolve()}"
     ds = open_dataset(spec)
-    ident = hashlib.sha256(json.dumps([bb.identity(), ds._fingerprint], sort_keys=True).encode()).hexdigest()
+    ident = hashlib.sha256(
+        json.dumps([bb.identity(), dataset_fingerprint(ds)], sort_keys=True).encode()
+    ).hexdigest()
     folder = hf.parent / f"emb-{ident[:12]}"
     embed_dataset(ds, bb, folder, num_workers=0, text=True, progress=progress, data_spec=spec)
     return spec, ds, folder
@@ -600,6 +604,20 @@ def _name_sae(sae, emb_dir, ds, bb, bank_cfg) -> tuple[list[str | None], list[bo
     return concepts, dense
 
 
+def smoke_sized(cfg: CounterfactualConfig | None = None) -> CounterfactualConfig:
+    """The suite's draw: ``cfg`` (None: the default), or a few pairs per factor in smoke mode
+    (:mod:`lanic_hub.smoke`)."""
+    cfg = cfg or CounterfactualConfig()
+    if not smoke.active():
+        return cfg
+    return replace(
+        cfg,
+        pairs_per_factor=min(cfg.pairs_per_factor, 4),
+        assign_n=min(cfg.assign_n, 200),
+        baseline_n=min(cfg.baseline_n, smoke.PHANTOMS),
+    )
+
+
 def run_counterfactual_suite(
     models: list[str],
     out,
@@ -618,11 +636,10 @@ def run_counterfactual_suite(
 
     from ..backbone.embed import load_embeddings
     from ..modeling import LanICModel
-    from ..smoke import counterfactual_config
     from .leaderboard import write_leaderboard
     from .runner import write_results
 
-    cfg = counterfactual_config(cfg)
+    cfg = smoke_sized(cfg)
     world = world or PhantomConfig()
     out = Path(out)
     t0 = time.perf_counter()
@@ -688,7 +705,7 @@ def run_counterfactual_suite(
                 time.perf_counter() - t2 + (time.perf_counter() - t1 if kind == "lanic" else 0),
             )
             written.append(str(write_results(out, SUITE, name, doc)))
-    board = write_leaderboard(out, SUITE)
+    board = write_leaderboard(out, SUITE, render=markdown)
     return {
         "written": written,
         "failed": failed,
@@ -698,8 +715,8 @@ def run_counterfactual_suite(
 
 
 def _results_doc(name, kind, res, cfg, world, pairs, assign_spec, seconds) -> dict[str, Any]:
-    from .. import __version__
-    from .runner import SCHEMA_VERSION
+    from ..constants import VERSION as __version__
+    from .records import SCHEMA_VERSION
 
     return {
         "schema": SCHEMA_VERSION,

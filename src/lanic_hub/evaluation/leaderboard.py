@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..utils.io import write_text_atomic
-from .runner import SCHEMA_VERSION
+from .records import SCHEMA_VERSION
 
 #: Context only, never mixed into our rows: CheXpert paper (Irvin et al. 2019), validation AUROCs.
 LITERATURE = {
@@ -205,20 +205,17 @@ def markdown(
     return "\n".join(lines)
 
 
-def write_leaderboard(out: str | Path, suite: str) -> dict[str, str]:
-    """Regenerate ``<out>/leaderboard/<suite>.{md,csv,png}`` from ``<out>/results/<suite>/*.json``."""
+def write_leaderboard(out: str | Path, suite: str, render=None) -> dict[str, str]:
+    """Regenerate ``<out>/leaderboard/<suite>.{md,csv,png}`` from ``<out>/results/<suite>/*.json``.
+    ``render(docs) -> str``: a suite's own markdown (the counterfactual suite passes its table);
+    default: the accuracy leaderboard."""
     out = Path(out)
     docs = load_results(out / "results" / suite)
     findings = docs[0]["findings"] if docs else []
     rs, checks = rows(docs), check_rows(docs)
     dest = out / "leaderboard"
     dest.mkdir(parents=True, exist_ok=True)
-    if suite == "phantom-counterfactual":
-        from .counterfactual import markdown as counterfactual_markdown
-
-        text = counterfactual_markdown(docs)
-    else:
-        text = markdown(rs, findings, suite, checks)
+    text = render(docs) if render is not None else markdown(rs, findings, suite, checks)
     md = write_text_atomic(dest / f"{suite}.md", text)
     buf = io.StringIO()
     cols = [

@@ -12,7 +12,6 @@ import json
 import re
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,15 @@ import torch
 
 from ..constants import FINDINGS
 from ..errors import DataError
+from ..explain import PatternDecomposition, decomposition_by_pattern
 from ..utils.io import write_text_atomic
 from . import metrics as M  # noqa: N812
+from .leaderboard import write_leaderboard
+from .records import SCHEMA_VERSION, SuiteData
+from .suites import check_suite_data, load_suite
 
-SCHEMA_VERSION = 1
 TOP_PATTERNS = 10
 """The sparse path keeps the bias plus the top-10 patterns (by |contribution|) of each prediction."""
-
-
-@dataclass
-class SuiteData:
-    """What a suite evaluates on, embedded with one backbone."""
-
-    name: str
-    spec: str
-    fingerprint: str
-    x: torch.Tensor
-    """(N, d) image embeddings, in dataset row order of ``rows``."""
-    rows: Any
-    """The dataset rows (no images) matching ``x``."""
-    split: np.ndarray
-    y: np.ndarray
-    mask: np.ndarray
-    accuracy: bool = True
-    """False for suites that only check that the path runs (real-fixtures)."""
 
 
 def slug(name: str) -> str:
@@ -74,7 +58,6 @@ def _accuracy_block(logits: np.ndarray, d: SuiteData, te: np.ndarray, va: np.nda
 @torch.no_grad()
 def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
     """All metric families for one LanIC model on the suite's test split."""
-    from ..explain import decomposition_by_pattern
     from ..transcoders import fidelity as ens_fidelity
 
     te, va = np.where(d.split == "test")[0], np.where(d.split == "validate")[0]
@@ -84,12 +67,12 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
     x = d.x.float()
     logits = clf(x).numpy()
     parts = decomposition_by_pattern(clf, ens, bank, x)
-    ens_logits = (parts["bias"] + parts["patterns"].sum(1) + parts["unbanked"]).numpy()
+    ens_logits = (parts.bias + parts.patterns.sum(1) + parts.unbanked).numpy()
     # sparse path: bias + the top patterns of each prediction
-    pc = parts["patterns"]  # (N, P, C)
+    pc = parts.patterns  # (N, P, C)
     k = min(TOP_PATTERNS, pc.shape[1])
     top = pc.abs().topk(k, dim=1).indices if k else None
-    sparse = parts["bias"] + (pc.gather(1, top).sum(1) if k else 0)
+    sparse = parts.bias + (pc.gather(1, top).sum(1) if k else 0)
     out: dict[str, Any] = {}
     if d.accuracy:
         out["accuracy"] = {
@@ -134,16 +117,14 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
         }
     out["monosemanticity"] = mono
     out["explanations"] = explanation_metrics(
-        clf, ens, bank, x[te], parts={k: v[te] for k, v in parts.items()}
+        clf, ens, bank, x[te], parts=type(parts)(*(v[te] for v in parts))
     )
     out["stability"] = stability(ens, [p["support"] for p in pats], seed=seed)
     return out
 
 
 @torch.no_grad()
-def explanation_metrics(
-    clf, ens, bank, x: torch.Tensor, parts: dict[str, torch.Tensor], steps=(1, 5, 10, 20)
-):
+def explanation_metrics(clf, ens, bank, x: torch.Tensor, parts: PatternDecomposition, steps=(1, 5, 10, 20)):
     """Coverage, completeness and deletion / insertion faithfulness.
 
     Deletion: switch off the latents of the top-m patterns of a prediction, recompute the ensemble
@@ -151,16 +132,16 @@ def explanation_metrics(
     contributions. Insertion: start from the bias and add the top-m patterns' latents back. For an
     exact decomposition both gaps are ~0, and the curves show how fast the logit moves.
     """
-    from ..explain import flat_latents
+    from ..transcoders.ensemble import flat_latents
 
     logits = clf(x)
-    total = parts["bias"] + parts["patterns"].sum(1) + parts["unbanked"] + parts["error"]
+    total = parts.bias + parts.patterns.sum(1) + parts.unbanked + parts.error
     out: dict[str, Any] = {
-        "patterns_for_90pct": M.summary(parts["n_cover"].float().numpy().ravel()),
+        "patterns_for_90pct": M.summary(parts.n_cover.float().numpy().ravel()),
         "completeness_error_max": float((total - logits).abs().max()),
     }
     v, i = ens.encode(x)
-    lat_pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)].view(v.shape)
+    lat_pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)]
     W2 = clf.fc2.weight  # noqa: N806
     base = clf.fc2.bias + W2 @ ens.b_dec.mean(0)
     full = ens.decode(v, i).mean(1) @ W2.T + clf.fc2.bias
@@ -168,7 +149,7 @@ def explanation_metrics(
     for m in steps:
         gaps_d, gaps_i, moved = [], [], []
         for c in range(logits.shape[1]):
-            pc = parts["patterns"][:, :, c]
+            pc = parts.patterns[:, :, c]
             k = min(m, pc.shape[1])
             if k == 0:
                 continue
@@ -244,7 +225,7 @@ def evaluate_baselines(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0)
 
     one_cfg = replace(ens.cfg, n_members=1, levels=(ens.cfg.n_latents,), first_member=0)
     single, _ = train_ensemble(x[tr], h[tr], one_cfg, preset_schedule(ens.cfg), progress=False)
-    from ..training import first_members
+    from ..transcoders.ensemble import first_members
 
     with torch.no_grad():
         v, i = single.encode(x)
@@ -261,7 +242,7 @@ def evaluate_baselines(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0)
 def results_doc(
     model_id: str, revision: str | None, kind: str, d: SuiteData, metrics: dict, seconds: float, seed: int
 ) -> dict[str, Any]:
-    from .. import __version__
+    from ..constants import VERSION as __version__
 
     return {
         "schema": SCHEMA_VERSION,
@@ -305,8 +286,6 @@ def run(
 ) -> dict[str, Any]:
     """Evaluate every model (and, once per backbone, the baselines); regenerate the leaderboard."""
     from ..modeling import LanICModel
-    from .leaderboard import write_leaderboard
-    from .suites import check_suite_data, load_suite
 
     if spec is None:
         check_suite_data(suite, data)
@@ -323,7 +302,7 @@ def run(
             )
             log(f"{mid}: evaluating on {suite} ({int((d.split == 'test').sum())} test rows)")
             met = evaluate_lanic(model, d, n_boot=n_boot, seed=seed)
-            folder = model._folder
+            folder = model.folder
             rev = folder.name if folder is not None and folder.parent.name == "snapshots" else None
             written.append(
                 write_results(

@@ -57,9 +57,9 @@ def shortcut_figures(model, x: torch.Tensor, rows, factor: str, finding: str, to
     parts = decomposition_by_pattern(
         model.classifier, model.ensemble, model.bank, x[torch.as_tensor(present)]
     )
-    contrib = parts["patterns"][:, :, c]  # (n, P)
+    contrib = parts.patterns[:, :, c]  # (n, P)
     pos = contrib.clamp(min=0)
-    total = pos.sum(1) + parts["unbanked"][:, c].clamp(min=0)
+    total = pos.sum(1) + parts.unbanked[:, c].clamp(min=0)
     topk = contrib.topk(min(top, contrib.shape[1]), dim=1).indices if contrib.shape[1] else None
     for name, ids in (("ground_truth", gt_pats), ("name", named)):
         if not ids or topk is None:
@@ -88,7 +88,7 @@ def run_shortcut_suite(
     from ..data.open import open_dataset
     from ..data.phantom import PhantomConfig, ShortcutSpec, export
     from ..modeling import LanICModel
-    from ..pipeline import PipelineConfig, TrainOptions, run_pipeline
+    from ..stages import PipelineConfig, TrainOptions, build_model
 
     out = Path(out)
     spec = ShortcutSpec.parse(shortcut)
@@ -116,7 +116,7 @@ def run_shortcut_suite(
             train=TrainOptions(members=members),
             counterfactual_pairs=0,  # this suite asks its own question of the two models
         )
-        run_pipeline(cfg, progress=progress, log=log)
+        build_model(cfg, progress=progress, log=log)  # this suite evaluates the two models itself
         model = LanICModel.from_pretrained(out / world / "model")
         emb = load_embeddings(out / world / "embeddings")
         ds = open_dataset(f"hf:{(out / world / 'phantoms' / 'hf').resolve()}")

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.schema import dataset_fingerprint
 from ..errors import ConfigError, DataError
-from .runner import SuiteData
+from .records import SuiteData
 
 SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "data", "real-fixtures")
 #: The suite of each dataset kind that has its own (any other dataset: the generic 'data' suite).
@@ -120,7 +121,7 @@ def load_suite(
     from); ``embeddings`` is an existing embeddings folder of that dataset, used when its manifest
     matches the dataset and the model's backbone.
     """
-    from ..backbone.embed import embed_dataset, load_embeddings
+    from ..backbone.embed import embed_dataset, load_embeddings, read_manifest
     from ..data.schema import label_matrix
 
     if name not in SUITES:
@@ -138,11 +139,11 @@ def load_suite(
     bb = model.backbone
     folder = Path(embeddings) if embeddings is not None else None
     if folder is not None:
-        man = json.loads((folder / "manifest.json").read_text())
-        if man["dataset"]["fingerprint"] != ds._fingerprint or man["backbone"] != bb.identity():
+        man = read_manifest(folder)
+        if man["dataset"]["fingerprint"] != dataset_fingerprint(ds) or man["backbone"] != bb.identity():
             folder = None  # made from other data or with another backbone: embed afresh
     if folder is None:
-        ident = json.dumps([bb.identity(), ds._fingerprint], sort_keys=True)
+        ident = json.dumps([bb.identity(), dataset_fingerprint(ds)], sort_keys=True)
         folder = out / "cache" / name / f"emb-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
         embed_dataset(ds, bb, folder, num_workers=0, text=False, progress=progress, data_spec=spec)
     emb = load_embeddings(folder)
@@ -156,7 +157,7 @@ def load_suite(
     return SuiteData(
         name=name,
         spec=spec,
-        fingerprint=ds._fingerprint,
+        fingerprint=dataset_fingerprint(ds),
         x=emb.image.float(),
         rows=rows,
         split=split,

@@ -47,7 +47,8 @@ def run_variant(
     from ..data.open import open_dataset
     from ..patterns import PatternBank
     from ..patterns.build import build_patterns
-    from ..training import load_trained, train_from_embeddings
+    from ..trained import load_trained
+    from ..training import train_from_embeddings
 
     settings = json.loads(
         json.dumps(

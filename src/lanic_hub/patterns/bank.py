@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import BankMismatchError, ConfigError, DataError
+from ..transcoders.ensemble import flat_latents
 from ..utils.io import sha256_file as _sha256
 from ..utils.io import write_text_atomic
 
@@ -155,6 +156,25 @@ class PatternBank:
         if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
             raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
         return bank
+
+
+def pattern_activations_from_codes(
+    values: torch.Tensor,
+    indices: torch.Tensor,
+    n_latents: int,
+    latent_pattern: torch.Tensor,
+    support: torch.Tensor,
+) -> torch.Tensor:
+    """(B, P) pattern activations of sparse codes (B, T, k): the mean over a pattern's ``support``
+    member latents of their activations (``latent_pattern`` maps a global latent id to its pattern,
+    -1 for none). The one definition: the bank builder, ``forward`` and the explanations use it."""
+    B = values.shape[0]
+    pid = latent_pattern[flat_latents(indices, n_latents).reshape(B, -1)]
+    m = pid >= 0
+    rows = torch.arange(B, device=values.device).view(B, 1).expand_as(pid)
+    vals = values.reshape(B, -1)
+    out = torch.zeros(B, len(support), dtype=values.dtype, device=values.device)
+    return out.index_put_((rows[m], pid[m]), vals[m] / support.to(values)[pid[m]], accumulate=True)
 
 
 def is_named(p: dict[str, Any]) -> bool:

@@ -15,7 +15,6 @@ text coherence of its gallery's reports (all-MiniLM-L6-v2 through sentence-trans
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backbone.embed import iter_shards
+from ..backbone.embed import iter_shards, read_manifest
 from ..constants import CHEXPERT_LABELS
+from ..data.schema import dataset_fingerprint
 from ..errors import DataError
 from ..transcoders import TranscoderEnsemble
 from ..transcoders.analysis import auroc_matrix
+from ..transcoders.ensemble import flat_latents
 from ..utils.progress import tqdm
-from .bank import BankConfig, PatternBank
+from .bank import BankConfig, PatternBank, pattern_activations_from_codes
 from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors
 from .merge import merge_latents
 from .scores import ScoreAccumulator, merge_topk
@@ -42,7 +43,7 @@ class RowStore:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         shards = [s for _, s in iter_shards(folder)]
-        self.manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.manifest = read_manifest(self.folder)
         self.row_ids = (
             torch.cat([s["row_ids"] for s in shards]) if shards else torch.zeros(0, dtype=torch.long)
         )
@@ -76,7 +77,7 @@ def _sparse(ens: TranscoderEnsemble, e: torch.Tensor):
     """Non-zero (row, flat latent t*L+i, value) entries of a batch's sparse codes."""
     v, i = ens.encode(e)
     B, T, k = v.shape
-    lat = (i + torch.arange(T).view(1, T, 1) * ens.cfg.n_latents).reshape(-1)
+    lat = flat_latents(i, ens.cfg.n_latents).reshape(-1)
     rows = torch.arange(B).view(B, 1, 1).expand(B, T, k).reshape(-1)
     v = v.reshape(-1)
     keep = v > 0
@@ -152,7 +153,7 @@ def build_bank(
     named in the embeddings manifest. ``ms_embeddings``: another embeddings folder of the same rows
     whose encoder MS is measured with (default: the backbone's own image embeddings).
     """
-    from ..training import ensemble_fingerprint
+    from ..transcoders.ensemble import ensemble_fingerprint
 
     cfg = config or BankConfig()
     vocab = vocabulary or load_vocabulary()
@@ -229,10 +230,8 @@ def build_bank(
     g_v, g_i = torch.full((P, G), float("-inf")), torch.full((P, G), -1, dtype=torch.long)
     p_sample = torch.zeros(n_s, P)
     for pos, e, e_ms in stream("pattern scores"):
-        rows, lat, val = _sparse(ens, e)
-        pid = pattern_of[lat]
-        m = pid >= 0
-        act = torch.zeros(len(e), P).index_put_((rows[m], pid[m]), val[m] / support[pid[m]], accumulate=True)
+        v, i = ens.encode(e)
+        act = pattern_activations_from_codes(v, i, ens.cfg.n_latents, pattern_of, mg.support)
         pacc.add_dense(act, e_ms)
         r, c = act.nonzero(as_tuple=True)
         g_v, g_i = merge_topk(g_v, g_i, c, act[r, c], pos[r])
@@ -486,16 +485,16 @@ def build_patterns(
     """``lanic-hub patterns``: build the bank of the model in ``model`` (written by ``lanic-hub
     train``) over an embeddings folder, and save it beside the model."""
     from ..data.open import open_dataset
-    from ..training import load_trained
+    from ..trained import load_trained
     from .gallery import export_thumbnails
 
     _, ens = load_trained(model)
-    man = json.loads((Path(embeddings) / "manifest.json").read_text()) if Path(embeddings).is_dir() else {}
+    man = read_manifest(embeddings) if Path(embeddings).is_dir() else {}
     spec = data or man.get("data_spec")
     if not spec:
         raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
     ds = open_dataset(spec)
-    if man and ds._fingerprint != man["dataset"]["fingerprint"]:
+    if man and dataset_fingerprint(ds) != man["dataset"]["fingerprint"]:
         raise DataError(f"{spec} is not the dataset the embeddings in {embeddings} were made from")
     if thumbnails:  # refuse before hours of work, not after
         from ..data.schema import require_redistributable

@@ -21,14 +21,12 @@ import torch
 
 from ..data.phantom import ALL_FACTORS, FINDING_FACTORS
 from ..transcoders.analysis import auroc_matrix
-from .bank import PatternBank
+from .bank import PatternBank, pattern_activations_from_codes
 
 
 @torch.no_grad()
 def pattern_activations(ens, bank: PatternBank, e: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """(N, P) pattern activations: the mean of the member latents' activations."""
-    from ..explain import pattern_activations_from_codes
-
     out = []
     for a in range(0, len(e), batch):
         v, i = ens.encode(e[a : a + batch].float())

@@ -111,9 +111,49 @@ class TranscoderConfig:
         return replace(self, n_members=stop - start, first_member=self.first_member + start)
 
     def to_dict(self) -> dict:
+        """JSON-ready fields (``levels`` resolved); :meth:`from_dict` is the inverse."""
         d = asdict(self)
         d["levels"] = list(self.resolved_levels)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TranscoderConfig:
+        """The config of :meth:`to_dict`'s output (JSON lists back to tuples)."""
+        d = dict(d)
+        for name in ("levels", "level_weights"):
+            if d.get(name) is not None:
+                d[name] = tuple(d[name])
+        return cls(**d)
+
+
+def flat_latents(indices: torch.Tensor, n_latents: int) -> torch.Tensor:
+    """Global latent ids ``t * L + i`` (the row of latent (t, i) in every (T*L,)-indexed table) of
+    per-member indices (B, T, k), in the same shape."""
+    T = indices.shape[1]
+    return indices + torch.arange(T, device=indices.device).view(1, T, 1) * n_latents
+
+
+def first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
+    """A view-free copy of members [0, n) of ``ens``."""
+    part = TranscoderEnsemble(ens.cfg.slice(0, n))
+    L = ens.cfg.n_latents
+    with torch.no_grad():
+        part.W_enc.copy_(ens.W_enc[:, : n * L])
+        part.b_enc.copy_(ens.b_enc[: n * L])
+        for name in ens.member_params():
+            getattr(part, name).copy_(getattr(ens, name)[:n])
+    return part.eval()
+
+
+def ensemble_fingerprint(ens: TranscoderEnsemble) -> str:
+    """sha256 of the ensemble's weights: a pattern bank is only valid for the ensemble it was built on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(ens.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def concat_members(parts: list[TranscoderEnsemble]) -> TranscoderEnsemble:
@@ -265,8 +305,7 @@ class TranscoderEnsemble(nn.Module):
     def jump(self, raw: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """JumpReLU of the selected pre-activations ``raw`` (B, T, j), differentiable w.r.t. the
         thresholds through the straight-through pseudo-derivative."""
-        T, L = self.cfg.n_members, self.cfg.n_latents
-        flat = indices + torch.arange(T, device=indices.device).view(1, T, 1) * L
+        flat = flat_latents(indices, self.cfg.n_latents)
         theta = self.threshold.reshape(-1)[flat]
         return _JumpReLU.apply(raw, theta, self.cfg.jump_bandwidth * theta.detach())
 
@@ -303,7 +342,7 @@ class TranscoderEnsemble(nn.Module):
         L, H = self.cfg.n_latents, self.cfg.d_out
         if limit is not None and limit < L:
             values = values * (indices < limit)
-        flat = (indices + torch.arange(T, device=indices.device).view(1, T, 1) * L).view(B * T, k)
+        flat = flat_latents(indices, L).view(B * T, k)
         out = F.embedding_bag(
             flat, self.W_dec.view(T * L, H), per_sample_weights=values.reshape(B * T, k), mode="sum"
         )
@@ -325,7 +364,7 @@ class TranscoderEnsemble(nn.Module):
         starts = torch.cat([torch.zeros_like(below[..., :1]), below[..., :-1]], dim=-1)
         rows = torch.arange(B * T, device=indices.device).view(B, T, 1) * k
         offsets = (rows + starts).reshape(-1)
-        flat = (idx_s + torch.arange(T, device=indices.device).view(1, T, 1) * L).reshape(-1)
+        flat = flat_latents(idx_s, L).reshape(-1)
         bins = F.embedding_bag(
             flat, self.W_dec.view(T * L, H), offsets=offsets, per_sample_weights=val_s.reshape(-1), mode="sum"
         )
@@ -436,7 +475,7 @@ class _SelectedPreacts(torch.autograd.Function):
         d, TL = W.shape
         L = TL // T
         g = (grad * (values > 0)).reshape(B, T * j)
-        flat = (indices + torch.arange(T, device=indices.device).view(1, T, 1) * L).reshape(B, T * j)
+        flat = flat_latents(indices, L).reshape(B, T * j)
         cols, order = flat.sort(dim=1)  # CSR wants sorted columns in each row
         vals = g.gather(1, order)
         crow = torch.arange(0, B * T * j + 1, T * j, device=e.device)

@@ -132,3 +132,37 @@ def label_summary(studies: Sequence[PhantomStudy]) -> str:
             agree = f"{np.mean([(v == 1.0) == t for v, t in pairs]):.3f}" if pairs else "-"
         out.append(f"| {c} | {cnt[1.0]} | {cnt[0.0]} | {cnt[-1.0]} | {blank} | {agree} |")
     return "\n".join(out) + "\n"
+
+
+def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
+    """PNG copies of a few test phantoms of a run folder (``folder/phantoms/hf``) in
+    ``folder/demo-examples``, with their ground truth as captions: the images the README and the
+    demo point at (one per leading finding, and one normal)."""
+    from ..images import load_image
+    from ..open import open_dataset
+
+    hf = folder / "phantoms" / "hf"
+    if not hf.is_dir():
+        return []
+    ds = open_dataset(f"hf:{hf.resolve()}")
+    out_dir = folder / "demo-examples"
+    out_dir.mkdir(exist_ok=True)
+    from .case import FINDING_FACTORS
+
+    res, seen = [], set()
+    for i, row in enumerate(ds):
+        if row["split"] != "test":
+            continue
+        present = [f for f in ALL_FACTORS if row.get(f"gt_{f}")]
+        findings = [f for f in present if f in FINDING_FACTORS]
+        key = findings[0] if findings else "normal"  # one example per leading finding, one normal
+        if key in seen or (key == "normal" and present):
+            continue
+        seen.add(key)
+        path = out_dir / f"phantom_{i:05d}.png"
+        if not path.exists():
+            load_image(row["image"]).save(path)
+        res.append((str(path), "phantom; ground truth: " + (", ".join(present) or "normal")))
+        if len(res) >= n:
+            break
+    return res

@@ -1,0 +1,656 @@
+"""The stage layer: one library function per stage of building a LanIC model.
+
+    data -> backbone -> embeddings -> train (classifier + ensemble) -> patterns -> model
+
+Each stage function takes typed inputs (the previous stages' handles and its own options) and
+returns a small frozen handle to its artefact: the paths, and what the next stage needs already
+loaded, so nothing is read twice in one run. Each owns its freshness key: under a :class:`Run`
+with a ledger (``out/stages.json``), a stage whose key and outputs are unchanged is skipped.
+
+:func:`build_model` runs them in order (the evaluation stages come after, in
+:mod:`lanic_hub.pipeline`); every ``lanic-hub`` subcommand (``embed``, ``train``, ``patterns``,
+``export``) is a thin wrapper over one of them. See docs/EXTENDING.md for where a new stage goes.
+
+This module may import every layer below it (modeling and down), never evaluation, pipeline,
+demo or cli (the layering contract in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .patterns.bank import BankConfig, PatternBank
+from .utils.io import write_text_atomic
+
+# --------------------------------------------------------------------------- stage options
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How the backbone embeds the dataset (``lanic-hub embed``)."""
+
+    batch_size: int = 64
+    """Images per forward pass."""
+    num_workers: int = 2
+    """Image-decoding worker processes (and phantom-drawing processes); capped at the machine's
+    cores, with a note when it is."""
+    shard_size: int = 2048
+    """Rows per embeddings shard (the unit of resuming and of streaming later stages)."""
+    dtype: str = "float32"
+    """Stored precision: float32, float16 or bfloat16."""
+    autocast: str | None = None
+    """'bf16' / 'fp16' on a GPU."""
+    device: str | None = None
+    """Default: cuda when available, else cpu."""
+    text: bool = True
+    """Also embed each report and its sentences with the text tower (naming, the text stream)."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The classifier and the transcoder ensemble (``lanic-hub train``)."""
+
+    preset: str = "phantom"
+    """'phantom' (T=100, L=256, k=8) or 'paper' (T=100, L=2048, k=32)."""
+    members: int | None = None
+    """Ensemble size T (default: the preset's, 100)."""
+    policy: str = "U-Ignore"
+    """Uncertain (-1) labels: U-Ignore (left out), U-Ones (positive) or U-Zeros (negative)."""
+    multimodal: bool | None = None
+    """Add report and sentence embeddings to the transcoders' training stream; None: whenever the
+    embeddings have them (better naming and image fidelity on the phantom world,
+    docs/ensemble_phantom.md)."""
+    activation: str = "topk"
+    """'topk' or 'jumprelu' (learned thresholds with an L0 penalty; k becomes a cap)."""
+    steps: int | None = None
+    """Transcoder optimiser steps (default: the preset's budget, for the stream in use)."""
+    epochs: int | None = None
+    """Train the transcoders for this many passes over their stream instead (default: the
+    preset's step budget)."""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The saved model folder and its card."""
+
+    name: str = "CXR-LanIC"
+    """The model's name in its card."""
+    repo_id: str = "your-name/cxr-lanic"
+    """Where you intend to publish it (used in the card's snippet)."""
+    bundle_backbone: bool | None = None
+    """Copy the backbone into the model folder (a self-contained offline copy). None: bundle the
+    phantom CLIP (it lives in a local cache), reference anything else by its spec."""
+    thumbnails: bool = True
+    """Export gallery thumbnails where the data's licence allows (never MIMIC-CXR / CheXpert)."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline (``lanic-hub build --config FILE.yaml``: these are the YAML keys)."""
+
+    out: str = "runs/quickstart"
+    """Output folder: every stage's artefact, stages.json and summary.json."""
+    data: str = "phantom"
+    """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH,
+    folder:ROOT?csv=FILE&... (an image folder with a labels CSV) or a bare PATH
+    (:mod:`lanic_hub.data.open`)."""
+    phantom_n: int = 2000
+    """data: phantom only: how many phantoms to draw."""
+    phantom_seed: int = 0
+    """data: phantom only: the world's seed."""
+    phantom_shortcuts: tuple[str, ...] = ()
+    """Shortcut couplings of the phantom world, e.g. 'chest_tube:Atelectasis:0.9:train+validate'."""
+    backbone: str = "phantom"
+    """'phantom' (the cached phantom CLIP), hf-hub:REPO or local-dir:PATH."""
+    backbone_revision: str | None = None
+    """A Hub revision (commit, tag or branch) for an hf-hub: backbone."""
+    embed: EmbedOptions = field(default_factory=EmbedOptions)
+    """Embedding extraction."""
+    train: TrainOptions = field(default_factory=TrainOptions)
+    """Classifier and transcoder ensemble."""
+    patterns: BankConfig = field(default_factory=BankConfig)
+    """How latents become the pattern bank."""
+    model: ModelOptions = field(default_factory=ModelOptions)
+    """The model folder and its card."""
+    evaluate: bool = True
+    """Run the evaluation suite of the data (phantom / mimic-cxr / chexpert / nih, or the generic
+    'data' suite for any other dataset: its test split) on the saved
+    model with every baseline; its results go into the model card."""
+    counterfactual_pairs: int = 40
+    """On phantom data, the ``phantom-counterfactual`` suite runs after the evaluation (with
+    10-member baselines): whether the explanations put a removed factor's effect on its patterns;
+    its table goes into the card. This many pairs per factor (17 factors), items assigned on 25 and
+    baselines trained on 50 phantoms per pair (at least 200 and 300); 0: skip the suite."""
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], where: str = "config") -> PipelineConfig:
+        return _build(cls, doc, where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            packaged = packaged_config_dir() / path.name
+            if not packaged.is_file():
+                raise ConfigError(
+                    f"{path}: no such config file (packaged configs: {', '.join(packaged_configs())})"
+                )
+            path = packaged
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return _build(cls, doc, str(path))
+
+
+def packaged_config_dir() -> Path:
+    """Where the ready configs ship (``lanic_hub/resources/configs``)."""
+    return Path(__file__).parent / "resources" / "configs"
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.name for p in packaged_config_dir().glob("*.yaml"))
+
+
+def _build(cls, doc: dict[str, Any], where: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    kw = {}
+    for k, v in doc.items():
+        f = fields[k]
+        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{where}: {k} must be a mapping")
+            kw[k] = _build(sub, v, f"{where}: {k}")
+        else:
+            kw[k] = tuple(v) if isinstance(v, list) else v
+    try:
+        return cls(**kw)
+    except ConfigError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def is_embedded_default(cfg: PipelineConfig) -> bool:
+    """Whether ``cfg`` builds the embedded default (the quickstart as documented): the same
+    config but for where it writes, whether it evaluates and how many workers it uses."""
+    same = dataclasses.replace(
+        cfg,
+        out=PipelineConfig.out,
+        evaluate=True,
+        embed=dataclasses.replace(cfg.embed, num_workers=EmbedOptions.num_workers, device=None),
+    )
+    return same == PipelineConfig()
+
+
+# --------------------------------------------------------------------------- the run and its ledger
+
+
+@dataclass
+class Run:
+    """Where a run writes, what it logs, and its freshness ledger ``out/stages.json``: the key each
+    stage's artefact was made from; a matching key (with its outputs present) skips the stage."""
+
+    out: Path
+    """The run's folder (each stage's default output folder is under it)."""
+    log: Callable[..., Any] = print
+    """Where progress lines go."""
+    progress: bool = True
+    """Progress bars for long work."""
+    pipeline: bool = True
+    """True: a pipeline run (the ledger, and its "[i/7]" lines). False: a single-stage command
+    (``lanic-hub train`` ...): every stage runs, and only its own output is printed."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each stage run through :func:`run_stages`."""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.path = self.out / "stages.json"
+        self.done: dict[str, str] = (
+            json.loads(self.path.read_text()) if self.pipeline and self.path.is_file() else {}
+        )
+
+    @staticmethod
+    def key(*parts: Any) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def fresh(self, stage: str, key: str, *paths: Path) -> bool:
+        return self.pipeline and self.done.get(stage) == key and all(p.exists() for p in paths)
+
+    def mark(self, stage: str, key: str) -> None:
+        if self.pipeline:
+            self.done[stage] = key
+            write_text_atomic(self.path, json.dumps(self.done, indent=1))
+
+    def step(self, line: str) -> None:
+        """A pipeline progress line ("[i/7] ..."); silent in a single-stage command."""
+        if self.pipeline:
+            self.log(line)
+
+
+# --------------------------------------------------------------------------- handles
+
+
+@dataclass(frozen=True)
+class DataHandle:
+    """The dataset: its absolute spec (later stages and manifests reopen it by this) and the
+    opened dataset."""
+
+    spec: str
+    dataset: Any
+
+
+@dataclass(frozen=True)
+class BackboneHandle:
+    """The loaded backbone and the spec it was loaded from (``phantom`` resolved to its folder)."""
+
+    spec: str
+    backbone: Any
+
+
+@dataclass(frozen=True)
+class EmbeddingsHandle:
+    """An embeddings folder and its manifest."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    summary: dict[str, Any] | None = None
+    """What :func:`~lanic_hub.backbone.embed.embed_dataset` reported, when this run embedded."""
+
+
+@dataclass(frozen=True)
+class TrainedHandle:
+    """A training folder (classifier + ensemble + fidelity.json), loaded once."""
+
+    folder: Path
+    report: dict[str, Any]
+    classifier: Any
+    ensemble: Any
+    fingerprint: str
+    """:func:`~lanic_hub.transcoders.ensemble.ensemble_fingerprint` of ``ensemble``."""
+
+
+@dataclass(frozen=True)
+class BankHandle:
+    """The pattern bank, saved in the training folder."""
+
+    folder: Path
+    bank: PatternBank
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """The LanIC model folder and the health checks recorded in it."""
+
+    folder: Path
+    health: list[dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- the stages
+
+
+def resolve_backbone_spec(spec: str, progress: bool = True) -> str:
+    """'phantom' means the cached phantom CLIP (trained on first use); any other spec is returned."""
+    if spec == "phantom":
+        from .backbone.phantom_clip import ensure_phantom_clip
+
+        return f"local-dir:{ensure_phantom_clip(progress=progress)}"
+    return spec
+
+
+def data_stage(
+    run: Run,
+    data: str,
+    phantom_n: int = 2000,
+    phantom_seed: int = 0,
+    phantom_shortcuts: tuple[str, ...] = (),
+    num_proc: int = 2,
+) -> DataHandle:
+    """``data: phantom`` draws and exports the phantom world into ``out/phantoms`` (with a preview
+    grid and a label summary); any other spec is opened as it is."""
+    from .data.open import absolute_spec, open_dataset
+
+    if data != "phantom":
+        spec = absolute_spec(data)  # explicit kind and absolute paths: later stages reopen it
+        return DataHandle(spec, open_dataset(spec))
+    from .data.phantom import PhantomConfig, ShortcutSpec, export, generate
+    from .data.phantom.preview import label_summary, preview_grid
+    from .data.phantom.render import RENDER_VERSION
+
+    world = PhantomConfig(shortcuts=tuple(ShortcutSpec.parse(x) for x in phantom_shortcuts))
+    key = run.key(phantom_n, phantom_seed, RENDER_VERSION, dataclasses.asdict(world))
+    hf = run.out / "phantoms" / "hf"
+    if not run.fresh("phantoms", key, hf):
+        run.step(f"[1/7] phantoms: generating {phantom_n}")
+        studies = list(generate(phantom_n, phantom_seed, world, num_proc=num_proc))
+        export(run.out / "phantoms", phantom_n, phantom_seed, world, studies=studies, progress=run.progress)
+        preview_grid(studies[:16], run.out / "phantom_preview.png")
+        (run.out / "label_summary.md").write_text(label_summary(studies))
+        run.mark("phantoms", key)
+    else:
+        run.step("[1/7] phantoms: up to date")
+    spec = f"hf:{hf.resolve()}"
+    return DataHandle(spec, open_dataset(spec))
+
+
+def backbone_stage(
+    run: Run, spec: str, revision: str | None = None, device: str | None = None
+) -> BackboneHandle:
+    """The backbone (``phantom``: the cached phantom CLIP, trained once) on ``device`` (default:
+    cuda when available, else cpu)."""
+    import torch
+
+    from .backbone import load_backbone
+
+    if spec == "phantom":
+        run.step("[2/7] backbone: the phantom CLIP (trained once, then cached)")
+    else:
+        run.step(f"[2/7] backbone: {spec}")
+    bb_spec = resolve_backbone_spec(spec, progress=run.progress)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return BackboneHandle(bb_spec, load_backbone(bb_spec, revision=revision, device=device))
+
+
+def embeddings_stage(
+    run: Run, data: DataHandle, bb: BackboneHandle, opts: EmbedOptions, folder: Path | None = None
+) -> EmbeddingsHandle:
+    """Embed the dataset into ``folder`` (default ``out/embeddings``); resumable by itself
+    (complete shards are skipped). Under a ledger, a folder made from other data is redone."""
+    from .backbone.embed import EmbeddingCacheError, embed_dataset, read_manifest
+
+    folder = Path(folder or run.out / "embeddings")
+    run.step(f"[3/7] embeddings of {len(data.dataset)} images")
+    kw = dict(
+        batch_size=opts.batch_size,
+        num_workers=opts.num_workers,
+        shard_size=opts.shard_size,
+        dtype=opts.dtype,
+        text=opts.text,
+        autocast=opts.autocast,
+        data_spec=data.spec,
+        progress=run.progress,
+    )
+    try:
+        summary = embed_dataset(data.dataset, bb.backbone, folder, **kw)
+    except EmbeddingCacheError as exc:
+        if not run.pipeline:  # a folder the user named: say so, never delete it
+            raise
+        run.log(f"      embeddings are stale ({exc}); recomputing")  # this run's own folder
+        import shutil
+
+        shutil.rmtree(folder)
+        summary = embed_dataset(data.dataset, bb.backbone, folder, **kw)
+    return EmbeddingsHandle(folder, read_manifest(folder), summary)
+
+
+def load_embeddings_handle(folder: str | Path) -> EmbeddingsHandle:
+    """The handle of an existing embeddings folder."""
+    from .backbone.embed import read_manifest
+
+    return EmbeddingsHandle(Path(folder), read_manifest(folder))
+
+
+def load_trained_handle(folder: Path) -> TrainedHandle:
+    """The handle of an existing training folder."""
+    from .trained import load_trained, read_report
+    from .transcoders.ensemble import ensemble_fingerprint
+
+    clf, ens = load_trained(folder)
+    return TrainedHandle(Path(folder), read_report(folder), clf, ens, ensemble_fingerprint(ens))
+
+
+def bank_dataset(bank: PatternBank, data: str | None = None) -> DataHandle:
+    """The dataset a bank was built on (the spec its embeddings manifest records), or ``data``."""
+    from .backbone.embed import read_manifest
+    from .data.open import open_dataset
+
+    spec = data or read_manifest(bank.meta["embeddings"])["data_spec"]
+    return DataHandle(spec, open_dataset(spec))
+
+
+def train_stage(
+    run: Run,
+    emb: EmbeddingsHandle,
+    opts: TrainOptions,
+    folder: Path | None = None,
+    data: str | None = None,
+) -> TrainedHandle:
+    """Train the classifier and the transcoder ensemble into ``folder`` (default ``out/train``).
+    ``data``: the spec of the labels (default: the embeddings manifest's). The key holds the
+    preset's contents: a changed preset retrains."""
+    from .training import PRESETS, train_from_embeddings
+
+    folder = Path(folder or run.out / "train")
+    man = emb.manifest
+    key = run.key(man["backbone"], man["dataset"], dataclasses.asdict(opts), PRESETS.get(opts.preset))
+    if not run.fresh("train", key, folder / "ensemble.safetensors", folder / "fidelity.json"):
+        run.step(
+            f"[4/7] classifier + {opts.members or 100}-member transcoder ensemble ({opts.preset} preset)"
+        )
+        rep = train_from_embeddings(
+            emb.folder,
+            folder,
+            data=data,
+            preset=opts.preset,
+            n_members=opts.members,
+            policy=opts.policy,
+            multimodal=opts.multimodal,
+            activation=opts.activation,
+            epochs=opts.epochs,
+            steps=opts.steps,
+            progress=run.progress,
+        )
+        run.mark("train", key)
+        if not rep:  # a non-zero rank of a member-parallel run: rank 0 writes the folder
+            return TrainedHandle(folder, {}, None, None, "")
+    else:
+        run.step("[4/7] classifier + ensemble: up to date")
+    return load_trained_handle(folder)
+
+
+def patterns_stage(
+    run: Run,
+    emb: EmbeddingsHandle,
+    trained: TrainedHandle,
+    data: DataHandle,
+    config: BankConfig,
+    bb: BackboneHandle | None = None,
+) -> BankHandle:
+    """Score, merge, select and name the ensemble's patterns over the embeddings; saved beside
+    the weights in the training folder."""
+    from .patterns.build import build_bank
+
+    key = run.key(trained.fingerprint, dataclasses.asdict(config))
+    if not run.fresh("patterns", key, trained.folder / "patterns.json"):
+        run.step("[5/7] pattern bank: score, merge, select, name")
+        bank = build_bank(
+            trained.ensemble,
+            emb.folder,
+            data.dataset,
+            config=config,
+            backbone=bb.backbone if bb else None,
+            data_spec=data.spec,
+            progress=run.progress,
+        )
+        bank.save(trained.folder)
+        run.mark("patterns", key)
+    else:
+        run.step("[5/7] pattern bank: up to date")
+        bank = PatternBank.load(trained.folder)
+    return BankHandle(trained.folder, bank)
+
+
+def model_stage(
+    run: Run,
+    trained: TrainedHandle,
+    bank: BankHandle,
+    data: DataHandle,
+    opts: ModelOptions,
+    embedded_default: bool = False,
+    demo_examples: bool = False,
+    folder: Path | None = None,
+) -> ModelHandle:
+    """The LanIC model folder (default ``out/model``) with its card and the health checks (which
+    judge the embedded default against its documented ranges when ``embedded_default``).
+    ``demo_examples``: also write the phantom images the README and the demo point at."""
+    from .health import run_checks
+
+    run.step("[6/7] model folder + model card")
+    health = [c.to_dict() for c in run_checks(trained.report, bank.bank.meta["counts"], embedded_default)]
+    folder = Path(folder or run.out / "model")
+    model_dir = export_model(trained.folder, folder, data.dataset, opts, trained.report, health=health)
+    if demo_examples:
+        from .data.phantom.preview import phantom_examples
+
+        phantom_examples(run.out)
+    return ModelHandle(model_dir, health)
+
+
+# --------------------------------------------------------------------------- the model stage's writers
+
+
+def write_card(
+    model_dir: Path,
+    ds,
+    opts: ModelOptions,
+    report: dict[str, Any],
+    evaluation=None,
+    leaderboard: str | None = None,
+) -> None:
+    """(Re)write the model folder's README.md card, with the evaluation suite's results if given."""
+    from .card import render_model_card
+    from .data.schema import source_of
+    from .modeling import LanICModel
+
+    model = LanICModel.from_pretrained(model_dir)
+    card = render_model_card(
+        model,
+        repo_id=opts.repo_id,
+        dataset=source_of(ds),
+        report=report,
+        model_name=opts.name,
+        evaluation=evaluation,
+        leaderboard=leaderboard,
+    )
+    write_text_atomic(model_dir / "README.md", str(card))
+
+
+def export_model(
+    train_dir: Path,
+    model_dir: Path,
+    ds,
+    opts: ModelOptions,
+    report: dict[str, Any],
+    health: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Write the LanIC model folder (weights, patterns.json, card, thumbnails where allowed).
+
+    ``health``: the health checks (:mod:`lanic_hub.health`) to record in ``patterns.json`` and the
+    card; default: those of ``report`` and the bank."""
+    from .card import render_model_card
+    from .data.schema import source_of
+    from .health import run_checks
+    from .modeling import LanICModel
+    from .utils.io import replace_dir
+
+    model = LanICModel.from_training_folder(train_dir)
+    src = source_of(ds)
+    model.bank_meta["data_source"] = dataclasses.asdict(src)
+    if health is None:
+        health = [c.to_dict() for c in run_checks(report, model.bank_meta.get("counts", {}))]
+    model.bank_meta["health"] = health
+    from .typicality import typicality_from_embeddings
+
+    typ = typicality_from_embeddings(model.bank_meta.get("embeddings"), ds)
+    if typ is not None:  # is an image like the training data? (every prediction says)
+        model.set_typicality(typ[0])
+        model.bank_meta["typicality"] = typ[1]
+    bundle = opts.bundle_backbone
+    if bundle is None:
+        bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, bundle_backbone=bundle)
+        render_model_card(model, repo_id=opts.repo_id, dataset=src, report=report, model_name=opts.name).save(
+            tmp / "README.md"
+        )
+        if opts.thumbnails and src.redistributable:
+            from .patterns.gallery import export_thumbnails
+
+            export_thumbnails(model.bank, ds, tmp, per_pattern=4, progress=False)
+
+    import shutil
+
+    tmp = model_dir.with_name(model_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    return replace_dir(tmp, model_dir)
+
+
+# --------------------------------------------------------------------------- running them
+
+#: A stage as the pipeline runs it: ``(run, cfg, handles so far) -> handle``.
+StageFn = Callable[[Run, PipelineConfig, dict[str, Any]], Any]
+
+#: The stages that build a model, in order; ``summary.json`` reports their seconds by these names.
+BUILD_STAGES: tuple[tuple[str, StageFn], ...] = (
+    (
+        "data",
+        lambda r, c, h: data_stage(
+            r, c.data, c.phantom_n, c.phantom_seed, c.phantom_shortcuts, num_proc=c.embed.num_workers
+        ),
+    ),
+    ("backbone", lambda r, c, h: backbone_stage(r, c.backbone, c.backbone_revision, c.embed.device)),
+    ("embeddings", lambda r, c, h: embeddings_stage(r, h["data"], h["backbone"], c.embed)),
+    ("train", lambda r, c, h: train_stage(r, h["embeddings"], c.train)),
+    (
+        "patterns",
+        lambda r, c, h: patterns_stage(r, h["embeddings"], h["train"], h["data"], c.patterns, h["backbone"]),
+    ),
+    (
+        "model",
+        lambda r, c, h: model_stage(
+            r, h["train"], h["patterns"], h["data"], c.model, is_embedded_default(c), c.data == "phantom"
+        ),
+    ),
+)
+
+
+def run_stages(
+    run: Run,
+    cfg: PipelineConfig,
+    stages: tuple[tuple[str, StageFn], ...],
+    handles: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run ``stages`` in order, each on the handles of those before it; time each into ``run.seconds``."""
+    handles = dict(handles or {})
+    for name, fn in stages:
+        t = time.perf_counter()
+        handles[name] = fn(run, cfg, handles)
+        run.seconds[name] = time.perf_counter() - t
+    return handles
+
+
+def build_model(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[str, Any]:
+    """Run the model-building stages of ``cfg`` (no evaluation) and return their handles by name."""
+    run = Run(Path(cfg.out), log=log, progress=progress)
+    run.out.mkdir(parents=True, exist_ok=True)
+    return run_stages(run, cfg, BUILD_STAGES)
