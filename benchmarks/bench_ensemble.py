@@ -27,7 +27,7 @@ from lanic_hub.transcoders.train import TrainConfig, ensemble_grads, make_adam
 class PlainTranscoder(nn.Module):
     """A single TopK transcoder written the straightforward way."""
 
-    def __init__(self, d: int, h: int, L: int, k: int) -> None:  # noqa: N803
+    def __init__(self, d: int, h: int, L: int, k: int) -> None:
         super().__init__()
         self.k = k
         self.b_pre = nn.Parameter(torch.zeros(d))
@@ -66,7 +66,7 @@ def run(
     T: int,
     batch: int,
     steps: int,
-    loop_members: int,  # noqa: N803
+    loop_members: int,
     repeats: int = 3,
 ) -> dict:
     torch.manual_seed(0)

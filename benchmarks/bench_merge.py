@@ -23,7 +23,7 @@ def clustered_latents(
     """(directions (M, d), profiles (n, M), member (M,), priority (M,)) of a synthetic bank."""
     g = torch.Generator().manual_seed(seed)
     M = T * alive_per
-    C = torch.nn.functional.normalize(torch.randn(concepts, d, generator=g), dim=1)  # noqa: N806
+    C = torch.nn.functional.normalize(torch.randn(concepts, d, generator=g), dim=1)
     conc = torch.randint(0, concepts, (M,), generator=g)
     noise = torch.rand(M, generator=g) < 0.3
     dirs = C[conc] + 0.02 * torch.randn(M, d, generator=g)

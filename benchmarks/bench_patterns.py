@@ -27,7 +27,7 @@ def _ms_pairwise(acts: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """The definition through the N x N similarity matrix (O(N² d))."""
     lo, hi = acts.min(0).values, acts.max(0).values
     a = (acts - lo) / (hi - lo).clamp(min=1e-12)
-    G = e @ e.T  # noqa: N806
+    G = e @ e.T
     G.fill_diagonal_(0)
     num = ((G @ a) * a).sum(0)
     s1, s2 = a.sum(0), (a * a).sum(0)

@@ -27,14 +27,14 @@ def _sync(dev: str) -> None:
         torch.cuda.synchronize()
 
 
-def _data(n: int, d: int, H: int, dev: str) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+def _data(n: int, d: int, H: int, dev: str) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator(device=dev).manual_seed(0)
     e = torch.nn.functional.normalize(torch.randn(n, d, device=dev, generator=g), dim=1)
     w = torch.randn(d, H, device=dev, generator=g) / math.sqrt(d) * 3
     return e, torch.relu(e @ w)
 
 
-def time_ensemble(e, h, T, L, k, batch, steps, dev) -> dict:  # noqa: N803
+def time_ensemble(e, h, T, L, k, batch, steps, dev) -> dict:
     from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
     from lanic_hub.transcoders.train import ensemble_grads, make_adam
 
@@ -61,7 +61,7 @@ def time_ensemble(e, h, T, L, k, batch, steps, dev) -> dict:  # noqa: N803
     return {"seconds_per_step": per_step, "member_samples_per_s": T * batch / per_step, "ensemble": ens}
 
 
-def time_loop(e, h, L, k, batch, steps, members, dev) -> float:  # noqa: N803
+def time_loop(e, h, L, k, batch, steps, members, dev) -> float:
     """Seconds per member-step of plain nn.Module TopK transcoders trained one after another."""
     from .bench_ensemble import PlainTranscoder
 
@@ -81,7 +81,7 @@ def time_loop(e, h, L, k, batch, steps, members, dev) -> float:  # noqa: N803
     return total / members
 
 
-def time_sparsify(e, h, L, k, batch, steps, dev) -> dict:  # noqa: N803
+def time_sparsify(e, h, L, k, batch, steps, dev) -> dict:
     try:
         from sparsify import SparseCoder, SparseCoderConfig
 

@@ -39,7 +39,7 @@ class Decomposition(NamedTuple):
         return self.ensemble_logits + self.error
 
 
-def latent_logit_weights(W_dec: torch.Tensor, W2: torch.Tensor) -> torch.Tensor:  # noqa: N803
+def latent_logit_weights(W_dec: torch.Tensor, W2: torch.Tensor) -> torch.Tensor:
     """(T, L, C): ``W2_c · W_dec_t[:, i]``, how much one unit of latent (t, i) moves logit c."""
     return torch.einsum("tlh,ch->tlc", W_dec, W2)
 
@@ -51,10 +51,10 @@ def decompose(
     recon_mean: torch.Tensor,
     W2: torch.Tensor,
     b2: torch.Tensor,
-    b_dec: torch.Tensor,  # noqa: N803
+    b_dec: torch.Tensor,
     U: torch.Tensor | None = None,
     W_dec: torch.Tensor | None = None,
-) -> Decomposition:  # noqa: N803
+) -> Decomposition:
     """Split the logits of a batch exactly. ``U`` (from :func:`latent_logit_weights`) may be cached."""
     T = b_dec.shape[0]
     if U is None:

@@ -198,7 +198,7 @@ def explain_embeddings(
     e: torch.Tensor,
     sources: list[str] | None = None,
     findings: tuple[str, ...] = FINDINGS,
-    U: torch.Tensor | None = None,  # noqa: N803
+    U: torch.Tensor | None = None,
 ) -> list[Explanation]:
     """Explain a batch of embeddings (B, d). ``U`` (:func:`latent_logit_weights`) may be cached."""
     e = e.float()
@@ -253,14 +253,14 @@ def decomposition_by_pattern(
     ens: TranscoderEnsemble,
     bank: PatternBank,
     e: torch.Tensor,
-    U: torch.Tensor | None = None,  # noqa: N803
+    U: torch.Tensor | None = None,
 ) -> PatternDecomposition:
     """The explanation tensors of a batch (B, d), with the hidden layer and the codes computed
     once. ``U`` (:func:`latent_logit_weights`, (T, L, C)) may be cached by the caller."""
     h = clf.hidden(e)
     v, i = ens.encode(e)
     recon = ens.decode(v, i).mean(1)
-    W2, b2 = clf.fc2.weight, clf.fc2.bias  # noqa: N806
+    W2, b2 = clf.fc2.weight, clf.fc2.bias
     d = decompose(
         v, i, h, recon, W2, b2, ens.b_dec, U=latent_logit_weights(ens.W_dec, W2) if U is None else U
     )

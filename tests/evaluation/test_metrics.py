@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score, r2_score, roc_auc_score
 
-from lanic_hub.evaluation import metrics as M  # noqa: N812
+from lanic_hub.evaluation import metrics as M
 
 REPO = Path(__file__).resolve().parents[2]
 

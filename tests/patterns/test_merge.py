@@ -13,7 +13,7 @@ def _world(seed: int = 0):
     member 2's latent 1 points like A but fires on other samples; the rest are noise."""
     g = torch.Generator().manual_seed(seed)
     d, n = 16, 200
-    A, B = torch.randn(d, generator=g), torch.randn(d, generator=g)  # noqa: N806
+    A, B = torch.randn(d, generator=g), torch.randn(d, generator=g)
     fire_a = (torch.rand(n, generator=g) < 0.3).float()
     fire_b = (torch.rand(n, generator=g) < 0.2).float()
     fire_x = (torch.rand(n, generator=g) < 0.3).float()
@@ -65,7 +65,7 @@ def _clustered(seed: int, T: int = 12, L: int = 40, n: int = 300, concepts: int 
     """T members x L latents: each concept is found by a random subset of members (noisy
     directions and activations), the rest are noise; frequencies tie often (priority ties)."""
     g = torch.Generator().manual_seed(seed)
-    C = torch.randn(concepts, d, generator=g)  # noqa: N806
+    C = torch.randn(concepts, d, generator=g)
     fires = torch.rand(n, concepts, generator=g) < torch.rand(concepts, generator=g) * 0.4
     dirs = torch.randn(T * L, d, generator=g)
     prof = torch.relu(torch.randn(n, T * L, generator=g)) * (torch.rand(n, T * L, generator=g) < 0.05)
@@ -102,7 +102,7 @@ def test_near_ties_break_as_the_definition_breaks_them():
 
     g = torch.Generator().manual_seed(5)
     T, L, n, d, k = 30, 60, 512, 32, 300
-    C = torch.nn.functional.normalize(torch.randn(k, d, generator=g), dim=1)  # noqa: N806
+    C = torch.nn.functional.normalize(torch.randn(k, d, generator=g), dim=1)
     conc = torch.randint(0, k, (T * L,), generator=g)
     dirs = C[conc] + 0.02 * torch.randn(T * L, d, generator=g)
     fire = (torch.rand(k, n, generator=g) < 0.05).float()

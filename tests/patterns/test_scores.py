@@ -146,7 +146,7 @@ def test_float32_batches_keep_the_ms_of_an_offset_latent():
     )
     a, e64 = acts.double(), e.double()
     scaled = (a - a.min(0).values) / (a.max(0).values - a.min(0).values)
-    G = e64 @ e64.T  # noqa: N806
+    G = e64 @ e64.T
     G.fill_diagonal_(0)
     s1, s2 = scaled.sum(0), (scaled * scaled).sum(0)
     ref = ((G @ scaled) * scaled).sum(0) / (s1 * s1 - s2)

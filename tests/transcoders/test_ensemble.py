@@ -221,8 +221,8 @@ def test_member_chunked_gradients_equal_the_whole_ensembles():
             assert torch.allclose(p.grad, w, atol=1e-12, rtol=1e-10), chunk
 
 
-@pytest.mark.parametrize(("L", "k"), [(2048, 32), (256, 8), (64, 2), (16, 4), (12, 1)])  # noqa: N803
-def test_blocked_topk_selects_what_torch_topk_selects(L, k):  # noqa: N803
+@pytest.mark.parametrize(("L", "k"), [(2048, 32), (256, 8), (64, 2), (16, 4), (12, 1)])
+def test_blocked_topk_selects_what_torch_topk_selects(L, k):
     """The same values as torch.topk (blocks where L/s >= 8k, torch.topk itself otherwise), at
     distinct indices that hold them, also where many entries tie."""
     from lanic_hub.transcoders.ensemble import blocked_topk

@@ -11,7 +11,7 @@ per image, 1 / 0, or -1 for "not labelled" (left out, as under U-Ignore).
 import evaluate
 import numpy as np
 
-from lanic_hub.evaluation import metrics as M  # noqa: N812
+from lanic_hub.evaluation import metrics as M
 
 
 class LanicAccuracy(evaluate.Metric):

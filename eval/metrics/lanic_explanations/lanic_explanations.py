@@ -9,7 +9,7 @@ the fewest contributions holding ``coverage`` (0.9) of the absolute contribution
 import evaluate
 import numpy as np
 
-from lanic_hub.evaluation import metrics as M  # noqa: N812
+from lanic_hub.evaluation import metrics as M
 
 
 class LanicExplanations(evaluate.Metric):

@@ -7,7 +7,7 @@ classifier's logits. Returns the per-finding R² and the mean absolute logit gap
 import evaluate
 import numpy as np
 
-from lanic_hub.evaluation import metrics as M  # noqa: N812
+from lanic_hub.evaluation import metrics as M
 
 
 class LanicFidelity(evaluate.Metric):

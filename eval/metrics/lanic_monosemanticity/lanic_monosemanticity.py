@@ -9,7 +9,7 @@ import evaluate
 import numpy as np
 import torch
 
-from lanic_hub.evaluation import metrics as M  # noqa: N812
+from lanic_hub.evaluation import metrics as M
 from lanic_hub.patterns.scores import ms_scores
 
 

@@ -7,7 +7,7 @@ Returns the mean cosine of the best one-to-one matching (1.0: the same dictionar
 import evaluate
 import numpy as np
 
-from lanic_hub.evaluation import metrics as M  # noqa: N812
+from lanic_hub.evaluation import metrics as M
 
 
 class LanicStability(evaluate.Metric):

@@ -583,7 +583,7 @@ def _name_sae(sae, emb_dir, ds, bb, bank_cfg) -> tuple[list[str | None], list[bo
     names = name_vectors(views, phrase, vocab)
     rows = ds.select(emb.row_ids.tolist())
     labels = [c for c in CHEXPERT_LABELS if c in rows.column_names]
-    Y = np.stack([np.array([v == 1 for v in rows[c]]) for c in labels], 1)  # noqa: N806
+    Y = np.stack([np.array([v == 1 for v in rows[c]]) for c in labels], 1)
     au = auroc_matrix(z.numpy(), Y)
     freq = (z > 0).float().mean(0)
     concepts, dense = [], []

@@ -22,7 +22,7 @@ from ..constants import FINDINGS
 from ..errors import DataError
 from ..explain import PatternDecomposition, decomposition_by_pattern
 from ..utils.io import write_text_atomic
-from . import metrics as M  # noqa: N812
+from . import metrics as M
 from .leaderboard import write_leaderboard
 from .records import SCHEMA_VERSION, SuiteData
 from .suites import check_suite_data, load_suite
@@ -142,7 +142,7 @@ def explanation_metrics(clf, ens, bank, x: torch.Tensor, parts: PatternDecomposi
     }
     v, i = ens.encode(x)
     lat_pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)]
-    W2 = clf.fc2.weight  # noqa: N806
+    W2 = clf.fc2.weight
     base = clf.fc2.bias + W2 @ ens.b_dec.mean(0)
     full = ens.decode(v, i).mean(1) @ W2.T + clf.fc2.bias
     dele, ins = {}, {}
@@ -175,7 +175,7 @@ def stability(ens, supports: list[int], pairs: int = 10, seed: int = 0) -> dict[
     """Hungarian-matched decoder similarity between random member pairs, and the support spread."""
     T = ens.cfg.n_members
     rng = np.random.default_rng(seed)
-    W = ens.W_dec.detach().numpy()  # noqa: N806
+    W = ens.W_dec.detach().numpy()
     sims = []
     if T > 1:
         for _ in range(pairs):

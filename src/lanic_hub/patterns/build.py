@@ -113,7 +113,7 @@ def _dense(sample_idx: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n: 
     return out
 
 
-def _purity(acts: np.ndarray, Y: np.ndarray, names: list[str], chunk: int = 2048):  # noqa: N803
+def _purity(acts: np.ndarray, Y: np.ndarray, names: list[str], chunk: int = 2048):
     """Best label and its AUROC for each column of ``acts``; NaN where a column never fires."""
     M = acts.shape[1]
     best_auc = np.full(M, np.nan)
@@ -244,7 +244,7 @@ def build_bank(
     # labels on the sample rows
     row_ids = store.row_ids
     sub = ds.select(row_ids[sample_pos].tolist())
-    label_names, Y = label_table(sub)  # noqa: N806
+    label_names, Y = label_table(sub)
     lat_purity = np.full(M, np.nan)
     lat_label = np.full(M, -1)
     if label_names:
@@ -455,9 +455,9 @@ def naming_decision(rec: dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
     return {"dense": bool(dense), "named": bool(named), "name_support": support}
 
 
-def _pattern_directions(ens: TranscoderEnsemble, latent_pattern: torch.Tensor, P: int) -> torch.Tensor:  # noqa: N803
+def _pattern_directions(ens: TranscoderEnsemble, latent_pattern: torch.Tensor, P: int) -> torch.Tensor:
     """(P, d) normalised mean of the unit encoder directions of each pattern's latents."""
-    W = torch.nn.functional.normalize(ens.W_enc.detach().T.float(), dim=1)  # noqa: N806
+    W = torch.nn.functional.normalize(ens.W_enc.detach().T.float(), dim=1)
     m = latent_pattern >= 0
     out = torch.zeros(P, W.shape[1]).index_add_(0, latent_pattern[m], W[m])
     return torch.nn.functional.normalize(out, dim=1)

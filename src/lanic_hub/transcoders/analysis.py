@@ -53,7 +53,7 @@ def best_latents(
     best = {f: {"auroc": -1.0, "member": -1, "latent": -1} for f in names}
     if not names or len(e) == 0:
         return best
-    Y = np.stack([np.asarray(factors[f], dtype=bool) for f in names], 1)  # noqa: N806
+    Y = np.stack([np.asarray(factors[f], dtype=bool) for f in names], 1)
     chunk = members_per_chunk or max(1, 8192 // L)  # N x 8192 floats per chunk
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)

@@ -1,4 +1,5 @@
-"""An ensemble of T TopK transcoders as ONE module: one wide encoder matmul, sparse decoders.
+"""An ensemble of T Matryoshka transcoders (TopK or JumpReLU) as ONE module: one wide encoder
+matmul, sparse decoders.
 
 Member t: ``z_t = TopK_k(ReLU(W_enc_t (e - b_pre_t) + b_enc_t))``, ``ĥ_t = W_dec_t z_t + b_dec_t``.
 All encoders read the same ``e``, so ``W_enc_t (e - b_pre_t) + b_enc_t`` for every member is
@@ -44,7 +45,7 @@ class TranscoderConfig:
     n_latents: int = 256
     """Latents per member, L."""
     k: int = 8
-    """Active latents per member and sample (TopK)."""
+    """Active latents per member and sample (TopK: exactly k; JumpReLU: at most k)."""
     n_members: int = 100
     """Ensemble size T; members differ by seed."""
     levels: tuple[int, ...] | None = None
@@ -190,7 +191,8 @@ class EnsembleOutput(NamedTuple):
 
 
 class TranscoderEnsemble(nn.Module):
-    """T TopK transcoders e -> h, trained together in one pass."""
+    """T Matryoshka transcoders e -> h (TopK or JumpReLU, ``cfg.activation``), trained together in
+    one pass."""
 
     def __init__(self, cfg: TranscoderConfig) -> None:
         super().__init__()
@@ -222,7 +224,7 @@ class TranscoderEnsemble(nn.Module):
         return ("b_pre", "W_dec", "b_dec") + (("log_threshold",) if self.cfg.activation == "jumprelu" else ())
 
     @property
-    def T(self) -> int:  # noqa: N802 (the paper's symbol)
+    def T(self) -> int:
         return self.cfg.n_members
 
     @torch.no_grad()
@@ -462,7 +464,7 @@ class _SelectedPreacts(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, e, W_enc, b_pre, b_enc, values, indices):  # noqa: N803
+    def forward(ctx, e, W_enc, b_pre, b_enc, values, indices):
         ctx.save_for_backward(e, W_enc, values, indices)
         ctx.b_pre = b_pre.detach()
         ctx.mark_non_differentiable(indices)

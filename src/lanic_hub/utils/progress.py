@@ -31,7 +31,7 @@ def is_terminal(stream=None) -> bool:
         return False
 
 
-class tqdm(_tqdm):  # noqa: N801 (a drop-in for tqdm's class)
+class tqdm(_tqdm):
     """tqdm on a terminal; periodic plain lines elsewhere."""
 
     def __init__(self, *args, **kwargs) -> None:
