@@ -102,7 +102,7 @@ def render_model_card(
     from .patterns.bank import is_named
 
     n_named = sum(is_named(p) for p in model.patterns)
-    n_dense = sum(bool(p.get("dense")) for p in model.patterns)
+    n_dense = sum(bool(p.dense) for p in model.patterns)
     bank_cfg = model.bank_meta.get("config", {})
     names_text = (
         f" {n_named} of them carry a name: a pattern is named only when its naming confidence passes "
@@ -214,5 +214,5 @@ def _fmt(v: Any) -> str:
 def _category_counts(patterns: list[dict[str, Any]]) -> str:
     from collections import Counter
 
-    c = Counter(p["category"] for p in patterns)
+    c = Counter(p.category for p in patterns)
     return ", ".join(f"{k} {n}" for k, n in c.most_common()) or "none"

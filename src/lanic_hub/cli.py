@@ -189,24 +189,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .stages import Run, TrainOptions, load_embeddings_handle, train_stage
 
+    out, opts = Path(args.out), dataclass_from_args(TrainOptions, args)
     with _distributed("gloo"):  # member-parallel under torchrun: only a barrier is needed
-        emb = load_embeddings_handle(args.embeddings)
         t = train_stage(
-            Run(Path(args.out), pipeline=False),
-            emb,
-            dataclass_from_args(TrainOptions, args),
-            Path(args.out),
-            args.data,
+            Run(out, pipeline=False), load_embeddings_handle(args.embeddings), opts, out, args.data
         )
     if not t.report:  # a non-zero rank under torchrun
         return 0
     rep = t.report
-    brief = {
-        "auroc": rep["auroc"],
-        "fvu_mean": rep["fidelity"]["fvu_mean"],
-        "seconds": {"ensemble": rep["ensemble"]["seconds"]},
-    }
-    print(json.dumps(brief, indent=1))
+    brief = {"auroc": rep["auroc"], "fvu_mean": rep["fidelity"]["fvu_mean"]}
+    print(json.dumps(brief | {"seconds": {"ensemble": rep["ensemble"]["seconds"]}}, indent=1))
     print(f"classifier and ensemble written to {args.out}")
     return _health_exit(rep["health"], str(args.out), args.strict)
 
@@ -268,19 +260,11 @@ def cmd_patterns(args: argparse.Namespace) -> int:
     from .patterns import BankConfig
     from .patterns.build import build_patterns
 
-    bank = build_patterns(
-        args.model,
-        args.embeddings,
-        data=args.data,
-        config=dataclass_from_args(BankConfig, args),
-        vocabulary=args.vocabulary,
-        ms_embeddings=args.ms_embeddings,
-        thumbnails=args.thumbnails,
-    )
-    top = sorted(bank.patterns, key=lambda p: -p["support"])[:10]
+    kw = {k: getattr(args, k) for k in ("data", "vocabulary", "ms_embeddings", "thumbnails")}
+    bank = build_patterns(args.model, args.embeddings, config=dataclass_from_args(BankConfig, args), **kw)
     print(json.dumps({"counts": bank.meta["counts"], "seconds": bank.meta["seconds"]}, indent=1))
-    for p in top:
-        print(f"  pattern {p['id']:4d}  support {p['support']:3d}  {p['category']:10s}  {p['name']}")
+    for p in sorted(bank.patterns, key=lambda p: -p.support)[:10]:
+        print(f"  pattern {p.id:4d}  support {p.support:3d}  {p.category:10s}  {p.name}")
     print(f"pattern bank written to {args.model}")
     return 0
 

@@ -110,7 +110,7 @@ class Demo:
         """Patterns matching a free-text query (sentence-transformers over each pattern's name and
         typical sentences), optionally of one category: rows of [id, name, category, MS, support, score]."""
         pats = self.model.patterns
-        keep = [i for i, p in enumerate(pats) if category in ("all", "", None) or p["category"] == category]
+        keep = [i for i, p in enumerate(pats) if category in ("all", "", None) or p.category == category]
         if not keep:
             return []
         if query and query.strip():
@@ -125,25 +125,20 @@ class Demo:
             )
             scores = (emb[keep] @ q[0]).tolist()
         else:
-            scores = [float(pats[i]["support"]) for i in keep]
+            scores = [float(pats[i].support) for i in keep]
         order = sorted(range(len(keep)), key=lambda j: -scores[j])[:limit]
-        return [
-            [
-                pats[keep[j]]["id"],
-                pattern_label(pats[keep[j]]),
-                pats[keep[j]]["category"],
-                round(pats[keep[j]]["ms"], 3) if pats[keep[j]]["ms"] is not None else None,
-                pats[keep[j]]["support"],
-                round(scores[j], 3),
-            ]
-            for j in order
-        ]
+        rows = []
+        for j in order:
+            p = pats[keep[j]]
+            ms = round(p.ms, 3) if p.ms is not None else None
+            rows.append([p.id, pattern_label(p), p.category, ms, p.support, round(scores[j], 3)])
+        return rows
 
     def _index(self) -> torch.Tensor:
         if self._search_index is None:
             from .patterns.language import sentence_model
 
-            texts = [" ".join([p["name"], *p.get("typical_sentences", [])]) for p in self.model.patterns]
+            texts = [" ".join([p.name, *p.typical_sentences]) for p in self.model.patterns]
             st = sentence_model()
             self._search_index = (
                 st.encode(texts, normalize_embeddings=True, convert_to_tensor=True).float().cpu()
@@ -198,30 +193,29 @@ def pattern_cards(model, contributions) -> str:
     from html import escape
 
     blocks = []
-    folder = getattr(model, "_folder", None)
+    folder = model.folder
     for c in contributions:
         p = model.patterns[c.pattern]
-        colour = CATEGORY_COLOURS.get(p["category"], "#333")
+        colour = CATEGORY_COLOURS.get(p.category, "#333")
         parts = [
             f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:8px 0">',
-            f"<b>#{p['id']} {escape(pattern_label(p))}</b> <i>({p['category']})</i><br>",
-            f"contribution <b>{c.contribution:+.2f}</b>, activation {c.activation:.2f}; MS {p['ms']:.2f}; "
-            f"found by {p['support']} members; naming confidence {p['confidence']:.2f}"
-            + (f"; {escape(_support_text(p))}" if p.get("name_support") else "")
+            f"<b>#{p.id} {escape(pattern_label(p))}</b> <i>({p.category})</i><br>",
+            f"contribution <b>{c.contribution:+.2f}</b>, activation {c.activation:.2f}; MS {p.ms:.2f}; "
+            f"found by {p.support} members; naming confidence {p.confidence or 0:.2f}"
+            + (f"; {escape(_support_text(p))}" if p.name_support else "")
             + "<br>",
         ]
-        if p.get("typical_sentences"):
+        if p.typical_sentences:
             parts.append(
-                "typical report sentences: "
-                + " / ".join(f"<i>{escape(t)}</i>" for t in p["typical_sentences"])
+                "typical report sentences: " + " / ".join(f"<i>{escape(t)}</i>" for t in p.typical_sentences)
             )
-            fit = p.get("sentence_fit")
+            fit = p.sentence_fit
             if fit is not None and fit < SENTENCE_FIT:
                 parts.append(
-                    f"<br><b>⚠ these sentences do not speak of '{escape(p['name'])}'</b> "
+                    f"<br><b>⚠ these sentences do not speak of '{escape(p.name)}'</b> "
                     f"(best match {fit:.2f}): name and reports disagree"
                 )
-        thumbs = sorted(Path(folder, "thumbnails").glob(f"p{p['id']:05d}_*.png")) if folder else []
+        thumbs = sorted(Path(folder, "thumbnails").glob(f"p{p.id:05d}_*.png")) if folder else []
         if thumbs:
             imgs = "".join(
                 f'<img src="/gradio_api/file={t}" alt="gallery" style="width:88px;height:88px;margin:2px">'
@@ -229,7 +223,7 @@ def pattern_cards(model, contributions) -> str:
             )
             parts.append(f'<div style="display:flex;margin-top:4px">{imgs}</div>')
         else:
-            rows = [g["row"] for g in p["gallery"][:5]]
+            rows = [g["row"] for g in p.gallery[:5]]
             parts.append(f"<br>gallery: dataset rows {rows} (no thumbnails for this data)")
         parts.append("</div>")
         blocks.append("".join(parts))
@@ -244,8 +238,8 @@ def ood_banner(ex) -> str:
 
 
 def _support_text(p) -> str:
-    s = p["name_support"]
-    verdict = "name kept" if p.get("named") else "name withheld"
+    s = p.name_support
+    verdict = "name kept" if p.named else "name withheld"
     if s.get("gallery_share") is not None:
         return f"{verdict}: {s['gallery_share']:.0%} of its gallery's reports have {s['label']}"
     if s.get("auroc") is None:
@@ -334,7 +328,7 @@ def build_app(demo: Demo):
     import gradio as gr
 
     findings = list(demo.model.config.findings)
-    cats = ["all", *sorted({p["category"] for p in demo.model.patterns})]
+    cats = ["all", *sorted({p.category for p in demo.model.patterns})]
     with gr.Blocks(title="CXR-LanIC demo (research use only)", analytics_enabled=False) as app:
         gr.Markdown("# CXR-LanIC: predictions explained by named patterns\n\n" + NOTICE)
         warning = health_warning(demo.model)

@@ -28,6 +28,10 @@ class SchemaError(DataError):
         )
 
 
+class RecordError(DataError):
+    """An entry of a JSON sidecar (a pattern of ``patterns.json``) is not what its schema says."""
+
+
 class LabelValueError(DataError):
     """A label cell holds a value no labelling convention allows."""
 

@@ -226,16 +226,16 @@ def explain_embeddings(
                     patterns=[
                         PatternContribution(
                             pattern=int(p),
-                            name=pats[p]["name"],
-                            category=pats[p]["category"],
+                            name=pats[p].name,
+                            category=pats[p].category,
                             contribution=float(contrib[p]),
                             activation=float(parts.activation[b, p]),
-                            ms=pats[p]["ms"],
-                            support=pats[p]["support"],
-                            gallery=[g["row"] for g in pats[p]["gallery"]],
+                            ms=pats[p].ms,
+                            support=pats[p].support,
+                            gallery=[g["row"] for g in pats[p].gallery],
                             named=is_named(pats[p]),
-                            dense=bool(pats[p].get("dense", False)),
-                            confidence=pats[p].get("confidence"),
+                            dense=bool(pats[p].dense),
+                            confidence=pats[p].confidence,
                             label=pattern_label(pats[p]),
                         )
                         for p in order.tolist()

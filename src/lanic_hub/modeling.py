@@ -31,9 +31,10 @@ from transformers.utils import ModelOutput
 from .classifier import DiagnosticClassifier
 from .constants import FINDINGS
 from .decomposition import latent_logit_weights
-from .errors import ConfigError, LanicError
+from .errors import ConfigError, DataError, LanicError
 from .explain import Explanation, explain_embeddings
 from .patterns.bank import BANK_VERSION, PatternBank, pattern_activations_from_codes
+from .patterns.record import Pattern
 from .transcoders import TranscoderConfig, TranscoderEnsemble
 from .utils.tensors import check_finite
 
@@ -143,7 +144,7 @@ class LanICModel(PreTrainedModel):
         if config.typicality:
             self.register_buffer("typicality_mean", torch.zeros(config.d_in))
             self.register_buffer("typicality_precision", torch.zeros(config.d_in, config.d_in))
-        self.patterns: list[dict[str, Any]] = []
+        self.patterns: list[Pattern] = []
         self.bank_meta: dict[str, Any] = {}
         self._backbone = None
         self._folder: Path | None = None
@@ -183,7 +184,7 @@ class LanICModel(PreTrainedModel):
             model.ensemble.load_state_dict(ensemble.state_dict())
             model.latent_pattern.copy_(bank.latent_pattern)
             model.pattern_direction.copy_(bank.direction)
-        model.patterns = [dict(p) for p in bank.patterns]
+        model.patterns = [p.copy() for p in bank.patterns]
         model.bank_meta = dict(bank.meta)
         return model.eval()
 
@@ -222,7 +223,11 @@ class LanICModel(PreTrainedModel):
             self.config.bundled_backbone = True
         kwargs.setdefault("safe_serialization", True)
         super().save_pretrained(tmp, *args, **kwargs)
-        doc = {"version": BANK_VERSION, "meta": self.bank_meta, "patterns": self.patterns}
+        doc = {
+            "version": BANK_VERSION,
+            "meta": self.bank_meta,
+            "patterns": [p.to_dict() for p in self.patterns],
+        }
         write_text_atomic(tmp / SIDECAR, json.dumps(doc, indent=1))
         if final.is_dir():
             link_missing(final, tmp)
@@ -274,8 +279,7 @@ class LanICModel(PreTrainedModel):
                 f"{path}: pattern metadata (version {doc.get('version')}, {len(doc.get('patterns', []))} "
                 f"patterns) does not match the weights ({self.config.n_patterns} patterns)"
             )
-        _check_sidecar(path, doc["patterns"], self)
-        self.patterns, self.bank_meta = doc["patterns"], doc.get("meta", {})
+        self.patterns, self.bank_meta = _check_sidecar(path, doc["patterns"], self), doc.get("meta", {})
 
     # ------------------------------------------------------------------------------ publishing
     def push_to_hub(
@@ -516,32 +520,30 @@ class LanICModel(PreTrainedModel):
         return self.explain_batch([image])[0]
 
 
-def _check_sidecar(path: Path, patterns: list[Any], model: LanICModel) -> None:
-    """Every pattern entry must agree with the weights: ids in order, member latents in range and
-    mapped to that pattern by ``latent_pattern``, gallery rows non-negative integers."""
+def _check_sidecar(path: Path, entries: list[Any], model: LanICModel) -> list[Pattern]:
+    """The sidecar's patterns, each checked against the weights: ids in order, member latents in
+    range and mapped to that pattern by ``latent_pattern`` (the types: :meth:`Pattern.from_dict`)."""
     tc = model.config.transcoder_config()
     T, L = tc.n_members, tc.n_latents
     owner = model.latent_pattern.tolist()  # one conversion, not one tensor lookup per member
-    for j, p in enumerate(patterns):
+    patterns = []
+    for j, d in enumerate(entries):
         where = f"{path}: pattern {j}"
-        if not isinstance(p, dict) or p.get("id") != j:
+        if not isinstance(d, dict) or d.get("id") != j:
             raise ModelFolderError(f"{where}: expected an object with id {j}")
-        if not isinstance(p.get("name"), str) or not isinstance(p.get("category"), str):
-            raise ModelFolderError(f"{where}: 'name' and 'category' must be strings")
-        members = p.get("members")
-        if not isinstance(members, list) or len(members) != p.get("support"):
-            raise ModelFolderError(f"{where}: 'members' must list 'support' = {p.get('support')} latents")
-        for m in members:
-            ok = isinstance(m, list) and len(m) == 2 and all(type(x) is int for x in m)
-            if not ok or not (0 <= m[0] < T and 0 <= m[1] < L):
+        try:
+            p = Pattern.from_dict(d, where)
+        except DataError as exc:
+            raise ModelFolderError(str(exc)) from exc
+        for m in p.members:
+            if not (0 <= m[0] < T and 0 <= m[1] < L):
                 raise ModelFolderError(f"{where}: member {m!r} is not a (member < {T}, latent < {L}) pair")
             if owner[m[0] * L + m[1]] != j:
                 raise ModelFolderError(
                     f"{where}: member latent {m} belongs to pattern {owner[m[0] * L + m[1]]} in the weights"
                 )
-        for g in p.get("gallery", []):
-            if not isinstance(g, dict) or type(g.get("row")) is not int or g["row"] < 0:
-                raise ModelFolderError(f"{where}: gallery entry {g!r} is not a dataset row reference")
+        patterns.append(p)
+    return patterns
 
 
 def resolve_model_folder(

@@ -42,6 +42,7 @@ from .. import smoke
 from ..constants import FINDINGS
 from ..data.phantom import ALL_FACTORS, PhantomConfig
 from ..data.schema import dataset_fingerprint
+from ..patterns.record import Pattern
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class CounterfactualConfig:
     target_hit: float = 0.8
     """... and a pattern named after the factor is in the top 3 this often."""
     image_size: int = 224
+    """Side in pixels of the rendered phantom pairs."""
     num_proc: int = 2
     """Processes rendering the pairs."""
 
@@ -204,7 +206,7 @@ class BankAttributor:
     @property
     def dense(self) -> list[bool]:
         """Which items are context patterns (fire on most images)."""
-        return [bool(p.get("dense")) for p in self.bank.patterns]
+        return [bool(p.dense) for p in self.bank.patterns]
 
     @torch.no_grad()
     def parts(self, e: torch.Tensor) -> Parts:
@@ -467,10 +469,10 @@ __all__ = [
 SUITE = "phantom-counterfactual"
 
 
-def named_concepts(patterns: list[dict[str, Any]]) -> list[str | None]:
+def named_concepts(patterns: list[Pattern]) -> list[str | None]:
     """The concept each bank pattern is named after, None where it abstains (below the naming
     threshold, or a dense context pattern); banks from before naming thresholds count as named."""
-    return [p.get("concept") if p.get("named", True) else None for p in patterns]
+    return [p.concept if p.named else None for p in patterns]
 
 
 def _split(out, n: int, seed: int, world: PhantomConfig, bb, progress: bool):

@@ -95,15 +95,13 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
         "dense_fraction": float(np.mean(fid["dense_fraction"])),
     }
     pats = bank.patterns
-    cats = sorted({p["category"] for p in pats})
+    cats = sorted({p.category for p in pats})
     mono: dict[str, Any] = {
         "patterns": len(pats),
-        "ms": M.summary([p["ms"] for p in pats]),
-        "ms_by_category": {c: M.summary([p["ms"] for p in pats if p["category"] == c]) for c in cats},
-        "purity": M.summary([np.nan if p["purity"]["auroc"] is None else p["purity"]["auroc"] for p in pats]),
-        "text_coherence": M.summary(
-            [np.nan if p["text_coherence"] is None else p["text_coherence"] for p in pats]
-        ),
+        "ms": M.summary([p.ms for p in pats]),
+        "ms_by_category": {c: M.summary([p.ms for p in pats if p.category == c]) for c in cats},
+        "purity": M.summary([np.nan if p.purity["auroc"] is None else p.purity["auroc"] for p in pats]),
+        "text_coherence": M.summary([np.nan if p.text_coherence is None else p.text_coherence for p in pats]),
         "bank_measured_on": bank.meta.get("measured_on"),
     }
     if "gt_edema" in d.rows.column_names and len(pats):
@@ -119,7 +117,7 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
     out["explanations"] = explanation_metrics(
         clf, ens, bank, x[te], parts=type(parts)(*(v[te] for v in parts))
     )
-    out["stability"] = stability(ens, [p["support"] for p in pats], seed=seed)
+    out["stability"] = stability(ens, [p.support for p in pats], seed=seed)
     return out
 
 

@@ -44,8 +44,8 @@ def shortcut_figures(model, x: torch.Tensor, rows, factor: str, finding: str, to
 
     c = list(model.config.findings).index(finding)
     pats = model.patterns
-    gt_pats = [p["id"] for p in pats if (p.get("best_factor") or {}).get("factor") == factor]
-    named = [p["id"] for p in pats if p.get("concept") == factor and is_named(p)]
+    gt_pats = [p.id for p in pats if (p.best_factor or {}).get("factor") == factor]
+    named = [p.id for p in pats if p.concept == factor and is_named(p)]
     present = np.array(rows[f"gt_{factor}"], dtype=bool)
     out: dict[str, Any] = {
         "images_with_factor": int(present.sum()),

@@ -3,6 +3,7 @@
 from .bank import BankConfig, PatternBank
 from .build import build_bank
 from .language import Annotation, Annotator, PatternEvidence, annotate_patterns
+from .record import Pattern
 from .scores import LatentStats, ScoreAccumulator, ms_scores
 from .vocabulary import CATEGORIES, Vocabulary, load_vocabulary
 
@@ -12,6 +13,7 @@ __all__ = [
     "Annotator",
     "BankConfig",
     "LatentStats",
+    "Pattern",
     "PatternBank",
     "PatternEvidence",
     "ScoreAccumulator",

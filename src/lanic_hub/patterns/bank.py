@@ -6,11 +6,10 @@ Files (in the model folder)::
                            pattern_direction (P, d): mean unit encoder direction of each pattern
                            latent_frequency / latent_max / latent_mean / latent_ms /
                            latent_purity / latent_coherence (T*L,) float32: per-latent scores
-    patterns.json          {"meta": {...}, "patterns": [{...}, ...]}: per pattern id, name,
-                           category, concept, confidence, support, members [[t, i], ...],
-                           frequency (mean over members), coverage (any member), max, mean,
-                           ms, purity {label, auroc}, best_factor (phantoms), text_coherence,
-                           typical_sentences, gallery [{row, activation}]
+    patterns.json          {"meta": {...}, "patterns": [{...}, ...]}: one entry per pattern, the
+                           fields of :class:`lanic_hub.patterns.record.Pattern` (id, name,
+                           category, concept, support, members [[t, i], ...], scores, gallery
+                           [{row, activation}], naming decision)
 
 ``meta`` records the ensemble fingerprint (a bank refuses any other ensemble), the stage counts
 (latents, alive, merged, selected), the thresholds, the MS encoder and the data it was measured on.
@@ -31,6 +30,7 @@ from ..errors import BankMismatchError, ConfigError, DataError
 from ..transcoders.ensemble import flat_latents
 from ..utils.io import sha256_file as _sha256
 from ..utils.io import write_text_atomic
+from .record import Pattern
 
 BANK_VERSION = 1
 
@@ -96,7 +96,7 @@ class PatternBank:
     latent_pattern: torch.Tensor
     direction: torch.Tensor
     latent_scores: dict[str, torch.Tensor]
-    patterns: list[dict[str, Any]]
+    patterns: list[Pattern]
     meta: dict[str, Any]
 
     def __len__(self) -> int:
@@ -104,7 +104,7 @@ class PatternBank:
 
     @property
     def support(self) -> torch.Tensor:
-        return torch.tensor([p["support"] for p in self.patterns], dtype=torch.long)
+        return torch.tensor([p.support for p in self.patterns], dtype=torch.long)
 
     def check_ensemble(self, fingerprint: str, n_latents_total: int) -> None:
         """Refuse an ensemble this bank was not built from."""
@@ -125,7 +125,7 @@ class PatternBank:
         # the JSON names the tensors file by hash: a kill between the two renames leaves a pair
         # that load() refuses, never a silently mismatched bank
         meta = {**self.meta, "tensors_sha256": _sha256(tmp)}
-        doc = {"version": BANK_VERSION, "meta": meta, "patterns": self.patterns}
+        doc = {"version": BANK_VERSION, "meta": meta, "patterns": [p.to_dict() for p in self.patterns]}
         os.replace(tmp, folder / "patterns.safetensors")
         write_text_atomic(folder / "patterns.json", json.dumps(doc, indent=1, default=_jsonable))
 
@@ -152,7 +152,8 @@ class PatternBank:
         scores = {
             k[len("latent_") :]: v for k, v in t.items() if k.startswith("latent_") and k != "latent_pattern"
         }
-        bank = cls(t["latent_pattern"], t["pattern_direction"], scores, doc["patterns"], doc["meta"])
+        patterns = [Pattern.from_dict(d, f"{js}: pattern {j}") for j, d in enumerate(doc["patterns"])]
+        bank = cls(t["latent_pattern"], t["pattern_direction"], scores, patterns, doc["meta"])
         if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
             raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
         return bank
@@ -177,20 +178,22 @@ def pattern_activations_from_codes(
     return out.index_put_((rows[m], pid[m]), vals[m] / support.to(values)[pid[m]], accumulate=True)
 
 
-def is_named(p: dict[str, Any]) -> bool:
-    """Whether a pattern carries its name (banks from before naming thresholds: always)."""
+def is_named(p: Pattern | dict[str, Any]) -> bool:
+    """Whether a pattern (a record, or its dict) carries its name (banks from before naming
+    thresholds: always)."""
     return bool(p.get("named", True)) and not p.get("dense", False)
 
 
-def pattern_label(p: dict[str, Any]) -> str:
-    """How a pattern is shown, everywhere (explanations, the Space, the card): its name when it
-    carries one; 'context: ...' when it is dense; otherwise unnamed, with its nearest phrase."""
+def pattern_label(p: Pattern | dict[str, Any]) -> str:
+    """How a pattern (a record, or its dict) is shown, everywhere (explanations, the Space, the
+    card): its name when it carries one; 'context: ...' when it is dense; otherwise unnamed, with
+    its nearest phrase."""
     if p.get("dense"):
         return f"context pattern {p['id']} (on most images; nearest phrase '{p['name']}')"
     if is_named(p):
         return p["name"]
     return (
-        f"unnamed pattern {p['id']} (nearest phrase '{p['name']}', confidence {p.get('confidence', 0):.2f})"
+        f"unnamed pattern {p['id']} (nearest phrase '{p['name']}', confidence {p.get('confidence') or 0:.2f})"
     )
 
 

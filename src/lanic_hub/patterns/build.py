@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,8 +32,9 @@ from ..transcoders.ensemble import flat_latents
 from ..utils.progress import tqdm
 from .bank import BankConfig, PatternBank, pattern_activations_from_codes
 from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors
-from .merge import merge_latents
-from .scores import ScoreAccumulator, merge_topk
+from .merge import Merge, merge_latents
+from .record import Pattern
+from .scores import LatentStats, ScoreAccumulator, merge_topk
 from .vocabulary import Vocabulary, load_vocabulary
 
 
@@ -132,6 +133,335 @@ def _purity(acts: np.ndarray, Y: np.ndarray, names: list[str], chunk: int = 2048
     return best_auc, best_lab, full
 
 
+class _Sample(NamedTuple):
+    """The fixed random sample of rows on which activation profiles and label AUROCs are computed."""
+
+    pos: torch.Tensor
+    """(n,) sorted store positions of the sample rows."""
+    of: torch.Tensor
+    """(N,) index of each store position in the sample, -1 if not sampled."""
+
+
+def _sample_rows(n_rows: int, cfg: BankConfig) -> _Sample:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = min(cfg.sample_rows, n_rows)
+    pos = torch.randperm(n_rows, generator=gen)[:n].sort().values
+    of = torch.full((n_rows,), -1, dtype=torch.long)
+    of[pos] = torch.arange(n)
+    return _Sample(pos, of)
+
+
+class _Stream:
+    """Batches of an embeddings folder, checked finite, with the unit rows MS is measured on."""
+
+    def __init__(self, store: RowStore, ms_store: RowStore, batch_size: int, progress: bool) -> None:
+        self.store, self.ms_store, self.batch_size, self.progress = store, ms_store, batch_size, progress
+
+    def __call__(self, desc: str):
+        """(positions, (B, d) embeddings, (B, d_ms) unit MS embeddings) in order."""
+        store = self.store
+        bar = tqdm(total=len(store), desc=desc, unit="img", disable=not self.progress)
+        for start, e in store.batches(self.batch_size):
+            pos = torch.arange(start, start + len(e))
+            bad = ~torch.isfinite(e).all(dim=1)
+            if bool(bad.any()):
+                rows = store.row_ids[pos[bad]].tolist()
+                raise DataError(f"{store.folder}: non-finite image embeddings in dataset rows {rows[:20]}")
+            e_ms = e if self.ms_store is store else self.ms_store.gather(pos)
+            yield pos, e, torch.nn.functional.normalize(e_ms, dim=1)
+            bar.update(len(e))
+        bar.close()
+
+
+class LatentScan(NamedTuple):
+    """Pass 1: what every latent of the ensemble does over the embedded rows (M = T*L latents)."""
+
+    stats: LatentStats
+    """(M,) frequency, max, mean and MS of every latent."""
+    embedding_sum: torch.Tensor
+    """(d,) float64 sum of all image embeddings (their mean centres the gallery view of naming)."""
+    top_values: torch.Tensor
+    """(M, G) each latent's largest activations, descending (-inf: fewer than G)."""
+    top_rows: torch.Tensor
+    """(M, G) the store positions of those images (-1: none)."""
+    sample_codes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    """Its non-zero activations on the sample rows: (sample index, flat latent, value)."""
+
+
+def score_latents(ens: TranscoderEnsemble, stream: _Stream, sample: _Sample, cfg: BankConfig) -> LatentScan:
+    """Pass 1: frequency, max, mean and MonoSemanticity of every latent (exact, one pass), its top
+    activating images, and its activations on the sample rows."""
+    M, G = ens.cfg.n_members * ens.cfg.n_latents, cfg.gallery_size
+    acc = ScoreAccumulator(M, stream.ms_store.dim)
+    e_sum = torch.zeros(stream.store.dim, dtype=torch.float64)
+    top_v, top_i = torch.full((M, G), float("-inf")), torch.full((M, G), -1, dtype=torch.long)
+    on_sample: list[tuple[torch.Tensor, ...]] = []
+    for pos, e, e_ms in stream("latent scores"):
+        rows, lat, val = _sparse(ens, e)
+        acc.add(rows, lat, val, e_ms)
+        e_sum += e.double().sum(0)
+        top_v, top_i = merge_topk(top_v, top_i, lat, val, pos[rows])
+        s = sample.of[pos[rows]]
+        m = s >= 0
+        on_sample.append((s[m], lat[m], val[m]))
+    s_idx, s_lat, s_val = (torch.cat(x) for x in zip(*on_sample, strict=True))
+    return LatentScan(acc.result(), e_sum, top_v, top_i, (s_idx, s_lat, s_val))
+
+
+class Candidates(NamedTuple):
+    """Alive latents merged across members into candidate patterns (P of them)."""
+
+    alive_ids: torch.Tensor
+    """(A,) flat ids of the latents that fired at least once."""
+    profiles: torch.Tensor
+    """(n_sample, A) their activations on the sample rows."""
+    merge: Merge
+    """Their merge (``pattern_of`` indexes ``alive_ids``; ``support`` (P,))."""
+    pattern_of: torch.Tensor
+    """(M,) candidate pattern of every latent, -1 for dead ones."""
+
+
+def merge_across_members(
+    ens: TranscoderEnsemble, scan: LatentScan, n_sample: int, cfg: BankConfig, progress: bool
+) -> Candidates:
+    """Merge alive latents of different members whose encoder directions and sample-row activation
+    profiles agree (``cos_threshold``, ``corr_threshold``)."""
+    L, M = ens.cfg.n_latents, ens.cfg.n_members * ens.cfg.n_latents
+    alive_ids = (scan.stats.frequency > 0).nonzero(as_tuple=True)[0]
+    profiles = _dense(*scan.sample_codes, n_sample, alive_ids)
+    merge = merge_latents(
+        ens.W_enc.detach().T[alive_ids],
+        profiles,
+        alive_ids // L,
+        torch.ones(len(alive_ids), dtype=torch.bool),
+        scan.stats.frequency[alive_ids],
+        cfg.cos_threshold,
+        cfg.corr_threshold,
+        progress=progress,
+    )
+    pattern_of = torch.full((M,), -1, dtype=torch.long)
+    pattern_of[alive_ids] = merge.pattern_of
+    return Candidates(alive_ids, profiles, merge, pattern_of)
+
+
+class PatternScan(NamedTuple):
+    """Pass 2: what every candidate pattern does (activation: the mean of its member latents')."""
+
+    stats: LatentStats
+    """(P,) coverage (any member fires), max, mean and MS of each pattern's activation."""
+    gallery_values: torch.Tensor
+    """(P, G) each pattern's largest activations, descending (-inf: fewer than G)."""
+    gallery_rows: torch.Tensor
+    """(P, G) the store positions of those images (-1: none)."""
+    on_sample: torch.Tensor
+    """(n_sample, P) its activations on the sample rows."""
+    member_frequency: torch.Tensor
+    """(P,) how often a typical member fires it: the mean of its members' frequencies."""
+
+
+def score_patterns(
+    ens: TranscoderEnsemble, stream: _Stream, sample: _Sample, cand: Candidates, scan: LatentScan, G: int
+) -> PatternScan:
+    """Pass 2: the scores and gallery of every candidate pattern, through the explain path's own
+    pattern activations (:func:`~lanic_hub.patterns.bank.pattern_activations_from_codes`)."""
+    P = len(cand.merge.support)
+    acc = ScoreAccumulator(P, stream.ms_store.dim)
+    g_v, g_i = torch.full((P, G), float("-inf")), torch.full((P, G), -1, dtype=torch.long)
+    on_sample = torch.zeros(len(sample.pos), P)
+    for pos, e, e_ms in stream("pattern scores"):
+        v, i = ens.encode(e)
+        act = pattern_activations_from_codes(v, i, ens.cfg.n_latents, cand.pattern_of, cand.merge.support)
+        acc.add_dense(act, e_ms)
+        r, c = act.nonzero(as_tuple=True)
+        g_v, g_i = merge_topk(g_v, g_i, c, act[r, c], pos[r])
+        s = sample.of[pos]
+        on_sample[s[s >= 0]] = act[s >= 0]
+    freq = scan.stats.frequency[cand.alive_ids]
+    member_freq = torch.zeros(P).index_add_(0, cand.merge.pattern_of, freq) / cand.merge.support.float()
+    return PatternScan(acc.result(), g_v, g_i, on_sample, member_freq)
+
+
+class Purity(NamedTuple):
+    """Label detection on the sample rows (labels: CheXpert observations, phantom factors)."""
+
+    label_names: list[str]
+    latent_auroc: np.ndarray
+    """(M,) best label AUROC of every latent (NaN: dead or never fires on the sample)."""
+    latent_label: np.ndarray
+    """(M,) index of that label, -1 for none."""
+    pattern_auroc: np.ndarray
+    """(P,) best label AUROC of every candidate pattern."""
+    pattern_label: np.ndarray
+    """(P,) index of that label."""
+    pattern_full: np.ndarray
+    """(P, n_labels) every label's AUROC for every candidate pattern."""
+
+
+def label_purity(
+    ds, row_ids: torch.Tensor, sample: _Sample, cand: Candidates, pscan: PatternScan, M: int
+) -> Purity:
+    """Which label each latent and each candidate pattern detects best, on the sample rows."""
+    label_names, Y = label_table(ds.select(row_ids[sample.pos].tolist()))
+    lat_auroc, lat_label = np.full(M, np.nan), np.full(M, -1)
+    if label_names:
+        a, b, _ = _purity(cand.profiles.numpy(), Y, label_names)
+        lat_auroc[cand.alive_ids.numpy()], lat_label[cand.alive_ids.numpy()] = a, b
+    return Purity(label_names, lat_auroc, lat_label, *_purity(pscan.on_sample.numpy(), Y, label_names))
+
+
+def select_patterns(
+    cand: Candidates, pscan: PatternScan, cfg: BankConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(selected candidate ids, (M,) bank pattern of every latent or -1): the candidates found by at
+    least ``min_support`` members, within the frequency band, with MS >= ``min_ms``."""
+    support, freq = cand.merge.support, pscan.member_frequency
+    ms_ok = torch.nan_to_num(pscan.stats.ms, nan=-np.inf) >= cfg.min_ms
+    keep = (support >= cfg.min_support) & (freq >= cfg.min_frequency) & (freq <= cfg.max_frequency) & ms_ok
+    sel = keep.nonzero(as_tuple=True)[0]
+    remap = torch.full((len(support) + 1,), -1, dtype=torch.long)
+    remap[sel] = torch.arange(len(sel))
+    return sel, remap[cand.pattern_of]  # -1 (not merged) indexes remap[-1], which is -1
+
+
+class Language(NamedTuple):
+    """The language grounding of the selected patterns."""
+
+    names: list[Annotation]
+    """(S,) each selected pattern's name from the vocabulary."""
+    sentences: ReportSentences | None
+    """The report sentences of the gallery rows (None: the dataset has no reports)."""
+    latent_coherence: torch.Tensor
+    """(M,) text coherence of every alive latent's gallery (NaN: none)."""
+    pattern_coherence: torch.Tensor
+    """(P,) text coherence of every selected pattern's gallery."""
+    coherence_baseline: float
+    """What a random gallery of the same size scores."""
+
+
+def ground_in_language(
+    ens: TranscoderEnsemble,
+    store: RowStore,
+    ds,
+    scan: LatentScan,
+    pscan: PatternScan,
+    sel: torch.Tensor,
+    latent_pattern: torch.Tensor,
+    vocab: Vocabulary,
+    backbone,
+    sentence_model: str | None,
+    cfg: BankConfig,
+) -> Language:
+    """Name the selected patterns through the backbone's text tower (gallery mean and/or encoder
+    direction against the vocabulary's phrases), and measure the text coherence of galleries."""
+    M, P, G = len(latent_pattern), len(pscan.member_frequency), cfg.gallery_size
+    row_ids, alive = store.row_ids, scan.stats.frequency > 0
+    lat_coh, p_coh = torch.full((M,), float("nan")), torch.full((P,), float("nan"))
+    coh_baseline, sentences = float("nan"), None
+    if "report" in ds.column_names:
+        need = torch.unique(
+            torch.cat([scan.top_rows[alive].reshape(-1), pscan.gallery_rows[sel].reshape(-1)])
+        )
+        need = need[need >= 0]
+        rows_needed = row_ids[need].tolist()
+        texts = ds.select_columns(["report"]).select(rows_needed)["report"]
+        reports = dict(zip(rows_needed, texts, strict=True))
+        from ..backbone.phantom_clip import minilm_dir
+
+        sentences = ReportSentences(reports, sentence_model or str(minilm_dir()))
+        to_row = lambda g: torch.where(g >= 0, row_ids[g.clamp(min=0)], torch.full_like(g, -1))  # noqa: E731
+        lat_coh[alive] = sentences.coherence(to_row(scan.top_rows[alive]))
+        p_coh[sel] = sentences.coherence(to_row(pscan.gallery_rows[sel]))
+        coh_baseline = sentences.random_baseline(G, seed=cfg.seed)
+
+    if backbone is None:
+        from ..backbone import load_backbone
+
+        backbone = load_backbone(store.manifest["backbone"]["spec"])
+    phrase_emb = backbone.encode_text([NAMING_TEMPLATE.format(p) for p in vocab.phrases]).float().cpu()
+    views = []
+    if cfg.naming in ("gallery", "both"):  # the mean embedding of each pattern's gallery
+        gi = pscan.gallery_rows[sel]
+        have = (gi >= 0).float().unsqueeze(-1)
+        gal = (store.gather(gi.clamp(min=0)).view(len(sel), G, store.dim) * have).sum(1) / have.sum(1).clamp(
+            min=1
+        )
+        views.append((gal, (scan.embedding_sum / len(store)).float()))
+    if cfg.naming in ("direction", "both"):  # the encoder direction: relative to b_pre already
+        views.append((_pattern_directions(ens, latent_pattern, len(sel)), torch.zeros(store.dim)))
+    names = name_vectors(views, phrase_emb, vocab) if len(sel) else []
+    return Language(names, sentences, lat_coh, p_coh, coh_baseline)
+
+
+def pattern_records(
+    ds,
+    row_ids: torch.Tensor,
+    sel: torch.Tensor,
+    cand: Candidates,
+    pscan: PatternScan,
+    purity: Purity,
+    lang: Language,
+    vocab: Vocabulary,
+    cfg: BankConfig,
+    n_latents: int,
+) -> list[Pattern]:
+    """The bank's records: name, members, scores, gallery, label support and the naming decision
+    of every selected pattern."""
+    label_names, st = purity.label_names, pscan.stats
+    gt_cols = [j for j, n in enumerate(label_names) if n.startswith("gt_")]
+    g_v, g_i = pscan.gallery_values, pscan.gallery_rows
+    row_labels = _gallery_labels(ds, [int(row_ids[i]) for i in g_i[sel].reshape(-1).tolist() if i >= 0])
+    patterns: list[Pattern] = []
+    for new, old in enumerate(sel.tolist()):
+        members = (cand.pattern_of == old).nonzero(as_tuple=True)[0]
+        name = lang.names[new]
+        gallery = [
+            {"row": int(row_ids[i]), "activation": float(v)}
+            for v, i in zip(g_v[old].tolist(), g_i[old].tolist(), strict=True)
+            if i >= 0
+        ]
+        label = purity.pattern_label[old]
+        p = Pattern(
+            id=new,
+            name=name.name,
+            category=name.category,
+            concept=name.concept,
+            confidence=name.confidence,
+            annotation=name.__dict__,
+            support=int(cand.merge.support[old]),
+            members=[[int(g // n_latents), int(g % n_latents)] for g in members],
+            frequency=float(pscan.member_frequency[old]),
+            coverage=float(st.frequency[old]),
+            max=float(st.max[old]),
+            mean=float(st.mean[old]),
+            ms=float(st.ms[old]),
+            purity={
+                "label": label_names[label] if label >= 0 else None,
+                "auroc": _f(purity.pattern_auroc[old]),
+            },
+            text_coherence=_f(lang.pattern_coherence[old]),
+            gallery=gallery,
+            label_auroc={
+                n: _f(purity.pattern_full[old, j]) for j, n in enumerate(label_names) if n in CHEXPERT_LABELS
+            },
+            gallery_label_share=gallery_label_share([g["row"] for g in gallery], row_labels),
+        )
+        decision = naming_decision(p, cfg)
+        p.dense, p.named, p.name_support = decision["dense"], decision["named"], decision["name_support"]
+        if gt_cols:
+            j = int(np.nanargmax(np.nan_to_num(purity.pattern_full[old, gt_cols], nan=-1)))
+            p.best_factor = {
+                "factor": label_names[gt_cols[j]][3:],
+                "auroc": _f(purity.pattern_full[old, gt_cols[j]]),
+            }
+        if lang.sentences is not None:
+            p.typical_sentences = lang.sentences.typical([g["row"] for g in gallery], cfg.typical_sentences)
+        patterns.append(p)
+    if lang.sentences is not None and patterns:  # do the typical sentences speak of the name?
+        for p, fit in zip(patterns, sentence_fit(patterns, vocab, lang.sentences.model), strict=True):
+            p.sentence_fit = fit
+    return patterns
+
+
 @torch.no_grad()
 def build_bank(
     ens: TranscoderEnsemble,
@@ -152,6 +482,10 @@ def build_bank(
     :class:`~lanic_hub.backbone.Backbone`) provides the text tower for naming; None loads the one
     named in the embeddings manifest. ``ms_embeddings``: another embeddings folder of the same rows
     whose encoder MS is measured with (default: the backbone's own image embeddings).
+
+    The phases: :func:`score_latents` (pass 1), :func:`merge_across_members`,
+    :func:`score_patterns` (pass 2), :func:`label_purity`, :func:`select_patterns`,
+    :func:`ground_in_language`, :func:`pattern_records`.
     """
     from ..transcoders.ensemble import ensemble_fingerprint
 
@@ -169,200 +503,37 @@ def build_bank(
         if not torch.equal(ms_store.row_ids, store.row_ids):
             raise DataError(f"{ms_embeddings}: holds other rows than {embeddings}; embed the same dataset")
         ms_name = f"{ms_store.manifest['backbone']['spec']} image tower"
-    G = cfg.gallery_size
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n_s = min(cfg.sample_rows, N)
-    sample_pos = torch.randperm(N, generator=gen)[:n_s].sort().values
-    sample_of = torch.full((N,), -1, dtype=torch.long)
-    sample_of[sample_pos] = torch.arange(n_s)
+    sample = _sample_rows(N, cfg)
+    stream = _Stream(store, ms_store, cfg.batch_size, progress)
 
-    def stream(desc: str):
-        bar = tqdm(total=N, desc=desc, unit="img", disable=not progress)
-        for start, e in store.batches(cfg.batch_size):
-            pos = torch.arange(start, start + len(e))
-            bad = ~torch.isfinite(e).all(dim=1)
-            if bool(bad.any()):
-                rows = store.row_ids[pos[bad]].tolist()
-                raise DataError(f"{embeddings}: non-finite image embeddings in dataset rows {rows[:20]}")
-            e_ms = e if ms_store is store else ms_store.gather(pos)
-            yield pos, e, torch.nn.functional.normalize(e_ms, dim=1)
-            bar.update(len(e))
-        bar.close()
-
-    # pass 1: latents
-    acc = ScoreAccumulator(M, ms_store.dim)
-    e_sum = torch.zeros(store.dim, dtype=torch.float64)
-    top_v, top_i = torch.full((M, G), float("-inf")), torch.full((M, G), -1, dtype=torch.long)
-    samp: list[tuple[torch.Tensor, ...]] = []
-    for pos, e, e_ms in stream("latent scores"):
-        rows, lat, val = _sparse(ens, e)
-        acc.add(rows, lat, val, e_ms)
-        e_sum += e.double().sum(0)
-        top_v, top_i = merge_topk(top_v, top_i, lat, val, pos[rows])
-        s = sample_of[pos[rows]]
-        m = s >= 0
-        samp.append((s[m], lat[m], val[m]))
-    lat_stats = acc.result()
-    s_idx, s_lat, s_val = (torch.cat(x) for x in zip(*samp, strict=True))
-    alive = lat_stats.frequency > 0
-
-    # merge alive latents across members
-    alive_ids = alive.nonzero(as_tuple=True)[0]
-    profiles = _dense(s_idx, s_lat, s_val, n_s, alive_ids)
-    directions = ens.W_enc.detach().T[alive_ids]
-    mg = merge_latents(
-        directions,
-        profiles,
-        alive_ids // L,
-        torch.ones(len(alive_ids), dtype=torch.bool),
-        lat_stats.frequency[alive_ids],
-        cfg.cos_threshold,
-        cfg.corr_threshold,
-        progress=progress,
+    scan = score_latents(ens, stream, sample, cfg)
+    cand = merge_across_members(ens, scan, len(sample.pos), cfg, progress)
+    pscan = score_patterns(ens, stream, sample, cand, scan, cfg.gallery_size)
+    purity = label_purity(ds, store.row_ids, sample, cand, pscan, M)
+    sel, latent_pattern = select_patterns(cand, pscan, cfg)
+    lang = ground_in_language(
+        ens, store, ds, scan, pscan, sel, latent_pattern, vocab, backbone, sentence_model, cfg
     )
-    pattern_of = torch.full((M,), -1, dtype=torch.long)
-    pattern_of[alive_ids] = mg.pattern_of
-    P = len(mg.support)
-    support = mg.support.float()
-
-    # pass 2: patterns (activation = mean of the member latents' activations)
-    pacc = ScoreAccumulator(P, ms_store.dim)
-    g_v, g_i = torch.full((P, G), float("-inf")), torch.full((P, G), -1, dtype=torch.long)
-    p_sample = torch.zeros(n_s, P)
-    for pos, e, e_ms in stream("pattern scores"):
-        v, i = ens.encode(e)
-        act = pattern_activations_from_codes(v, i, ens.cfg.n_latents, pattern_of, mg.support)
-        pacc.add_dense(act, e_ms)
-        r, c = act.nonzero(as_tuple=True)
-        g_v, g_i = merge_topk(g_v, g_i, c, act[r, c], pos[r])
-        s = sample_of[pos]
-        p_sample[s[s >= 0]] = act[s >= 0]
-    p_stats = pacc.result()
-    # a pattern's frequency is how often a typical member fires it; 'coverage' is how often any does
-    member_freq = torch.zeros(P).index_add_(0, mg.pattern_of, lat_stats.frequency[alive_ids]) / support
-
-    # labels on the sample rows
-    row_ids = store.row_ids
-    sub = ds.select(row_ids[sample_pos].tolist())
-    label_names, Y = label_table(sub)
-    lat_purity = np.full(M, np.nan)
-    lat_label = np.full(M, -1)
-    if label_names:
-        a, b, _ = _purity(profiles.numpy(), Y, label_names)
-        lat_purity[alive_ids.numpy()], lat_label[alive_ids.numpy()] = a, b
-    p_purity, p_label, p_full = _purity(p_sample.numpy(), Y, label_names)
-
-    # select
-    ms_ok = torch.nan_to_num(p_stats.ms, nan=-np.inf) >= cfg.min_ms
-    keep = (
-        (mg.support >= cfg.min_support)
-        & (member_freq >= cfg.min_frequency)
-        & (member_freq <= cfg.max_frequency)
-        & ms_ok
-    )
-    sel = keep.nonzero(as_tuple=True)[0]
-    remap = torch.full((P + 1,), -1, dtype=torch.long)
-    remap[sel] = torch.arange(len(sel))
-    latent_pattern = remap[pattern_of]  # -1 (not merged) indexes remap[-1], which is -1
-
-    # language: reports of the galleries, sentence embeddings, names
-    has_reports = "report" in ds.column_names
-    lat_coh = torch.full((M,), float("nan"))
-    p_coh = torch.full((P,), float("nan"))
-    coh_baseline = float("nan")
-    sentences = None
-    if has_reports:
-        need = torch.unique(torch.cat([top_i[alive].reshape(-1), g_i[sel].reshape(-1)]))
-        need = need[need >= 0]
-        rows_needed = row_ids[need].tolist()
-        texts = ds.select_columns(["report"]).select(rows_needed)["report"]
-        reports = dict(zip(rows_needed, texts, strict=True))
-        from ..backbone.phantom_clip import minilm_dir
-
-        sentences = ReportSentences(reports, sentence_model or str(minilm_dir()))
-        to_row = lambda g: torch.where(g >= 0, row_ids[g.clamp(min=0)], torch.full_like(g, -1))  # noqa: E731
-        lat_coh[alive] = sentences.coherence(to_row(top_i[alive]))
-        p_coh[sel] = sentences.coherence(to_row(g_i[sel]))
-        coh_baseline = sentences.random_baseline(G, seed=cfg.seed)
-
-    if backbone is None:
-        from ..backbone import load_backbone
-
-        backbone = load_backbone(store.manifest["backbone"]["spec"])
-    phrase_emb = backbone.encode_text([NAMING_TEMPLATE.format(p) for p in vocab.phrases]).float().cpu()
-    views = []
-    if cfg.naming in ("gallery", "both"):  # the mean embedding of each pattern's gallery
-        gi = g_i[sel]
-        have = (gi >= 0).float().unsqueeze(-1)
-        gal = (store.gather(gi.clamp(min=0)).view(len(sel), G, store.dim) * have).sum(1) / have.sum(1).clamp(
-            min=1
-        )
-        views.append((gal, (e_sum / N).float()))
-    if cfg.naming in ("direction", "both"):  # the encoder direction: relative to b_pre already
-        views.append((_pattern_directions(ens, latent_pattern, len(sel)), torch.zeros(store.dim)))
-    names = name_vectors(views, phrase_emb, vocab) if len(sel) else []
-
-    gt_cols = [j for j, n in enumerate(label_names) if n.startswith("gt_")]
-    row_labels = _gallery_labels(ds, [int(row_ids[i]) for i in g_i[sel].reshape(-1).tolist() if i >= 0])
-    patterns: list[dict[str, Any]] = []
-    for new, old in enumerate(sel.tolist()):
-        members = (pattern_of == old).nonzero(as_tuple=True)[0]
-        rec: dict[str, Any] = {
-            "id": new,
-            "name": names[new].name,
-            "category": names[new].category,
-            "concept": names[new].concept,
-            "confidence": names[new].confidence,
-            "annotation": names[new].__dict__,
-            "support": int(mg.support[old]),
-            "members": [[int(g // L), int(g % L)] for g in members],
-            "frequency": float(member_freq[old]),
-            "coverage": float(p_stats.frequency[old]),
-            "max": float(p_stats.max[old]),
-            "mean": float(p_stats.mean[old]),
-            "ms": float(p_stats.ms[old]),
-            "purity": {
-                "label": label_names[p_label[old]] if p_label[old] >= 0 else None,
-                "auroc": _f(p_purity[old]),
-            },
-            "text_coherence": _f(p_coh[old]),
-            "typical_sentences": [],
-            "gallery": [
-                {"row": int(row_ids[i]), "activation": float(v)}
-                for v, i in zip(g_v[old].tolist(), g_i[old].tolist(), strict=True)
-                if i >= 0
-            ],
-        }
-        rec["label_auroc"] = {
-            n: _f(p_full[old, j]) for j, n in enumerate(label_names) if n in CHEXPERT_LABELS
-        }
-        rec["gallery_label_share"] = gallery_label_share([g["row"] for g in rec["gallery"]], row_labels)
-        rec.update(naming_decision(rec, cfg))
-        if gt_cols:
-            j = int(np.nanargmax(np.nan_to_num(p_full[old, gt_cols], nan=-1)))
-            rec["best_factor"] = {"factor": label_names[gt_cols[j]][3:], "auroc": _f(p_full[old, gt_cols[j]])}
-        if sentences is not None:
-            rec["typical_sentences"] = sentences.typical(
-                [g["row"] for g in rec["gallery"]], cfg.typical_sentences
-            )
-        patterns.append(rec)
-    if sentences is not None and patterns:  # do the typical sentences speak of the name?
-        for rec, fit in zip(patterns, sentence_fit(patterns, vocab, sentences.model), strict=True):
-            rec["sentence_fit"] = fit
+    patterns = pattern_records(ds, store.row_ids, sel, cand, pscan, purity, lang, vocab, cfg, L)
 
     direction = _pattern_directions(ens, latent_pattern, len(sel))
     meta = {
         "ensemble_fingerprint": ensemble_fingerprint(ens),
         "n_members": T,
         "n_latents": L,
-        "counts": {"latents": M, "alive": int(alive.sum()), "merged": P, "selected": len(sel)},
+        "counts": {
+            "latents": M,
+            "alive": int((scan.stats.frequency > 0).sum()),
+            "merged": len(cand.merge.support),
+            "selected": len(sel),
+        },
         "config": cfg.__dict__,
         "measured_on": f"{data_spec or 'dataset'}: all {N} embedded rows; label AUROCs and activation "
-        f"profiles on a fixed random sample of {n_s} rows",
+        f"profiles on a fixed random sample of {len(sample.pos)} rows",
         "ms_encoder": ms_name,
-        "sentence_model": sentences.model if sentences else None,
-        "text_coherence_random_baseline": _f(coh_baseline),
-        "labels": label_names,
+        "sentence_model": lang.sentences.model if lang.sentences else None,
+        "text_coherence_random_baseline": _f(lang.coherence_baseline),
+        "labels": purity.label_names,
         "vocabulary": {"source": vocab.source, "phrases": len(vocab)},
         "backbone": store.manifest["backbone"],
         "embeddings": str(Path(embeddings).resolve()),
@@ -370,13 +541,13 @@ def build_bank(
         "seconds": round(time.perf_counter() - t0, 1),
     }
     latent_scores = {
-        "frequency": lat_stats.frequency,
-        "max": lat_stats.max,
-        "mean": lat_stats.mean,
-        "ms": lat_stats.ms,
-        "purity": torch.from_numpy(lat_purity).float(),
-        "purity_label": torch.from_numpy(lat_label).float(),
-        "coherence": lat_coh,
+        "frequency": scan.stats.frequency,
+        "max": scan.stats.max,
+        "mean": scan.stats.mean,
+        "ms": scan.stats.ms,
+        "purity": torch.from_numpy(purity.latent_auroc).float(),
+        "purity_label": torch.from_numpy(purity.latent_label).float(),
+        "coherence": lang.latent_coherence,
     }
     return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
 
@@ -386,9 +557,11 @@ def build_bank(
 SENTENCE_FIT = 0.5
 
 
-def sentence_fit(patterns: list[dict[str, Any]], vocab: Vocabulary, model_dir: str) -> list[float | None]:
-    """Per pattern, the best cosine between its typical sentences and its concept's phrases (None
-    without sentences)."""
+def sentence_fit(
+    patterns: list[Pattern] | list[dict[str, Any]], vocab: Vocabulary, model_dir: str
+) -> list[float | None]:
+    """Per pattern (a :class:`Pattern` or its dict), the best cosine between its typical sentences
+    and its concept's phrases (None without sentences)."""
     from .language import sentence_model
 
     st = sentence_model(model_dir)
@@ -428,11 +601,12 @@ def gallery_label_share(gallery: list[int], row_labels: dict[int, dict[str, bool
     return {c: sum(h[c] for h in have) / len(have) for c in have[0]}
 
 
-def naming_decision(rec: dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
-    """Whether a pattern is dense (context) and whether it carries its name: not dense, confident
-    enough, and supported by the report label of its concept (``name_support``): its activation
-    detects the label (AUROC); for a device, whose reports only say "support devices", also the
-    images it fires on most (its gallery) have that label."""
+def naming_decision(rec: Pattern | dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
+    """Whether a pattern (a :class:`Pattern`, or the dict of any latent direction) is dense
+    (context) and whether it carries its name: not dense, confident enough, and supported by the
+    report label of its concept (``name_support``): its activation detects the label (AUROC); for
+    a device, whose reports only say "support devices", also the images it fires on most (its
+    gallery) have that label."""
     from .vocabulary import DEVICE_CONCEPTS, REPORT_LABEL
 
     dense = rec["frequency"] > cfg.dense_frequency

@@ -30,9 +30,9 @@ def export_thumbnails(
     n = 0
     images = ds.select_columns(["image"])
     for p in tqdm(bank.patterns, desc="thumbnails", disable=not progress):
-        for rank, g in enumerate(p["gallery"][:per_pattern]):
+        for rank, g in enumerate(p.gallery[:per_pattern]):
             im = load_image(images[g["row"]]["image"]).convert("L")
             im.thumbnail((size, size))
-            im.save(out / f"p{p['id']:05d}_{rank:02d}.png")
+            im.save(out / f"p{p.id:05d}_{rank:02d}.png")
             n += 1
     return n

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import torch
 
 from ..data.reports import split_sentences
+from .record import Pattern
 from .scores import cross_group_similarity
 from .vocabulary import Vocabulary
 
@@ -108,22 +109,22 @@ class PatternEvidence:
     """Dataset row references of the top-activating images (load them with the dataset)."""
 
 
-def annotate_patterns(patterns: list[dict[str, Any]], annotator: Annotator) -> int:
+def annotate_patterns(patterns: list[Pattern], annotator: Annotator) -> int:
     """Let ``annotator`` relabel bank patterns in place; returns how many it changed."""
     ev = [
         PatternEvidence(
-            p["id"],
-            Annotation(**p["annotation"]) if p.get("annotation") else None,
-            p.get("typical_sentences", []),
-            [g["row"] for g in p.get("gallery", [])],
+            p.id,
+            Annotation(**p.annotation) if p.annotation else None,
+            p.typical_sentences,
+            [g["row"] for g in p.gallery],
         )
         for p in patterns
     ]
     changed = 0
     for p, a in zip(patterns, annotator.annotate(ev), strict=True):
         if a is not None:
-            p["annotation"] = a.__dict__.copy()
-            p["name"], p["category"] = a.name, a.category
+            p.annotation = a.__dict__.copy()
+            p.name, p.category = a.name, a.category
             changed += 1
     return changed
 

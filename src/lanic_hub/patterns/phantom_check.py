@@ -48,7 +48,7 @@ def ground_truth_check(
             moderate[:, j] = auroc_matrix(acts[keep], gt[keep, j : j + 1])[:, 0]
     from .bank import is_named
 
-    concepts = [p["concept"] if is_named(p) else None for p in bank.patterns]  # abstentions name nothing
+    concepts = [p.concept if is_named(p) else None for p in bank.patterns]  # abstentions name nothing
     factors: dict[str, Any] = {}
     for j, f in enumerate(ALL_FACTORS):
         col = np.nan_to_num(moderate[:, j], nan=-1)
@@ -57,7 +57,7 @@ def ground_truth_check(
         best_named = max(named, key=lambda p: col[p]) if named else None
         factors[f] = {
             "best_pattern": best,
-            "best_pattern_name": bank.patterns[best]["name"] if best >= 0 else None,
+            "best_pattern_name": bank.patterns[best].name if best >= 0 else None,
             "auroc_moderate_plus": float(col[best]) if best >= 0 else None,
             "auroc_all_severities": float(np.nan_to_num(all_sev[:, j], nan=-1).max()) if len(col) else None,
             "patterns_named_after_it": len(named),
