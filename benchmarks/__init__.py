@@ -2,4 +2,15 @@
 
 #: The suite's modules (benchmarks/bench_<name>.py), in order: the quickstart run feeds patterns,
 #: eval and demo.
-ORDER = ["quickstart", "phantom", "backbone", "ensemble", "peers", "patterns", "merge", "eval", "demo"]
+ORDER = [
+    "quickstart",
+    "phantom",
+    "backbone",
+    "ensemble",
+    "peers",
+    "patterns",
+    "merge",
+    "explain",
+    "eval",
+    "demo",
+]

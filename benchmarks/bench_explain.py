@@ -9,11 +9,15 @@ explain caches dropped before each call (what every call cost before issue 20 ca
 weights and the bank on the model).
 
     python -m benchmarks explain
+
+The "before" rows of docs/PERFORMANCE.md come from running this file against an older checkout
+(``PYTHONPATH=<checkout>/src python benchmarks/bench_explain.py benchmarks/results/explain_before.json``).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,9 +37,14 @@ def random_model(n_latents: int, k: int, n_members: int, patterns: int, seed: in
     from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
 
     try:
+        from lanic_hub.patterns import Pattern
         from lanic_hub.transcoders.ensemble import ensemble_fingerprint
+
+        record = Pattern.from_dict
     except ImportError:  # a checkout from before issue 20 (for the before/after rows)
         from lanic_hub.training import ensemble_fingerprint
+
+        record = dict
 
     torch.manual_seed(seed)
     clf = DiagnosticClassifier(D_IN, HIDDEN, 5).eval()
@@ -47,18 +56,20 @@ def random_model(n_latents: int, k: int, n_members: int, patterns: int, seed: in
     chosen = torch.randperm(M, generator=torch.Generator().manual_seed(seed))[: patterns * support]
     owner[chosen] = torch.arange(patterns).repeat_interleave(support)
     pats = [
-        {
-            "id": p,
-            "name": f"pattern {p}",
-            "category": "pulmonary",
-            "ms": 0.5,
-            "support": support,
-            "members": [
-                [int(j) // n_latents, int(j) % n_latents] for j in chosen[p * support : (p + 1) * support]
-            ],
-            "gallery": [{"row": 0, "activation": 1.0}],
-            "confidence": 0.5,
-        }
+        record(
+            {
+                "id": p,
+                "name": f"pattern {p}",
+                "category": "pulmonary",
+                "ms": 0.5,
+                "support": support,
+                "members": [
+                    [int(j) // n_latents, int(j) % n_latents] for j in chosen[p * support : (p + 1) * support]
+                ],
+                "gallery": [{"row": 0, "activation": 1.0}],
+                "confidence": 0.5,
+            }
+        )
         for p in range(patterns)
     ]
     bank = PatternBank(
@@ -111,5 +122,18 @@ def main() -> dict:
     return out
 
 
-if __name__ == "__main__":
-    main()
+if (
+    __name__ == "__main__"
+):  # the "before" rows: PYTHONPATH=<old checkout>/src python benchmarks/bench_explain.py OUT
+    import json
+    import subprocess
+    import sys
+
+    res = main()
+    src = Path(__import__("lanic_hub").__file__).parent
+    commit = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    res["code"] = f"lanic-hub at {commit.stdout.strip() or src}"
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text(json.dumps(res, indent=1))

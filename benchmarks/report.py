@@ -283,6 +283,27 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "2,000 phantoms generated and embedded (cold)",
             )
         )
+    ex = res("explain")
+    before = _explain_before()
+    for key, row in ex.items():
+        if not isinstance(row, dict) or "warm_ms" not in row:
+            continue
+        old = before.get(key, {}).get("warm_ms")
+        then = (
+            f"; before issue 20 ({before.get('code', '?')}): {old:.1f} ms, {old / row['warm_ms']:.1f}x"
+            if old
+            else ""
+        )
+        out.append(
+            (
+                f"explain latency, {key}",
+                "-",
+                f"{row['warm_ms']:.1f} ms",
+                "-",
+                f"caches dropped before each call: {row['caches_dropped_ms']:.1f} ms "
+                f"({row['ratio_dropped_over_warm']:.2f}x){then}; {ex.get('measured_on', '')}",
+            )
+        )
     de = res("demo")
     if de:
         out.append(
@@ -297,6 +318,12 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
             )
         )
     return out
+
+
+def _explain_before() -> dict:
+    """The explain rows measured on the checkout before issue 20 (benchmarks/results/explain_before.json)."""
+    p = Path(__file__).parent / "results" / "explain_before.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
 
 
 GPU_ROWS = [

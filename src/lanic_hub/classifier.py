@@ -27,14 +27,19 @@ class ClassifierConfig:
     hidden: int = 256
     """Width H of the hidden layer the transcoders reproduce."""
     lr: float = 1e-3
+    """AdamW learning rate."""
     weight_decay: float = 1e-4
+    """AdamW weight decay."""
     batch_size: int = 256
+    """Training rows per optimiser step."""
     max_epochs: int = 200
+    """Upper bound on epochs (early stopping on the validate split usually ends sooner)."""
     patience: int = 20
     """Epochs without a better validation macro AUROC before stopping."""
     class_balance: bool = False
     """Weight positives by (negatives / positives) per finding."""
     seed: int = 0
+    """Seed of the initial weights and of the batch order."""
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.batch_size < 1 or self.max_epochs < 1 or self.lr <= 0:

@@ -55,6 +55,7 @@ class TranscoderConfig:
     aux_k: int = 32
     """Dead latents used by the AuxK revival loss."""
     aux_coef: float = 1 / 32
+    """Weight of the AuxK loss beside the reconstruction loss."""
     dead_after: int = 2000
     """A latent that has not fired for this many samples counts as dead for AuxK."""
     activation: str = "topk"
