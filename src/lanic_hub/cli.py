@@ -300,7 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap.add_argument("--version", action="version", version=__version__)
     sub = ap.add_subparsers(dest="command", required=True)
+    for add in (
+        _parser_phantom,
+        _parser_preview,
+        _parser_quickstart,
+        _parser_build,
+        _parser_export,
+        _parser_backbone,
+        _parser_embed,
+        _parser_train,
+        _parser_patterns,
+        _parser_explain,
+        _parser_eval,
+        _parser_demo,
+        _parser_bench,
+    ):
+        add(sub)
+    return ap
 
+
+def _parser_phantom(sub) -> None:
     p = _command(
         sub,
         "phantom",
@@ -313,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", nargs="+", default=["hf", "mimic"], choices=["hf", "mimic"])
     p.set_defaults(func=cmd_phantom)
 
+
+def _parser_preview(sub) -> None:
     p = _command(
         sub,
         "preview",
@@ -326,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_preview)
 
+
+def _parser_quickstart(sub) -> None:
     p = _command(
         sub,
         "quickstart",
@@ -352,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict(p)
     p.set_defaults(func=cmd_quickstart)
 
+
+def _parser_build(sub) -> None:
     from .pipeline import PipelineConfig, packaged_config_dir, packaged_configs
     from .utils.config_docs import describe
 
@@ -371,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict(p)
     p.set_defaults(func=cmd_build)
 
+
+def _parser_export(sub) -> None:
+    from .stages import ModelOptions
+
     p = _command(
         sub,
         "export",
@@ -383,13 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="the model folder to write")
     p.add_argument("--data", default=None, help="dataset spec (default: from the embeddings manifest)")
-    from .stages import EmbedOptions, ModelOptions, TrainOptions
 
     # export references the backbone by its spec unless asked (the pipeline bundles the phantom CLIP)
     add_dataclass_args(p, ModelOptions, defaults={"bundle_backbone": False})
     _add_strict(p)
     p.set_defaults(func=cmd_export)
 
+
+def _parser_backbone(sub) -> None:
     p = sub.add_parser("backbone", help="backbone tools: train the phantom CLIP, calibrate a backbone")
     bsub = p.add_subparsers(dest="backbone_command", required=True)
     q = _command(
@@ -426,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="write the tables here (.md) and the numbers (.json)")
     q.set_defaults(func=cmd_calibrate)
 
+
+def _parser_embed(sub) -> None:
+    from .stages import EmbedOptions
+
     p = _command(
         sub,
         "embed",
@@ -447,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_embed)
 
+
+def _parser_train(sub) -> None:
+    from .stages import TrainOptions
+    from .training import PRESETS
+
     p = _command(
         sub,
         "train",
@@ -457,7 +496,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", required=True, help="folder written by `lanic-hub embed`")
     p.add_argument("--data", default=None, help="dataset spec for the labels (default: from the manifest)")
     p.add_argument("--out", required=True, help="output folder")
-    from .training import PRESETS
 
     choices = {"preset": sorted(PRESETS), "policy": ["U-Ignore", "U-Ones", "U-Zeros"]}
     add_dataclass_args(p, TrainOptions, choices={**choices, "activation": ["topk", "jumprelu"]})
@@ -471,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_strict(p)
     p.set_defaults(func=cmd_train)
+
+
+def _parser_patterns(sub) -> None:
+    from .patterns import BankConfig
 
     p = _command(
         sub,
@@ -490,11 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ms-embeddings", default=None, help="embeddings of the same rows by another encoder, for MS"
     )
     p.add_argument("--thumbnails", action="store_true", help="export gallery thumbnails (open licences only)")
-    from .patterns import BankConfig
 
     add_dataclass_args(p, BankConfig)
     p.set_defaults(func=cmd_patterns)
 
+
+def _parser_explain(sub) -> None:
     p = _command(
         sub,
         "explain",
@@ -511,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=cmd_explain)
 
+
+def _parser_eval(sub) -> None:
     p = _command(
         sub,
         "eval",
@@ -523,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p)
     p.set_defaults(func=run_from_args)
 
+
+def _parser_demo(sub) -> None:
     p = _command(
         sub,
         "demo",
@@ -542,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
+
+def _parser_bench(sub) -> None:
     p = _command(
         sub,
         "bench",
@@ -552,7 +601,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("only", nargs="*", help="run only the benchmarks whose names contain these words")
     p.set_defaults(func=cmd_bench)
-    return ap
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
