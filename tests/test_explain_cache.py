@@ -81,3 +81,39 @@ def test_bool_flags_parse_both_ways():
     o = dataclass_from_args(ModelOptions, p.parse_args([*exp, "--no-thumbnails", "--bundle-backbone"]))
     assert o.thumbnails is False and o.bundle_backbone is True
     assert p.parse_args(["train", "--embeddings", "e", "--out", "o", "--image-only"]).multimodal is False
+
+
+def test_the_folded_encoder_bias_is_cached_on_the_model_and_follows_the_weights(tiny_lanic_model):
+    from lanic_hub.modeling import LanICModel
+
+    m = LanICModel.from_pretrained(tiny_lanic_model)
+    ens, T, L, d = (
+        m.ensemble,
+        m.config.transcoder_config().n_members,
+        m.config.transcoder_config().n_latents,
+        m.config.d_in,
+    )
+
+    def formula():  # b_enc_t - W_enc_t b_pre_t, member by member
+        w = ens.W_enc.detach().view(d, T, L)
+        return torch.stack(
+            [ens.b_enc.detach().view(T, L)[t] - ens.b_pre.detach()[t] @ w[:, t] for t in range(T)]
+        )
+
+    c = m.encoder_bias
+    assert m.encoder_bias is c  # cached
+    torch.testing.assert_close(c, formula(), atol=1e-5, rtol=1e-5)
+    e = torch.nn.functional.normalize(torch.randn(4, d, generator=torch.Generator().manual_seed(3)), dim=1)
+    with torch.no_grad():
+        # the codes with the cached bias are the codes the ensemble computes itself
+        assert all(torch.equal(a, b) for a, b in zip(ens.encode(e, bias=c), ens.encode(e), strict=True))
+        ens.b_pre.add_(0.5)  # written in place: recomputed
+    c2 = m.encoder_bias
+    assert c2 is not c
+    torch.testing.assert_close(c2, formula(), atol=1e-5, rtol=1e-5)
+    ex = m.explain_embeddings(e)
+    with torch.no_grad():
+        v, i = ens.encode(e)
+    # the explanation's patterns are those of the codes of the changed encoder
+    fired = set((m.latent_pattern[i + torch.arange(T).view(1, -1, 1) * L][0]).unique().tolist()) - {-1}
+    assert {p.pattern for f in ex[0].findings for p in f.patterns} <= fired

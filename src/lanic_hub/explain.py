@@ -22,6 +22,7 @@ from .constants import FINDINGS
 from .decomposition import decompose, latent_logit_weights
 from .patterns import PatternBank
 from .patterns.bank import is_named, pattern_activations_from_codes, pattern_label
+from .patterns.record import Pattern
 from .transcoders import TranscoderEnsemble
 from .transcoders.ensemble import flat_latents
 from .utils.tensors import check_finite
@@ -190,6 +191,45 @@ class PatternDecomposition(NamedTuple):
         return self.bias + self.patterns.sum(1) + self.unbanked
 
 
+class _Shown:
+    """What an explanation shows of each bank pattern, read from its record once per call (a
+    batch lists the same patterns under many findings and images)."""
+
+    def __init__(self, patterns: list[Pattern]) -> None:
+        self.patterns, self.seen = patterns, {}
+
+    def contribution(self, p: int, contribution: float, activation: float) -> PatternContribution:
+        if p not in self.seen:
+            q = self.patterns[p]
+            rows = tuple(g["row"] for g in q.gallery)
+            self.seen[p] = (
+                q.name,
+                q.category,
+                q.ms,
+                q.support,
+                rows,
+                is_named(q),
+                bool(q.dense),
+                q.confidence,
+            )
+            self.seen[p] += (pattern_label(q),)
+        name, category, ms, support, rows, named, dense, confidence, label = self.seen[p]
+        return PatternContribution(
+            pattern=p,
+            name=name,
+            category=category,
+            contribution=contribution,
+            activation=activation,
+            ms=ms,
+            support=support,
+            gallery=list(rows),
+            named=named,
+            dense=dense,
+            confidence=confidence,
+            label=label,
+        )
+
+
 @torch.no_grad()
 def explain_embeddings(
     clf: DiagnosticClassifier,
@@ -199,22 +239,26 @@ def explain_embeddings(
     sources: list[str] | None = None,
     findings: tuple[str, ...] = FINDINGS,
     U: torch.Tensor | None = None,
+    encoder_bias: torch.Tensor | None = None,
 ) -> list[Explanation]:
-    """Explain a batch of embeddings (B, d). ``U`` (:func:`latent_logit_weights`) may be cached."""
+    """Explain a batch of embeddings (B, d). ``U`` (:func:`latent_logit_weights`) and
+    ``encoder_bias`` (:meth:`TranscoderEnsemble.encoder_bias`) may be cached."""
     e = e.float()
     check_finite(e)
-    parts = decomposition_by_pattern(clf, ens, bank, e, U=U)
+    parts = decomposition_by_pattern(clf, ens, bank, e, U=U, encoder_bias=encoder_bias)
     check_finite(parts.logits, "the classifier's logits (activations overflowed)")
     check_finite(parts.patterns.flatten(1), "the pattern contributions (activations overflowed)")
     prob = torch.sigmoid(parts.logits)
     out = []
-    pats = bank.patterns
+    shown = _Shown(bank.patterns)
     for b in range(len(e)):
         fs = []
+        act = parts.activation[b].tolist()
         for c, name in enumerate(findings):
             contrib = parts.patterns[b, :, c]
             nz = (parts.activation[b] > 0).nonzero(as_tuple=True)[0]
             order = nz[torch.argsort(contrib[nz].abs(), descending=True)]
+            values = contrib.tolist()
             fs.append(
                 FindingExplanation(
                     finding=name,
@@ -223,23 +267,7 @@ def explain_embeddings(
                     bias=float(parts.bias[b, c]),
                     error=float(parts.error[b, c]),
                     unbanked=float(parts.unbanked[b, c]),
-                    patterns=[
-                        PatternContribution(
-                            pattern=int(p),
-                            name=pats[p].name,
-                            category=pats[p].category,
-                            contribution=float(contrib[p]),
-                            activation=float(parts.activation[b, p]),
-                            ms=pats[p].ms,
-                            support=pats[p].support,
-                            gallery=[g["row"] for g in pats[p].gallery],
-                            named=is_named(pats[p]),
-                            dense=bool(pats[p].dense),
-                            confidence=pats[p].confidence,
-                            label=pattern_label(pats[p]),
-                        )
-                        for p in order.tolist()
-                    ],
+                    patterns=[shown.contribution(p, values[p], act[p]) for p in order.tolist()],
                     n_cover=int(parts.n_cover[b, c]),
                 )
             )
@@ -254,11 +282,13 @@ def decomposition_by_pattern(
     bank: PatternBank,
     e: torch.Tensor,
     U: torch.Tensor | None = None,
+    encoder_bias: torch.Tensor | None = None,
 ) -> PatternDecomposition:
     """The explanation tensors of a batch (B, d), with the hidden layer and the codes computed
-    once. ``U`` (:func:`latent_logit_weights`, (T, L, C)) may be cached by the caller."""
+    once. ``U`` (:func:`latent_logit_weights`, (T, L, C)) and ``encoder_bias``
+    (:meth:`TranscoderEnsemble.encoder_bias`, (T, L)) may be cached by the caller."""
     h = clf.hidden(e)
-    v, i = ens.encode(e)
+    v, i = ens.encode(e, bias=encoder_bias)
     recon = ens.decode(v, i).mean(1)
     W2, b2 = clf.fc2.weight, clf.fc2.bias
     d = decompose(

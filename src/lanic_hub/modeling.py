@@ -384,7 +384,9 @@ class LanICModel(PreTrainedModel):
     def _weights_key(self) -> tuple:
         """Changes whenever a tensor the explain caches derive from changes: replaced (``to``,
         ``load_state_dict`` with assign) or written in place (the tensor's version counter)."""
-        ts = (self.ensemble.W_dec, self.classifier.fc2.weight, self.latent_pattern, self.pattern_direction)
+        ens = self.ensemble
+        ts = (ens.W_dec, ens.W_enc, ens.b_enc, ens.b_pre, self.classifier.fc2.weight, self.latent_pattern)
+        ts += (self.pattern_direction,)
         return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in ts) + (
             id(self.patterns),
             len(self.patterns),
@@ -400,8 +402,8 @@ class LanICModel(PreTrainedModel):
         return self._explain_cache[name]
 
     def drop_explain_cache(self) -> None:
-        """Forget the cached bank and logit weights (they are rebuilt on the next call; a change
-        of the weights or of ``patterns`` drops them by itself)."""
+        """Forget the cached bank, logit weights and folded encoder bias (they are rebuilt on the
+        next call; a change of the weights or of ``patterns`` drops them by itself)."""
         self._explain_cache = {}
 
     @property
@@ -429,6 +431,12 @@ class LanICModel(PreTrainedModel):
             "U",
             lambda: latent_logit_weights(self.ensemble.W_dec.detach(), self.classifier.fc2.weight.detach()),
         )
+
+    @property
+    def encoder_bias(self) -> torch.Tensor:
+        """(T, L) the ensemble's folded encoder bias ``b_enc_t - W_enc_t b_pre_t`` (it reads all of
+        ``W_enc``, so computed once and cached)."""
+        return self._cached("encoder_bias", lambda: self.ensemble.encoder_bias().detach())
 
     def forward(
         self, pixel_values: torch.Tensor | None = None, embeddings: torch.Tensor | None = None, **kwargs: Any
@@ -499,6 +507,7 @@ class LanICModel(PreTrainedModel):
             sources,
             tuple(self.config.findings),
             U=self.logit_weights,
+            encoder_bias=self.encoder_bias,
         )
         dist, outside = self._typicality_of(e)
         if dist is not None:

@@ -75,3 +75,9 @@ def test_bad_entries_are_refused_naming_the_entry_and_key(entry, words):
     with pytest.raises(RecordError, match=words) as e:
         Pattern.from_dict(entry, "pattern 3")
     assert str(e.value).startswith("pattern 3:")
+
+
+def test_a_record_equals_the_dict_it_writes():
+    p = Pattern.from_dict(_entry(ms=0.4))
+    assert p == p.to_dict() and [p] == [json.loads(json.dumps(p.to_dict()))]
+    assert p != _entry(ms=0.5) and p == Pattern.from_dict(_entry(ms=0.4))

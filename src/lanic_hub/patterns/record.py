@@ -111,6 +111,16 @@ class Pattern:
         """A deep copy (galleries and members are lists, shared otherwise)."""
         return copy.deepcopy(self)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to another record with the same fields, or to the dict it writes."""
+        if isinstance(other, dict):
+            return self.to_dict() == other
+        if isinstance(other, Pattern):
+            return self.to_dict() == other.to_dict()
+        return NotImplemented
+
+    __hash__ = None  # mutable
+
     # item access for code written against the plain dicts of earlier versions
     def __getitem__(self, key: str) -> Any:
         if key in _FIELDS:

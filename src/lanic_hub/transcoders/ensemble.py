@@ -259,14 +259,20 @@ class TranscoderEnsemble(nn.Module):
                 pre = self.member_chunk(a, b).preacts(sample, relu=False)
                 self.log_threshold[a:b] = pre.quantile(q, dim=0).clamp(min=1e-6).log()
 
-    def preacts(self, e: torch.Tensor, relu: bool = True) -> torch.Tensor:
+    def preacts(self, e: torch.Tensor, relu: bool = True, bias: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, L) = ReLU(W_enc_t (e - b_pre_t) + b_enc_t) for all members, one matmul
-        (``relu=False``: before the ReLU)."""
+        (``relu=False``: before the ReLU). ``bias``: :meth:`encoder_bias`, if the caller keeps it."""
         T, L = self.cfg.n_members, self.cfg.n_latents
-        w = self.W_enc.view(-1, T, L)
-        c = self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", w, self.b_pre)
+        c = self.encoder_bias() if bias is None else bias
         pre = torch.mm(e, self.W_enc).add_(c.reshape(-1)).view(-1, T, L)
         return F.relu(pre) if relu else pre
+
+    def encoder_bias(self) -> torch.Tensor:
+        """(T, L) ``b_enc_t - W_enc_t b_pre_t``, the folded bias of the one encoder matmul. It reads
+        all of ``W_enc`` (T*L*d): a caller whose weights do not change may compute it once and pass
+        it to :meth:`encode` (``LanICModel`` does, for explanations)."""
+        T, L = self.cfg.n_members, self.cfg.n_latents
+        return self.b_enc.view(T, L) - torch.einsum("dtl,td->tl", self.W_enc.view(-1, T, L), self.b_pre)
 
     def encode_for_training(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(values, indices, pre) for training: the same TopK codes as :meth:`forward`, with a
@@ -381,9 +387,9 @@ class TranscoderEnsemble(nn.Module):
         return EnsembleOutput(values, indices, self.decode(values, indices), F.relu(pre))
 
     @torch.no_grad()
-    def encode(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sparse codes (values, indices), each (B, T, k)."""
-        return self.codes_from_preacts(self.preacts(e, relu=False))
+    def encode(self, e: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse codes (values, indices), each (B, T, k). ``bias``: see :meth:`preacts`."""
+        return self.codes_from_preacts(self.preacts(e, relu=False, bias=bias))
 
     @torch.no_grad()
     def dense_codes(self, e: torch.Tensor) -> torch.Tensor:
