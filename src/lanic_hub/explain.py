@@ -202,17 +202,8 @@ class _Shown:
         if p not in self.seen:
             q = self.patterns[p]
             rows = tuple(g["row"] for g in q.gallery)
-            self.seen[p] = (
-                q.name,
-                q.category,
-                q.ms,
-                q.support,
-                rows,
-                is_named(q),
-                bool(q.dense),
-                q.confidence,
-            )
-            self.seen[p] += (pattern_label(q),)
+            shown = (q.name, q.category, q.ms, q.support, rows, is_named(q), bool(q.dense), q.confidence)
+            self.seen[p] = (*shown, pattern_label(q))
         name, category, ms, support, rows, named, dense, confidence, label = self.seen[p]
         return PatternContribution(
             pattern=p,
