@@ -445,8 +445,7 @@ def pattern_records(
             },
             gallery_label_share=gallery_label_share([g["row"] for g in gallery], row_labels),
         )
-        decision = naming_decision(p, cfg)
-        p.dense, p.named, p.name_support = decision["dense"], decision["named"], decision["name_support"]
+        p.update(naming_decision(p, cfg))  # dense, named, name_support
         if gt_cols:
             j = int(np.nanargmax(np.nan_to_num(purity.pattern_full[old, gt_cols], nan=-1)))
             p.best_factor = {
