@@ -10,6 +10,7 @@ ORDER = [
     "peers",
     "patterns",
     "merge",
+    "scoring",
     "explain",
     "eval",
     "demo",

@@ -256,6 +256,23 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "alternating A B A B, median of the paired ratios",
             )
         )
+    sc = res("scoring")
+    for row in sc.get("rows", []) if sc else []:
+        if row["stage"] == "encoder":
+            continue
+        lo, hi = row["throughput_vs_encoder_range"]
+        out.append(
+            _judged(
+                f"bank scoring {row['stage']} vs the encoder alone, paper shape",
+                ">=",
+                sc["target_throughput_vs_encoder"],
+                "x",
+                row["throughput_vs_encoder_median"],
+                f"{row['throughput_vs_encoder_median']:.2f}x (paired {lo:.2f}-{hi:.2f}x), "
+                f"{row['images_per_s']:.0f} img/s",
+                f"{sc['measured_on']}; peak RSS {sc['peak_rss_gb']:.1f} GB",
+            )
+        )
     ev = res("eval")
     cf = ev.get("counterfactual") if ev else None
     if cf:

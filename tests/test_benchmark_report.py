@@ -80,3 +80,32 @@ def test_a_peer_that_cannot_run_is_a_row_with_its_error(missing):
     res = {"peers": {"result": {"rows": rows, "data": "synthetic", "shape": "L=2048"}}}
     row = _row(rows_from(res), f"one TopK coder: {missing}")
     assert row[2] == "cannot run: ModuleNotFoundError: No module named 'x'"
+
+
+def test_scoring_rows_judge_each_pass_against_half_the_encoder():
+    def row(stage, ratio):
+        return {
+            "stage": stage,
+            "images_per_s": 100.0,
+            "throughput_vs_encoder_median": ratio,
+            "throughput_vs_encoder_range": [ratio - 0.1, ratio + 0.1],
+        }
+
+    res = {
+        "scoring": {
+            "result": {
+                "rows": [
+                    row("encoder", 1.0),
+                    row("pass 1 (latent scores)", 0.46),
+                    row("pass 2 (pattern scores)", 0.8),
+                ],
+                "target_throughput_vs_encoder": 0.5,
+                "measured_on": "random rows",
+                "peak_rss_gb": 5.4,
+            }
+        }
+    }
+    rows = rows_from(res)
+    assert _row(rows, "bank scoring pass 1")[3] == "**no**"
+    assert _row(rows, "bank scoring pass 2")[3] == "yes"
+    assert not any("encoder vs" in r[0] for r in rows)

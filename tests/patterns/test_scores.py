@@ -99,6 +99,71 @@ def test_grouped_topk_equals_a_per_group_sort():
     assert torch.equal(b[0], v) and torch.equal(b[1], i)
 
 
+def _merge_by_one_sort(best_v, best_i, groups, values, ids):
+    """The running-table merge as it was first written: one sort of every old and new entry."""
+    G, k = best_v.shape
+    have = best_i >= 0
+    g_old = torch.arange(G).unsqueeze(1).expand(G, k)[have]
+    return grouped_topk(
+        torch.cat([g_old, groups]), torch.cat([best_v[have], values]), torch.cat([best_i[have], ids]), G, k
+    )
+
+
+def test_one_key_sort_equals_two_stable_sorts():
+    """grouped_topk's single int64-key sort orders entries exactly as a stable sort by value
+    (descending) then by group: negative, zero (both signs), infinite, tied and tiny values."""
+    from lanic_hub.patterns.scores import _group_then_descending
+
+    g = torch.Generator().manual_seed(13)
+    special = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 1e-38, -1e-38, 3.5, -3.5])
+    values = torch.cat(
+        [torch.randint(-3, 4, (300,), generator=g).float() / 2, torch.randn(200, generator=g), special]
+    )
+    values = values[torch.randperm(len(values), generator=g)]
+    groups = torch.randint(0, 9, (len(values),), generator=g)
+    two = torch.argsort(values, descending=True, stable=True)
+    two = two[torch.argsort(groups[two], stable=True)]
+    assert torch.equal(_group_then_descending(groups, values), two)
+
+
+def test_merge_topk_equals_one_sort_of_all_entries_ties_included():
+    """The filtered merge (only entries that beat a group's k-th best, only the groups they hit)
+    gives the very tables of one sort over old and new entries, batch after batch; values are drawn
+    from 6 levels, so most comparisons are ties, which an old entry wins in both."""
+    g = torch.Generator().manual_seed(11)
+    G, k = 30, 4
+    a = (torch.full((G, k), float("-inf")), torch.full((G, k), -1, dtype=torch.long))
+    b = (a[0].clone(), a[1].clone())
+    seen = 0
+    for n in (5, 40, 200, 0, 300, 1, 150):  # a batch may enter nothing, or hit few groups
+        groups = torch.randint(0, G if n != 40 else 3, (n,), generator=g)
+        values = torch.randint(1, 7, (n,), generator=g).float()
+        ids = torch.arange(seen, seen + n)
+        seen += n
+        a = _merge_by_one_sort(*a, groups, values, ids)
+        b = merge_topk(*b, groups, values, ids)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert (a[1] >= 0).all()  # the tables filled, so later batches were filtered
+
+
+def test_sparse_add_equals_the_entrywise_sums():
+    """``add`` forms Σ a·ê as a sparse product: it equals the entry-by-entry float64 sums, with
+    repeated (row, latent) pairs, latents that never fire, and a second batch on top."""
+    g = torch.Generator().manual_seed(12)
+    B, M, d, E = 9, 40, 6, 70
+    acc = ScoreAccumulator(M, d)
+    want = torch.zeros(M, d, dtype=torch.float64)
+    for _ in range(2):
+        e = torch.nn.functional.normalize(torch.randn(B, d, generator=g), dim=1)
+        rows, lat = torch.randint(0, B, (E,), generator=g), torch.randint(0, M - 5, (E,), generator=g)
+        val = torch.rand(E, generator=g)
+        acc.add(rows, lat, val, e)
+        for r, m, x in zip(rows.tolist(), lat.tolist(), val.double().tolist(), strict=True):
+            want[m] += x * e[r].double()
+    assert torch.allclose(acc.sum_ae, want, rtol=0, atol=1e-12)
+    assert (acc.sum_ae[M - 5 :] == 0).all()
+
+
 def test_auroc_matrix_matches_sklearn_with_ties():
     rng = np.random.default_rng(4)
     scores = np.maximum(rng.normal(size=(80, 5)), 0)  # many tied zeros, like sparse codes
@@ -109,6 +174,19 @@ def test_auroc_matrix_matches_sklearn_with_ties():
         for c in range(2):
             assert got[j, c] == pytest.approx(roc_auc_score(labels[:, c], scores[:, j]))
     assert np.isnan(got[:, 2]).all()
+
+
+def test_a_latent_firing_once_has_no_ms_in_float32_batches():
+    """One sample above the minimum: MS has no pair and is undefined (NaN), also where add_dense's
+    float32 square of the value rounds (0.3 and 0.7 gave MS 1.74 and -10.2 before)."""
+    g = torch.Generator().manual_seed(6)
+    e = torch.nn.functional.normalize(torch.randn(10, 3, generator=g), dim=1)
+    acts = torch.zeros(10, 3)
+    acts[4, 0], acts[2, 1] = 0.3, 0.7
+    acts[:, 2] = torch.rand(10, generator=g)  # fires everywhere: defined
+    ms = ms_scores(acts, e)
+    assert torch.isnan(ms[:2]).all()
+    assert ms[2].item() == pytest.approx(ms_direct(acts[:, 2].double().numpy(), e.double().numpy()), abs=1e-5)
 
 
 def test_sparse_and_dense_accumulation_agree():

@@ -74,9 +74,10 @@ class RowStore:
                 yield int(self._start[s]) + a, x[a : a + batch_size].float()
 
 
-def _sparse(ens: TranscoderEnsemble, e: torch.Tensor):
-    """Non-zero (row, flat latent t*L+i, value) entries of a batch's sparse codes."""
-    v, i = ens.encode(e)
+def _sparse(ens: TranscoderEnsemble, e: torch.Tensor, bias: torch.Tensor | None = None):
+    """Non-zero (row, flat latent t*L+i, value) entries of a batch's sparse codes (``bias``: the
+    ensemble's :meth:`~TranscoderEnsemble.encoder_bias`, computed once per pass)."""
+    v, i = ens.encode(e, bias=bias)
     B, T, k = v.shape
     lat = flat_latents(i, ens.cfg.n_latents).reshape(-1)
     rows = torch.arange(B).view(B, 1, 1).expand(B, T, k).reshape(-1)
@@ -196,8 +197,9 @@ def score_latents(ens: TranscoderEnsemble, stream: _Stream, sample: _Sample, cfg
     e_sum = torch.zeros(stream.store.dim, dtype=torch.float64)
     top_v, top_i = torch.full((M, G), float("-inf")), torch.full((M, G), -1, dtype=torch.long)
     on_sample: list[tuple[torch.Tensor, ...]] = []
+    bias = ens.encoder_bias().detach()  # the weights are fixed during the pass
     for pos, e, e_ms in stream("latent scores"):
-        rows, lat, val = _sparse(ens, e)
+        rows, lat, val = _sparse(ens, e, bias)
         acc.add(rows, lat, val, e_ms)
         e_sum += e.double().sum(0)
         top_v, top_i = merge_topk(top_v, top_i, lat, val, pos[rows])
@@ -268,8 +270,9 @@ def score_patterns(
     acc = ScoreAccumulator(P, stream.ms_store.dim)
     g_v, g_i = torch.full((P, G), float("-inf")), torch.full((P, G), -1, dtype=torch.long)
     on_sample = torch.zeros(len(sample.pos), P)
+    bias = ens.encoder_bias().detach()
     for pos, e, e_ms in stream("pattern scores"):
-        v, i = ens.encode(e)
+        v, i = ens.encode(e, bias=bias)
         act = pattern_activations_from_codes(v, i, ens.cfg.n_latents, cand.pattern_of, cand.merge.support)
         acc.add_dense(act, e_ms)
         r, c = act.nonzero(as_tuple=True)

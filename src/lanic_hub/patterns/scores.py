@@ -16,6 +16,7 @@ Sums accumulate in float64; the tests check the score against the pairwise defin
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -65,7 +66,15 @@ class ScoreAccumulator:
         self.sumsq.index_add_(0, latents, v * v)
         self.max.scatter_reduce_(0, latents, v, reduce="amax")
         self.min_pos.scatter_reduce_(0, latents, v, reduce="amin")
-        self.sum_ae.index_add_(0, latents, v.unsqueeze(1) * e[rows])
+        # Σ a ê as one sparse (M x B) times dense (B x d) product in float64: no (E, d) scratch
+        # (E = B*T*k entries is 1.6M at paper shape: it was 6.7 GB a batch)
+        order = torch.argsort(latents, stable=True)
+        crow = torch.zeros(self.M + 1, dtype=torch.long, device=e.device)
+        crow[1:] = torch.bincount(latents, minlength=self.M).cumsum(0)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            a = torch.sparse_csr_tensor(crow, rows[order], v[order], (self.M, e.shape[0]))
+            self.sum_ae.addmm_(a, e)
 
     def add_dense(self, acts: torch.Tensor, emb: torch.Tensor) -> None:
         """Add a batch of dense, non-negative activations (B, M): ``Σ a ê`` is one matrix product.
@@ -105,7 +114,15 @@ class ScoreAccumulator:
         v = (self.sum_ae - lo.unsqueeze(1) * self.sum_e) / r.unsqueeze(1)  # Σ ã ê
         num = (v * v).sum(1) - s2
         den = s1 * s1 - s2
-        ms = torch.where(ok & (den > 1e-12), num / den.clamp(min=1e-12), torch.full_like(num, float("nan")))
+        # defined only with two samples above the minimum: a latent that fires once is undefined
+        # exactly, and den is checked against the rounding of add_dense's float32 batch sums
+        # (Σã² is off by ~1e-7 relative there, so one firing sample must not pass as den ~ 1e-7)
+        two = self.count >= 2
+        ms = torch.where(
+            ok & two & (den > 1e-6 * s1 * s1) & (den > 1e-12),
+            num / den.clamp(min=1e-12),
+            torch.full_like(num, float("nan")),
+        )
         return LatentStats(
             frequency=(self.count / max(n, 1)).float(),
             max=self.max.float(),
@@ -138,6 +155,18 @@ def cross_group_similarity(
     return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, float("nan")))
 
 
+def _group_then_descending(groups: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The order of flat entries by group, then by value from the largest, ties in input order: a
+    stable sort by value, then by group. For float32 values, one stable sort of an int64 key (the
+    group in the high 32 bits, the value's order-preserving bit pattern, flipped, in the low ones)."""
+    if values.dtype != torch.float32 or len(values) == 0 or bool(torch.isnan(values).any()):
+        order = torch.argsort(values, descending=True, stable=True)
+        return order[torch.argsort(groups[order], stable=True)]
+    b = (values + 0.0).view(torch.int32).long()  # + 0.0: -0.0 sorts with +0.0, as it compares
+    monotone = torch.where(b < 0, b ^ 0x7FFFFFFF, b)  # signed, increasing with the value
+    return torch.argsort(groups.long() * 2**32 + (2**31 - 1 - monotone), stable=True)
+
+
 def grouped_topk(
     groups: torch.Tensor, values: torch.Tensor, ids: torch.Tensor, n_groups: int, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,8 +175,7 @@ def grouped_topk(
     Returns (G, k) values (``-inf`` where a group has fewer than k entries) and ids (-1 there).
     Sorting the flat entries costs O(E log E) and never forms a dense (G, samples) matrix.
     """
-    order = torch.argsort(values, descending=True, stable=True)
-    order = order[torch.argsort(groups[order], stable=True)]
+    order = _group_then_descending(groups, values)
     g, v, i = groups[order], values[order], ids[order]
     start = torch.zeros(n_groups + 1, dtype=torch.long, device=g.device)
     start[1:] = torch.bincount(g, minlength=n_groups).cumsum(0)
@@ -163,10 +191,28 @@ def grouped_topk(
 def merge_topk(
     best_v: torch.Tensor, best_i: torch.Tensor, groups: torch.Tensor, values: torch.Tensor, ids: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold new flat entries into running (G, k) top-k tables (see :func:`grouped_topk`)."""
-    G, k = best_v.shape
-    have = best_i >= 0
-    g_old = torch.arange(G, device=best_v.device).unsqueeze(1).expand(G, k)[have]
-    return grouped_topk(
-        torch.cat([g_old, groups]), torch.cat([best_v[have], values]), torch.cat([best_i[have], ids]), G, k
+    """Fold new flat entries into running (G, k) top-k tables (see :func:`grouped_topk`).
+
+    The same tables as ``grouped_topk`` over the old entries followed by the new ones (an old entry
+    wins a tie), at a cost in the entries that can still enter a table: a new value that does not
+    beat its group's k-th best is dropped first, and only the groups left are re-sorted. The
+    tables are updated in place and returned.
+    """
+    k = best_v.shape[1]
+    enters = values > best_v[groups, k - 1]
+    if not bool(enters.any()):
+        return best_v, best_i
+    groups, values, ids = groups[enters], values[enters], ids[enters]
+    touched, local = torch.unique(groups, return_inverse=True)
+    old_v, old_i = best_v[touched], best_i[touched]
+    have = old_i >= 0
+    g_old = torch.arange(len(touched), device=best_v.device).unsqueeze(1).expand(-1, k)[have]
+    new_v, new_i = grouped_topk(
+        torch.cat([g_old, local]),
+        torch.cat([old_v[have], values]),
+        torch.cat([old_i[have], ids]),
+        len(touched),
+        k,
     )
+    best_v[touched], best_i[touched] = new_v, new_i
+    return best_v, best_i
