@@ -19,6 +19,7 @@ from .data.phantom.preview import phantom_examples
 from .errors import LanicError
 from .patterns.bank import pattern_label
 from .patterns.build import SENTENCE_FIT
+from .patterns.gallery import thumbnail_strip
 
 NOTICE = (
     "**Research use only. Not a medical device.** lanic-hub is research software: do not use it to "
@@ -215,13 +216,12 @@ def pattern_cards(model, contributions) -> str:
                     f"<br><b>⚠ these sentences do not speak of '{escape(p.name)}'</b> "
                     f"(best match {fit:.2f}): name and reports disagree"
                 )
-        thumbs = sorted(Path(folder, "thumbnails").glob(f"p{p.id:05d}_*.png")) if folder else []
-        if thumbs:
-            imgs = "".join(
-                f'<img src="/gradio_api/file={t}" alt="gallery" style="width:88px;height:88px;margin:2px">'
-                for t in thumbs[:4]
+        strip = thumbnail_strip(folder, p.id)
+        if strip is not None:
+            parts.append(
+                f'<div style="margin-top:4px"><img src="/gradio_api/file={strip}" '
+                'alt="gallery: the top-activating images, best first" style="height:88px"></div>'
             )
-            parts.append(f'<div style="display:flex;margin-top:4px">{imgs}</div>')
         else:
             rows = [g["row"] for g in p.gallery[:5]]
             parts.append(f"<br>gallery: dataset rows {rows} (no thumbnails for this data)")

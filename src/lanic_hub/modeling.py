@@ -8,7 +8,8 @@ A saved model folder (``save_pretrained`` / ``push_to_hub``)::
                          (names, categories, scores, support, members, gallery row references)
     README.md            the model card
     backbone/            optional: the backbone in open_clip's layout, for a self-contained copy
-    thumbnails/          optional: gallery thumbnails, only for redistributable data
+    thumbnails/          optional: p{id:05d}.png, one strip of gallery thumbnails per pattern,
+                         only for redistributable data
 
 >>> from lanic_hub import LanICModel                              # doctest: +SKIP
 >>> model = LanICModel.from_pretrained("runs/quickstart/model")   # doctest: +SKIP

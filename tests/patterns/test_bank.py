@@ -17,7 +17,7 @@ from lanic_hub.data.open import open_dataset
 from lanic_hub.errors import BankMismatchError, LicenceError
 from lanic_hub.explain import decomposition_by_pattern, explain_embeddings
 from lanic_hub.patterns import PatternBank, ms_scores
-from lanic_hub.patterns.gallery import export_thumbnails
+from lanic_hub.patterns.gallery import export_thumbnails, thumbnail_strip
 from lanic_hub.patterns.phantom_check import ground_truth_check, pattern_activations
 from lanic_hub.trained import load_trained
 
@@ -144,8 +144,23 @@ def test_thumbnails_only_for_redistributable_data(parts, tiny_embedded, tmp_path
     _, _, bank, emb = parts
     ds = open_dataset(emb.manifest["data_spec"])
     n = export_thumbnails(bank, ds, tmp_path / "ok", size=32, per_pattern=2, progress=False)
-    files = sorted((tmp_path / "ok" / "thumbnails").glob("*.png"))
-    assert n == len(files) == sum(min(2, len(p["gallery"])) for p in bank.patterns)
+    files = sorted((tmp_path / "ok" / "thumbnails").iterdir())
+    with_gallery = [p for p in bank.patterns if p["gallery"]]
+    assert n == sum(min(2, len(p["gallery"])) for p in bank.patterns)
+    # one strip per pattern (a folder far below the Hub's 10,000 files at paper scale)
+    assert [f.name for f in files] == [f"p{p['id']:05d}.png" for p in with_gallery]
+    from PIL import Image
+
+    from lanic_hub.data.images import load_image
+
+    p = with_gallery[0]
+    strip = Image.open(thumbnail_strip(tmp_path / "ok", p["id"]))
+    assert strip.size == (32 * min(2, len(p["gallery"])), 32) and strip.mode == "L"
+    # its first tile is the gallery's best image, made smaller (phantoms are square: no padding)
+    first = load_image(ds[p["gallery"][0]["row"]]["image"]).convert("L")
+    first.thumbnail((32, 32))
+    assert np.array_equal(np.asarray(strip)[:, :32], np.asarray(first))
+    assert thumbnail_strip(tmp_path / "ok", 10**6) is None
     mimic = attach_source(
         ds, DataSource("mimic-cxr", "PhysioNet Credentialed Health Data License 1.5.0", False, "", "")
     )

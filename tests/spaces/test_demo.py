@@ -40,6 +40,11 @@ def test_callbacks_explain_and_what_if_are_exact(demo, image):
         want = g.logit - sum(p.contribution for p in g.patterns if p.pattern in ids)
         assert after[g.finding] == pytest.approx(1 / (1 + math.exp(-want)), abs=1e-6)
     assert "Logit changes" in msg or not off
+    # each shown pattern's gallery is its one strip file in the model folder (phantoms: allowed)
+    import re
+
+    shown = re.findall(r'src="/gradio_api/file=([^"]+)"', cards)
+    assert shown and all(Path(f).is_file() and Path(f).parent.name == "thumbnails" for f in shown)
     rows = demo.search("", "all")
     assert len(rows) == min(25, len(demo.model.patterns))
     cat = demo.model.patterns[0]["category"]
