@@ -44,9 +44,11 @@ def test_bad_configs_name_the_key(tmp_path, doc, words):
         PipelineConfig.from_yaml(tmp_path / "missing.yaml")
 
 
-def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_path):
+def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_path, monkeypatch):
     """The shipped MIMIC config with only the paths and sizes changed, on phantoms exported in the
     MIMIC-CXR-JPG layout: the real loader path, and no thumbnails (MIMIC's licence)."""
+    # smoke mode: the evaluation's baseline transcoder trains 30 steps, not the paper preset's 2,000
+    monkeypatch.setenv("LANIC_HUB_SMOKE", "1")
     from lanic_hub import LanICModel
     from lanic_hub.cli import main
     from lanic_hub.data.phantom import PhantomConfig, export

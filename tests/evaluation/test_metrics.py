@@ -40,6 +40,25 @@ def test_auroc_with_ci_matches_sklearn_and_brackets_the_point(labelled):
     assert json.dumps(M.auroc_with_ci(y, s, mask, n_boot=100, seed=1)) == json.dumps(r)  # seeded
 
 
+def test_resampled_auroc_equals_sklearn_on_each_resample():
+    """The bootstrap's AUROCs, all resamples at once, against roc_auc_score on the resampled rows:
+    tied scores (5 levels), single-class resamples (NaN), and rows drawn many times."""
+    rng = np.random.default_rng(7)
+    n, R = 40, 60
+    y = rng.random(n) < 0.2
+    s = rng.integers(0, 5, n).astype(float)
+    draws = rng.integers(0, n, (R, n))
+    draws[0] = np.flatnonzero(~y)[0]  # one class only
+    counts = np.zeros((R, n))
+    np.add.at(counts, (np.arange(R)[:, None], draws), 1.0)
+    got = M.resampled_auroc(y, s, counts)
+    for r in range(R):
+        yi = y[draws[r]]
+        want = roc_auc_score(yi, s[draws[r]]) if 0 < yi.sum() < n else np.nan
+        assert got[r] == pytest.approx(want, abs=1e-12, nan_ok=True)
+    assert np.isnan(got[0]) and not np.isnan(got[1:]).any()
+
+
 def test_auprc_f1_ece_r2_against_references(labelled):
     y, s, mask = labelled
     p = 1 / (1 + np.exp(-s))

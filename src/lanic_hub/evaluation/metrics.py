@@ -37,14 +37,35 @@ def auroc_with_ci(
         if len(np.unique(yc)) < 2:
             continue
         point[c] = roc_auc_score(yc, sc)
-        for b in range(n_boot):
-            i = rng.integers(0, len(yc), len(yc))
-            if 0 < yc[i].sum() < len(i):
-                boots[b, c] = roc_auc_score(yc[i], sc[i])
+        if n_boot:
+            draws = np.stack([rng.integers(0, len(yc), len(yc)) for _ in range(n_boot)])
+            counts = np.zeros((n_boot, len(yc)))
+            np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+            boots[:, c] = resampled_auroc(yc.astype(bool), sc, counts)
     ok = ~np.isnan(point)
     with warnings.catch_warnings():  # a single-class finding has an all-NaN bootstrap column
         warnings.simplefilter("ignore", RuntimeWarning)
         return _ci(point, boots, ok, n_boot)
+
+
+def resampled_auroc(y: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """AUROC of each resample at once: ``counts`` (R, n) is how often each of the n rows was drawn.
+
+    The Mann-Whitney form with ties counted half, each pair weighted by the product of the two
+    rows' counts: what ``roc_auc_score`` gives on the resampled rows (counts are whole numbers, so
+    the sums are exact). NaN where a resample has a single class."""
+    order = np.argsort(scores, kind="stable")
+    s, yo = scores[order], y[order]
+    w = counts[:, order]
+    pos, neg = w * yo, w * ~yo
+    last = np.flatnonzero(np.append(s[1:] != s[:-1], True))  # last sorted position of each tie group
+    group = np.repeat(np.arange(len(last)), np.diff(np.append(-1, last)))
+    neg_group = np.diff(np.cumsum(neg, axis=1)[:, last], axis=1, prepend=0.0)  # (R, groups)
+    below = np.cumsum(neg_group, axis=1) - neg_group
+    num = (pos * (below + 0.5 * neg_group)[:, group]).sum(1)
+    den = pos.sum(1) * neg.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def _ci(point: np.ndarray, boots: np.ndarray, ok: np.ndarray, n_boot: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import torch
 
 from ..constants import FINDINGS
 from ..errors import DataError
-from ..explain import PatternDecomposition, decomposition_by_pattern
+from ..explain import decomposition_by_pattern
 from ..utils.io import write_text_atomic
 from . import metrics as M
 from .leaderboard import write_leaderboard
@@ -29,6 +29,14 @@ from .suites import check_suite_data, load_suite
 
 TOP_PATTERNS = 10
 """The sparse path keeps the bias plus the top-10 patterns (by |contribution|) of each prediction."""
+
+ROW_CHUNK = 1024
+"""Rows decomposed at a time: the evaluation's memory is bounded in the number of rows (at paper
+shape a chunk's (rows, P + T*k, C) contribution sort is the largest buffer, ~0.35 GB)."""
+
+
+def _chunks(n: int, size: int = ROW_CHUNK):
+    return (slice(a, min(n, a + size)) for a in range(0, n, size))
 
 
 def slug(name: str) -> str:
@@ -66,19 +74,23 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
     clf, ens, bank = model.classifier, model.ensemble, model.bank
     x = d.x.float()
     logits = clf(x).numpy()
-    parts = decomposition_by_pattern(clf, ens, bank, x)
-    ens_logits = (parts.bias + parts.patterns.sum(1) + parts.unbanked).numpy()
-    # sparse path: bias + the top patterns of each prediction
-    pc = parts.patterns  # (N, P, C)
-    k = min(TOP_PATTERNS, pc.shape[1])
-    top = pc.abs().topk(k, dim=1).indices if k else None
-    sparse = parts.bias + (pc.gather(1, top).sum(1) if k else 0)
+    ens_logits, sparse = np.zeros_like(logits), np.zeros_like(logits)
+    bias = ens.encoder_bias()
+    for rows in _chunks(len(x)):
+        parts = decomposition_by_pattern(clf, ens, bank, x[rows], encoder_bias=bias)
+        ens_logits[rows] = (parts.bias + parts.patterns.sum(1) + parts.unbanked).numpy()
+        # sparse path: bias + the top patterns of each prediction
+        pc = parts.patterns  # (rows, P, C)
+        k = min(TOP_PATTERNS, pc.shape[1])
+        sparse[rows] = (
+            parts.bias + (pc.gather(1, pc.abs().topk(k, dim=1).indices).sum(1) if k else 0)
+        ).numpy()
     out: dict[str, Any] = {}
     if d.accuracy:
         out["accuracy"] = {
             "classifier": _accuracy_block(logits, d, te, va, n_boot, seed),
             "ensemble_path": _accuracy_block(ens_logits, d, te, va, n_boot, seed),
-            f"top{TOP_PATTERNS}_patterns_path": _accuracy_block(sparse.numpy(), d, te, va, n_boot, seed),
+            f"top{TOP_PATTERNS}_patterns_path": _accuracy_block(sparse, d, te, va, n_boot, seed),
         }
         cm, em = (
             out["accuracy"]["classifier"]["auroc"]["macro"],
@@ -114,16 +126,15 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
             for f, v in gt["factors"].items()
         }
     out["monosemanticity"] = mono
-    out["explanations"] = explanation_metrics(
-        clf, ens, bank, x[te], parts=type(parts)(*(v[te] for v in parts))
-    )
+    out["explanations"] = explanation_metrics(clf, ens, bank, x[te])
     out["stability"] = stability(ens, [p.support for p in pats], seed=seed)
     return out
 
 
 @torch.no_grad()
-def explanation_metrics(clf, ens, bank, x: torch.Tensor, parts: PatternDecomposition, steps=(1, 5, 10, 20)):
-    """Coverage, completeness and deletion / insertion faithfulness.
+def explanation_metrics(clf, ens, bank, x: torch.Tensor, steps=(1, 5, 10, 20)):
+    """Coverage, completeness and deletion / insertion faithfulness, over ``x`` a chunk of rows at
+    a time (:data:`ROW_CHUNK`).
 
     Deletion: switch off the latents of the top-m patterns of a prediction, recompute the ensemble
     path *through the decoder*, and compare the logit change with the sum of the patterns'
@@ -132,40 +143,50 @@ def explanation_metrics(clf, ens, bank, x: torch.Tensor, parts: PatternDecomposi
     """
     from ..transcoders.ensemble import flat_latents
 
-    logits = clf(x)
-    total = parts.bias + parts.patterns.sum(1) + parts.unbanked + parts.error
+    W2, b2 = clf.fc2.weight, clf.fc2.bias
+    base = b2 + W2 @ ens.b_dec.mean(0)
+    bias = ens.encoder_bias()
+    n_cover, completeness = [], 0.0
+    moved: dict[int, list[torch.Tensor]] = {m: [] for m in steps}
+    gap_d: dict[int, float] = {}
+    gap_i: dict[int, float] = {}
+    for rows in _chunks(len(x)):
+        e = x[rows]
+        parts = decomposition_by_pattern(clf, ens, bank, e, encoder_bias=bias)
+        logits = clf(e)
+        total = parts.bias + parts.patterns.sum(1) + parts.unbanked + parts.error
+        completeness = max(completeness, float((total - logits).abs().max()))
+        n_cover.append(parts.n_cover)
+        v, i = ens.encode(e, bias=bias)
+        lat_pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)]
+        full = ens.decode(v, i).mean(1) @ W2.T + b2
+        for m in steps:
+            for c in range(logits.shape[1]):
+                pc = parts.patterns[:, :, c]
+                k = min(m, pc.shape[1])
+                if k == 0:
+                    continue
+                top = pc.abs().topk(k, dim=1).indices  # (rows, k)
+                hit = (lat_pid.unsqueeze(-1) == top.view(-1, 1, 1, k)).any(-1)  # (rows, T, k_latents)
+                off = ens.decode(v * ~hit, i).mean(1) @ W2[c] + b2[c]
+                on = ens.decode(v * hit, i).mean(1) @ W2[c] + b2[c]
+                contrib = pc.gather(1, top).sum(1)
+                gap_d[m] = max(gap_d.get(m, 0.0), float((full[:, c] - off - contrib).abs().max()))
+                gap_i[m] = max(gap_i.get(m, 0.0), float((on - base[c] - contrib).abs().max()))
+                moved[m].append((full[:, c] - off).abs())
     out: dict[str, Any] = {
-        "patterns_for_90pct": M.summary(parts.n_cover.float().numpy().ravel()),
-        "completeness_error_max": float((total - logits).abs().max()),
+        "patterns_for_90pct": M.summary(torch.cat(n_cover).float().numpy().ravel()),
+        "completeness_error_max": completeness,
     }
-    v, i = ens.encode(x)
-    lat_pid = bank.latent_pattern[flat_latents(i, ens.cfg.n_latents)]
-    W2 = clf.fc2.weight
-    base = clf.fc2.bias + W2 @ ens.b_dec.mean(0)
-    full = ens.decode(v, i).mean(1) @ W2.T + clf.fc2.bias
-    dele, ins = {}, {}
-    for m in steps:
-        gaps_d, gaps_i, moved = [], [], []
-        for c in range(logits.shape[1]):
-            pc = parts.patterns[:, :, c]
-            k = min(m, pc.shape[1])
-            if k == 0:
-                continue
-            top = pc.abs().topk(k, dim=1).indices  # (N, k)
-            hit = (lat_pid.unsqueeze(-1) == top.view(-1, 1, 1, k)).any(-1)  # (N, T, k_latents)
-            off = ens.decode(v * ~hit, i).mean(1) @ W2[c] + clf.fc2.bias[c]
-            on = ens.decode(v * hit, i).mean(1) @ W2[c] + clf.fc2.bias[c]
-            contrib = pc.gather(1, top).sum(1)
-            gaps_d.append((full[:, c] - off - contrib).abs())
-            gaps_i.append((on - base[c] - contrib).abs())
-            moved.append((full[:, c] - off).abs())
-        if gaps_d:
-            dele[str(m)] = {
-                "mean_abs_logit_change": float(torch.cat(moved).mean()),
-                "max_gap_to_contributions": float(torch.cat(gaps_d).max()),
-            }
-            ins[str(m)] = {"max_gap_to_contributions": float(torch.cat(gaps_i).max())}
-    out["deletion"], out["insertion"] = dele, ins
+    out["deletion"] = {
+        str(m): {
+            "mean_abs_logit_change": float(torch.cat(moved[m]).mean()),
+            "max_gap_to_contributions": gap_d[m],
+        }
+        for m in steps
+        if moved[m]
+    }
+    out["insertion"] = {str(m): {"max_gap_to_contributions": gap_i[m]} for m in steps if moved[m]}
     return out
 
 

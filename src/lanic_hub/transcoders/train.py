@@ -400,13 +400,16 @@ def fidelity(
     model: TranscoderEnsemble,
     e: torch.Tensor,
     h: torch.Tensor,
-    batch: int = 4096,
+    batch: int | None = None,
     dense_threshold: float = 0.1,
 ) -> dict[str, Any]:
     """Per-member FVU at every Matryoshka level, L0, dead (never fired here) and dense (> 10 %)
     fractions; for JumpReLU also how often the cap of k active latents bound (more were above
-    their thresholds)."""
+    their thresholds). ``batch``: rows at a time (default: 4,096, fewer where the (rows, T*L)
+    pre-activations would pass 1 GB: 1,310 at paper shape)."""
     cfg = model.cfg
+    if batch is None:
+        batch = max(1, min(4096, (1 << 28) // (cfg.n_members * cfg.n_latents)))
     var = (h - h.mean(0)).pow(2).sum()
     sq = {m: torch.zeros(cfg.n_members) for m in cfg.resolved_levels}
     counts = torch.zeros(cfg.n_members, cfg.n_latents)
