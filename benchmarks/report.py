@@ -33,6 +33,15 @@ WHY_MISSES = """### Why rows miss (what was measured while looking into them)
   whole-ensemble step measured 0.68x: its (B, T, ...) intermediates stream through memory). What
   is left per member is the same encoder matmul and decoder gather as sparsify's. Member FVU after
   the same samples is lower (better) than sparsify's.
+- **Bank scoring, pass 1 (target 0.5x the encoder).** Each batch's codes (B*T*k entries, 1.6M
+  at paper shape for 512 rows) go into float64 sums (one CSR product for the sum of a*e), running
+  top-20 tables of 204,800 latents, and the sample rows' profiles. Two costs do not grow with N:
+  the final scores (several passes over the 204,800 x 512 float64 sums) and the first batches, in
+  which every entry still enters its latent's table. They amortise over rows: on random unit rows,
+  measured one after the other on this machine, 0.25x at 1,024 rows, 0.38x at 2,048 (the row
+  above), 0.49x at 8,192. Before this pass was rewritten (lanic-hub at e83c91d), the same
+  benchmark gave 0.06x at 1,024 rows (21.6 img/s vs 91.6 now) at a peak RSS of 15.5 GB (4.5 GB
+  now): the sum of a*e was one (1.6M, 512) float64 product per batch, 6.7 GB.
 """
 
 
