@@ -116,10 +116,10 @@ class ScoreAccumulator:
         den = s1 * s1 - s2
         # defined only with two samples above the minimum: a latent that fires once is undefined
         # exactly, and den is checked against the rounding of add_dense's float32 batch sums
-        # (Σã² is off by ~1e-7 relative there, so one firing sample must not pass as den ~ 1e-7)
-        two = self.count >= 2
+        # (Σã² is off by ~1e-7 relative there, so one firing sample must not pass as den ~ 1e-7;
+        # where ok, s1 >= 1, so this bound is also above the old absolute floor of 1e-12)
         ms = torch.where(
-            ok & two & (den > 1e-6 * s1 * s1) & (den > 1e-12),
+            ok & (self.count >= 2) & (den > 1e-6 * s1 * s1),
             num / den.clamp(min=1e-12),
             torch.full_like(num, float("nan")),
         )
