@@ -54,6 +54,9 @@ def test_quickstart_runs_the_whole_pipeline_at_a_tiny_size_and_reruns_from_cache
     assert e.manifest["backbone"]["spec"] == spec
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["seconds"]) == {"data", "backbone", "embeddings", "train", "patterns", "model", "eval"}
+    # each stage's peak memory, from the process's own high-water mark reset between stages
+    assert set(summary["peak_rss_gb"]) == set(summary["seconds"])
+    assert all(0.05 < v < 64 for v in summary["peak_rss_gb"].values())
     model = LanICModel.from_pretrained(tmp_path / "model")
     assert model.ensemble.cfg.n_members == 3
     assert model.config.bundled_backbone  # a phantom CLIP lives in a local cache: it is bundled

@@ -148,6 +148,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[
     report = trained.report
     summary = {
         "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
+        "peak_rss_gb": {k: round(v, 2) for k, v in run.peak_rss_gb.items()},
         "leaderboard": str(ev.leaderboard) if ev.results else None,
         "data": h["data"].spec,
         "backbone": h["backbone"].spec,

@@ -62,6 +62,9 @@ class TrainOptions:
     """'phantom' (T=100, L=256, k=8) or 'paper' (T=100, L=2048, k=32)."""
     members: int | None = None
     """Ensemble size T (default: the preset's, 100)."""
+    latents: int | None = None
+    """Latents per transcoder L (default: the preset's, 2,048 or 256; the Matryoshka levels are
+    then the default ones for this L)."""
     policy: str = "U-Ignore"
     """Uncertain (-1) labels: U-Ignore (left out), U-Ones (positive) or U-Zeros (negative)."""
     multimodal: bool | None = None
@@ -220,6 +223,9 @@ class Run:
     (``lanic-hub train`` ...): every stage runs, and only its own output is printed."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each stage run through :func:`run_stages`."""
+    peak_rss_gb: dict[str, float] = field(default_factory=dict)
+    """Peak resident memory (GiB) of the process during each stage run through :func:`run_stages`
+    (on Linux the peak is reset between stages; elsewhere it is the process's peak so far)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -451,6 +457,7 @@ def train_stage(
             data=data,
             preset=opts.preset,
             n_members=opts.members,
+            n_latents=opts.latents,
             policy=opts.policy,
             multimodal=opts.multimodal,
             activation=opts.activation,
@@ -640,12 +647,17 @@ def run_stages(
     stages: tuple[tuple[str, StageFn], ...],
     handles: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``stages`` in order, each on the handles of those before it; time each into ``run.seconds``."""
+    """Run ``stages`` in order, each on the handles of those before it; time each into
+    ``run.seconds`` and record its peak memory in ``run.peak_rss_gb``."""
+    from .utils.system import peak_rss_gb, reset_peak_rss
+
     handles = dict(handles or {})
     for name, fn in stages:
+        reset_peak_rss()
         t = time.perf_counter()
         handles[name] = fn(run, cfg, handles)
         run.seconds[name] = time.perf_counter() - t
+        run.peak_rss_gb[name] = peak_rss_gb()
     return handles
 
 

@@ -25,3 +25,31 @@ def cap_workers(requested: int, what: str) -> int:
         )
         return cores
     return max(0, requested)
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (Linux: ``/proc/self/clear_refs``), so that
+    :func:`peak_rss_gb` measures from here on; False where the OS does not allow it (then the peak
+    is the process's since it started)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_gb() -> float:
+    """The peak resident set in GiB since the last :func:`reset_peak_rss` (Linux ``VmHWM``), or
+    since the process started (``ru_maxrss``) elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**30 if sys.platform == "darwin" else 2**20)
