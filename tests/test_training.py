@@ -183,3 +183,37 @@ def test_path_aurocs_per_finding_single_members_match_sklearn():
         assert got["max"] == pytest.approx(table[:, c].max())
     assert res["single_member"]["macro"]["max"] == pytest.approx(table.mean(1).max())
     assert table[:, 0].min() < table[:, 0].max()  # the members do differ
+
+
+def test_path_aurocs_in_row_blocks_equal_one_block():
+    """The rows go through the ensemble a block at a time (bounded memory at paper shape): blocks
+    of 7 rows give the figures of one 120-row block."""
+    import numpy as np
+
+    from lanic_hub.training import path_aurocs
+
+    torch.manual_seed(1)
+    clf = DiagnosticClassifier(8, 6, 5).eval()
+    ens = TranscoderEnsemble(TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=4, n_members=3, seed=4))
+    e = torch.randn(120, 8)
+    rng = np.random.default_rng(1)
+    y, mask = rng.random((120, 5)) < 0.4, rng.random((120, 5)) < 0.9
+    one, blocks = path_aurocs(clf, ens, e, y, mask, batch=120), path_aurocs(clf, ens, e, y, mask, batch=7)
+    assert blocks["classifier"] == pytest.approx(one["classifier"], abs=1e-12)
+    assert blocks["ensemble_path"] == pytest.approx(one["ensemble_path"], abs=1e-12)
+    for f, got in blocks["single_member"].items():
+        assert got == pytest.approx(one["single_member"][f], abs=1e-12)
+
+
+def test_latents_override_the_preset_width_with_default_levels(tiny_embedded, tmp_path):
+    """`train: {latents: L}` (n_latents here) trains L latents per member; the preset's Matryoshka
+    levels end at its own L, so the default levels for this L are used."""
+    from lanic_hub.transcoders.ensemble import TranscoderConfig
+
+    rep = train_from_embeddings(
+        tiny_embedded / "emb", tmp_path / "l64", n_members=2, n_latents=64, steps=3, progress=False
+    )
+    cfg = TranscoderConfig.from_dict(json.loads((tmp_path / "l64" / "ensemble.json").read_text()))
+    assert cfg.n_latents == 64 and cfg.k == 8 and cfg.resolved_levels[-1] == 64
+    assert rep["ensemble"]["steps"] == 3
+    assert {str(lv) for lv in rep["fidelity"]["fvu_mean"]} == {str(lv) for lv in cfg.resolved_levels}

@@ -60,15 +60,32 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def path_aurocs(
-    clf: DiagnosticClassifier, ens: TranscoderEnsemble, e: torch.Tensor, y: np.ndarray, m: np.ndarray
+    clf: DiagnosticClassifier,
+    ens: TranscoderEnsemble,
+    e: torch.Tensor,
+    y: np.ndarray,
+    m: np.ndarray,
+    batch: int | None = None,
 ) -> dict[str, Any]:
-    """Macro / per-finding AUROC of the classifier, the ensemble path and each single-member path."""
+    """Macro / per-finding AUROC of the classifier, the ensemble path and each single-member path.
+    Rows go through the ensemble a block at a time (the same bound on pre-activations as
+    :func:`~lanic_hub.transcoders.fidelity`: 1,310 rows at paper shape), so memory does not grow
+    with the rows beyond the (N, T, C) member logits."""
+    if batch is None:
+        batch = max(1, min(4096, (1 << 28) // (ens.cfg.n_members * ens.cfg.n_latents)))
+    cls, ens_logits, member_logits = [], [], []
     with torch.no_grad():
-        v, i = ens.encode(e)
-        recon = ens.decode(v, i)  # (N, T, H)
-        cls = clf(e).numpy()
-        ens_logits = clf.head(recon.mean(1)).numpy()
-        members = [macro_auroc(clf.head(recon[:, t]).numpy(), y, m) for t in range(ens.T)]
+        bias = ens.encoder_bias()
+        for r in range(0, len(e), batch):
+            eb = e[r : r + batch]
+            v, i = ens.encode(eb, bias=bias)
+            recon = ens.decode(v, i)  # (B, T, H)
+            cls.append(clf(eb))
+            ens_logits.append(clf.head(recon.mean(1)))
+            member_logits.append(clf.head(recon))  # (B, T, C)
+    cls, ens_logits = torch.cat(cls).numpy(), torch.cat(ens_logits).numpy()
+    per_member = torch.cat(member_logits)
+    members = [macro_auroc(per_member[:, t].numpy(), y, m) for t in range(ens.T)]
     c_macro, c_per = macro_auroc(cls, y, m)
     e_macro, e_per = macro_auroc(ens_logits, y, m)
     # (T, 1 + C): each member's macro and per-finding AUROC, summarised over members
@@ -248,6 +265,7 @@ def train_from_embeddings(
     data: str | None = None,
     preset: str = "phantom",
     n_members: int | None = None,
+    n_latents: int | None = None,
     policy: str = "U-Ignore",
     classifier: ClassifierConfig | None = None,
     multimodal: bool | None = None,
@@ -264,7 +282,7 @@ def train_from_embeddings(
     for the preset's ``multimodal_steps``; None (default): whenever the embeddings have text.
     ``activation`` is 'topk' (default) or 'jumprelu' (see :class:`TranscoderConfig`).
     ``steps`` overrides the preset's step budget (either stream); ``epochs`` replaces it by that
-    many passes over the stream.
+    many passes over the stream. ``n_members`` / ``n_latents`` override the preset's T / L.
     """
     from .data.open import open_dataset
 
@@ -305,6 +323,9 @@ def train_from_embeddings(
     ens_kw = dict(p["ensemble"], activation=activation)
     if n_members is not None:
         ens_kw["n_members"] = n_members
+    if n_latents is not None and n_latents != ens_kw["n_latents"]:
+        ens_kw["n_latents"] = n_latents
+        ens_kw.pop("levels", None)  # the preset's levels end at its own L
     tcfg = TranscoderConfig(d_in=x.shape[1], d_out=h.shape[1], **ens_kw)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
