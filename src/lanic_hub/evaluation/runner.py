@@ -174,8 +174,11 @@ def explanation_metrics(clf, ens, bank, x: torch.Tensor, steps=(1, 5, 10, 20)):
                 gap_d[m] = max(gap_d.get(m, 0.0), float((full[:, c] - off - contrib).abs().max()))
                 gap_i[m] = max(gap_i.get(m, 0.0), float((on - base[c] - contrib).abs().max()))
                 moved[m].append((full[:, c] - off).abs())
+    cover = torch.cat(n_cover).float().numpy().ravel()
     out: dict[str, Any] = {
-        "patterns_for_90pct": M.summary(torch.cat(n_cover).float().numpy().ravel()),
+        "patterns_for_90pct": M.summary(cover),
+        # the paper's "each prediction decomposes into 20-50 patterns"
+        "patterns_for_90pct_in_20_50": float(((cover >= 20) & (cover <= 50)).mean()) if len(cover) else None,
         "completeness_error_max": completeness,
     }
     out["deletion"] = {

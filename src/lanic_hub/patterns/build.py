@@ -508,15 +508,29 @@ def build_bank(
     sample = _sample_rows(N, cfg)
     stream = _Stream(store, ms_store, cfg.batch_size, progress)
 
-    scan = score_latents(ens, stream, sample, cfg)
-    cand = merge_across_members(ens, scan, len(sample.pos), cfg, progress)
-    pscan = score_patterns(ens, stream, sample, cand, scan, cfg.gallery_size)
-    purity = label_purity(ds, store.row_ids, sample, cand, pscan, M)
-    sel, latent_pattern = select_patterns(cand, pscan, cfg)
-    lang = ground_in_language(
-        ens, store, ds, scan, pscan, sel, latent_pattern, vocab, backbone, sentence_model, cfg
+    phases: dict[str, float] = {}
+
+    def timed(name, fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        phases[name] = round(time.perf_counter() - t, 2)
+        return out
+
+    scan = timed("score latents (pass 1)", score_latents, ens, stream, sample, cfg)
+    cand = timed("merge", merge_across_members, ens, scan, len(sample.pos), cfg, progress)
+    pscan = timed(
+        "score patterns (pass 2)", score_patterns, ens, stream, sample, cand, scan, cfg.gallery_size
     )
-    patterns = pattern_records(ds, store.row_ids, sel, cand, pscan, purity, lang, vocab, cfg, L)
+    purity = timed("label purity", label_purity, ds, store.row_ids, sample, cand, pscan, M)
+    sel, latent_pattern = timed("select", select_patterns, cand, pscan, cfg)
+    lang = timed(
+        "name",
+        ground_in_language,
+        *(ens, store, ds, scan, pscan, sel, latent_pattern, vocab, backbone, sentence_model, cfg),
+    )
+    patterns = timed(
+        "records", pattern_records, ds, store.row_ids, sel, cand, pscan, purity, lang, vocab, cfg, L
+    )
 
     direction = _pattern_directions(ens, latent_pattern, len(sel))
     meta = {
@@ -541,6 +555,7 @@ def build_bank(
         "embeddings": str(Path(embeddings).resolve()),
         "dataset_fingerprint": store.manifest["dataset"]["fingerprint"],
         "seconds": round(time.perf_counter() - t0, 1),
+        "phase_seconds": phases,
     }
     latent_scores = {
         "frequency": scan.stats.frequency,
