@@ -15,3 +15,7 @@ ORDER = [
     "eval",
     "demo",
 ]
+
+#: Modules that run only when named (``python -m benchmarks scale``): the paper-shape rehearsal
+#: takes about 40 minutes on 2 cores.
+OPTIONAL = ["scale"]

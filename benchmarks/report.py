@@ -377,6 +377,108 @@ def gpu_rows(gpu: dict | None) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def _fmt(v: float | None, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def scale_section(results: dict) -> list[str]:
+    """The paper-shape rehearsal (``python -m benchmarks scale``): time and peak RSS per stage at
+    each N and L, the fitted exponents, the projection to MIMIC-CXR, and the bank at each size."""
+    sc = _get(results, "scale", "result")
+    if not sc or "runs" not in sc:
+        return []
+    runs = [r for r in sc["runs"] if "error" not in r]
+    failed = [r for r in sc["runs"] if "error" in r]
+    l_paper = max((r["latents"] for r in runs), default=2048)
+    by_n = sorted((r for r in runs if r["latents"] == l_paper), key=lambda r: r["n"])
+    n_fixed = min((r["n"] for r in runs), default=0)
+    by_l = sorted((r for r in runs if r["n"] == n_fixed), key=lambda r: r["latents"])
+    st = sc["stages"]
+    lines = [
+        "## Paper-shape rehearsal (`python -m benchmarks scale`)",
+        "",
+        f"Measured on {sc['measured_on']}; {sc['wall_s'] / 60:.0f} minutes in all (rendering "
+        f"{by_n[-1]['n'] if by_n else 0:,} phantoms: {sc['render_s']:.0f} s, cached after the first run). "
+        "Each "
+        "run is a fresh process; peak RSS is that process's peak during the stage (Linux VmHWM, "
+        "reset between stages). ![time per stage](scale_stages.png)",
+        "",
+        "| stage | "
+        + " | ".join(f"N = {r['n']:,}: s / GB" for r in by_n)
+        + " | exponent in N: time / memory | "
+        + " | ".join(f"L = {r['latents']}: s" for r in by_l)
+        + f" | exponent in M: time / memory | projected at {sc['mimic_rows']:,} rows |",
+        "|---|" + "---|" * (len(by_n) + len(by_l) + 3),
+    ]
+    for name, f in st.items():
+        cells = [
+            f"{r['seconds'][name]:.0f} / {r['peak_rss_gb'][name]:.1f}"
+            if name in r["peak_rss_gb"]
+            else f"{r['seconds'].get(name, 0):.0f}"
+            for r in by_n
+        ]
+        cells_l = [f"{r['seconds'].get(name, 0):.0f}" for r in by_l]
+        proj = f.get("projected_s_at_mimic")
+        mem = f.get("projected_rss_gb_at_mimic")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {_fmt(f.get('time_exponent_n'))} / {_fmt(f.get('rss_exponent_n'))} | "
+            + " | ".join(cells_l)
+            + f" | {_fmt(f.get('time_exponent_m'))} / {_fmt(f.get('rss_exponent_m'))} | "
+            + ("-" if proj is None else f"{proj / 3600:.1f} h")
+            + ("" if mem is None else f", {mem:.1f} GB")
+            + " |"
+        )
+    tr = st.get("train: transcoder steps", {})
+    total = sc.get("projected_total_s_at_mimic")
+    lines += [
+        "",
+        f"The transcoder steps cost the same for any N: {_fmt(tr.get('s_per_step_median'), '.1f')} s per "
+        f"step at L = {l_paper} (median over the N runs), so the paper preset's {sc['paper_steps']:,} steps "
+        f"are projected at {_fmt((tr.get('projected_s_at_mimic') or 0) / 3600, '.1f')} h on this machine; "
+        "the train row's projection is those steps plus the rest of the stage (classifier, fidelity, "
+        f"AUROCs) fitted in N. Projected whole build at {sc['mimic_rows']:,} rows on this machine: "
+        + ("-" if total is None else f"{total / 3600:.1f} h")
+        + ". Time projections extrapolate a log-log line through 3 points by a factor of about 19 in "
+        "N. Memory projections extrapolate the straight line through the two largest N (a fixed part "
+        "plus what is held per row); one above 8 GB names a stage that still holds something that "
+        "grows with N, or a fixed part already over the bound. "
+        "GPU: not measured (no GPU run has left rows).",
+        "",
+        "| run | steps | FVU (full level) | AUROC classifier / ensemble path | latents / alive / merged / "
+        "selected | patterns for 90% (median, p10-p90) / share in 20-50 | model folder | "
+        "from_pretrained | bank phases (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in by_n + [r for r in by_l if r not in by_n]:
+        b = r["bank"]
+        p90 = r.get("patterns_for_90pct") or {}
+        ph = r.get("patterns_phase_seconds") or {}
+        lines.append(
+            f"| N = {r['n']:,}, L = {r['latents']} | {r['steps']} | {r['fvu_full_level']:.2f} | "
+            f"{r['auroc']['classifier']:.3f} / {r['auroc']['ensemble_path']:.3f} | "
+            f"{b['latents']:,} / {b['alive']:,} / {b['merged']:,} / {b['selected']:,} | "
+            f"{_fmt(p90.get('median'), '.0f')} "
+            f"({_fmt(p90.get('p10'), '.0f')}-{_fmt(p90.get('p90'), '.0f')}) / "
+            f"{_fmt(r.get('patterns_for_90pct_in_20_50'))} | {r['model_folder_mb']:.0f} MB, "
+            f"{r['model_files']} files | {r['from_pretrained_s']:.1f} s | "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ph.items())
+            + " |"
+        )
+    if failed:
+        shown = ", ".join(f"N = {r['n']}, L = {r['latents']} ({r['error']})" for r in failed)
+        lines += ["", f"Runs that failed: {shown}"]
+    lines += [
+        "",
+        "These banks come from ensembles that took the rehearsal's few steps (the table's steps "
+        "column), not the paper preset's 2,000: their FVU, counts and patterns per prediction are "
+        "those of an under-trained ensemble, and measure the stages' cost, not the converged bank.",
+        "",
+    ]
+    return lines
+
+
 def markdown(results: dict, gpu: dict | None) -> str:
     meta = results.get("_meta", {})
     lines = [
@@ -400,6 +502,7 @@ def markdown(results: dict, gpu: dict | None) -> str:
     for r in rows_from(results):
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
     lines += ["", WHY_MISSES]
+    lines += scale_section(results)
     lines += [
         "",
         "## GPU",
