@@ -322,3 +322,46 @@ def test_a_pluggable_annotator_relabels_patterns(parts):
             assert new["name"] == old["typical_sentences"][0] and new["annotation"]["source"] == "test"
         else:
             assert new["name"] == old["name"]
+
+
+def test_sample_tables_equal_the_dense_activations_on_the_sample_rows(parts, tiny_embedded):
+    """The builder keeps the sample rows' activations as sparse column-sorted tables; any block
+    of columns read back equals the dense codes (latents) and the explain path's pattern
+    activations (candidate patterns) on those rows, and the label AUROCs read from the table
+    equal sklearn's on the dense columns."""
+    from sklearn.metrics import roc_auc_score
+
+    from lanic_hub.patterns import build as B
+    from lanic_hub.patterns.bank import BankConfig, pattern_activations_from_codes
+
+    _, ens, _, emb = parts
+    cfg = BankConfig(sample_rows=37, batch_size=16)
+    store = B.RowStore(tiny_embedded / "emb")
+    sample = B._sample_rows(len(store), cfg)
+    stream = B._Stream(store, store, cfg.batch_size, False)
+    scan = B.score_latents(ens, stream, sample, cfg)
+    cand = B.merge_across_members(ens, scan, len(sample.pos), cfg, False)
+    pscan = B.score_patterns(ens, stream, sample, cand, scan, cfg.gallery_size)
+
+    pos = {int(r): i for i, r in enumerate(emb.row_ids)}
+    x = emb.image.float()[[pos[int(r)] for r in store.row_ids[sample.pos]]]
+    z = ens.dense_codes(x).reshape(len(x), -1)
+    want = z[:, cand.alive_ids]
+    assert cand.profiles.shape == tuple(want.shape)
+    assert torch.equal(cand.profiles.dense(), want)
+    A = want.shape[1]
+    for a, b in ((0, 1), (3, 17), (A - 5, A), (A, A)):
+        assert torch.equal(cand.profiles.block(a, b), want[:, a:b])
+    v, i = ens.encode(x)
+    acts = pattern_activations_from_codes(v, i, ens.cfg.n_latents, cand.pattern_of, cand.merge.support)
+    assert torch.equal(pscan.on_sample.dense(), acts)
+
+    y = np.arange(len(x)) % 3 == 0  # a label on about a third of the rows
+    au, lab, full = B._purity(pscan.on_sample, y[:, None], ["third"], chunk=7)
+    for j in range(acts.shape[1]):
+        col = acts[:, j].numpy()
+        if (col > 0).any():
+            assert full[j, 0] == pytest.approx(roc_auc_score(y, col))
+            assert lab[j] == 0 and au[j] == full[j, 0]
+        else:
+            assert np.isnan(au[j]) and lab[j] == -1

@@ -114,3 +114,19 @@ def test_near_ties_break_as_the_definition_breaks_them():
     got = merge_latents(dirs, prof, member, cand, freq)
     assert torch.equal(got.pattern_of, want.pattern_of) and torch.equal(got.leader, want.leader)
     assert (want.support > 3).sum() > 50
+
+
+def test_merge_in_place_equals_merge_beside_a_copy():
+    """``overwrite_profiles`` standardizes the caller's float32 profiles in place: the same
+    patterns, and the tensor left holding the standardized columns."""
+    from lanic_hub.patterns.merge import standardize
+
+    dirs, prof, member = _world(3)
+    args = (torch.ones(12, dtype=torch.bool), (prof > 0).float().mean(0))
+    keep = prof.clone()
+    a = merge_latents(dirs, prof, member, *args)
+    assert torch.equal(prof, keep)  # by default the input is left alone
+    b = merge_latents(dirs, prof, member, *args, overwrite_profiles=True)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+    assert torch.equal(prof, standardize(keep))
