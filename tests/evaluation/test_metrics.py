@@ -80,6 +80,24 @@ def test_auprc_f1_ece_r2_against_references(labelled):
     assert M.logit_r2(ref, app) == pytest.approx([r2_score(ref[:, c], app[:, c]) for c in range(5)])
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_f1_at_every_threshold_equals_f1_score_per_threshold(seed):
+    """The one-sort F1 curve against sklearn's f1_score at every distinct score, with many tied
+    scores (probabilities on a coarse grid); the chosen threshold is the lowest among F1 ties, as
+    the brute-force max over ascending candidates chose it."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    y = rng.random(n) < 0.3
+    p = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), 1)  # ~11 distinct values
+    t, f1 = M.f1_at_every_threshold(y.astype(int), p)
+    cands = np.unique(p)
+    assert np.array_equal(t, cands)
+    want = np.array([f1_score(y, p >= c, zero_division=0) for c in cands])
+    assert f1 == pytest.approx(want, abs=1e-15)
+    brute = max(cands, key=lambda c: f1_score(y, p >= c, zero_division=0))
+    assert M.f1_thresholds(y[:, None], p[:, None]) == [float(brute)]
+
+
 def test_hungarian_similarity_finds_the_best_matching():
     rng = np.random.default_rng(3)
     a = rng.normal(size=(4, 6))

@@ -100,13 +100,28 @@ def f1_thresholds(y_val: np.ndarray, p_val: np.ndarray, mask_val: np.ndarray | N
     for c in range(y_val.shape[1]):
         m = mask_val[:, c]
         yc, pc = y_val[m, c].astype(int), p_val[m, c]
-        cands = np.unique(pc)
-        if yc.sum() == 0 or len(cands) == 0:
+        if yc.sum() == 0 or len(pc) == 0:
             out.append(0.5)
             continue
-        best = max(cands, key=lambda t: f1_score(yc, pc >= t, zero_division=0))
-        out.append(float(best))
+        t, f1 = f1_at_every_threshold(yc, pc)
+        out.append(float(t[np.argmax(f1)]))  # the first maximum: the lowest threshold among ties
     return out
+
+
+def f1_at_every_threshold(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds, F1): every distinct score t, ascending, and the F1 of predicting ``p >= t``,
+    as ``f1_score`` computes it (2 tp / (2 tp + fp + fn), counted exactly), all in one sort:
+    O(n log n), where one ``f1_score`` per threshold was O(n^2) (50 s on 4,000 validation rows
+    of 5 findings; hours at MIMIC's)."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order].astype(np.int64)
+    last = np.r_[np.flatnonzero(ps[1:] != ps[:-1]), len(ps) - 1]  # last row of each distinct score
+    tp = np.cumsum(ys)[last]
+    fp = last + 1 - tp
+    fn = int(ys.sum()) - tp
+    den = 2 * tp + fp + fn
+    f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)
+    return ps[last][::-1], f1[::-1]
 
 
 def f1_at(
