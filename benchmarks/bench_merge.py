@@ -45,7 +45,7 @@ def main() -> dict:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from lanic_hub.patterns.merge import merge_latents
+    from lanic_hub.patterns.merge import fast_prefilter_dtype, merge_latents
     from tests.patterns.reference_merge import merge_one_leader_at_a_time
 
     # side by side, alternating, on a bank small enough for the one-leader-at-a-time definition
@@ -72,10 +72,26 @@ def main() -> dict:
     # paper shape
     dirs, prof, member, freq = clustered_latents(1000, 17000)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    every = torch.ones(len(freq), dtype=torch.bool)
+    auto = fast_prefilter_dtype()
     t = time.perf_counter()
-    m = merge_latents(dirs, prof, member, torch.ones(len(freq), dtype=torch.bool), freq)
+    m = merge_latents(dirs, prof, member, every, freq)
     secs = time.perf_counter() - t
+    fp32 = {}
+    if auto != torch.float32:  # the float32 pre-filter beside it: the same patterns, slower
+        t = time.perf_counter()
+        m32 = merge_latents(dirs, prof, member, every, freq, prefilter_dtype=torch.float32)
+        s32 = time.perf_counter() - t
+        fp32 = {
+            "seconds_float32_prefilter": s32,
+            "ratio_float32_over_auto": s32 / secs,
+            "same_patterns_as_float32": bool(
+                torch.equal(m.pattern_of, m32.pattern_of) and torch.equal(m.leader, m32.leader)
+            ),
+        }
     paper = {
+        "prefilter_dtype": str(auto).removeprefix("torch."),
+        **fp32,
         "latents": len(freq),
         "sample_rows": prof.shape[0],
         "patterns": len(m.support),
@@ -86,7 +102,14 @@ def main() -> dict:
     }
     print(
         f"merge at paper shape: {paper['latents']} latents -> {paper['patterns']} patterns in {secs:.1f} s "
-        f"(target 60); vs one leader at a time on {side['latents']} latents: {side['median_ratio']:.1f}x "
+        f"(target 60; {paper['prefilter_dtype']} pre-filter"
+        + (
+            f", float32 pre-filter {fp32['seconds_float32_prefilter']:.1f} s, same patterns: "
+            f"{fp32['same_patterns_as_float32']}"
+            if fp32
+            else ""
+        )
+        + f"); vs one leader at a time on {side['latents']} latents: {side['median_ratio']:.1f}x "
         f"(median of {len(ratios)} alternating pairs), same patterns: {side['same_patterns']}"
     )
     return {"paper_shape": paper, "side_by_side": side}

@@ -81,20 +81,22 @@ def _clustered(seed: int, T: int = 12, L: int = 40, n: int = 300, concepts: int 
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("block", [1, 7, 256])
-def test_blocked_merge_equals_one_leader_at_a_time(seed, block):
+@pytest.mark.parametrize("prefilter", [torch.float32, torch.bfloat16])
+def test_blocked_merge_equals_one_leader_at_a_time(seed, block, prefilter):
     from .reference_merge import merge_one_leader_at_a_time
 
     dirs, prof, member, freq = _clustered(seed)
     cand = torch.rand(len(freq), generator=torch.Generator().manual_seed(seed)) < 0.9
     for cos, corr in ((0.7, 0.5), (0.5, 0.3), (0.9, 0.8)):
         want = merge_one_leader_at_a_time(dirs, prof, member, cand, freq, cos, corr)
-        got = merge_latents(dirs, prof, member, cand, freq, cos, corr, block=block)
+        got = merge_latents(dirs, prof, member, cand, freq, cos, corr, block=block, prefilter_dtype=prefilter)
         assert torch.equal(got.pattern_of, want.pattern_of)
         assert torch.equal(got.support, want.support) and torch.equal(got.leader, want.leader)
     assert (want.support > 1).sum() >= 10  # the worlds do merge
 
 
-def test_near_ties_break_as_the_definition_breaks_them():
+@pytest.mark.parametrize("prefilter", [torch.float32, torch.bfloat16])
+def test_near_ties_break_as_the_definition_breaks_them(prefilter):
     """Latents of one concept that fire on the same samples with activations a few percent apart:
     correlations tie to the 5th digit, where float32 sums in another order would pick another
     latent; the blocked merge rounds as the definition does."""
@@ -111,9 +113,35 @@ def test_near_ties_break_as_the_definition_breaks_them():
     freq = (prof > 0).float().mean(0)
     cand = torch.ones(T * L, dtype=torch.bool)
     want = merge_one_leader_at_a_time(dirs, prof, member, cand, freq)
-    got = merge_latents(dirs, prof, member, cand, freq)
+    got = merge_latents(dirs, prof, member, cand, freq, prefilter_dtype=prefilter)
     assert torch.equal(got.pattern_of, want.pattern_of) and torch.equal(got.leader, want.leader)
     assert (want.support > 3).sum() > 50
+
+
+def test_the_bfloat16_prefilter_keeps_pairs_just_above_the_threshold():
+    """Pairs of unit vectors in 512 dimensions at cosine 0.7 + 1e-5 (and 0.7 - 1e-5), from
+    different members, firing on the same samples: bfloat16 rounds those cosines by up to ~0.01,
+    but its slack keeps every pair the float32 test takes, so exactly the pairs above join."""
+    g = torch.Generator().manual_seed(0)
+    pairs, d, n = 400, 512, 64
+    u = torch.nn.functional.normalize(torch.randn(pairs, d, generator=g), dim=1)
+    w = torch.randn(pairs, d, generator=g)
+    w = torch.nn.functional.normalize(w - (w * u).sum(1, keepdim=True) * u, dim=1)
+    c = torch.where(torch.arange(pairs) % 2 == 0, 0.7 + 1e-5, 0.7 - 1e-5).double()
+    v = (c[:, None] * u.double() + (1 - c[:, None] ** 2).sqrt() * w.double()).float()
+    dirs = torch.cat([u, v])  # member 0: the u's, member 1: the v's
+    fire = (torch.rand(n, pairs, generator=g) < 0.3).float() + 1e-3 * torch.rand(n, pairs, generator=g)
+    prof = torch.cat([fire, fire], 1)
+    member = torch.arange(2 * pairs) // pairs
+    prio = torch.cat([torch.full((pairs,), 2.0), torch.ones(pairs)])  # the u's lead
+    exact = (dirs[:pairs] * dirs[pairs:]).sum(1) >= 0.7  # float32, as the definition's test
+    assert 150 < int(exact.sum()) < 250  # both sides of the threshold are there
+    for dt in (torch.float32, torch.bfloat16):
+        got = merge_latents(
+            dirs, prof, member, torch.ones(2 * pairs, dtype=torch.bool), prio, prefilter_dtype=dt
+        )
+        joined = got.pattern_of[:pairs] == got.pattern_of[pairs:]
+        assert torch.equal(joined, exact), dt
 
 
 def test_merge_in_place_equals_merge_beside_a_copy():
