@@ -134,14 +134,18 @@ class SampleTable(NamedTuple):
         return self.block(0, self.shape[1])
 
 
-def _latent_table(scan_codes, n: int, alive_ids: torch.Tensor, M: int) -> SampleTable:
-    """The sample-row activations of the alive latents, column j for latent ``alive_ids[j]``."""
-    s_idx, s_lat, s_val = scan_codes
-    where = torch.full((M,), -1, dtype=torch.long)
+def _latent_table(codes: SampleTable, alive_ids: torch.Tensor) -> SampleTable:
+    """The sample-row activations of the alive latents, column j for latent ``alive_ids[j]``.
+    ``alive_ids`` ascends, so renumbering the columns keeps them sorted: no second sort, and the
+    values are shared, not copied."""
+    where = torch.full((codes.shape[1],), -1, dtype=torch.long)
     where[alive_ids] = torch.arange(len(alive_ids))
-    c = where[s_lat]
-    m = c >= 0
-    return SampleTable.from_entries(s_idx[m], c[m], s_val[m], (n, len(alive_ids)))
+    cols = where[codes.cols]
+    rows, vals = codes.rows, codes.vals
+    if len(cols) and int(cols.min()) < 0:  # entries of latents left out (zero values of dead ones)
+        keep = cols >= 0
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    return SampleTable(rows, cols, vals, (codes.shape[0], len(alive_ids)))
 
 
 def _purity(acts: SampleTable, Y: np.ndarray, names: list[str], chunk: int = 2048):
@@ -214,8 +218,8 @@ class LatentScan(NamedTuple):
     """(M, G) each latent's largest activations, descending (-inf: fewer than G)."""
     top_rows: torch.Tensor
     """(M, G) the store positions of those images (-1: none)."""
-    sample_codes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-    """Its non-zero activations on the sample rows: (sample index, flat latent, value)."""
+    sample_codes: SampleTable
+    """Its non-zero activations on the sample rows, (n_sample, M) by flat latent id."""
 
 
 def score_latents(ens: TranscoderEnsemble, stream: _Stream, sample: _Sample, cfg: BankConfig) -> LatentScan:
@@ -236,7 +240,9 @@ def score_latents(ens: TranscoderEnsemble, stream: _Stream, sample: _Sample, cfg
         m = s >= 0
         on_sample.append((s[m], lat[m], val[m]))
     s_idx, s_lat, s_val = (torch.cat(x) for x in zip(*on_sample, strict=True))
-    return LatentScan(acc.result(), e_sum, top_v, top_i, (s_idx, s_lat, s_val))
+    del on_sample
+    table = SampleTable.from_entries(s_idx, s_lat, s_val, (len(sample.pos), M))
+    return LatentScan(acc.result(), e_sum, top_v, top_i, table)
 
 
 class Candidates(NamedTuple):
@@ -259,7 +265,7 @@ def merge_across_members(
     profiles agree (``cos_threshold``, ``corr_threshold``)."""
     L, M = ens.cfg.n_latents, ens.cfg.n_members * ens.cfg.n_latents
     alive_ids = (scan.stats.frequency > 0).nonzero(as_tuple=True)[0]
-    profiles = _latent_table(scan.sample_codes, n_sample, alive_ids, M)
+    profiles = _latent_table(scan.sample_codes, alive_ids)
     merge = merge_latents(
         ens.W_enc.detach().T[alive_ids],
         profiles.dense(),
