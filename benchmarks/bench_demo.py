@@ -1,6 +1,9 @@
 """The demo on the phantom quickstart model: explanation latency (target <= 1 s on 2 cores), measured
-on the callback and through the HTTP API (gradio_client), medians of 10 warm calls; and, where
-Debian's chromium and Playwright are installed, one screenshot of each tab into docs/.
+on the callback and through the HTTP API (gradio_client), medians of 10 warm calls; the Space under
+load (LANIC_BENCH_DEMO_USERS concurrent gradio_client users on loopback, default 20, each making
+LANIC_BENCH_DEMO_CALLS explain calls, default 3: p50 / p95 latency, errors, and the most calls in
+flight at once against the queue's concurrency limit); and, where Debian's chromium and Playwright
+are installed, one screenshot of each tab into docs/.
 
     python -m benchmarks demo            # LANIC_BENCH_RUN=runs/quickstart
 """
@@ -9,7 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,7 @@ def main() -> dict:
         t = time.perf_counter()
         demo.explain(image, "Pleural Effusion")
         direct.append(time.perf_counter() - t)
+    inflight = _count_in_flight(demo)
     app = build_app(demo)
     app.queue(default_concurrency_limit=2)
     _, url, _ = app.launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(demo.model.folder)])
@@ -50,6 +56,17 @@ def main() -> dict:
             f"through the HTTP API median {np.median(http) * 1e3:.0f} ms; target 1000 ms: "
             f"ratio {np.median(http) / 1.0:.2f}"
         )
+        users = int(os.environ.get("LANIC_BENCH_DEMO_USERS", 20))
+        calls = int(os.environ.get("LANIC_BENCH_DEMO_CALLS", 3))
+        load = load_test(url, "/explain", (handle_file(image), "Pleural Effusion"), users, calls)
+        load["patterns_in_bank"] = len(demo.model.bank)
+        load["most_in_flight"] = inflight["max"]
+        print(
+            f"under load ({users} users x {calls} explain calls, bank of {load['patterns_in_bank']} "
+            f"patterns): p50 {load['p50_s']:.2f} s, p95 {load['p95_s']:.2f} s, {load['errors']} errors, "
+            f"{load['wall_s']:.0f} s in all; at most {load['most_in_flight']} explain calls ran at once "
+            "(queue concurrency limit 2)"
+        )
         screenshots(url, image, Path("docs"))
     finally:
         app.close()
@@ -57,6 +74,77 @@ def main() -> dict:
         "callback_ms": float(np.median(direct) * 1e3),
         "http_ms": float(np.median(http) * 1e3),
         "target_ms": 1000.0,
+        "load": load,
+        "concurrency_limit": 2,
+    }
+
+
+def _count_in_flight(demo) -> dict:
+    """Wrap ``demo.explain`` (before the app binds it) to count the calls running at once: what
+    the queue lets through, whatever the number of users."""
+    import functools
+
+    state, lock, inner = {"now": 0, "max": 0}, threading.Lock(), demo.explain
+
+    @functools.wraps(inner)
+    def explain(*args):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        try:
+            return inner(*args)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    demo.explain = explain
+    return state
+
+
+def load_test(url: str, api_name: str, args: tuple, users: int, calls: int) -> dict:
+    """``users`` concurrent gradio_client users (one Client each, as separate browsers are), each
+    making ``calls`` calls of ``api_name`` one after the other. Returns every call's latency, the
+    errors (type: message), and the p50 / p95 latency; a call counts from its submission, so the
+    time spent queued behind other users is in it."""
+    from gradio_client import Client
+
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def user(_: int) -> None:
+        try:
+            c = Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001 (a failed connection is a result of the test)
+            with lock:
+                errors.extend([f"connect: {type(exc).__name__}: {exc}"] * calls)
+            return
+        for _ in range(calls):
+            t = time.perf_counter()
+            try:
+                c.predict(*args, api_name=api_name)
+            except Exception as exc:  # noqa: BLE001
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            with lock:
+                lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(users) as pool:
+        list(pool.map(user, range(users)))
+    wall = time.perf_counter() - t0
+    q = np.percentile(lat, [50, 95]) if lat else [float("nan")] * 2
+    return {
+        "users": users,
+        "calls_per_user": calls,
+        "completed": len(lat),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "p50_s": float(q[0]),
+        "p95_s": float(q[1]),
+        "max_s": float(max(lat)) if lat else float("nan"),
+        "wall_s": wall,
     }
 
 

@@ -4,23 +4,25 @@ phantom CLIP as backbone. Each run measures every stage's wall time and peak res
 suite fits the exponent of each in N (rows) and in M = T*L (latents), and projects to MIMIC-CXR's
 377k images.
 
-    python -m benchmarks scale      # about 40 minutes on 2 cores; runs only when named
+    python -m benchmarks scale      # about 40 minutes on 2 cores (10 steps); runs only when named
 
 - Rows: N = 5k, 10k and 20k at L = 2048. Latents: L = 512, 1024 and 2048 at N = 5k.
 - Each run is a fresh subprocess (so that one run's memory does not count against the next). Its
   stages are `lanic_hub.stages.BUILD_STAGES` (data, backbone, embed, train, patterns, model), then
-  the mimic-cxr evaluation suite on the model without baselines (the baselines train their own
-  ensembles: timed apart from the model's evaluation), then `LanICModel.from_pretrained`.
+  `LanICModel.from_pretrained` and the mimic-cxr evaluation suite on the model without baselines
+  (the baselines train their own ensembles: timed apart from the model's evaluation), in a second
+  fresh process, as `lanic-eval` runs apart from the build.
 - What the config is changed in, and why: the data and backbone paths; the embed stage without
   text (the reports' text embeddings are a MiniLM cost, not this rehearsal's question), fp32 on
-  CPU, 2 workers; and training at LANIC_BENCH_SCALE_STEPS optimiser steps (default 20) instead of
-  the paper preset's 2,000, because a paper-shape step costs the same for any N (about 9 s here),
-  so 2,000 steps would take 5 hours per run. The train stage's time is therefore reported in two
-  parts: the transcoder steps (projected at 2,000 steps from the measured seconds per step) and
-  the rest (classifier, fidelity, AUROCs), which grows with N. The bank is built from an ensemble
-  that has taken few steps; its counts are what such an ensemble gives, not the converged ones.
+  CPU, 2 workers; and training at LANIC_BENCH_SCALE_STEPS optimiser steps (default 10) instead of
+  the paper preset's 2,000, because a paper-shape step costs the same for any N (15.4 s at
+  L = 2048 on 2 cores), so 2,000 steps would take over 8 hours per run. The train stage's time is
+  therefore reported in two parts: the transcoder steps (projected at 2,000 steps from the
+  measured seconds per step) and the rest (classifier, fidelity, AUROCs), which grows with N. The
+  bank is built from an ensemble that has taken few steps; its counts are what such an ensemble
+  gives, not the converged ones.
 
-The phantoms (20k, about 8 minutes to render on 2 cores) are cached under
+The phantoms (20k, about 1 minute to render on 2 cores) are cached under
 LANIC_BENCH_SCALE_CACHE (default ~/.cache/lanic-hub/bench-scale); smaller N use the first N rows
 of the same layout. The section of docs/PERFORMANCE.md and docs/scale_stages.png come from
 benchmarks/report.py.
@@ -96,14 +98,12 @@ def _folder_size(folder: Path) -> tuple[float, int]:
 
 
 def one_run(root: Path, n: int, latents: int, steps: int, out: Path) -> dict:
-    """One rehearsal run, in this process: every stage's seconds and peak RSS, the bank's counts,
-    patterns per prediction, the model folder, and the training report's figures."""
+    """One rehearsal run, the build in this process and the evaluation in a child: every
+    stage's seconds and peak RSS, the bank's counts, patterns per prediction, the model folder,
+    and the training report's figures."""
     import yaml
 
-    from lanic_hub import LanICModel
-    from lanic_hub.evaluation.runner import run as run_eval
     from lanic_hub.stages import BUILD_STAGES, PipelineConfig, Run, packaged_config_dir, run_stages
-    from lanic_hub.utils.system import peak_rss_gb, reset_peak_rss
 
     doc = yaml.safe_load((packaged_config_dir() / "mimic-cxr-biomedclip.yaml").read_text())
     doc["out"] = str(out)
@@ -118,26 +118,16 @@ def one_run(root: Path, n: int, latents: int, steps: int, out: Path) -> dict:
     seconds, rss = dict(run.seconds), dict(run.peak_rss_gb)
     model = h["model"].folder
 
-    reset_peak_rss()
-    t = time.perf_counter()
-    ev = run_eval(
-        [str(model)],
-        "mimic-cxr",
-        out / "eval",
-        spec=h["data"].spec,
-        embeddings=out / "embeddings",
-        baselines=False,
-        progress=False,
-    )
-    seconds["eval"], rss["eval"] = time.perf_counter() - t, peak_rss_gb()
-    if ev["failed"]:
-        raise RuntimeError(f"evaluation failed: {ev['failed']}")
-    res = json.loads(Path(ev["written"][0]).read_text())
-
-    reset_peak_rss()
-    t = time.perf_counter()
-    LanICModel.from_pretrained(model)
-    load_s, load_rss = time.perf_counter() - t, peak_rss_gb()
+    # the evaluation and the loading in a process of their own, as `lanic-eval` runs: what the
+    # build's process still holds (its arenas, the stages' handles) is not the evaluation's memory
+    res_path = out / "eval-run.json"
+    cmd = [sys.executable, "-m", "benchmarks.bench_scale", "--eval", str(model), h["data"].spec]
+    cmd += [str(out / "embeddings"), str(out / "eval"), str(res_path)]
+    subprocess.run(cmd, cwd=HERE.parent, check=True)
+    er = json.loads(res_path.read_text())
+    seconds["eval"], rss["eval"] = er["seconds"], er["peak_rss_gb"]
+    load_s, load_rss = er["from_pretrained_s"], er["from_pretrained_rss_gb"]
+    res = json.loads(Path(er["written"]).read_text())
 
     fid = json.loads((out / "train" / "fidelity.json").read_text())
     ens = fid["ensemble"]
@@ -165,6 +155,34 @@ def one_run(root: Path, n: int, latents: int, steps: int, out: Path) -> dict:
         "model_files": n_files,
         "from_pretrained_s": load_s,
         "from_pretrained_rss_gb": load_rss,
+    }
+
+
+def eval_run(model: Path, spec: str, embeddings: Path, out: Path) -> dict:
+    """In this (fresh) process: `LanICModel.from_pretrained` and the mimic-cxr evaluation suite on
+    the model, without baselines; each one's seconds and peak RSS."""
+    from lanic_hub import LanICModel
+    from lanic_hub.evaluation.runner import run as run_eval
+    from lanic_hub.utils.system import peak_rss_gb, reset_peak_rss
+
+    reset_peak_rss()
+    t = time.perf_counter()
+    LanICModel.from_pretrained(model)
+    load_s, load_rss = time.perf_counter() - t, peak_rss_gb()
+    reset_peak_rss()
+    t = time.perf_counter()
+    ev = run_eval(
+        [str(model)], "mimic-cxr", out, spec=spec, embeddings=embeddings, baselines=False, progress=False
+    )
+    secs, rss = time.perf_counter() - t, peak_rss_gb()
+    if ev["failed"]:
+        raise RuntimeError(f"evaluation failed: {ev['failed']}")
+    return {
+        "seconds": secs,
+        "peak_rss_gb": rss,
+        "from_pretrained_s": load_s,
+        "from_pretrained_rss_gb": load_rss,
+        "written": ev["written"][0],
     }
 
 
@@ -286,7 +304,7 @@ def main() -> dict:
 
     ns = _env_ints("LANIC_BENCH_SCALE_N", "5000,10000,20000")
     ls = _env_ints("LANIC_BENCH_SCALE_L", "512,1024,2048")
-    steps = int(os.environ.get("LANIC_BENCH_SCALE_STEPS", 20))
+    steps = int(os.environ.get("LANIC_BENCH_SCALE_STEPS", 10))
     l_paper = max(ls)
     n_fixed = min(ns)
     plan = [(n, l_paper) for n in ns] + [(n_fixed, L) for L in ls if L != l_paper]
@@ -326,7 +344,10 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+    if len(sys.argv) > 1 and sys.argv[1] == "--eval":
+        model, spec, emb, out, res = sys.argv[2:7]
+        Path(res).write_text(json.dumps(eval_run(Path(model), spec, Path(emb), Path(out))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--one":
         root, n, L, steps, out, res = sys.argv[2:8]
         r = one_run(Path(root), int(n), int(L), int(steps), Path(out))
         Path(res).write_text(json.dumps(r, default=str))

@@ -250,7 +250,15 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 60,
                 " s",
                 pp["seconds"],
-                f"{pp['seconds']:.1f} s",
+                f"{pp['seconds']:.1f} s"
+                + (
+                    f" ({pp['prefilter_dtype']} pre-filter; float32: "
+                    f"{pp['seconds_float32_prefilter']:.1f} s, "
+                    f"{pp['ratio_float32_over_auto']:.1f}x, same patterns: "
+                    f"{'yes' if pp['same_patterns_as_float32'] else 'NO'})"
+                    if "seconds_float32_prefilter" in pp
+                    else ""
+                ),
                 f"synthetic paper-shape bank: {pp['patterns']:,} patterns ({pp['merged_patterns']:,} "
                 f"merged); peak RSS {pp['peak_rss_gb']:.1f} GB",
             )
@@ -343,6 +351,22 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "quickstart model, median of 10, gradio_client",
             )
         )
+        ld = de.get("load")
+        if ld:
+            out.append(
+                _judged(
+                    f"demo under load: {ld['users']} users x {ld['calls_per_user']} explain calls",
+                    "<=",
+                    0,
+                    " errors",
+                    ld["errors"],
+                    f"{ld['errors']} errors, {ld['completed']} done; p50 {ld['p50_s']:.2f} s, "
+                    f"p95 {ld['p95_s']:.2f} s (queued time included)",
+                    f"quickstart model, bank of {ld['patterns_in_bank']} patterns, gradio_client on "
+                    f"loopback; at most {ld['most_in_flight']} calls ran at once (queue limit "
+                    f"{de.get('concurrency_limit', 2)}); {ld['wall_s']:.0f} s in all",
+                )
+            )
     return out
 
 

@@ -118,6 +118,31 @@ def test_every_endpoint_through_gradio_client(served, image, tmp_path):
     assert results[0] == "ok" and "Cannot read" in results[1] and results[2] == "ok"
 
 
+def test_the_space_under_load_answers_everyone_and_holds_its_queue(demo, image):
+    """The benchmark's load test at test size: 6 concurrent gradio_client users x 2 explain calls
+    against the app as the Space builds it (queue limit 2). Every call is answered with the
+    finding's logit; no more than 2 explanations ever run at once."""
+    from gradio_client import handle_file
+
+    from benchmarks.bench_demo import _count_in_flight, load_test
+
+    inflight = _count_in_flight(demo)
+    try:
+        app = build_app(demo)
+        app.queue(default_concurrency_limit=2)
+        _, url, _ = app.launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(demo.model.folder)])
+        try:
+            r = load_test(url, "/explain", (handle_file(image), "Edema"), users=6, calls=2)
+        finally:
+            app.close()
+    finally:
+        del demo.explain  # the class's method again
+    assert r["errors"] == 0, r["first_errors"]
+    assert r["completed"] == 12
+    assert 1 <= inflight["max"] <= 2 and inflight["now"] == 0
+    assert 0 < r["p50_s"] <= r["p95_s"] <= r["max_s"] <= r["wall_s"]
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
