@@ -425,7 +425,8 @@ def scale_section(results: dict) -> list[str]:
         f"{by_n[-1]['n'] if by_n else 0:,} phantoms: {sc['render_s']:.0f} s, cached after the first run). "
         "Each "
         "run is a fresh process; peak RSS is that process's peak during the stage (Linux VmHWM, "
-        "reset between stages). ![time per stage](scale_stages.png)",
+        "reset between stages). ![time per stage](scale_stages.png)"
+        + (f" {sc['note']}" if sc.get("note") else ""),
         "",
         "| stage | "
         + " | ".join(f"N = {r['n']:,}: s / GB" for r in by_n)

@@ -89,7 +89,7 @@ def test_kill_9_during_ensemble_training_then_resume(tiny_embedded, tmp_path):
 
 def _bank_doc(folder: Path) -> dict:
     doc = json.loads((folder / "patterns.json").read_text())
-    doc["meta"].pop("seconds")
+    doc["meta"].pop("seconds"), doc["meta"].pop("phase_seconds")
     return doc
 
 
