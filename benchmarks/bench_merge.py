@@ -10,11 +10,12 @@ the two (A B A B ...), and reports the median of the paired ratios.
 
 from __future__ import annotations
 
-import resource
 import time
 
 import numpy as np
 import torch
+
+from lanic_hub.utils.system import peak_rss_gb, reset_peak_rss
 
 
 def clustered_latents(
@@ -71,7 +72,8 @@ def main() -> dict:
     del dirs, prof
     # paper shape
     dirs, prof, member, freq = clustered_latents(1000, 17000)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    rss0 = peak_rss_gb()
+    reset_peak_rss()
     every = torch.ones(len(freq), dtype=torch.bool)
     auto = fast_prefilter_dtype()
     t = time.perf_counter()
@@ -97,7 +99,7 @@ def main() -> dict:
         "patterns": len(m.support),
         "merged_patterns": int((m.support > 1).sum()),
         "seconds": secs,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_rss_gb": peak_rss_gb(),
         "peak_rss_gb_before_merge": rss0,
     }
     print(

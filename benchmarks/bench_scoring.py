@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from lanic_hub.utils.system import peak_rss_gb
 
 
 def write_embeddings(folder: Path, n: int, d: int, seed: int = 0, shards: int = 2) -> Path:
@@ -125,7 +126,7 @@ def main() -> dict:
         f"{repeats} interleaved repeats",
         "rows": rows,
         "target_throughput_vs_encoder": 0.5,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gb": peak_rss_gb(),
     }
 
 

@@ -72,7 +72,7 @@ def path_aurocs(
     :func:`~lanic_hub.transcoders.fidelity`: 1,310 rows at paper shape), so memory does not grow
     with the rows beyond the (N, T, C) member logits."""
     if batch is None:
-        batch = max(1, min(4096, (1 << 28) // (ens.cfg.n_members * ens.cfg.n_latents)))
+        batch = ens.cfg.block_rows()
     cls, ens_logits, member_logits = [], [], []
     with torch.no_grad():
         bias = ens.encoder_bias()

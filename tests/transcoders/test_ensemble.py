@@ -244,3 +244,10 @@ def test_forward_equals_reference_where_the_blocked_topk_applies():
     ref, z = _reference(m, e)
     assert torch.allclose(m(e).recon, ref, atol=1e-5)
     assert torch.allclose(m.dense_codes(e), z, atol=1e-6)
+
+
+@pytest.mark.parametrize(("T", "L", "rows"), [(100, 2048, 1310), (4, 64, 4096), (1000, 1 << 20, 1)])
+def test_block_rows_keep_a_pre_activation_block_within_a_gigabyte(T, L, rows):
+    # 2**28 floats (1 GB) per (rows, T*L) block: 268,435,456 // 204,800 = 1,310 at paper shape;
+    # capped at 4,096 rows; never empty, even where one row passes the budget
+    assert TranscoderConfig(d_in=8, d_out=8, n_latents=L, k=4, n_members=T).block_rows() == rows

@@ -99,6 +99,11 @@ class TranscoderConfig:
                 f"{self.jump_bandwidth}, {self.jump_lr_scale}, {self.l0_coef}"
             )
 
+    def block_rows(self, budget: int = 1 << 28, most: int = 4096) -> int:
+        """Rows per block when a pass materialises (rows, T*L) pre-activations: at most ``most``,
+        fewer where the block would pass ``budget`` floats (1 GB): 1,310 rows at paper shape."""
+        return max(1, min(most, budget // (self.n_members * self.n_latents)))
+
     @property
     def resolved_levels(self) -> tuple[int, ...]:
         if self.levels is not None:

@@ -409,7 +409,7 @@ def fidelity(
     pre-activations would pass 1 GB: 1,310 at paper shape)."""
     cfg = model.cfg
     if batch is None:
-        batch = max(1, min(4096, (1 << 28) // (cfg.n_members * cfg.n_latents)))
+        batch = cfg.block_rows()
     var = (h - h.mean(0)).pow(2).sum()
     sq = {m: torch.zeros(cfg.n_members) for m in cfg.resolved_levels}
     counts = torch.zeros(cfg.n_members, cfg.n_latents)
