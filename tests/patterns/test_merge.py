@@ -158,3 +158,42 @@ def test_merge_in_place_equals_merge_beside_a_copy():
     for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
     assert torch.equal(prof, standardize(keep))
+
+
+def _table(prof: torch.Tensor):
+    from lanic_hub.patterns.table import SampleTable
+
+    r, c = prof.nonzero(as_tuple=True)
+    return SampleTable.from_entries(r, c, prof[r, c], prof.shape)
+
+
+def test_sample_table_columns_and_moments_match_the_dense_matrix():
+    """The sparse profiles the build hands the merge: any columns, in any order, densify to the
+    matrix's own; the column moments are the dense mean and (population) standard deviation."""
+    _, prof, _, _ = _clustered(1)
+    tab = _table(prof)
+    idx = torch.tensor([5, 0, 479, 5, 100])
+    assert torch.equal(tab.columns(idx), prof[:, idx])
+    assert torch.equal(tab.block(10, 30), prof[:, 10:30])
+    mean, sd = tab.moments()
+    torch.testing.assert_close(mean, prof.double().mean(0))
+    torch.testing.assert_close(sd, prof.double().std(0, unbiased=False))
+    empty = tab.from_parts([], (7, 3))
+    assert torch.equal(empty.dense(), torch.zeros(7, 3))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_merge_on_sparse_profiles_equals_one_leader_at_a_time(seed):
+    """The build's path: profiles as a SampleTable (no dense (n, M) copy) give the definition's
+    patterns, at every threshold pair."""
+    from .reference_merge import merge_one_leader_at_a_time
+
+    dirs, prof, member, freq = _clustered(seed)
+    cand = torch.rand(len(freq), generator=torch.Generator().manual_seed(seed)) < 0.9
+    tab = _table(prof)
+    for cos, corr in ((0.7, 0.5), (0.5, 0.3), (0.9, 0.8)):
+        want = merge_one_leader_at_a_time(dirs, prof, member, cand, freq, cos, corr)
+        got = merge_latents(dirs, tab, member, cand, freq, cos, corr)
+        assert torch.equal(got.pattern_of, want.pattern_of)
+        assert torch.equal(got.support, want.support) and torch.equal(got.leader, want.leader)
+    assert (want.support > 1).sum() >= 10

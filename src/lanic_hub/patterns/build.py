@@ -35,6 +35,7 @@ from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors
 from .merge import Merge, merge_latents
 from .record import Pattern
 from .scores import LatentStats, ScoreAccumulator, merge_topk
+from .table import SampleTable
 from .vocabulary import Vocabulary, load_vocabulary
 
 
@@ -102,36 +103,6 @@ def label_table(sub) -> tuple[list[str], np.ndarray]:
             names.append(f"gt_{f}")
             cols.append(np.array(sub[f"gt_{f}"], dtype=bool))
     return names, (np.stack(cols, 1) if cols else np.zeros((len(sub), 0), dtype=bool))
-
-
-class SampleTable(NamedTuple):
-    """Activations on the sample rows as sparse entries sorted by column: a block of columns is
-    one slice, so no (n_sample, columns) dense matrix is held beside the passes (at paper shape,
-    8,192 rows x 100k alive latents: 3.3 GB each for the latents and the candidate patterns)."""
-
-    rows: torch.Tensor
-    """(E,) sample index of each entry."""
-    cols: torch.Tensor
-    """(E,) column of each entry, ascending."""
-    vals: torch.Tensor
-    """(E,) float32 values."""
-    shape: tuple[int, int]
-    """(n_sample, columns)."""
-
-    @classmethod
-    def from_entries(cls, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape) -> SampleTable:
-        order = torch.argsort(cols, stable=True)
-        return cls(rows[order], cols[order], vals[order].float(), (int(shape[0]), int(shape[1])))
-
-    def block(self, a: int, b: int) -> torch.Tensor:
-        """Dense (n_sample, b - a) float32 of columns a..b-1."""
-        lo, hi = torch.searchsorted(self.cols, torch.tensor([a, b])).tolist()
-        out = torch.zeros(self.shape[0], b - a)
-        out.index_put_((self.rows[lo:hi], self.cols[lo:hi] - a), self.vals[lo:hi], accumulate=True)
-        return out
-
-    def dense(self) -> torch.Tensor:
-        return self.block(0, self.shape[1])
 
 
 def _latent_table(codes: SampleTable, alive_ids: torch.Tensor) -> SampleTable:
@@ -239,9 +210,8 @@ def score_latents(ens: TranscoderEnsemble, stream: _Stream, sample: _Sample, cfg
         s = sample.of[pos[rows]]
         m = s >= 0
         on_sample.append((s[m], lat[m], val[m]))
-    s_idx, s_lat, s_val = (torch.cat(x) for x in zip(*on_sample, strict=True))
+    table = SampleTable.from_parts(on_sample, (len(sample.pos), M))
     del on_sample
-    table = SampleTable.from_entries(s_idx, s_lat, s_val, (len(sample.pos), M))
     return LatentScan(acc.result(), e_sum, top_v, top_i, table)
 
 
@@ -268,14 +238,13 @@ def merge_across_members(
     profiles = _latent_table(scan.sample_codes, alive_ids)
     merge = merge_latents(
         ens.W_enc.detach().T[alive_ids],
-        profiles.dense(),
+        profiles,  # sparse: the merge builds only the columns it compares
         alive_ids // L,
         torch.ones(len(alive_ids), dtype=torch.bool),
         scan.stats.frequency[alive_ids],
         cfg.cos_threshold,
         cfg.corr_threshold,
         progress=progress,
-        overwrite_profiles=True,  # the dense copy is the merge's own: standardized in place
     )
     pattern_of = torch.full((M,), -1, dtype=torch.long)
     pattern_of[alive_ids] = merge.pattern_of
@@ -317,13 +286,7 @@ def score_patterns(
         s = sample.of[pos[r]]
         m = s >= 0
         on_sample.append((s[m], c[m], val[m]))
-    s_idx, s_col, s_val = (torch.cat(x) for x in zip(*on_sample, strict=True)) if on_sample else ([],) * 3
-    table = SampleTable.from_entries(
-        torch.as_tensor(s_idx, dtype=torch.long),
-        torch.as_tensor(s_col, dtype=torch.long),
-        torch.as_tensor(s_val, dtype=torch.float32),
-        (len(sample.pos), P),
-    )
+    table = SampleTable.from_parts(on_sample, (len(sample.pos), P))
     freq = scan.stats.frequency[cand.alive_ids]
     member_freq = torch.zeros(P).index_add_(0, cand.merge.pattern_of, freq) / cand.merge.support.float()
     return PatternScan(acc.result(), g_v, g_i, table, member_freq)
