@@ -263,6 +263,17 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"merged); peak RSS {pp['peak_rss_gb']:.1f} GB",
             )
         )
+        if "seconds_sparse_table" in pp:
+            out.append(
+                (
+                    "merge at paper shape from the sparse sample table (the bank build's input)",
+                    "same patterns as dense",
+                    f"{pp['seconds_sparse_table']:.1f} s; same patterns: "
+                    f"{'yes' if pp['same_patterns_sparse_as_dense'] else 'NO'}",
+                    "yes" if pp["same_patterns_sparse_as_dense"] else "**no**",
+                    f"{pp['sparse_table_entries']:,} entries; no dense (rows, latents) matrix in the merge",
+                )
+            )
         out.append(
             (
                 f"merge vs one leader at a time ({sb['latents']:,} latents)",
