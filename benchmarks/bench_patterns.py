@@ -158,15 +158,17 @@ def _markdown(r: dict) -> str:
         f"merged patterns, **{r['counts']['selected']} selected**. Build: {r['build_seconds']['both']} s.",
         "",
         "| naming | factors detected (AUROC >= 0.95, moderate+) | named after the factor and detecting it "
-        "(>= 0.95 / >= 0.9) | patterns with purity >= 0.8 | patterns detecting a factor (>= 0.9) "
+        "(>= 0.95 / >= 0.9) | patterns with purity >= 0.8 (AUROC on one factor) | patterns whose "
+        "top-20 gallery is >= 0.8 one factor (random galleries) | patterns detecting a factor (>= 0.9) "
         "named after it |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for naming in ("both", "gallery", "direction"):
         a, b = g[f"{naming}@0.95"], g[f"{naming}@0.9"]
         lines.append(
             f"| {naming} | {a['factors_detected']}/{a['n_factors']} | {a['factors_named_correctly']} / "
             f"{b['factors_named_correctly']} of {a['n_factors']} | {a['pure_patterns_fraction']:.2f} | "
+            f"{a['gallery_pure_fraction']:.2f} ({a['gallery_pure_fraction_chance']:.2f}) | "
             f"{a['named_after_the_factor_they_detect']:.2f} of {a['patterns_detecting_a_factor']} |"
         )
     lines += [

@@ -184,6 +184,38 @@ def test_ground_truth_check_matches_sklearn(parts):
     assert r["n_factors"] == 17 and 0 <= r["pure_patterns_fraction"] <= 1
 
 
+def test_gallery_purity_against_planted_patterns(parts):
+    from lanic_hub.data.phantom import ALL_FACTORS
+    from lanic_hub.patterns.phantom_check import gallery_purity
+
+    _, ens, bank, emb = parts
+    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    gt = np.stack([np.array(ds[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
+    tube = ALL_FACTORS.index("chest_tube")
+    rng = np.random.default_rng(0)
+    planted = np.stack(
+        [
+            gt[:, tube] * rng.uniform(1, 2, len(gt)),  # fires exactly on the tube's images
+            np.where(gt[:, tube], 1.0, 2.0) * (rng.random(len(gt)) < 0.5),  # prefers images without
+            np.zeros(len(gt)),  # never fires
+        ],
+        1,
+    )
+    share, which, chance = gallery_purity(planted, gt, gallery=5)
+    assert share[0] == 1.0 and which[0] == tube
+    # the 5 strongest of the second are tube-free images: whatever it over-represents, it is not the tube
+    assert which[1] != tube and which[2] == -1 and share[2] == 0.0
+    # the chance level is the same statistic on random rows of the same size, in [0, 1]
+    assert ((chance >= 0) & (chance <= 1)).all() and chance[2] == 0.0
+    # against a hand count: the share of the top-5 rows carrying the most over-represented factor
+    acts = pattern_activations(ens, bank, emb.image.float()).numpy()
+    s, w, _ = gallery_purity(acts, gt, gallery=5)
+    p = int(np.argmax((acts > 0).sum(0)))
+    top = np.argsort(-acts[:, p], kind="stable")[:5]
+    assert s[p] == pytest.approx(gt[top, w[p]].mean())
+    assert w[p] == int(np.argmax(gt[top].mean(0) - gt.mean(0)))
+
+
 def test_cli_patterns_and_explain_end_to_end(tiny_model, tiny_embedded, tmp_path):
     import shutil
 

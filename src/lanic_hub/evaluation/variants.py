@@ -184,5 +184,10 @@ def variants_markdown(doc: dict[str, Any]) -> str:
                 pct,
                 lambda r: r["ground_truth"]["pure_patterns_fraction"],
             ),
+            line(
+                "patterns whose top-20 gallery is >= 80% one factor",
+                pct,
+                lambda r: r["ground_truth"]["gallery_pure_fraction"],
+            ),
         ]
     return "\n".join(out) + "\n"

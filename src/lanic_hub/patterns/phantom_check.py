@@ -8,6 +8,11 @@ Three figures, on rows of a phantom dataset with ground truth:
 2. **naming**: for how many factors a pattern *named after the factor* (its vocabulary concept is
    the factor) detects it (AUROC >= ``detect_at`` at moderate+);
 3. **purity**: the fraction of bank patterns whose AUROC against their best factor is >= 0.8;
+   and, beside it, **gallery purity**: the fraction whose gallery (the ``gallery`` images they fire
+   on most) is at least 0.8 one factor, with the same fraction for random galleries of the same
+   sizes as its chance level. The AUROC test cannot pass a rare pattern: one that fires on 2% of
+   the images and only on a factor's positives covers few of them, so its AUROC is about
+   0.5 + 0.5 x (the share of positives it fires on); the gallery test asks what its images show;
 4. and, as naming accuracy from the patterns' side: of the patterns that detect a factor
    (AUROC >= 0.9, all severities), the fraction whose name's concept is that factor.
 """
@@ -34,8 +39,34 @@ def pattern_activations(ens, bank: PatternBank, e: torch.Tensor, batch: int = 10
     return torch.cat(out) if out else torch.zeros(0, len(bank))
 
 
+def gallery_purity(
+    acts: np.ndarray, gt: np.ndarray, gallery: int = 20, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pattern (column of ``acts`` (N, P)), over its gallery (the up to ``gallery`` rows it
+    fires on most, positive activations only): the share of the gallery carrying the factor most
+    over-represented in it (share minus the factor's base rate in ``gt`` (N, F)), that factor's
+    index (-1 for a pattern that never fires, share 0), and the same share for a random gallery
+    of the same size (the chance level, from ``seed``)."""
+    base = gt.mean(0)
+    rng = np.random.default_rng(seed)
+    P = acts.shape[1]
+    share, which, chance = np.zeros(P), np.full(P, -1), np.zeros(P)
+    for p in range(P):
+        a = acts[:, p]
+        fire = np.flatnonzero(a > 0)
+        if not len(fire):
+            continue
+        top = fire[np.argsort(-a[fire], kind="stable")][:gallery]
+        sh = gt[top].mean(0)
+        which[p] = int(np.argmax(sh - base))
+        share[p] = sh[which[p]]
+        r = gt[rng.choice(len(gt), size=len(top), replace=False)].mean(0)
+        chance[p] = r[int(np.argmax(r - base))]
+    return share, which, chance
+
+
 def ground_truth_check(
-    acts: np.ndarray, bank: PatternBank, rows, detect_at: float = 0.95, pure_at: float = 0.8
+    acts: np.ndarray, bank: PatternBank, rows, detect_at: float = 0.95, pure_at: float = 0.8, gallery: int = 20
 ) -> dict[str, Any]:
     """The three figures from pattern activations ``acts`` (N, P) on dataset ``rows`` (with gt_*)."""
     gt = np.stack([np.array(rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
@@ -67,6 +98,7 @@ def ground_truth_check(
     best_factor = filled.max(1) if len(all_sev) else np.zeros(0)
     which = filled.argmax(1) if len(all_sev) else np.zeros(0, dtype=int)
     pure = np.where(best_factor >= 0.9)[0]
+    g_share, _, g_chance = gallery_purity(acts, gt, gallery)
     named_pure = [concepts[p] == ALL_FACTORS[which[p]] for p in pure]
     detected = sum(
         v["auroc_moderate_plus"] is not None and v["auroc_moderate_plus"] >= detect_at
@@ -83,6 +115,9 @@ def ground_truth_check(
         "factors_named_correctly": named_ok,
         "factors": factors,
         "pure_patterns_fraction": float(np.mean(best_factor >= pure_at)) if len(best_factor) else 0.0,
+        "gallery_pure_fraction": float(np.mean(g_share >= pure_at)) if len(g_share) else 0.0,
+        "gallery_pure_fraction_chance": float(np.mean(g_chance >= pure_at)) if len(g_share) else 0.0,
+        "gallery": gallery,
         "patterns_detecting_a_factor": len(pure),
         "named_after_the_factor_they_detect": float(np.mean(named_pure)) if named_pure else None,
         "pure_at": pure_at,
