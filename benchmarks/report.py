@@ -479,7 +479,12 @@ def scale_section(results: dict) -> list[str]:
         + ". Time projections extrapolate a log-log line through 3 points by a factor of about 19 in "
         "N. Memory projections extrapolate the straight line through the two largest N (a fixed part "
         "plus what is held per row); one above 8 GB names a stage that still holds something that "
-        "grows with N, or a fixed part already over the bound. "
+        "grows with N, or a fixed part already over the bound. Two such rows were looked at apart "
+        "(2026-12-04): the eval's rise is not data it holds: one 5k-row model evaluated on 5k and on "
+        "20k rows in a fresh process has 1.5-1.9 GB live between its 1,024-row chunks either way, "
+        "and its peak (2.8 vs 3.9 GB) is the transient of one chunk's (rows, T*L) encode plus the "
+        "allocator's high-water mark; the alive latents also differ between these runs (the table "
+        "below), so the patterns row's memory slope mixes N with M. "
         "GPU: not measured (no GPU run has left rows).",
         "",
         "| run | steps | FVU (full level) | AUROC classifier / ensemble path | latents / alive / merged / "
