@@ -114,7 +114,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     clf = DiagnosticClassifier(8, 6, 5)
     e, cfg = torch.randn(200, 8), CFG
     h = clf.hidden(e).detach()
-    full, _ = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
+    full, full_rep = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
     train_ensemble(
         e,
         h,
@@ -129,6 +129,10 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     )
     for k, v in full.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
+    # the FVU curve survives the stop: the resumed run can still say whether it converged
+    assert [s for s, _ in full_rep["convergence"]["curve"]] == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert rep["convergence"] == full_rep["convergence"]
+    assert full_rep["convergence"]["converged"] is not None
     # a checkpoint of another run is never resumed: other config, schedule or data
     from lanic_hub.transcoders.train import StaleCheckpointError
 

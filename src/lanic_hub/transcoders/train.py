@@ -197,10 +197,12 @@ def _save_checkpoint(
     since: torch.Tensor,
     g: torch.Generator,
     identity: dict[str, Any],
+    curve: list[tuple[int, float]],
 ) -> None:
     """One file, renamed into place: weights, Adam moments, latent ages and the data-order RNG,
-    with epoch, step and the run's identity (:func:`run_identity`) in its metadata. Nothing in it
-    is pickled, and a kill at any moment leaves the previous complete checkpoint."""
+    with epoch, step, the FVU curve so far and the run's identity (:func:`run_identity`) in its
+    metadata. Nothing in it is pickled, and a kill at any moment leaves the previous complete
+    checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     t = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
@@ -212,6 +214,7 @@ def _save_checkpoint(
         "step": str(step),
         "identity": json.dumps(identity, sort_keys=True),
         "param_groups": json.dumps(osd["param_groups"]),
+        "curve": json.dumps([list(c) for c in curve]),
     }
     tmp = folder / f"{CHECKPOINT}.tmp{os.getpid()}"
     save_file({k: v.contiguous() for k, v in t.items()}, tmp, metadata=meta)
@@ -231,7 +234,8 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], model: TranscoderEnse
             t = {k: f.get_tensor(k) for k in f.keys()}
         epoch, step, groups = int(meta["epoch"]), int(meta["step"]), json.loads(meta["param_groups"])
         saved = json.loads(meta.get("identity", "{}"))
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        curve = [(int(s), float(f)) for s, f in json.loads(meta.get("curve", "[]"))]
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
         raise DataError(
             f"{path}: not a readable lanic-hub checkpoint ({exc}); delete it to start over"
         ) from exc
@@ -248,7 +252,7 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], model: TranscoderEnse
             _, i, name = k.split(".", 2)
             state.setdefault(int(i), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": groups})
-    return epoch, step, t["since"], t["rng"]
+    return epoch, step, t["since"], t["rng"], curve
 
 
 def train_ensemble(
@@ -289,11 +293,12 @@ def train_ensemble(
     g = torch.Generator().manual_seed(tcfg.seed)
     since = torch.zeros(cfg.n_members, cfg.n_latents)  # samples since each latent last fired
     start_epoch, step = 0, 0
+    curve: list[tuple[int, float]] = []  # (step, full-level FVU on the probe rows)
     ck = Path(checkpoint_dir) if checkpoint_dir else None
     identity = run_identity(cfg, tcfg, e, h) if ck else {}
     if ck and (ck / CHECKPOINT).is_file():
         try:
-            start_epoch, step, since, rng = _load_checkpoint(ck / CHECKPOINT, identity, model, opt)
+            start_epoch, step, since, rng, curve = _load_checkpoint(ck / CHECKPOINT, identity, model, opt)
             g.set_state(rng)
         except StaleCheckpointError as exc:
             if stale_checkpoint == "error":
@@ -320,7 +325,6 @@ def train_ensemble(
         if tcfg.convergence_checks
         else set()
     )
-    curve: list[tuple[int, float]] = []
     for epoch in range(start_epoch, n_epochs):
         perm = torch.randperm(n, generator=g)
         for b in range(steps_per_epoch):
@@ -350,7 +354,7 @@ def train_ensemble(
                 curve.append((step, _full_fvu(model, *probe)))
         last = stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs
         if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == n_epochs or last):
-            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity)
+            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity, curve)
         if last:
             break
     bar.close()
@@ -381,7 +385,8 @@ def _full_fvu(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor) -> fl
 
 def convergence(curve: list[tuple[int, float]], total: int, tol: float) -> dict[str, Any]:
     """Whether the FVU curve had flattened: it fell by less than ``tol`` (relative) over the last
-    quarter of the schedule. None where the curve does not cover it (a resumed or short run)."""
+    quarter of the schedule. None where the curve does not cover it (a short run, or one resumed
+    from a checkpoint written before checkpoints kept the curve)."""
     at = dict(curve)
     q3 = round(total * 0.75)
     if q3 not in at or total not in at or q3 == total:
