@@ -35,13 +35,17 @@ WHY_MISSES = """### Why rows miss (what was measured while looking into them)
   the same samples is lower (better) than sparsify's.
 - **Bank scoring, pass 1 (target 0.5x the encoder).** Each batch's codes (B*T*k entries, 1.6M
   at paper shape for 512 rows) go into float64 sums (one CSR product for the sum of a*e), running
-  top-20 tables of 204,800 latents, and the sample rows' profiles. Two costs do not grow with N:
-  the final scores (several passes over the 204,800 x 512 float64 sums) and the first batches, in
-  which every entry still enters its latent's table. They amortise over rows: on random unit rows,
-  measured one after the other on this machine, 0.25x at 1,024 rows, 0.38x at 2,048 (the row
-  above), 0.49x at 8,192. Before this pass was rewritten (lanic-hub at e83c91d), the same
-  benchmark gave 0.06x at 1,024 rows (21.6 img/s vs 91.6 now) at a peak RSS of 15.5 GB (4.5 GB
-  now): the sum of a*e was one (1.6M, 512) float64 product per batch, 6.7 GB.
+  top-20 tables of 204,800 latents, and the sample rows' profiles. Two costs did not grow with N,
+  and both were cut (lanic-hub at 2080408 vs after, this benchmark one after the other on this
+  machine, 2,048 rows: 0.44x (paired 0.39-0.46x) then 0.60x, peak RSS 4.8 then 3.5 GB). The final
+  scores built four (204,800 x 512) float64 temporaries, 840 MB each: 4.0 s of a profiled 13.5 s
+  pass. They are now formed over blocks of 8,192 latents (0.3 s, bit-identical). And
+  while the tables fill, almost every entry enters one: the merge re-sorted each touched table's
+  20 old entries with the new ones (5.6M entries a batch); it now sorts only the new entries and
+  merges the two sorted rows of each touched table with one row-wise sort (0.26-0.58 s a batch
+  became 0.24-0.30 s). The bank built from the quickstart model is byte-identical before and
+  after. Earlier (lanic-hub at e83c91d) the same benchmark gave 0.06x at 1,024 rows at a peak RSS
+  of 15.5 GB: the sum of a*e was one (1.6M, 512) float64 product per batch, 6.7 GB.
 """
 
 

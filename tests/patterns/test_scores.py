@@ -164,6 +164,23 @@ def test_sparse_add_equals_the_entrywise_sums():
     assert (acc.sum_ae[M - 5 :] == 0).all()
 
 
+def test_blocked_norms_equal_the_whole_matrix_bit_for_bit():
+    """``result`` forms ||Σ ã ê||² over blocks of latents: bit-identical to the whole-matrix formula
+    for any block size (one that divides M, one that does not, one larger than M), offsets
+    (latents firing on every sample) included."""
+    g = torch.Generator().manual_seed(13)
+    M, d = 1000, 24
+    acc = ScoreAccumulator(M, d)
+    acc.sum_ae = torch.randn(M, d, generator=g, dtype=torch.float64) * 50
+    acc.sum_e = torch.randn(d, generator=g, dtype=torch.float64) * 30
+    lo = torch.where(torch.rand(M, generator=g) < 0.2, torch.rand(M, generator=g), 0.0).double()
+    r = torch.rand(M, generator=g, dtype=torch.float64) + 0.01
+    v = (acc.sum_ae - lo.unsqueeze(1) * acc.sum_e) / r.unsqueeze(1)
+    want = (v * v).sum(1)
+    for rows in (1, 7, 250, 8192):
+        assert torch.equal(acc._norms_sq(lo, r, rows), want), rows
+
+
 def test_auroc_matrix_matches_sklearn_with_ties():
     rng = np.random.default_rng(4)
     scores = np.maximum(rng.normal(size=(80, 5)), 0)  # many tied zeros, like sparse codes

@@ -102,6 +102,17 @@ class ScoreAccumulator:
         self.min_pos = torch.minimum(self.min_pos, torch.where(md > 0, md, torch.full_like(md, float("inf"))))
         self.sum_ae += (c.T @ emb).double() + md.unsqueeze(1) * ed_sum
 
+    def _norms_sq(self, lo: torch.Tensor, r: torch.Tensor, rows: int = 8192) -> torch.Tensor:
+        """``||Σ ã ê||²`` of every latent, ``Σ ã ê = (Σ a ê - lo Σ ê) / r``, over blocks of rows: the
+        (M, d) float64 temporaries are 840 MB each at paper shape (M = 204,800, d = 512), and
+        allocating them dominated pass 1's cost on small datasets. The same operations per row
+        as on the whole matrix, so the same result, bit for bit (tested)."""
+        out = torch.empty(self.M, dtype=torch.float64, device=self.sum_ae.device)
+        for a in range(0, self.M, rows):
+            v = (self.sum_ae[a : a + rows] - lo[a : a + rows, None] * self.sum_e) / r[a : a + rows, None]
+            out[a : a + rows] = (v * v).sum(1)
+        return out
+
     def result(self) -> LatentStats:
         n = self.n
         # the minimum over the dataset is 0 unless the latent fired on every sample
@@ -111,8 +122,7 @@ class ScoreAccumulator:
         r = torch.where(ok, rng, torch.ones_like(rng))
         s1 = (self.sum - n * lo) / r  # Σ ã
         s2 = (self.sumsq - 2 * lo * self.sum + n * lo * lo) / (r * r)  # Σ ã²
-        v = (self.sum_ae - lo.unsqueeze(1) * self.sum_e) / r.unsqueeze(1)  # Σ ã ê
-        num = (v * v).sum(1) - s2
+        num = self._norms_sq(lo, r) - s2  # ||Σ ã ê||² - Σ ã²
         den = s1 * s1 - s2
         # defined only with two samples above the minimum: a latent that fires once is undefined
         # exactly, and den is checked against the rounding of add_dense's float32 batch sums
@@ -195,8 +205,10 @@ def merge_topk(
 
     The same tables as ``grouped_topk`` over the old entries followed by the new ones (an old entry
     wins a tie), at a cost in the entries that can still enter a table: a new value that does not
-    beat its group's k-th best is dropped first, and only the groups left are re-sorted. The
-    tables are updated in place and returned.
+    beat its group's k-th best is dropped first; the rest form a top-k table of their own, over
+    the groups they touch only, and each touched group's old and new rows (2k values, old first)
+    are merged by one stable row-wise sort. The old entries are never sorted again. The tables
+    are updated in place and returned.
     """
     k = best_v.shape[1]
     enters = values > best_v[groups, k - 1]
@@ -204,15 +216,10 @@ def merge_topk(
         return best_v, best_i
     groups, values, ids = groups[enters], values[enters], ids[enters]
     touched, local = torch.unique(groups, return_inverse=True)
-    old_v, old_i = best_v[touched], best_i[touched]
-    have = old_i >= 0
-    g_old = torch.arange(len(touched), device=best_v.device).unsqueeze(1).expand(-1, k)[have]
-    new_v, new_i = grouped_topk(
-        torch.cat([g_old, local]),
-        torch.cat([old_v[have], values]),
-        torch.cat([old_i[have], ids]),
-        len(touched),
-        k,
-    )
-    best_v[touched], best_i[touched] = new_v, new_i
+    new_v, new_i = grouped_topk(local, values, ids, len(touched), k)
+    both_v = torch.cat([best_v[touched], new_v], dim=1)
+    both_i = torch.cat([best_i[touched], new_i], dim=1)
+    order = torch.sort(both_v, dim=1, descending=True, stable=True).indices[:, :k]
+    best_v[touched] = both_v.gather(1, order)
+    best_i[touched] = both_i.gather(1, order)
     return best_v, best_i
