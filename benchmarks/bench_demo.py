@@ -2,8 +2,8 @@
 on the callback and through the HTTP API (gradio_client), medians of 10 warm calls; the Space under
 load (LANIC_BENCH_DEMO_USERS concurrent gradio_client users on loopback, default 20, each making
 LANIC_BENCH_DEMO_CALLS explain calls, default 3: p50 / p95 latency, errors, and the most calls in
-flight at once against the queue's concurrency limit); and, where Debian's chromium and Playwright
-are installed, one screenshot of each tab into docs/.
+flight at once against the queue's concurrency limit); the pattern search's latency; and, where
+Debian's chromium and Playwright are installed, one screenshot of each tab into docs/.
 
     python -m benchmarks demo            # LANIC_BENCH_RUN=runs/quickstart
 """
@@ -20,22 +20,40 @@ from pathlib import Path
 import numpy as np
 
 
+#: Free-text queries of the Patterns tab's search, timed one after the other.
+QUERIES = ("chest tube", "blunted costophrenic angle", "enlarged heart", "pacemaker", "rotated patient")
+
+
 def main() -> dict:
-    from lanic_hub.demo import build_app, load_demo
+    from lanic_hub.demo import load_demo
 
     run = Path(os.environ.get("LANIC_BENCH_RUN", "runs/quickstart"))
     if not (run / "model" / "config.json").is_file():
         print(f"no LanIC model in {run / 'model'}: run `lanic-hub quickstart --out {run}` first (skipped)")
         return {"skipped": f"no LanIC model in {run / 'model'}"}
     demo = load_demo(str(run / "model"), build_if_missing=False)
-    image = demo.examples[0][0]
+    return measure_space(demo, demo.examples[0][0], "phantom quickstart model", screenshot_dir=Path("docs"))
+
+
+def measure_space(demo, image: str, what: str, screenshot_dir: Path | None = None) -> dict:
+    """The Space's figures for one loaded demo: explain latency on the callback and over HTTP
+    (medians of 10 warm calls), pattern search latency (median over :data:`QUERIES`), and the
+    load test (``LANIC_BENCH_DEMO_USERS`` x ``LANIC_BENCH_DEMO_CALLS``); screenshots of the tabs
+    into ``screenshot_dir`` where given."""
+    from lanic_hub.demo import build_app
+
     demo.explain(image, "Pleural Effusion")  # loads the backbone once
-    demo.search("warm up", "all")  # and the sentence model
+    demo.search("warm up", "all")  # and the sentence model and the search index
     direct = []
     for _ in range(10):
         t = time.perf_counter()
         demo.explain(image, "Pleural Effusion")
         direct.append(time.perf_counter() - t)
+    search = []
+    for q in QUERIES:
+        t = time.perf_counter()
+        demo.search(q, "all")
+        search.append(time.perf_counter() - t)
     inflight = _count_in_flight(demo)
     app = build_app(demo)
     app.queue(default_concurrency_limit=2)
@@ -50,29 +68,34 @@ def main() -> dict:
             t = time.perf_counter()
             c.predict(handle_file(image), "Pleural Effusion", api_name="/explain")
             http.append(time.perf_counter() - t)
+        n_pat = len(demo.model.bank)
         print(
-            "explain (phantom quickstart model, one image): "
+            f"explain ({what}, bank of {n_pat} patterns, one image): "
             f"callback median {np.median(direct) * 1e3:.0f} ms, "
             f"through the HTTP API median {np.median(http) * 1e3:.0f} ms; target 1000 ms: "
-            f"ratio {np.median(http) / 1.0:.2f}"
+            f"ratio {np.median(http) / 1.0:.2f}; pattern search median {np.median(search) * 1e3:.0f} ms "
+            f"over {len(QUERIES)} queries"
         )
         users = int(os.environ.get("LANIC_BENCH_DEMO_USERS", 20))
         calls = int(os.environ.get("LANIC_BENCH_DEMO_CALLS", 3))
         load = load_test(url, "/explain", (handle_file(image), "Pleural Effusion"), users, calls)
-        load["patterns_in_bank"] = len(demo.model.bank)
+        load["patterns_in_bank"] = n_pat
         load["most_in_flight"] = inflight["max"]
         print(
-            f"under load ({users} users x {calls} explain calls, bank of {load['patterns_in_bank']} "
+            f"under load ({users} users x {calls} explain calls, bank of {n_pat} "
             f"patterns): p50 {load['p50_s']:.2f} s, p95 {load['p95_s']:.2f} s, {load['errors']} errors, "
             f"{load['wall_s']:.0f} s in all; at most {load['most_in_flight']} explain calls ran at once "
             "(queue concurrency limit 2)"
         )
-        screenshots(url, image, Path("docs"))
+        if screenshot_dir is not None:
+            screenshots(url, image, screenshot_dir)
     finally:
         app.close()
     return {
         "callback_ms": float(np.median(direct) * 1e3),
         "http_ms": float(np.median(http) * 1e3),
+        "search_ms": float(np.median(search) * 1e3),
+        "patterns_in_bank": n_pat,
         "target_ms": 1000.0,
         "load": load,
         "concurrency_limit": 2,

@@ -353,35 +353,63 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"({row['ratio_dropped_over_warm']:.2f}x){then}; {ex.get('measured_on', '')}",
             )
         )
-    de = res("demo")
-    if de:
+    out += _space_rows(res("demo"), "demo", "quickstart model")
+    sp = res("space_paper")
+    if sp:
         out.append(
-            _judged(
-                "demo: explain one image",
-                "<=",
-                1000,
-                " ms",
-                de["http_ms"],
-                f"{de['http_ms']:.0f} ms over HTTP ({de['callback_ms']:.0f} ms callback)",
-                "quickstart model, median of 10, gradio_client",
+            (
+                "Space at paper shape: LanICModel.from_pretrained",
+                "-",
+                f"{sp['from_pretrained_s']:.1f} s",
+                "-",
+                f"{sp['shape']}, bank of {sp['patterns_in_bank']} patterns, one call",
             )
         )
-        ld = de.get("load")
-        if ld:
-            out.append(
-                _judged(
-                    f"demo under load: {ld['users']} users x {ld['calls_per_user']} explain calls",
-                    "<=",
-                    0,
-                    " errors",
-                    ld["errors"],
-                    f"{ld['errors']} errors, {ld['completed']} done; p50 {ld['p50_s']:.2f} s, "
-                    f"p95 {ld['p95_s']:.2f} s (queued time included)",
-                    f"quickstart model, bank of {ld['patterns_in_bank']} patterns, gradio_client on "
-                    f"loopback; at most {ld['most_in_flight']} calls ran at once (queue limit "
-                    f"{de.get('concurrency_limit', 2)}); {ld['wall_s']:.0f} s in all",
-                )
+        out += _space_rows(sp, "Space at paper shape", f"paper-shape model ({sp['shape']})")
+    return out
+
+
+def _space_rows(de: dict | None, name: str, what: str) -> list[tuple]:
+    """The rows of one Space measurement (:func:`benchmarks.bench_demo.measure_space`)."""
+    if not de:
+        return []
+    out = [
+        _judged(
+            f"{name}: explain one image",
+            "<=",
+            1000,
+            " ms",
+            de["http_ms"],
+            f"{de['http_ms']:.0f} ms over HTTP ({de['callback_ms']:.0f} ms callback)",
+            f"{what}, median of 10, gradio_client",
+        )
+    ]
+    if "search_ms" in de:
+        out.append(
+            (
+                f"{name}: pattern search (free text)",
+                "-",
+                f"{de['search_ms']:.0f} ms",
+                "-",
+                f"{what}, bank of {de['patterns_in_bank']} patterns, median over 5 queries, callback",
             )
+        )
+    ld = de.get("load")
+    if ld:
+        out.append(
+            _judged(
+                f"{name} under load: {ld['users']} users x {ld['calls_per_user']} explain calls",
+                "<=",
+                0,
+                " errors",
+                ld["errors"],
+                f"{ld['errors']} errors, {ld['completed']} done; p50 {ld['p50_s']:.2f} s, "
+                f"p95 {ld['p95_s']:.2f} s (queued time included)",
+                f"{what}, bank of {ld['patterns_in_bank']} patterns, gradio_client on "
+                f"loopback; at most {ld['most_in_flight']} calls ran at once (queue limit "
+                f"{de.get('concurrency_limit', 2)}); {ld['wall_s']:.0f} s in all",
+            )
+        )
     return out
 
 

@@ -1,0 +1,47 @@
+"""The Space with a paper-shape model (T = 100, L = 2048, k = 32) and a bank of thousands of
+patterns: ``LanICModel.from_pretrained`` time, explain latency on the callback and over HTTP,
+pattern search latency, and 20 concurrent gradio_client users (the same measurements as
+``bench_demo``, :func:`benchmarks.bench_demo.measure_space`). Runs only when named, on a model
+folder you built (about 35 minutes on 2 cores; commands below):
+
+    R=~/.cache/lanic-hub/bench-scale/phantoms-20000-seed11/mimic-cxr-jpg   # `python -m benchmarks scale` renders it
+    lanic-hub embed --data "mimic:$R?reports=$R" --backbone phantom --no-text --out runs/p100/emb
+    lanic-hub train --embeddings runs/p100/emb --out runs/p100/train --preset paper --steps 70
+    lanic-hub patterns --model runs/p100/train --embeddings runs/p100/emb
+    lanic-hub export --model runs/p100/train --out runs/p100/model
+    LANIC_BENCH_PAPER_MODEL=runs/p100/model LANIC_BENCH_PAPER_IMAGE=<a phantom JPEG under $R> \\
+        python -m benchmarks space_paper
+
+70 steps is the short schedule of the issue-19 run (about 2,400 selected patterns): the Space's
+cost depends on the shapes and the bank's size, not on how well the ensemble converged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def main() -> dict:
+    from lanic_hub.demo import Demo
+    from lanic_hub.modeling import LanICModel
+
+    from .bench_demo import measure_space
+
+    folder = os.environ.get("LANIC_BENCH_PAPER_MODEL")
+    if not folder or not (Path(folder) / "config.json").is_file():
+        print("set LANIC_BENCH_PAPER_MODEL to a paper-shape model folder (see this module's docstring); skipped")
+        return {"skipped": "LANIC_BENCH_PAPER_MODEL is not a model folder"}
+    image = os.environ.get("LANIC_BENCH_PAPER_IMAGE")
+    if not image or not Path(image).is_file():
+        print("set LANIC_BENCH_PAPER_IMAGE to an image file; skipped")
+        return {"skipped": "LANIC_BENCH_PAPER_IMAGE is not a file"}
+    t = time.perf_counter()
+    model = LanICModel.from_pretrained(folder)
+    load_s = time.perf_counter() - t
+    cfg = model.config.transcoder_config()
+    shape = f"T = {cfg.n_members}, L = {cfg.n_latents}, k = {cfg.k}"
+    print(f"from_pretrained: {load_s:.1f} s ({shape}, {len(model.bank)} patterns)")
+    res = measure_space(Demo(model, [(image, "benchmark image")]), image, f"paper-shape model, {shape}")
+    return res | {"from_pretrained_s": load_s, "shape": shape, "image": Path(image).name}
