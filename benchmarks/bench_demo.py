@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: Free-text queries of the Patterns tab's search, timed one after the other.
 QUERIES = ("chest tube", "blunted costophrenic angle", "enlarged heart", "pacemaker", "rotated patient")
 

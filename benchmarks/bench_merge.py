@@ -127,7 +127,8 @@ def main() -> dict:
             if fp32
             else ""
         )
-        + f"; from the sparse table {s_sparse:.1f} s, same patterns: {sparse['same_patterns_sparse_as_dense']}"
+        + f"; from the sparse table {s_sparse:.1f} s, same patterns: "
+        f"{sparse['same_patterns_sparse_as_dense']}"
         + f"); vs one leader at a time on {side['latents']} latents: {side['median_ratio']:.1f}x "
         f"(median of {len(ratios)} alternating pairs), same patterns: {side['same_patterns']}"
     )

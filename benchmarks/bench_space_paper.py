@@ -4,7 +4,8 @@ pattern search latency, and 20 concurrent gradio_client users (the same measurem
 ``bench_demo``, :func:`benchmarks.bench_demo.measure_space`). Runs only when named, on a model
 folder you built (about 35 minutes on 2 cores; commands below):
 
-    R=~/.cache/lanic-hub/bench-scale/phantoms-20000-seed11/mimic-cxr-jpg   # `python -m benchmarks scale` renders it
+    # the 20k phantoms that `python -m benchmarks scale` renders
+    R=~/.cache/lanic-hub/bench-scale/phantoms-20000-seed11/mimic-cxr-jpg
     lanic-hub embed --data "mimic:$R?reports=$R" --backbone phantom --no-text --out runs/p100/emb
     lanic-hub train --embeddings runs/p100/emb --out runs/p100/train --preset paper --steps 70
     lanic-hub patterns --model runs/p100/train --embeddings runs/p100/emb
@@ -19,6 +20,8 @@ cost depends on the shapes and the bank's size, not on how well the ensemble con
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +34,7 @@ def main() -> dict:
 
     folder = os.environ.get("LANIC_BENCH_PAPER_MODEL")
     if not folder or not (Path(folder) / "config.json").is_file():
-        print("set LANIC_BENCH_PAPER_MODEL to a paper-shape model folder (see this module's docstring); skipped")
+        print("set LANIC_BENCH_PAPER_MODEL to a paper-shape model folder (this module's docstring); skipped")
         return {"skipped": "LANIC_BENCH_PAPER_MODEL is not a model folder"}
     image = os.environ.get("LANIC_BENCH_PAPER_IMAGE")
     if not image or not Path(image).is_file():
@@ -43,5 +46,7 @@ def main() -> dict:
     cfg = model.config.transcoder_config()
     shape = f"T = {cfg.n_members}, L = {cfg.n_latents}, k = {cfg.k}"
     print(f"from_pretrained: {load_s:.1f} s ({shape}, {len(model.bank)} patterns)")
-    res = measure_space(Demo(model, [(image, "benchmark image")]), image, f"paper-shape model, {shape}")
+    with tempfile.TemporaryDirectory() as tmp:  # the app serves files from the temp folder
+        local = shutil.copy(image, Path(tmp) / Path(image).name)
+        res = measure_space(Demo(model, [(local, "benchmark image")]), local, f"paper-shape model, {shape}")
     return res | {"from_pretrained_s": load_s, "shape": shape, "image": Path(image).name}

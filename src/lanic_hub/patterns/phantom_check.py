@@ -66,7 +66,12 @@ def gallery_purity(
 
 
 def ground_truth_check(
-    acts: np.ndarray, bank: PatternBank, rows, detect_at: float = 0.95, pure_at: float = 0.8, gallery: int = 20
+    acts: np.ndarray,
+    bank: PatternBank,
+    rows,
+    detect_at: float = 0.95,
+    pure_at: float = 0.8,
+    gallery: int = 20,
 ) -> dict[str, Any]:
     """The three figures from pattern activations ``acts`` (N, P) on dataset ``rows`` (with gt_*)."""
     gt = np.stack([np.array(rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)

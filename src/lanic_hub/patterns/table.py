@@ -72,4 +72,3 @@ class SampleTable(NamedTuple):
         nnz = torch.bincount(self.cols, minlength=C).double()
         ss = torch.zeros(C, dtype=torch.float64).index_add_(0, self.cols, (v - mean[self.cols]).pow(2))
         return mean, ((ss + (n - nnz) * mean.pow(2)) / max(n, 1)).sqrt()
-
