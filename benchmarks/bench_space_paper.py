@@ -47,6 +47,14 @@ def main() -> dict:
     shape = f"T = {cfg.n_members}, L = {cfg.n_latents}, k = {cfg.k}"
     print(f"from_pretrained: {load_s:.1f} s ({shape}, {len(model.bank)} patterns)")
     with tempfile.TemporaryDirectory() as tmp:  # the app serves files from the temp folder
-        local = shutil.copy(image, Path(tmp) / Path(image).name)
+        local = str(shutil.copy(image, Path(tmp) / Path(image).name))
         res = measure_space(Demo(model, [(local, "benchmark image")]), local, f"paper-shape model, {shape}")
-    return res | {"from_pretrained_s": load_s, "shape": shape, "image": Path(image).name}
+    files = [f for f in Path(folder).rglob("*") if f.is_file()]
+    return res | {
+        "from_pretrained_s": load_s,
+        "shape": shape,
+        "image": Path(image).name,
+        "bank_counts": model.bank.meta.get("counts", {}),
+        "folder_mb": sum(f.stat().st_size for f in files) / 2**20,
+        "folder_files": len(files),
+    }

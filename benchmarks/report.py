@@ -362,7 +362,14 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "-",
                 f"{sp['from_pretrained_s']:.1f} s",
                 "-",
-                f"{sp['shape']}, bank of {sp['patterns_in_bank']} patterns, one call",
+                f"{sp['shape']}, bank of {sp['patterns_in_bank']} patterns"
+                + "".join(f", {v:,} {k}" for k, v in sp.get("bank_counts", {}).items() if k != "selected")
+                + (
+                    f"; folder {sp['folder_mb']:.0f} MB, {sp['folder_files']} files"
+                    if "folder_mb" in sp
+                    else ""
+                )
+                + "; one call",
             )
         )
         out += _space_rows(sp, "Space at paper shape", f"paper-shape model ({sp['shape']})")
