@@ -13,8 +13,9 @@ folder you built (about 35 minutes on 2 cores; commands below):
     LANIC_BENCH_PAPER_MODEL=runs/p100/model LANIC_BENCH_PAPER_IMAGE=<a phantom JPEG under $R> \\
         python -m benchmarks space_paper
 
-70 steps is the short schedule of the issue-19 run (about 2,400 selected patterns): the Space's
-cost depends on the shapes and the bank's size, not on how well the ensemble converged.
+70 steps is the short schedule of the issue-19 run: 1,968 selected patterns here (2,413 in that
+run). Such an ensemble is far from converged (full-level FVU 0.53; its health checks say so), but
+the Space's cost depends on the shapes and the bank's size, not on how well it converged.
 """
 
 from __future__ import annotations
