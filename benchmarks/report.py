@@ -401,7 +401,8 @@ def _space_rows(de: dict | None, name: str, what: str) -> list[tuple]:
                 "-",
                 f"{de['search_ms']:.0f} ms",
                 "-",
-                f"{what}, bank of {de['patterns_in_bank']} patterns, median over 5 queries, callback",
+                f"{what}, bank of {de['patterns_in_bank']} patterns, median over "
+                f"{de['search_queries']} queries, callback",
             )
         )
     ld = de.get("load")
@@ -415,7 +416,8 @@ def _space_rows(de: dict | None, name: str, what: str) -> list[tuple]:
                 ld["errors"],
                 f"{ld['errors']} errors, {ld['completed']} done; p50 {ld['p50_s']:.2f} s, "
                 f"p95 {ld['p95_s']:.2f} s (queued time included)",
-                f"{what}, bank of {ld['patterns_in_bank']} patterns, gradio_client on "
+                f"{what}, bank of {de['patterns_in_bank']} patterns, "
+                "gradio_client on "
                 f"loopback; at most {ld['most_in_flight']} calls ran at once (queue limit "
                 f"{de.get('concurrency_limit', 2)}); {ld['wall_s']:.0f} s in all",
             )

@@ -54,9 +54,10 @@ def test_targets_are_judged_in_the_right_direction():
 
 def test_space_rows_at_paper_shape():
     load = {"users": 20, "calls_per_user": 3, "completed": 58, "errors": 2, "p50_s": 9.0, "p95_s": 12.0,
-            "patterns_in_bank": 2400, "most_in_flight": 2, "wall_s": 90.0}  # fmt: skip
-    sp = {"http_ms": 1200.0, "callback_ms": 900.0, "search_ms": 40.0, "patterns_in_bank": 2400,
-          "load": load, "from_pretrained_s": 18.0, "shape": "T = 100, L = 2048, k = 32"}  # fmt: skip
+            "most_in_flight": 2, "wall_s": 90.0}  # fmt: skip
+    sp = {"http_ms": 1200.0, "callback_ms": 900.0, "search_ms": 40.0, "search_queries": 5,
+          "patterns_in_bank": 2400, "load": load, "from_pretrained_s": 18.0,
+          "shape": "T = 100, L = 2048, k = 32"}  # fmt: skip
     rows = rows_from(_results(300, 300, 150) | {"space_paper": {"result": sp}})
     assert _row(rows, "Space at paper shape: explain")[3] == "**no**"  # 1,200 ms > 1,000 ms
     assert _row(rows, "Space at paper shape under load")[3] == "**no**"  # 2 errors

@@ -1,6 +1,6 @@
 """Do the bank's patterns recover the phantom world's true factors? (benchmark and tests)
 
-Three figures, on rows of a phantom dataset with ground truth:
+The figures, on rows of a phantom dataset with ground truth:
 
 1. **detection**: for every factor (5 findings, 6 devices, 6 artifacts), the best bank pattern's
    AUROC against the factor's presence, findings at moderate or higher severity (severity >= 0.5
@@ -73,7 +73,7 @@ def ground_truth_check(
     pure_at: float = 0.8,
     gallery: int = 20,
 ) -> dict[str, Any]:
-    """The three figures from pattern activations ``acts`` (N, P) on dataset ``rows`` (with gt_*)."""
+    """The figures from pattern activations ``acts`` (N, P) on dataset ``rows`` (with gt_*)."""
     gt = np.stack([np.array(rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
     all_sev = auroc_matrix(acts, gt)  # (P, F)
     moderate = all_sev.copy()
