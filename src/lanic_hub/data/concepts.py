@@ -62,7 +62,9 @@ CONCEPTS: tuple[Concept, ...] = (
             "enlargement of the cardiac silhouette",
         ),
     ),
-    Concept("consolidation", "consolidation", "finding", ("consolidation", "consolidative opacity|opacities")),
+    Concept(
+        "consolidation", "consolidation", "finding", ("consolidation", "consolidative opacity|opacities")
+    ),
     Concept(
         "edema",
         "pulmonary edema",
@@ -219,7 +221,13 @@ _UNCERTAIN = {
     "termination": ["but", "however", "although", "though", "which"],
 }
 
-_SIDES = {"left": "left", "right": "right", "bilateral": "bilateral", "both": "bilateral", "bibasilar": "bilateral"}
+_SIDES = {
+    "left": "left",
+    "right": "right",
+    "bilateral": "bilateral",
+    "both": "bilateral",
+    "bibasilar": "bilateral",
+}
 _SEVERITY = {
     "trace": "minimal",
     "minimal": "minimal",
@@ -310,8 +318,18 @@ class ConceptExtractor:
         neg.remove_patterns({"preceding_negations": ["versus", "doubt"]})
         neg.add_patterns(
             {
-                "pseudo_negations": ["cannot exclude", "cannot rule out", "can not exclude", "cannot be excluded"],
-                "preceding_negations": ["removal of", "interval removal of", "no evidence of", "resolution of"],
+                "pseudo_negations": [
+                    "cannot exclude",
+                    "cannot rule out",
+                    "can not exclude",
+                    "cannot be excluded",
+                ],
+                "preceding_negations": [
+                    "removal of",
+                    "interval removal of",
+                    "no evidence of",
+                    "resolution of",
+                ],
                 "following_negations": ["removed", "has been removed", "have been removed", "resolved"],
             }
         )
@@ -364,8 +382,10 @@ class ConceptExtractor:
         table = ConceptTable(self.keys, values)
         n_bad = int((~table.usable).sum())
         if log is not None and n_bad:
-            log(f"concepts: {n_bad} of {len(reports)} rows had no usable report (empty or unreadable); "
-                "they support no name")
+            log(
+                f"concepts: {n_bad} of {len(reports)} rows had no usable report (empty or unreadable); "
+                "they support no name"
+            )
         return table
 
 
