@@ -22,6 +22,7 @@ from .constants import FINDINGS
 from .decomposition import decompose, latent_logit_weights
 from .patterns import PatternBank
 from .patterns.bank import is_named, pattern_activations_from_codes, pattern_label
+from .patterns.concepts import ConceptDirections, active_linear_maps
 from .patterns.record import Pattern
 from .transcoders import TranscoderEnsemble
 from .transcoders.ensemble import flat_latents
@@ -29,6 +30,8 @@ from .utils.tensors import check_finite
 
 __all__ = [
     "COVERAGE",
+    "ConceptContribution",
+    "ConceptDecomposition",
     "Explanation",
     "FindingExplanation",
     "PatternContribution",
@@ -83,6 +86,24 @@ class PatternContribution:
 
 
 @dataclass
+class ConceptContribution:
+    """One line of what an explanation asserts: a named concept, or an unnamed remainder."""
+
+    name: str | None
+    """What it is called; None: unnamed (nothing supports a name)."""
+    contribution: float
+    kind: str = "concept"
+    """"concept" (a report concept's direction in the image), "pattern" (a named bank pattern,
+    for models without concept directions), "reference" (what the active features read from a film
+    whose report names nothing), "residual" (the image beyond the concept directions) or "unnamed"
+    (concepts or patterns below their naming threshold, latents outside the bank)."""
+    key: str | None = None
+    """The concept's key (``chest_tube``), when it has one."""
+    presence: float | None = None
+    """How much of the concept the image carries (1: like a typical report-positive film)."""
+
+
+@dataclass
 class FindingExplanation:
     finding: str
     probability: float
@@ -96,6 +117,15 @@ class FindingExplanation:
     n_cover: int
     """Fewest items (bank patterns, or unbanked latents one by one) holding 90% of the absolute
     contribution mass."""
+    concepts: list[ConceptContribution] = field(default_factory=list)
+    """What the explanation asserts: named concepts by decreasing |contribution|, then the unnamed
+    parts. ``bias + Σ concepts + error == logit`` (the same sum as the patterns + unbanked)."""
+
+    @property
+    def named_share(self) -> float:
+        """Share of the concepts' absolute contribution mass carried by named concepts."""
+        total = sum(abs(c.contribution) for c in self.concepts)
+        return sum(abs(c.contribution) for c in self.concepts if c.name) / total if total > 0 else 0.0
 
     @property
     def total(self) -> float:
@@ -184,11 +214,50 @@ class PatternDecomposition(NamedTuple):
     the absolute contribution mass."""
     logits: torch.Tensor
     """(B, C) the classifier's own logits."""
+    concept: ConceptDecomposition | None = None
+    """The same item contributions split over concept directions (None: the model has none)."""
 
     @property
     def ensemble_logits(self) -> torch.Tensor:
         """(B, C) the ensemble path's logits: everything but the error."""
         return self.bias + self.patterns.sum(1) + self.unbanked
+
+
+class ConceptDecomposition(NamedTuple):
+    """The item contributions (patterns + unbanked) of a batch split over concept directions
+    (:mod:`lanic_hub.patterns.concepts`)::
+
+        patterns.sum(1) + unbanked = concepts.sum(1) + reference + residual   (to float tolerance)
+    """
+
+    concepts: torch.Tensor
+    """(B, K, C) ŷ_k (g · β_k): each concept's part of each finding's logit."""
+    reference: torch.Tensor
+    """(B, C) g · μ + κ: what the active latents read from a film whose report names nothing."""
+    residual: torch.Tensor
+    """(B, C) g · r: the image beyond the concept directions."""
+    presence: torch.Tensor
+    """(B, K) ŷ."""
+
+
+@torch.no_grad()
+def decomposition_by_concept(
+    concepts: ConceptDirections,
+    e: torch.Tensor,
+    values: torch.Tensor,
+    indices: torch.Tensor,
+    U: torch.Tensor,
+    W_enc: torch.Tensor,
+    encoder_bias: torch.Tensor,
+) -> ConceptDecomposition:
+    """Split the active latents' contributions of a batch (codes ``values``/``indices``) exactly
+    over ``concepts``."""
+    g, kappa = active_linear_maps(values, indices, U, W_enc, encoder_bias)  # (B, C, d), (B, C)
+    y, r = concepts.split(e)
+    per = torch.einsum("bcd,kd->bkc", g, concepts.directions.to(g.dtype)) * y.unsqueeze(-1)
+    reference = g @ concepts.mean.to(g.dtype) + kappa
+    residual = torch.einsum("bcd,bd->bc", g, r.to(g.dtype))
+    return ConceptDecomposition(per, reference, residual, y)
 
 
 class _Shown:
@@ -231,12 +300,14 @@ def explain_embeddings(
     findings: tuple[str, ...] = FINDINGS,
     U: torch.Tensor | None = None,
     encoder_bias: torch.Tensor | None = None,
+    concepts: ConceptDirections | None = None,
 ) -> list[Explanation]:
     """Explain a batch of embeddings (B, d). ``U`` (:func:`latent_logit_weights`) and
-    ``encoder_bias`` (:meth:`TranscoderEnsemble.encoder_bias`) may be cached."""
+    ``encoder_bias`` (:meth:`TranscoderEnsemble.encoder_bias`) may be cached. ``concepts``: the
+    model's concept directions (None: its named patterns stand for concepts, with a note)."""
     e = e.float()
     check_finite(e)
-    parts = decomposition_by_pattern(clf, ens, bank, e, U=U, encoder_bias=encoder_bias)
+    parts = decomposition_by_pattern(clf, ens, bank, e, U=U, encoder_bias=encoder_bias, concepts=concepts)
     check_finite(parts.logits, "the classifier's logits (activations overflowed)")
     check_finite(parts.patterns.flatten(1), "the pattern contributions (activations overflowed)")
     prob = torch.sigmoid(parts.logits)
@@ -262,8 +333,53 @@ def explain_embeddings(
                     n_cover=int(parts.n_cover[b, c]),
                 )
             )
-        out.append(Explanation(fs, sources[b] if sources else None))
+            f = fs[-1]
+            if parts.concept is not None:
+                f.concepts = _concept_lines(parts.concept, concepts, b, c)
+            else:
+                f.concepts = _pattern_concept_lines(f)
+        notes = [] if concepts is not None else [NO_CONCEPTS_NOTE]
+        out.append(Explanation(fs, sources[b] if sources else None, notes))
     return out
+
+
+NO_CONCEPTS_NOTE = (
+    "This model has no concept directions (it was built before them): its concepts are its named "
+    "patterns, and everything else is unnamed. Rebuild its bank (lanic-hub patterns) to get concepts."
+)
+
+
+def _concept_lines(
+    d: ConceptDecomposition, cd: ConceptDirections, b: int, c: int
+) -> list[ConceptContribution]:
+    vals, pres, named = d.concepts[b, :, c].tolist(), d.presence[b].tolist(), cd.named.tolist()
+    lines = [
+        ConceptContribution(name, v, "concept", key, p)
+        for name, key, v, p, ok in zip(cd.names, cd.keys, vals, pres, named, strict=True)
+        if ok
+    ]
+    lines.sort(key=lambda x: -abs(x.contribution))
+    unnamed = sum(v for v, ok in zip(vals, named, strict=True) if not ok)
+    if not all(named):
+        lines.append(ConceptContribution(None, unnamed, "unnamed"))
+    lines.append(ConceptContribution(None, float(d.reference[b, c]), "reference"))
+    lines.append(ConceptContribution(None, float(d.residual[b, c]), "residual"))
+    return lines
+
+
+def _pattern_concept_lines(f: FindingExplanation) -> list[ConceptContribution]:
+    """Concepts of a model without concept directions: its named, non-dense patterns, summed by
+    name; the rest (unnamed and context patterns, latents outside the bank) as one unnamed line."""
+    by_name: dict[str, float] = {}
+    rest = f.unbanked
+    for p in f.patterns:
+        if p.named and not p.dense:
+            by_name[p.name] = by_name.get(p.name, 0.0) + p.contribution
+        else:
+            rest += p.contribution
+    lines = [ConceptContribution(n, v, "pattern") for n, v in by_name.items()]
+    lines.sort(key=lambda x: -abs(x.contribution))
+    return [*lines, ConceptContribution(None, rest, "unnamed")]
 
 
 @torch.no_grad()
@@ -274,16 +390,24 @@ def decomposition_by_pattern(
     e: torch.Tensor,
     U: torch.Tensor | None = None,
     encoder_bias: torch.Tensor | None = None,
+    concepts: ConceptDirections | None = None,
 ) -> PatternDecomposition:
     """The explanation tensors of a batch (B, d), with the hidden layer and the codes computed
     once. ``U`` (:func:`latent_logit_weights`, (T, L, C)) and ``encoder_bias``
-    (:meth:`TranscoderEnsemble.encoder_bias`, (T, L)) may be cached by the caller."""
+    (:meth:`TranscoderEnsemble.encoder_bias`, (T, L)) may be cached by the caller. With
+    ``concepts``, the item contributions are also split over them (:class:`ConceptDecomposition`)."""
     h = clf.hidden(e)
+    if encoder_bias is None:
+        encoder_bias = ens.encoder_bias()
     v, i = ens.encode(e, bias=encoder_bias)
     recon = ens.decode(v, i).mean(1)
     W2, b2 = clf.fc2.weight, clf.fc2.bias
-    d = decompose(
-        v, i, h, recon, W2, b2, ens.b_dec, U=latent_logit_weights(ens.W_dec, W2) if U is None else U
+    U = latent_logit_weights(ens.W_dec, W2) if U is None else U
+    d = decompose(v, i, h, recon, W2, b2, ens.b_dec, U=U)
+    concept = (
+        decomposition_by_concept(concepts, e, v, i, U, ens.W_enc, encoder_bias)
+        if concepts is not None
+        else None
     )
     B, T, k, C = d.contributions.shape
     P = len(bank)
@@ -311,4 +435,5 @@ def decomposition_by_pattern(
         activation=act,
         n_cover=n_cover,
         logits=clf.head(h),
+        concept=concept,
     )

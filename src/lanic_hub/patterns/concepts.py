@@ -1,0 +1,207 @@
+"""Concept directions in the embedding, fitted on report concepts, and the exact split of every
+active latent's contribution over them.
+
+An active latent is linear in the embedding (TopK or JumpReLU keeps its pre-activation as it is):
+``z_t,i = W_enc[:, (t,i)] · e + c_t,i``. A finding's item contributions (bank patterns and the
+latents outside the bank) are therefore ``g · e + κ`` for this image's active set, with
+``g = Σ_active (U_t,i,c / T) W_enc[:, (t,i)]`` and ``κ`` the same sum over the folded biases.
+
+The embeddings of training images are regressed jointly on their report concepts
+(:class:`~lanic_hub.data.concepts.ConceptTable`): ``e ≈ μ + Σ_c y_c β_c``, so each direction β_c
+holds the other concepts fixed and μ is a film whose report names nothing. Any image then splits
+exactly as ``e = μ + Σ_c ŷ_c β_c + r``, with ``ŷ`` read from the image (least squares on the
+directions, ridge-regularised) and the residual ``r`` whatever is left. Hence, exactly::
+
+    items_c = Σ_concepts ŷ_k (g · β_k)  +  (g · μ + κ)  +  g · r
+               named concepts              reference        residual (unnamed)
+
+A concept carries its name only when its read-out ``ŷ_k`` detects its own report label on rows
+that did not fit the directions (AUROC >= ``min_auroc`` with at least ``min_positives`` positives);
+otherwise its part is reported unnamed. Pure tensor code; the fitting rows come from the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data.concepts import ConceptTable, concept_names
+from ..errors import DataError
+
+CONCEPTS_WEIGHTS = "concepts.safetensors"
+CONCEPTS_JSON = "concepts.json"
+SCHEMA = 1
+
+
+@dataclass
+class ConceptDirections:
+    """Concept directions of an embedding space, with their read-out and their measured support."""
+
+    keys: tuple[str, ...]
+    mean: torch.Tensor
+    """(d,) μ: the fitted embedding of a film whose report names no concept."""
+    directions: torch.Tensor
+    """(K, d) β_k: each concept's direction, the others held fixed."""
+    readout: torch.Tensor
+    """(d, K) ŷ = (e - μ) @ readout, the ridge least-squares coordinates on the directions."""
+    support: list[dict[str, Any]] = field(default_factory=list)
+    """Per concept: ``{"key", "name", "auroc", "positives", "named"}`` measured on held-out rows."""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return concept_names(self.keys)
+
+    @property
+    def named(self) -> torch.Tensor:
+        """(K,) bool: the concepts whose name the held-out rows support."""
+        return torch.tensor([bool(s.get("named")) for s in self.support] or [False] * len(self.keys))
+
+    def presence(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, K) ŷ: how much of each concept's direction the image carries (1: as a typical
+        report-positive film; 0: as a film whose report names nothing)."""
+        return (e.float() - self.mean) @ self.readout
+
+    def split(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ŷ (B, K), r (B, d)) with ``e = μ + ŷ @ directions + r`` exactly (to float rounding)."""
+        y = self.presence(e)
+        return y, e.float() - self.mean - y @ self.directions
+
+    @classmethod
+    def fit(
+        cls,
+        e_fit: torch.Tensor,
+        table_fit: ConceptTable,
+        e_check: torch.Tensor,
+        table_check: ConceptTable,
+        *,
+        ridge: float = 1e-3,
+        min_auroc: float = 0.8,
+        min_positives: int = 5,
+        min_fit_positives: int = 5,
+        fitted_on: str = "",
+        checked_on: str = "",
+    ) -> ConceptDirections:
+        """Regress ``e_fit`` on its concept table (1 present, 0.5 uncertain, 0 otherwise; rows
+        without a usable report left out) and measure each concept's support on the check rows.
+        Concepts with fewer than ``min_fit_positives`` positive fitting rows are dropped."""
+        from sklearn.metrics import roc_auc_score
+
+        ok = table_fit.usable
+        Y = np.clip(np.nan_to_num(table_fit.values[ok], nan=0.0), -1, 1)
+        Y = np.where(Y < 0, 0.5, Y)  # uncertain: half way
+        keep = [j for j in range(Y.shape[1]) if (Y[:, j] == 1).sum() >= min_fit_positives]
+        if not keep:
+            raise DataError(
+                f"{fitted_on or 'the fitting rows'}: no concept has {min_fit_positives} positive reports "
+                f"among {int(ok.sum())} usable ones; concept directions need reports that name things"
+            )
+        keys = tuple(table_fit.concepts[j] for j in keep)
+        E = e_fit[torch.from_numpy(ok)].double()
+        X = torch.cat([torch.ones(len(E), 1, dtype=torch.float64), torch.from_numpy(Y[:, keep])], 1)
+        reg = ridge * len(E) * torch.eye(X.shape[1], dtype=torch.float64)
+        reg[0, 0] = 0.0  # the intercept is not shrunk
+        coef = torch.linalg.solve(X.T @ X + reg, X.T @ E)  # (1 + K, d)
+        mean, B = coef[0], coef[1:]
+        gram = B @ B.T
+        readout = torch.linalg.solve(
+            gram + ridge * gram.diagonal().mean() * torch.eye(len(B), dtype=B.dtype), B
+        ).T
+        out = cls(keys, mean.float(), B.float(), readout.float().contiguous())
+        y_check = out.presence(e_check).numpy()
+        lab = table_check.positive()
+        use = table_check.usable
+        support = []
+        for j, k in enumerate(keys):
+            col = lab[use, table_check.concepts.index(k)] if k in table_check.concepts else np.zeros(0)
+            pos = int(col.sum())
+            auroc = float(roc_auc_score(col, y_check[use, j])) if 0 < pos < len(col) else None
+            named = auroc is not None and pos >= min_positives and auroc >= min_auroc
+            support.append({"key": k, "name": out.names[j], "auroc": auroc, "positives": pos, "named": named})
+        out.support = support
+        out.meta = {
+            "schema": SCHEMA,
+            "fitted_on": fitted_on,
+            "fit_rows": int(ok.sum()),
+            "checked_on": checked_on,
+            "check_rows": int(use.sum()),
+            "ridge": ridge,
+            "min_auroc": min_auroc,
+            "min_positives": min_positives,
+            "rule": "a concept is named when its read-out detects its own report label on the check rows "
+            f"at AUROC >= {min_auroc} with >= {min_positives} positives",
+        }
+        return out
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        save_file(
+            {
+                "mean": self.mean.contiguous(),
+                "directions": self.directions.contiguous(),
+                "readout": self.readout,
+            },
+            str(folder / CONCEPTS_WEIGHTS),
+        )
+        doc = {**self.meta, "keys": list(self.keys), "support": self.support}
+        (folder / CONCEPTS_JSON).write_text(json.dumps(doc, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ConceptDirections | None:
+        """The directions saved in ``folder``, or None when it has none (a model from before them)."""
+        folder = Path(folder)
+        w, j = folder / CONCEPTS_WEIGHTS, folder / CONCEPTS_JSON
+        if not w.is_file() or not j.is_file():
+            return None
+        try:
+            doc = json.loads(j.read_text())
+            t = load_file(str(w))
+            keys = tuple(doc["keys"])
+            out = cls(keys, t["mean"], t["directions"], t["readout"], doc["support"], doc)
+        except (KeyError, ValueError, OSError) as err:  # a folder edited by hand, or truncated
+            raise DataError(
+                f"{folder}: unreadable concept directions ({CONCEPTS_JSON} / {CONCEPTS_WEIGHTS}): {err}"
+            ) from err
+        K, d = out.directions.shape
+        if out.mean.shape != (d,) or out.readout.shape != (d, K) or len(keys) != K or len(out.support) != K:
+            raise DataError(
+                f"{folder / CONCEPTS_WEIGHTS}: shapes do not agree (mean {tuple(out.mean.shape)}, directions "
+                f"{tuple(out.directions.shape)}, readout {tuple(out.readout.shape)}, {len(keys)} keys)"
+            )
+        return out
+
+
+@torch.no_grad()
+def active_linear_maps(
+    values: torch.Tensor,
+    indices: torch.Tensor,
+    U: torch.Tensor,
+    W_enc: torch.Tensor,
+    encoder_bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g (B, C, d), κ (B, C)) with ``g[b, c] · e_b + κ[b, c]`` = the sum of the contributions of
+    the active latents of image b to finding c. ``values``/``indices``: the codes (B, T, k);
+    ``U``: (T, L, C) latent logit weights; ``W_enc``: (d, T*L); ``encoder_bias``: (T, L).
+
+    One sparse (B*C, T*L) x (T*L, d) product: no (B, T*k, d) gather."""
+    B, T, k = indices.shape
+    L, C = U.shape[1], U.shape[2]
+    t_idx = torch.arange(T, device=indices.device).view(1, T, 1).expand_as(indices)
+    coef = (U[t_idx, indices] / T) * (values > 0).unsqueeze(-1)  # (B, T, k, C)
+    flat = (indices + t_idx * L).reshape(B, T * k)
+    kappa = (coef * encoder_bias[t_idx, indices].unsqueeze(-1)).sum((1, 2))  # (B, C)
+    rows = (torch.arange(B).view(B, 1, 1) * C + torch.arange(C).view(1, 1, C)).expand(B, T * k, C)
+    cols = flat.unsqueeze(-1).expand(B, T * k, C)
+    S = torch.sparse_coo_tensor(
+        torch.stack([rows.reshape(-1), cols.reshape(-1)]),
+        coef.reshape(B, T * k, C).reshape(-1).to(W_enc.dtype),
+        (B * C, T * L),
+    ).coalesce()
+    g = torch.sparse.mm(S, W_enc.T).view(B, C, -1)
+    return g, kappa
