@@ -6,6 +6,9 @@ A saved model folder (``save_pretrained`` / ``push_to_hub``)::
     model.safetensors    classifier.*, ensemble.*, latent_pattern (T*L,), pattern_direction (P, d)
     patterns.json        the pattern bank's metadata: {"version", "meta", "patterns": [...]}
                          (names, categories, scores, support, members, gallery row references)
+    concepts.safetensors optional: concept directions fitted on report concepts (mean, directions,
+    concepts.json        readout) and each concept's measured support; without them explanations
+                         name patterns only
     README.md            the model card
     backbone/            optional: the backbone in open_clip's layout, for a self-contained copy
     thumbnails/          optional: p{id:05d}.png, one strip of gallery thumbnails per pattern,
@@ -35,6 +38,7 @@ from .decomposition import latent_logit_weights
 from .errors import ConfigError, DataError, LanicError
 from .explain import Explanation, explain_embeddings
 from .patterns.bank import BANK_VERSION, PatternBank, pattern_activations_from_codes
+from .patterns.concepts import CONCEPTS_WEIGHTS, ConceptDirections
 from .patterns.record import Pattern
 from .transcoders import TranscoderConfig, TranscoderEnsemble
 from .utils.tensors import check_finite
@@ -147,6 +151,9 @@ class LanICModel(PreTrainedModel):
             self.register_buffer("typicality_precision", torch.zeros(config.d_in, config.d_in))
         self.patterns: list[Pattern] = []
         self.bank_meta: dict[str, Any] = {}
+        self.concepts: ConceptDirections | None = None
+        """Concept directions (``concepts.safetensors`` + ``concepts.json``): explanations split
+        over report concepts. None for a model built before them (patterns only, with a note)."""
         self._backbone = None
         self._folder: Path | None = None
         self._explain_cache: dict[str, Any] = {}
@@ -196,6 +203,7 @@ class LanICModel(PreTrainedModel):
 
         clf, ens = load_trained(folder)
         m = cls.from_components(clf, ens, PatternBank.load(folder))
+        m.concepts = ConceptDirections.load(folder)
         m._folder = Path(folder)
         return m
 
@@ -230,6 +238,8 @@ class LanICModel(PreTrainedModel):
             "patterns": [p.to_dict() for p in self.patterns],
         }
         write_text_atomic(tmp / SIDECAR, json.dumps(doc, indent=1))
+        if self.concepts is not None:
+            self.concepts.save(tmp)
         if final.is_dir():
             link_missing(final, tmp)
         replace_dir(tmp, final)
@@ -281,6 +291,12 @@ class LanICModel(PreTrainedModel):
                 f"patterns) does not match the weights ({self.config.n_patterns} patterns)"
             )
         self.patterns, self.bank_meta = _check_sidecar(path, doc["patterns"], self), doc.get("meta", {})
+        self.concepts = ConceptDirections.load(folder)
+        if self.concepts is not None and self.concepts.directions.shape[1] != self.config.d_in:
+            raise ModelFolderError(
+                f"{folder / CONCEPTS_WEIGHTS}: concept directions of width "
+                f"{self.concepts.directions.shape[1]}, the model reads {self.config.d_in}"
+            )
 
     # ------------------------------------------------------------------------------ publishing
     def push_to_hub(
@@ -509,6 +525,7 @@ class LanICModel(PreTrainedModel):
             tuple(self.config.findings),
             U=self.logit_weights,
             encoder_bias=self.encoder_bias,
+            concepts=self.concepts,
         )
         dist, outside = self._typicality_of(e)
         if dist is not None:

@@ -484,8 +484,9 @@ def patterns_stage(
     """Score, merge, select and name the ensemble's patterns over the embeddings; saved beside
     the weights in the training folder."""
     from .patterns.build import build_bank
+    from .patterns.concepts import CONCEPTS_JSON, fit_concept_directions
 
-    key = run.key(trained.fingerprint, dataclasses.asdict(config))
+    key = run.key(trained.fingerprint, dataclasses.asdict(config), "concepts-1")
     if not run.fresh("patterns", key, trained.folder / "patterns.json"):
         run.step("[5/7] pattern bank: score, merge, select, name")
         bank = build_bank(
@@ -498,6 +499,12 @@ def patterns_stage(
             progress=run.progress,
         )
         bank.save(trained.folder)
+        directions = fit_concept_directions(emb.folder, data.dataset, data_spec=data.spec, log=run.log)
+        (trained.folder / CONCEPTS_JSON).unlink(missing_ok=True)
+        if directions is not None:
+            directions.save(trained.folder)
+            named = [s["name"] for s in directions.support if s["named"]]
+            run.log(f"concepts: {len(named)} of {len(directions.keys)} named ({', '.join(named)})")
         run.mark("patterns", key)
     else:
         run.step("[5/7] pattern bank: up to date")

@@ -710,6 +710,12 @@ def build_patterns(
         progress=progress,
     )
     bank.save(model)
+    from .concepts import CONCEPTS_JSON, fit_concept_directions
+
+    directions = fit_concept_directions(embeddings, ds, data_spec=spec)
+    (Path(model) / CONCEPTS_JSON).unlink(missing_ok=True)
+    if directions is not None:
+        directions.save(model)
     if thumbnails:
         bank.meta["thumbnails"] = export_thumbnails(bank, ds, model, progress=progress)
         bank.save(model)

@@ -205,3 +205,60 @@ def active_linear_maps(
     ).coalesce()
     g = torch.sparse.mm(S, W_enc.T).view(B, C, -1)
     return g, kappa
+
+
+def fit_concept_directions(
+    embeddings: str | Path,
+    ds,
+    *,
+    data_spec: str = "",
+    max_rows: int = 50_000,
+    seed: int = 0,
+    log=print,
+    **fit_kwargs: Any,
+) -> ConceptDirections | None:
+    """Concept directions of an embedded dataset: fitted on its train rows' reports, their names
+    checked on its validate rows (without a split column: a seeded 80/20 split of the rows). At
+    most ``max_rows`` fitting rows (a seeded sample). None, with a message, when the dataset has
+    no reports."""
+    from ..data.concepts import ConceptExtractor
+    from .build import RowStore
+
+    if "report" not in ds.column_names:
+        log("concepts: the dataset has no report column; explanations will name patterns only")
+        return None
+    store = RowStore(embeddings)
+    rows = store.row_ids.numpy()
+    g = np.random.default_rng(seed)
+    if "split" in ds.column_names:
+        split = np.array(ds.select_columns(["split"]).select(rows.tolist())["split"])
+        fit_pos, chk_pos = np.where(split == "train")[0], np.where(split == "validate")[0]
+    else:
+        fit_pos, chk_pos = np.array([], dtype=int), np.array([], dtype=int)
+    if len(fit_pos) == 0 or len(chk_pos) == 0:
+        perm = g.permutation(len(rows))
+        cut = int(0.8 * len(rows))
+        fit_pos, chk_pos = np.sort(perm[:cut]), np.sort(perm[cut:])
+    if len(fit_pos) > max_rows:
+        fit_pos = np.sort(g.choice(fit_pos, max_rows, replace=False))
+    if len(chk_pos) > max_rows:
+        chk_pos = np.sort(g.choice(chk_pos, max_rows, replace=False))
+    reports = ds.select_columns(["report"])
+    x = ConceptExtractor()
+
+    def part(pos: np.ndarray) -> tuple[torch.Tensor, ConceptTable]:
+        texts = reports.select(rows[pos].tolist())["report"]
+        return store.gather(torch.from_numpy(pos)), x.table(texts, log=log)
+
+    e_fit, t_fit = part(fit_pos)
+    e_chk, t_chk = part(chk_pos)
+    name = data_spec or "dataset"
+    return ConceptDirections.fit(
+        e_fit,
+        t_fit,
+        e_chk,
+        t_chk,
+        fitted_on=f"{name}: {len(fit_pos)} train rows' reports",
+        checked_on=f"{name}: {len(chk_pos)} validate rows' reports",
+        **fit_kwargs,
+    )
