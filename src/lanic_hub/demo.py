@@ -33,6 +33,8 @@ CATEGORY_COLOURS = {
     "device": "#ff7f0e",
     "artifact": "#7f7f7f",
 }
+#: Colour of a named concept's bar.
+CONCEPT_COLOUR = "#2ca02c"
 NIH_ATTRIBUTION = (
     "NIH ChestX-ray14 images: provided by the NIH Clinical Center "
     "(https://nihcc.app.box.com/v/ChestXray-NIHCC); Wang et al., ChestX-ray8, IEEE CVPR 2017."
@@ -78,13 +80,22 @@ class Demo:
         ex = self.model.explain_embedding(e)
         f = ex[finding]
         probs = {x.finding: x.probability for x in ex.findings}
+        named = [c for c in f.concepts if c.name][:3]
+        said = (
+            "Named concepts: "
+            + ", ".join(f"{c.name} {c.contribution:+.2f}" for c in named)
+            + f" ({f.named_share:.0%} "
+            "of the evidence named). "
+            if named
+            else "No concept carries a name here. "
+        )
         choices = [f"{p.pattern}: {p.label or p.name}" for p in f.patterns[:top]]
         return (
             probs,
             contribution_chart(f, top),
             pattern_cards(self.model, f.patterns[: min(top, 6)]),
             gr.update(choices=choices, value=[]),
-            ood_banner(ex) + f"{finding}: logit {f.logit:+.2f} = baseline {f.bias:+.2f} + "
+            ood_banner(ex) + said + f"{finding}: logit {f.logit:+.2f} = baseline {f.bias:+.2f} + "
             f"{sum(not p.dense for p in f.patterns)} patterns "
             f"{sum(p.contribution for p in f.patterns if not p.dense):+.2f} + context {f.context:+.2f} + "
             f"outside the bank {f.unbanked:+.2f} + not captured {f.error:+.2f}; {f.n_cover} items carry 90% "
@@ -147,13 +158,47 @@ class Demo:
         return self._search_index
 
 
+#: Colours of the unnamed lines of a concept chart.
+UNNAMED_COLOURS = {"unnamed": "#999999", "reference": "#cccccc", "residual": "#e0e0e0"}
+UNNAMED_LABELS = {
+    "unnamed": "unnamed (no support for a name)",
+    "reference": "reference (a film naming nothing)",
+    "residual": "residual (beyond the concepts)",
+}
+
+
+def _waterfall(ax, items, logit: float, title: str) -> None:
+    start = 0.0
+    for y, (_, v, colour) in enumerate(items):
+        ax.barh(y, v, left=start, color=colour, edgecolor="black", linewidth=0.4)
+        start += v
+    ax.axvline(logit, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(items)), [i[0][:48] for i in items], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=9)
+
+
 def contribution_chart(f, top: int = 10):
-    """A waterfall of one finding's logit: baseline, the top patterns (coloured by category), the
-    rest, the latents outside the bank and the error; the bars end at the logit."""
+    """Two waterfalls of one finding's logit, each ending at the logit. Above: what the
+    explanation asserts (baseline, named concepts, the unnamed parts, the error). Below: the level
+    under it (baseline, the top patterns coloured by category, the rest, the latents outside the
+    bank and the error)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    concepts = [("baseline", f.bias, "#bbbbbb")]
+    named = [c for c in f.concepts if c.name]
+    concepts += [(c.name, c.contribution, CONCEPT_COLOUR) for c in named[:top]]
+    if named[top:]:
+        concepts.append(
+            (f"{len(named) - top} other concepts", sum(c.contribution for c in named[top:]), "#dddddd")
+        )
+    concepts += [
+        (UNNAMED_LABELS[c.kind], c.contribution, UNNAMED_COLOURS[c.kind]) for c in f.concepts if not c.name
+    ]
+    concepts.append(("not captured (error)", f.error, "#eeeeee"))
 
     shown = [p for p in f.patterns if not p.dense]
     items = [("baseline", f.bias, "#bbbbbb")]
@@ -175,16 +220,20 @@ def contribution_chart(f, top: int = 10):
         ("outside the bank", f.unbanked, "#eeeeee"),
         ("not captured (error)", f.error, "#eeeeee"),
     ]
-    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(items) + 1.2))
-    start = 0.0
-    for y, (_, v, colour) in enumerate(items):
-        ax.barh(y, v, left=start, color=colour, edgecolor="black", linewidth=0.4)
-        start += v
-    ax.axvline(f.logit, color="black", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(items)), [i[0][:48] for i in items], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"logit of {f.finding} (dashed line: {f.logit:+.2f}, probability {f.probability:.2f})")
-    ax.set_title("Contributions add up to the logit (colours: category)", fontsize=9)
+    fig, (ax_c, ax_p) = plt.subplots(
+        2,
+        1,
+        figsize=(7.5, 0.38 * (len(items) + len(concepts)) + 2.0),
+        gridspec_kw={"height_ratios": [len(concepts), len(items)]},
+    )
+    _waterfall(
+        ax_c,
+        concepts,
+        f.logit,
+        f"Concepts: {f.named_share:.0%} of the evidence named (names from the reports)",
+    )
+    _waterfall(ax_p, items, f.logit, "Patterns, the level below (colours: category)")
+    ax_p.set_xlabel(f"logit of {f.finding} (dashed line: {f.logit:+.2f}, probability {f.probability:.2f})")
     fig.tight_layout()
     return fig
 
@@ -330,7 +379,7 @@ def build_app(demo: Demo):
     findings = list(demo.model.config.findings)
     cats = ["all", *sorted({p.category for p in demo.model.patterns})]
     with gr.Blocks(title="CXR-LanIC demo (research use only)", analytics_enabled=False) as app:
-        gr.Markdown("# CXR-LanIC: predictions explained by named patterns\n\n" + NOTICE)
+        gr.Markdown("# CXR-LanIC: predictions explained by named concepts and patterns\n\n" + NOTICE)
         warning = health_warning(demo.model)
         if warning:
             gr.Markdown(warning, elem_id="health-warning")

@@ -48,6 +48,10 @@ COVERAGE = 0.9
 LEGEND = """How to read this:
 - The logit is the model's score for a finding (probability = 1 / (1 + e^-logit)). It is split
   exactly: baseline + pattern contributions + context + outside the bank + not captured = logit.
+- Concepts are what reports name (a finding, a device, a technique remark). The image is split
+  exactly over their directions in the embedding, so each concept's part is how much the model's
+  features read it here; a concept is named only when its direction detects its own report label
+  on held-out images. "Reference" and "residual" are the unnamed rest.
 - A pattern is a visual feature the model uses, found by many of its sparse transcoders ("found
   by N members" of the ensemble: more members, more stable). Its contribution is how much it
   moves this logit on this image; its activation is how strongly it is present here.
@@ -59,6 +63,13 @@ LEGEND = """How to read this:
   is what the sparse features miss of the classifier (its error term).
 - MS (MonoSemanticity, 0-1) says how alike the images that activate a pattern look to another
   encoder: higher is more single-minded. Research software: none of this is a diagnosis."""
+
+
+_UNNAMED = {
+    "unnamed": "unnamed (concepts or patterns without support for a name, latents outside the bank)",
+    "reference": "reference (what the active features read from a film whose report names nothing)",
+    "residual": "residual (the image beyond the concept directions)",
+}
 
 
 @dataclass
@@ -167,6 +178,22 @@ class Explanation:
             lines += [*self.notes[:1], ""]
         for f in sorted(self.findings, key=lambda f: -f.probability):
             lines.append(f"{f.finding}: probability {f.probability:.2f} (logit {f.logit:+.2f})")
+            if f.concepts:
+                named = [c for c in f.concepts if c.name]
+                lines.append(f"  concepts ({f.named_share:.0%} of the evidence named):")
+                for c in named[:top]:
+                    pres = f", present {c.presence:.2f}" if c.presence is not None else ""
+                    lines.append(f"  {c.contribution:+.2f}  {c.name}{pres}")
+                unnamed = {c.kind: c.contribution for c in f.concepts if not c.name}
+                lines.append(
+                    "  "
+                    + "; ".join(f"{v:+.2f} {_UNNAMED[k]}" for k, v in unnamed.items())
+                    + (
+                        f"; {sum(c.contribution for c in named[top:]):+.2f} other concepts"
+                        if named[top:]
+                        else ""
+                    )
+                )
             items = [p for p in f.patterns if not p.dense]
             lines.append(
                 f"  baseline {f.bias:+.2f}; {len(items)} patterns contribute; "
