@@ -400,7 +400,7 @@ def _pattern_concept_lines(f: FindingExplanation) -> list[ConceptContribution]:
     by_name: dict[str, float] = {}
     rest = f.unbanked
     for p in f.patterns:
-        if p.named and not p.dense:
+        if p.named:
             by_name[p.name] = by_name.get(p.name, 0.0) + p.contribution
         else:
             rest += p.contribution

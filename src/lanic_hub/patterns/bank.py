@@ -67,6 +67,17 @@ class BankConfig:
     the name does). 0: the AUROC alone (what the calibration chose)."""
     name_confidence: float = 0.0
     """... and only if its naming confidence (the softmax over concepts) is at least this."""
+    report_naming: bool = True
+    """Where the dataset has reports, name patterns after the report concepts that support them
+    (:mod:`lanic_hub.patterns.naming`): a sparse pattern by the precision and lift of its gallery,
+    a dense one ("..., graded") by how its magnitude ranks the concept. This rule then decides
+    whether a pattern is named; without reports, the label rule below does."""
+    name_precision: float = 0.8
+    """Report naming, sparse: share of the gallery whose report states the concept ..."""
+    name_lift: float = 2.0
+    """... and that share over the concept's base rate."""
+    name_graded_auroc: float = 0.85
+    """Report naming, dense: AUROC of the pattern's magnitude for the concept."""
     name_unlabelled: bool = False
     """Whether concepts no report label covers (artifacts, anatomy) may be named at all: nothing in
     the data can support such a name, and on phantoms their names were right too rarely."""
@@ -180,18 +191,19 @@ def pattern_activations_from_codes(
 
 def is_named(p: Pattern | dict[str, Any]) -> bool:
     """Whether a pattern (a record, or its dict) carries its name (banks from before naming
-    thresholds: always)."""
-    return bool(p.get("named", True)) and not p.get("dense", False)
+    thresholds: always). A dense pattern carries one only as a graded axis its reports support."""
+    graded = (p.get("name_support") or {}).get("rule") == "graded"
+    return bool(p.get("named", True)) and (not p.get("dense", False) or graded)
 
 
 def pattern_label(p: Pattern | dict[str, Any]) -> str:
     """How a pattern (a record, or its dict) is shown, everywhere (explanations, the Space, the
     card): its name when it carries one; 'context: ...' when it is dense; otherwise unnamed, with
     its nearest phrase."""
-    if p.get("dense"):
-        return f"context pattern {p['id']} (on most images; nearest phrase '{p['name']}')"
     if is_named(p):
         return p["name"]
+    if p.get("dense"):
+        return f"context pattern {p['id']} (on most images; nearest phrase '{p['name']}')"
     return (
         f"unnamed pattern {p['id']} (nearest phrase '{p['name']}', confidence {p.get('confidence') or 0:.2f})"
     )

@@ -540,6 +540,8 @@ def build_bank(
         "records", pattern_records, ds, store.row_ids, sel, cand, pscan, purity, lang, vocab, cfg, L
     )
 
+    if cfg.report_naming and len(sel):
+        timed("report naming", name_from_reports, patterns, ds, store, sample, pscan, sel, cfg)
     direction = _pattern_directions(ens, latent_pattern, len(sel))
     meta = {
         "ensemble_fingerprint": ensemble_fingerprint(ens),
@@ -575,6 +577,34 @@ def build_bank(
         "coherence": lang.latent_coherence,
     }
     return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
+
+
+def name_from_reports(
+    patterns: list[Pattern], ds, store: RowStore, sample: _Sample, pscan: PatternScan, sel: torch.Tensor, cfg
+) -> None:
+    """Apply the report-concept naming rule (:func:`~lanic_hub.patterns.naming.report_supports`)
+    to the selected patterns in place; nothing changes when the dataset has no reports."""
+    from .naming import CONCEPT_CATEGORY, NamingRule, report_supports
+
+    rule = NamingRule(cfg.name_precision, cfg.name_lift, 5, cfg.name_graded_auroc)
+    supports = report_supports(
+        ds,
+        store.row_ids.numpy(),
+        sample.pos.numpy(),
+        pscan.on_sample.columns(sel).numpy(),
+        pscan.gallery_rows[sel].numpy(),
+        pscan.gallery_values[sel].numpy(),
+        np.array([bool(p.dense) for p in patterns]),
+        rule,
+    )
+    if supports is None:
+        return
+    for p, sup in zip(patterns, supports, strict=True):
+        p.name_support = sup.to_dict()
+        p.named = sup.supported
+        if sup.supported:
+            p.name, p.concept = sup.name, sup.concept
+            p.category = CONCEPT_CATEGORY.get(sup.concept, p.category)
 
 
 #: Typical sentences "fit" a name when one of them is at least this close (cosine, all-MiniLM-L6-v2)

@@ -1,0 +1,166 @@
+"""Names for patterns from the report concepts of the images they fire on.
+
+A name is a claim that the reports support, by a rule that fits how a pattern fires:
+
+- a **sparse** pattern (firing on a minority of images) is named after the concept most often
+  stated present in the reports of its strongest activations (its gallery): the *precision* of the
+  gallery for that concept must reach ``min_precision`` and beat the concept's base rate by a
+  *lift* of ``min_lift``. A rare, pure pattern (a left chest tube on 2 % of images) passes, which
+  an AUROC test against the whole label never lets it do (AUROC ≈ 0.5 + 0.5 x its coverage);
+- a **dense** pattern (on most images) is a graded axis: it is named "<concept>, graded" when its
+  magnitude ranks the concept's reports at AUROC >= ``min_auroc``.
+
+Pure functions on arrays; the bank builder feeds them the sample rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..data.concepts import CONCEPTS, concept_names
+
+#: The pattern category of each report concept.
+CONCEPT_CATEGORY: dict[str, str] = {
+    "atelectasis": "pulmonary",
+    "consolidation": "pulmonary",
+    "edema": "pulmonary",
+    "cardiomegaly": "cardiac",
+    "pleural_effusion": "pleural",
+    "pneumothorax": "pleural",
+    **{c.key: "device" for c in CONCEPTS if c.category == "device"},
+    **{c.key: "artifact" for c in CONCEPTS if c.category == "technique"},
+}
+
+
+@dataclass(frozen=True)
+class NamingRule:
+    """The thresholds of :func:`concept_support` (chosen on one phantom split, see
+    docs/naming_calibration.md; precision reported on another)."""
+
+    min_precision: float = 0.8
+    """Sparse: share of the gallery whose report states the concept."""
+    min_lift: float = 2.0
+    """Sparse: that share over the concept's share of all usable reports."""
+    min_gallery: int = 5
+    """Sparse: gallery images with a usable report needed to judge at all."""
+    min_auroc: float = 0.85
+    """Dense: AUROC of the pattern's magnitude for the concept."""
+
+
+@dataclass(frozen=True)
+class ConceptSupport:
+    """What the reports say about one pattern."""
+
+    concept: str | None
+    """The best-supported concept key (None: no concept could be judged)."""
+    rule: str
+    """"gallery" (sparse) or "graded" (dense)."""
+    precision: float | None
+    lift: float | None
+    auroc: float | None
+    supported: bool
+
+    @property
+    def name(self) -> str | None:
+        if not self.supported or self.concept is None:
+            return None
+        base = concept_names([self.concept])[0]
+        return f"{base}, graded" if self.rule == "graded" else base
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "name": self.name}
+
+
+def concept_support(
+    acts: np.ndarray,
+    labels: np.ndarray,
+    keys: tuple[str, ...],
+    *,
+    dense: bool,
+    gallery: int = 20,
+    rule: NamingRule | None = None,
+    base: np.ndarray | None = None,
+) -> ConceptSupport:
+    """The report support of one pattern. ``acts`` (n,): its activation on n rows; ``labels``
+    (n, K): each row's report concepts (1 stated present, 0 not, NaN: no usable report).
+    ``base`` (m, K): the rows the base rates come from (default: ``labels``)."""
+    from sklearn.metrics import roc_auc_score
+
+    rule = rule or NamingRule()
+    usable = ~np.isnan(labels).all(1) if labels.size else np.zeros(len(acts), bool)
+    a, y = acts[usable], np.nan_to_num(labels[usable], nan=0.0) == 1
+    if len(a) == 0 or y.shape[1] == 0:
+        return ConceptSupport(None, "graded" if dense else "gallery", None, None, None, False)
+    if dense:
+        aucs = np.array(
+            [roc_auc_score(y[:, k], a) if 0 < y[:, k].sum() < len(y) else np.nan for k in range(y.shape[1])]
+        )
+        if np.isnan(aucs).all():
+            return ConceptSupport(None, "graded", None, None, None, False)
+        k = int(np.nanargmax(aucs))
+        return ConceptSupport(keys[k], "graded", None, None, float(aucs[k]), bool(aucs[k] >= rule.min_auroc))
+    firing = np.where(a > 0)[0]
+    top = firing[np.argsort(-a[firing], kind="stable")[:gallery]]
+    if len(top) < rule.min_gallery:
+        return ConceptSupport(None, "gallery", None, None, None, False)
+    precision = y[top].mean(0)
+    if base is None:
+        base = y.mean(0)
+    else:
+        base = (np.nan_to_num(base[~np.isnan(base).all(1)], nan=0.0) == 1).mean(0)
+    lift = np.where(base > 0, precision / np.maximum(base, 1e-12), 0.0)
+    ok = lift >= rule.min_lift
+    if not ok.any():
+        k = int(np.argmax(precision))
+        return ConceptSupport(keys[k], "gallery", float(precision[k]), float(lift[k]), None, False)
+    k = int(np.argmax(np.where(ok, precision, -1.0)))
+    return ConceptSupport(
+        keys[k],
+        "gallery",
+        float(precision[k]),
+        float(lift[k]),
+        None,
+        bool(precision[k] >= rule.min_precision),
+    )
+
+
+def report_supports(
+    ds,
+    row_ids: np.ndarray,
+    sample_pos: np.ndarray,
+    on_sample: np.ndarray,
+    gallery_pos: np.ndarray,
+    gallery_values: np.ndarray,
+    dense: np.ndarray,
+    rule: NamingRule | None = None,
+    log=print,
+) -> list[ConceptSupport] | None:
+    """The report support of S patterns (None: the dataset has no reports). ``row_ids``: the
+    dataset row of each store position; ``sample_pos`` (n,): the sample rows' store positions and
+    ``on_sample`` (n, S) the patterns' activations there; ``gallery_pos`` / ``gallery_values``
+    (S, G): each pattern's gallery over all rows (-1: none); ``dense`` (S,)."""
+    from ..data.concepts import ConceptExtractor
+
+    if "report" not in ds.column_names:
+        return None
+    need = np.unique(np.concatenate([sample_pos, gallery_pos[gallery_pos >= 0]]))
+    texts = ds.select_columns(["report"]).select(row_ids[need].tolist())["report"]
+    table = ConceptExtractor().table(texts, log=log)
+    at = {int(p): i for i, p in enumerate(need)}
+    lab_sample = table.values[[at[int(p)] for p in sample_pos]]
+    out = []
+    for j in range(on_sample.shape[1]):
+        if dense[j]:
+            out.append(concept_support(on_sample[:, j], lab_sample, table.concepts, dense=True, rule=rule))
+            continue
+        g = gallery_pos[j] >= 0
+        lab = np.concatenate([table.values[[at[int(p)] for p in gallery_pos[j][g]]], lab_sample])
+        acts = np.concatenate([gallery_values[j][g], np.zeros(len(sample_pos))])
+        out.append(
+            concept_support(
+                acts, lab, table.concepts, dense=False, gallery=int(g.sum()), rule=rule, base=lab_sample
+            )
+        )
+    return out
