@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..data.concepts import ConceptTable, concept_names
+from ..data.concepts import ConceptExtractor, ConceptTable, concept_names
 from ..errors import DataError
+from .store import RowStore
 
 CONCEPTS_WEIGHTS = "concepts.safetensors"
 CONCEPTS_JSON = "concepts.json"
@@ -221,9 +222,6 @@ def fit_concept_directions(
     checked on its validate rows (without a split column: a seeded 80/20 split of the rows). At
     most ``max_rows`` fitting rows (a seeded sample). None, with a message, when the dataset has
     no reports."""
-    from ..data.concepts import ConceptExtractor
-    from .build import RowStore
-
     if "report" not in ds.column_names:
         log("concepts: the dataset has no report column; explanations will name patterns only")
         return None

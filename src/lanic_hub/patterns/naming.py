@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..data.concepts import CONCEPTS, concept_names
+from ..data.concepts import CONCEPTS, ConceptExtractor, concept_names
 
 #: The pattern category of each report concept.
 CONCEPT_CATEGORY: dict[str, str] = {
@@ -141,8 +141,6 @@ def report_supports(
     dataset row of each store position; ``sample_pos`` (n,): the sample rows' store positions and
     ``on_sample`` (n, S) the patterns' activations there; ``gallery_pos`` / ``gallery_values``
     (S, G): each pattern's gallery over all rows (-1: none); ``dense`` (S,)."""
-    from ..data.concepts import ConceptExtractor
-
     if "report" not in ds.column_names:
         return None
     need = np.unique(np.concatenate([sample_pos, gallery_pos[gallery_pos >= 0]]))
