@@ -114,6 +114,33 @@ def render_model_card(
         if "name_label_auroc" in bank_cfg
         else ""
     )
+    if bank_cfg.get("report_naming"):
+        n_graded = sum(is_named(p) and bool(p.dense) for p in model.patterns)
+        names_text = (
+            f" {n_named} of them carry a name from the report concepts ({n_graded} of them dense, named "
+            f"'..., graded'): a sparse pattern when at least {bank_cfg.get('name_precision')} of its "
+            f"gallery's reports state the concept, {bank_cfg.get('name_lift')}x its base rate; a dense "
+            "one when its magnitude ranks the concept's reports at AUROC >= "
+            f"{bank_cfg.get('name_graded_auroc')}. "
+            f"{len(model.patterns) - n_named} are shown unnamed, with their nearest phrase."
+        )
+    if model.concepts is not None:
+        sup = model.concepts.support
+        named = [f"{x['name']} ({x['auroc']:.2f})" for x in sup if x["named"]]
+        unnamed = [
+            f"{x['name']} ({x['auroc']:.2f})" if x["auroc"] is not None else x["name"]
+            for x in sup
+            if not x["named"]
+        ]
+        cm = model.concepts.meta
+        names_text += (
+            f"\n\nExplanations are given over report concepts: the image embedding is split exactly over "
+            f"{len(sup)} concept directions fitted on {cm.get('fitted_on', '?')}. A concept is named when "
+            f"its read-out detects its own report label on {cm.get('checked_on', '?')} at AUROC >= "
+            f"{cm.get('min_auroc')}: named {', '.join(named) or 'none'}; unnamed "
+            f"{', '.join(unnamed) or 'none'}. Whether the change a factor causes lands on the concept named "
+            "for it is measured in the counterfactual table (phantom world only)."
+        )
     bank_text = (
         f"{len(model.patterns)} patterns selected from {counts.get('latents', '?')} latents "
         f"({counts.get('alive', '?')} alive, {counts.get('merged', '?')} after merging across members). "

@@ -106,6 +106,52 @@ def test_shares_split_the_absolute_change():
     assert s["error_share"][1] == pytest.approx(1.0) and not bool(s["named_hit"][1])
 
 
+def test_the_signed_share_is_the_named_items_part_of_the_logit_change():
+    d_items = torch.tensor([[1.0, -2.0, 0.5], [2.0, 1.0, 0.0]])
+    d_rest = {"error": torch.tensor([-1.0, -1.0])}
+    named = torch.tensor([True, True, False])
+    s = change_shares(d_items, d_rest, named, named, 3)
+    # row 0: Δlogit = -1.5, the named items moved it by -1.0: two thirds of the change, signed +
+    assert s["signed_named_share"][0] == pytest.approx(2 / 3)
+    # row 1: Δlogit = +2.0, named +3.0 (the error took 1.0 back): 1.5; Σ|Δ| share 3/4
+    assert s["signed_named_share"][1] == pytest.approx(1.5) and s["named_share"][1] == pytest.approx(0.75)
+
+
+def test_group_figures_pool_the_moved_logits_of_judged_factors():
+    from lanic_hub.evaluation.counterfactual import group_figures
+
+    cat = lambda share, hit: {  # noqa: E731
+        "named_share": torch.tensor(share),
+        "signed_named_share": torch.tensor(share),
+        "named_hit": torch.tensor(hit),
+    }
+    per = {
+        "edema": cat([0.2, 0.6], [True, False]),
+        "chest_tube": cat([0.9], [True]),
+        "rotation": cat([0.0], [False]),
+    }
+    g = group_figures(per, judged=["edema", "chest_tube"])
+    assert g["findings"]["moved_logits"] == 2 and g["findings"]["named_top_hit_rate"] == pytest.approx(0.5)
+    assert g["devices"]["median_named_share"] == pytest.approx(0.9)
+    assert g["artifacts"] == {"moved_logits": 0}  # rotation is not judged
+    assert g["all"]["moved_logits"] == 3 and g["all"]["named_top_hit_rate"] == pytest.approx(2 / 3)
+
+
+def test_the_concept_parts_of_a_change_add_up_to_the_logit_change(tiny_lanic_model):
+    from lanic_hub import LanICModel
+    from lanic_hub.evaluation.counterfactual import ConceptAttributor, ground_truth_directions
+
+    m = LanICModel.from_pretrained(tiny_lanic_model)
+    g = torch.Generator().manual_seed(0)
+    e = torch.nn.functional.normalize(torch.randn(200, m.config.d_in, generator=g), dim=1)
+    gt = (torch.rand(200, len(ALL_FACTORS), generator=g) < 0.3).numpy()
+    att = ConceptAttributor("c", m.classifier, m.ensemble, m.bank, ground_truth_directions(e, gt))
+    assert att.concepts == list(ALL_FACTORS)  # the ceiling names every factor
+    dl, di, dr = pair_changes(att, e[:20], e[20:40])
+    total = di.sum(1) + dr["reference"] + dr["residual"] + dr["error"]
+    assert torch.allclose(total, dl, atol=1e-4), (total - dl).abs().max()
+
+
 def test_the_parts_of_a_change_add_up_to_the_logit_change(tiny_lanic_model):
     from lanic_hub import LanICModel
     from lanic_hub.evaluation.counterfactual import embed_images, named_concepts
@@ -135,8 +181,13 @@ def test_the_suite_end_to_end_with_baselines(tiny_lanic_model, tmp_path):
     )
     docs = [json.loads(open(p).read()) for p in r["written"]]
     methods = {d["metrics"]["counterfactual"]["method"] for d in docs}
+    from lanic_hub import LanICModel
+
+    has_concepts = LanICModel.from_pretrained(tiny_lanic_model).concepts is not None
     assert methods == {
         "LanIC model (bank patterns)",
+        *(["LanIC model (report concepts)"] if has_concepts else []),
+        "ceiling: ground-truth concept directions",
         "raw latents (no merging)",
         "single TopK transcoder",
         "plain TopK ensemble",
@@ -148,5 +199,10 @@ def test_the_suite_end_to_end_with_baselines(tiny_lanic_model, tmp_path):
         assert set(m["factors"]) == set(ALL_FACTORS) and all(v["pairs"] == 2 for v in m["factors"].values())
         assert d["dataset"]["rows"] == 4 * len(ALL_FACTORS) and d["suite"] == SUITE
     md = (tmp_path / "leaderboard" / f"{SUITE}.md").read_text()
-    assert "factors passing / judged" in md and "probe AUROC on e" in md
+    assert (
+        "factors passing / judged" in md and "probe AUROC on e" in md and "devices share / signed / hit" in md
+    )
+    for d in docs:
+        groups = d["metrics"]["counterfactual"]["groups"]
+        assert set(groups) == {"findings", "devices", "artifacts", "all"}
     assert sum(line.startswith("| ") for line in md.splitlines()) >= 6 + len(ALL_FACTORS)

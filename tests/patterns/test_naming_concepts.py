@@ -64,3 +64,16 @@ def test_a_common_concept_needs_lift_and_unusable_reports_support_nothing():
     assert not s.supported and s.concept is None
     strict = NamingRule(min_precision=1.01)
     assert not concept_support(acts, labels, KEYS, dense=False, rule=strict).supported
+
+
+def test_of_two_supported_concepts_the_most_specific_names_the_pattern():
+    """ICU films are portable and carry the catheters: a catheter pattern's gallery states
+    'portable' in every report too, but the catheter is the specific concept."""
+    g = np.random.default_rng(1)
+    n = 3000
+    portable = g.random(n) < 0.4
+    catheter = portable & (g.random(n) < 0.25)
+    labels = np.stack([portable, catheter], 1).astype(float)
+    acts = np.where(catheter, 1 + g.random(n), 0.0)
+    s = concept_support(acts, labels, ("portable_marker", "central_venous_catheter"), dense=False)
+    assert s.supported and s.concept == "central_venous_catheter" and s.lift > 5

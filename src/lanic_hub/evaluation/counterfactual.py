@@ -61,6 +61,9 @@ class CounterfactualConfig:
     """A logit moved when |Δlogit| exceeds this."""
     assign_auroc: float = 0.9
     """An item stands for the factor it detects best when that AUROC reaches this."""
+    gallery_purity: float = 0.8
+    """An item stands for the factor most over-represented in its top-20 gallery when at least
+    this share of the gallery carries it (the fairer assignment, reported beside the AUROC one)."""
     top: int = 3
     """The hit rate looks at this many largest changes."""
     eligible_at: float = 0.1
@@ -549,6 +552,35 @@ def naming_precision(concepts: list[str | None], item_factor: list[str | None]) 
     }
 
 
+def gallery_factors(
+    acts: np.ndarray, gt: np.ndarray, factors: tuple[str, ...], at: float, gallery: int = 20
+) -> list[str | None]:
+    """Each item's factor by what its images show: the factor most over-represented in its
+    gallery (its ``gallery`` strongest activations), when at least ``at`` of the gallery carries
+    it (:func:`~lanic_hub.patterns.phantom_check.gallery_purity`); a rare, pure item passes, which
+    the AUROC assignment never lets it do."""
+    from ..patterns.phantom_check import gallery_purity
+
+    if acts.shape[1] == 0:
+        return []
+    share, which, _ = gallery_purity(acts, gt, gallery=gallery)
+    return [factors[w] if w >= 0 and sh >= at else None for sh, w in zip(share, which, strict=True)]
+
+
+def naming_precision_either(
+    concepts: list[str | None], by_auroc: list[str | None], by_gallery: list[str | None]
+) -> dict[str, Any]:
+    """Among named items, the share whose name is their factor by either assignment (AUROC, or
+    gallery purity)."""
+    named = [c is not None for c in concepts]
+    right = [c is not None and c in (a, g) for c, a, g in zip(concepts, by_auroc, by_gallery, strict=True)]
+    return {
+        "named": int(sum(named)),
+        "precision": float(sum(right) / sum(named)) if any(named) else None,
+        "named_after_their_factor": int(sum(right)),
+    }
+
+
 def gt_matrix(cases, factors: tuple[str, ...] = ALL_FACTORS) -> np.ndarray:
     return np.array([[c.factor_present(f) for f in factors] for c in cases], dtype=bool)
 
@@ -819,15 +851,17 @@ def run_counterfactual_suite(
             log(f"  baselines built in {time.perf_counter() - tb:.0f} s")
         for name, att, kind in methods:
             t2 = time.perf_counter()
-            item_factor, _ = assign_factors(
-                att.activations(x_assign).numpy(), gt, ALL_FACTORS, cfg.assign_auroc
-            )
+            acts_assign = att.activations(x_assign).numpy()
+            item_factor, _ = assign_factors(acts_assign, gt, ALL_FACTORS, cfg.assign_auroc)
+            item_gallery = gallery_factors(acts_assign, gt, ALL_FACTORS, cfg.gallery_purity)
             res = evaluate_method(att, e_on, e_off, pairs, item_factor, cfg)
             res["method"] = att.name
             res["items"] = len(att.concepts)
             res["named_items"] = sum(c is not None for c in att.concepts)
             res["items_with_a_factor"] = sum(f is not None for f in item_factor)
             res["naming"] = naming_precision(att.concepts, item_factor)
+            res["naming_gallery"] = naming_precision(att.concepts, item_gallery)
+            res["naming_either"] = naming_precision_either(att.concepts, item_factor, item_gallery)
             res["embedding"] = emb_fig
             doc = _results_doc(
                 name,
@@ -893,7 +927,8 @@ def markdown(docs: list[dict[str, Any]]) -> str:
         f"{c0['target_share']} and named hit rate >= {c0['target_hit']:.0%}.",
         "",
         "| method | factors passing / judged | median factor share | named top-3 hit rate | "
-        "items (named, with a factor) | naming precision | context share | moved logits |",
+        "items (named, with a factor) | naming precision (AUROC / gallery / either) | context share | "
+        "moved logits |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for d in ms:
@@ -902,7 +937,9 @@ def markdown(docs: list[dict[str, Any]]) -> str:
             f"| {d['model']['id']} | {len(r['passing_factors'])} / {len(r['eligible_factors'])} | "
             f"{_f(r['median_factor_share_all'])} | {_f(r['named_top_hit_rate_all'])} | "
             f"{r['items']} ({r['named_items']}, {r['items_with_a_factor']}) | "
-            f"{_f(r.get('naming', {}).get('precision'), 2)} | {_f(r.get('mean_context_share_all'))} | "
+            f"{_f(r.get('naming', {}).get('precision'), 2)} / "
+            f"{_f(r.get('naming_gallery', {}).get('precision'), 2)} / "
+            f"{_f(r.get('naming_either', {}).get('precision'), 2)} | {_f(r.get('mean_context_share_all'))} | "
             f"{r['moved_logits']} |"
         )
     lines += [

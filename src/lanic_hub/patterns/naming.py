@@ -2,11 +2,12 @@
 
 A name is a claim that the reports support, by a rule that fits how a pattern fires:
 
-- a **sparse** pattern (firing on a minority of images) is named after the concept most often
-  stated present in the reports of its strongest activations (its gallery): the *precision* of the
-  gallery for that concept must reach ``min_precision`` and beat the concept's base rate by a
-  *lift* of ``min_lift``. A rare, pure pattern (a left chest tube on 2 % of images) passes, which
-  an AUROC test against the whole label never lets it do (AUROC ≈ 0.5 + 0.5 x its coverage);
+- a **sparse** pattern (firing on a minority of images) is named after a concept stated present
+  in the reports of its strongest activations (its gallery): the *precision* of the gallery for
+  that concept must reach ``min_precision`` and beat the concept's base rate by a *lift* of
+  ``min_lift``; of several such concepts, the most specific (largest lift). A rare, pure pattern
+  (a left chest tube on 2 % of images) passes, which an AUROC test against the whole label never
+  lets it do (AUROC ≈ 0.5 + 0.5 x its coverage);
 - a **dense** pattern (on most images) is a graded axis: it is named "<concept>, graded" when its
   magnitude ranks the concept's reports at AUROC >= ``min_auroc``.
 
@@ -111,19 +112,14 @@ def concept_support(
     else:
         base = (np.nan_to_num(base[~np.isnan(base).all(1)], nan=0.0) == 1).mean(0)
     lift = np.where(base > 0, precision / np.maximum(base, 1e-12), 0.0)
-    ok = lift >= rule.min_lift
-    if not ok.any():
-        k = int(np.argmax(precision))
+    ok = (lift >= rule.min_lift) & (precision >= rule.min_precision)
+    if not ok.any():  # the best candidate, unsupported
+        k = int(np.argmax(np.where(lift >= rule.min_lift, precision, precision - 1.0)))
         return ConceptSupport(keys[k], "gallery", float(precision[k]), float(lift[k]), None, False)
-    k = int(np.argmax(np.where(ok, precision, -1.0)))
-    return ConceptSupport(
-        keys[k],
-        "gallery",
-        float(precision[k]),
-        float(lift[k]),
-        None,
-        bool(precision[k] >= rule.min_precision),
-    )
+    # of the concepts that pass, the most specific (largest lift): a gallery of ICU films states
+    # "portable" in every report, but its pattern is the catheter that only ICU films carry
+    k = int(np.argmax(np.where(ok, lift, -1.0)))
+    return ConceptSupport(keys[k], "gallery", float(precision[k]), float(lift[k]), None, True)
 
 
 def report_supports(
