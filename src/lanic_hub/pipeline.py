@@ -81,7 +81,8 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
     from .evaluation.runner import run as run_eval
     from .evaluation.runner import slug
 
-    key = run.key(trained.fingerprint, dataclasses.asdict(cfg.patterns), suite)
+    # the bank's own ledger key: a rebuilt bank (new names, new concept directions) is re-evaluated
+    key = run.key(trained.fingerprint, dataclasses.asdict(cfg.patterns), suite, run.done.get("patterns"))
     res_file = run.out / "eval" / "results" / suite / f"{slug(str(model.folder))}.json"
     if not run.fresh("eval", key, res_file):
         run.step(f"[7/7] evaluation suite '{suite}' with every baseline")

@@ -485,8 +485,9 @@ def patterns_stage(
     the weights in the training folder."""
     from .patterns.build import build_bank
     from .patterns.concepts import CONCEPTS_JSON, fit_concept_directions
+    from .patterns.naming import NAMING_VERSION
 
-    key = run.key(trained.fingerprint, dataclasses.asdict(config), "concepts-1")
+    key = run.key(trained.fingerprint, dataclasses.asdict(config), NAMING_VERSION)
     if not run.fresh("patterns", key, trained.folder / "patterns.json"):
         run.step("[5/7] pattern bank: score, merge, select, name")
         bank = build_bank(
