@@ -86,8 +86,12 @@ def train_sae(x: torch.Tensor, n_latents: int, k: int, steps: int, seed: int = 0
         levels=(n_latents,),
         seed=seed,
     )
-    sae, report = train_ensemble(x, x, cfg, TrainConfig(steps=steps, batch_size=256), progress=False)
-    return sae.eval(), report
+    sae, _ = train_ensemble(x, x, cfg, TrainConfig(steps=steps, batch_size=256), progress=False)
+    sae = sae.eval()
+    with torch.no_grad():
+        v, i = sae.encode(x)
+        fvu = float((sae.decode(v, i)[:, 0] - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+    return sae, fvu
 
 
 def name_sae(sae, x: torch.Tensor, table_values: np.ndarray, keys: tuple[str, ...], rule: NamingRule):
@@ -110,6 +114,7 @@ def main() -> None:
     ap.add_argument("--run", default="runs/quickstart")
     ap.add_argument("--out", default="runs/concept-splits")
     ap.add_argument("--pairs", type=int, default=40)
+    ap.add_argument("--quick", action="store_true", help="only the report directions and the ceiling")
     args = ap.parse_args()
     run, out = Path(args.run), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,20 +140,33 @@ def main() -> None:
     x_train = tr.image.float()[torch.from_numpy(train_pos)]
     table = ConceptExtractor().table(np.array(tr_rows["report"], dtype=object)[train_pos].tolist())
 
-    variants: dict[str, object] = {"report directions (model's, ridge 1e-3)": model.concepts}
-    for ridge in (1e-2, 1e-1):
-        variants[f"report directions, ridge {ridge:g}"] = fit_concept_directions(
-            train_emb, ds, log=lambda *a: None, ridge=ridge
+    variants: dict[str, object] = {}
+    for readout in ("ols", "gls"):
+        for attribution, perms in (("linear", 0), ("shapley", 8)):
+            d = fit_concept_directions(train_emb, ds, log=lambda *a: None, readout=readout)
+            d.attribution, d.permutations = attribution, perms
+            label = "per-image linear map" if attribution == "linear" else f"Shapley, {perms} permutations"
+            variants[f"report directions, {readout.upper()} read-out, {label}"] = d
+    if not args.quick:
+        clipped = Clipped(
+            **{f: getattr(model.concepts, f) for f in ("keys", "mean", "directions", "readout")}
         )
-    clipped = Clipped(**{f: getattr(model.concepts, f) for f in ("keys", "mean", "directions", "readout")})
-    clipped.support, clipped.meta = model.concepts.support, model.concepts.meta
-    variants["report directions, read-out clipped at 0"] = clipped
-    for L, k in ((512, 16), (256, 8)):
-        sae, rep = train_sae(x_train, L, k, steps=1500)
-        names = name_sae(sae, x_train, table.values, table.concepts, NamingRule())
-        fvu = rep["fvu"][str(L)][0]
-        variants[f"TopK SAE on e (L={L}, k={k}, FVU {fvu:.3f}), report-named"] = SAEDictionary(sae, names)
-    variants["ceiling: ground-truth directions"] = ground_truth_directions(x_assign, gt)
+        clipped.support, clipped.meta, clipped.attribution = (
+            model.concepts.support,
+            model.concepts.meta,
+            "linear",
+        )
+        variants["report directions, OLS read-out clipped at 0, linear"] = clipped
+        for L, k in ((512, 16),):
+            sae, fvu = train_sae(x_train, L, k, steps=1500)
+            names = name_sae(sae, x_train, table.values, table.concepts, NamingRule())
+            variants[f"TopK SAE on e (L={L}, k={k}, FVU {fvu:.3f}), report-named, linear"] = SAEDictionary(
+                sae, names
+            )
+    for attribution in ("linear", "shapley"):
+        d = ground_truth_directions(x_assign, gt)
+        d.attribution = attribution
+        variants[f"ceiling: ground-truth directions, {attribution}"] = d
 
     rows_out = []
     for name, d in variants.items():

@@ -22,7 +22,7 @@ from .constants import FINDINGS
 from .decomposition import decompose, latent_logit_weights
 from .patterns import PatternBank
 from .patterns.bank import is_named, pattern_activations_from_codes, pattern_label
-from .patterns.concepts import ConceptDirections, active_linear_maps
+from .patterns.concepts import ConceptDirections, active_linear_maps, shapley_over_concepts
 from .patterns.record import Pattern
 from .transcoders import TranscoderEnsemble
 from .transcoders.ensemble import flat_latents
@@ -274,12 +274,31 @@ def decomposition_by_concept(
     values: torch.Tensor,
     indices: torch.Tensor,
     U: torch.Tensor,
-    W_enc: torch.Tensor,
+    ens: TranscoderEnsemble,
     encoder_bias: torch.Tensor,
 ) -> ConceptDecomposition:
     """Split the active latents' contributions of a batch (codes ``values``/``indices``) exactly
-    over ``concepts``."""
-    g, kappa = active_linear_maps(values, indices, U, W_enc, encoder_bias)  # (B, C, d), (B, C)
+    over ``concepts``, by their ``attribution``:
+
+    - "shapley" (default): sampled Shapley values of the concept parts and the residual, from the
+      fixed reference point μ (:func:`~lanic_hub.patterns.concepts.shapley_over_concepts`); the
+      reference is then the same for every image;
+    - "linear": this image's active latents as one linear map g, so concept k gets ŷ_k (g · β_k)
+      and the reference g · μ + κ varies with the active set."""
+    if getattr(concepts, "attribution", "linear") == "shapley":
+        T = ens.cfg.n_members
+
+        def items_of(x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+            out = []
+            for a in range(0, len(x), chunk):
+                v, i = ens.encode(x[a : a + chunk], bias=encoder_bias)
+                t_idx = torch.arange(T, device=i.device).view(1, T, 1).expand_as(i)
+                out.append(((v / T).unsqueeze(-1) * U[t_idx, i]).sum((1, 2)))
+            return torch.cat(out)
+
+        phi, phi_r, ref, y = shapley_over_concepts(items_of, concepts, e, concepts.permutations)
+        return ConceptDecomposition(phi, ref.expand(len(e), -1), phi_r, y)
+    g, kappa = active_linear_maps(values, indices, U, ens.W_enc, encoder_bias)  # (B, C, d), (B, C)
     y, r = concepts.split(e)
     per = torch.einsum("bcd,kd->bkc", g, concepts.directions.to(g.dtype)) * y.unsqueeze(-1)
     reference = g @ concepts.mean.to(g.dtype) + kappa
@@ -432,9 +451,7 @@ def decomposition_by_pattern(
     U = latent_logit_weights(ens.W_dec, W2) if U is None else U
     d = decompose(v, i, h, recon, W2, b2, ens.b_dec, U=U)
     concept = (
-        decomposition_by_concept(concepts, e, v, i, U, ens.W_enc, encoder_bias)
-        if concepts is not None
-        else None
+        decomposition_by_concept(concepts, e, v, i, U, ens, encoder_bias) if concepts is not None else None
     )
     B, T, k, C = d.contributions.shape
     P = len(bank)

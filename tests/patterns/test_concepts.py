@@ -102,8 +102,9 @@ def test_active_latents_are_linear_in_e(model):
     )
 
 
-def test_the_concept_split_adds_up_exactly(model):
+def test_the_linear_concept_split_adds_up_exactly(model):
     cd = _directions_for(model)
+    cd.attribution = "linear"
     e = torch.nn.functional.normalize(torch.randn(6, model.config.d_in), dim=1)
     d = decomposition_by_pattern(model.classifier, model.ensemble, model.bank, e, concepts=cd)
     c = d.concept
@@ -131,3 +132,83 @@ def test_to_dict_concepts_add_up_to_the_logit(model):
                     kinds = [c["kind"] for c in f["concepts"]]
                     assert kinds[-2:] == ["reference", "residual"]
             assert (NO_CONCEPTS_NOTE in x.notes) == (concepts is None)
+
+
+def test_reports_that_cannot_be_read_leave_no_concepts_and_say_so(tiny_model, tiny_embedded):
+    import json
+
+    from lanic_hub.data.open import open_dataset
+    from lanic_hub.patterns.concepts import fit_concept_directions
+
+    spec = json.loads((tiny_embedded / "emb" / "manifest.json").read_text())["data_spec"]
+    ds = open_dataset(spec)
+    said: list[str] = []
+    garbled = ds.map(lambda r, i: {"report": ["", "Keine Befunde.", "???"][i % 3]}, with_indices=True)
+    assert fit_concept_directions(tiny_embedded / "emb", garbled, log=said.append) is None
+    assert any("had no usable report" in s for s in said)
+    assert any("explanations will name patterns only" in s for s in said)
+    # and the real reports give directions, checked on the validate rows
+    d = fit_concept_directions(tiny_embedded / "emb", ds, log=said.append)
+    assert d is not None and "validate rows" in d.meta["checked_on"] and d.meta["fit_rows"] > 0
+
+
+def test_a_model_folder_from_before_concepts_loads_and_explains_with_patterns_only(
+    tiny_lanic_model, tmp_path
+):
+    import shutil
+
+    from lanic_hub.modeling import LanICModel
+
+    old = tmp_path / "old-model"
+    shutil.copytree(tiny_lanic_model, old)
+    for f in ("concepts.json", "concepts.safetensors"):
+        (old / f).unlink(missing_ok=True)
+    m = LanICModel.from_pretrained(old)
+    assert m.concepts is None
+    e = torch.nn.functional.normalize(torch.randn(1, m.config.d_in), dim=1)
+    ex = m.explain_embedding(e)
+    assert NO_CONCEPTS_NOTE in ex.notes
+    for f in ex.to_dict()["findings"]:
+        assert abs(f["bias"] + sum(c["contribution"] for c in f["concepts"]) + f["error"] - f["logit"]) < 1e-5
+        assert all(c["kind"] in ("pattern", "unnamed") for c in f["concepts"])
+    # the saved model with its directions round-trips them
+    new = LanICModel.from_pretrained(tiny_lanic_model)
+    if new.concepts is not None:
+        new.save_pretrained(tmp_path / "resaved")
+        back = LanICModel.from_pretrained(tmp_path / "resaved")
+        assert back.concepts is not None and back.concepts.keys == new.concepts.keys
+        torch.testing.assert_close(back.concepts.readout, new.concepts.readout)
+
+
+def test_the_shapley_split_adds_up_from_one_reference_and_is_deterministic(model):
+    cd = _directions_for(model)
+    cd.attribution, cd.permutations = "shapley", 4
+    e = torch.nn.functional.normalize(torch.randn(5, model.config.d_in), dim=1)
+    d = decomposition_by_pattern(model.classifier, model.ensemble, model.bank, e, concepts=cd)
+    c = d.concept
+    torch.testing.assert_close(
+        c.concepts.sum(1) + c.reference + c.residual, d.patterns.sum(1) + d.unbanked, atol=1e-4, rtol=0
+    )
+    # one reference for every image: what the ensemble says of the point μ itself
+    assert torch.equal(c.reference, c.reference[:1].expand_as(c.reference))
+    again = decomposition_by_pattern(model.classifier, model.ensemble, model.bank, e, concepts=cd).concept
+    assert torch.equal(again.concepts, c.concepts)
+    # a concept the image does not carry at all (ŷ = 0) gets nothing (the dummy axiom)
+    from lanic_hub.patterns.concepts import shapley_over_concepts
+
+    def items_of(x):
+        return x[:, :2] * 3.0 + (x[:, :1] * x[:, 1:2])  # any function of the point
+
+    absent = ConceptDirections(
+        cd.keys,
+        torch.zeros(model.config.d_in),
+        torch.eye(len(cd.keys), model.config.d_in),
+        torch.eye(len(cd.keys), model.config.d_in).T.contiguous(),
+    )
+    x = torch.zeros(1, model.config.d_in)
+    x[0, 0], x[0, 1] = 1.0, 2.0  # concept 0 and 1 present, every other one absent, no residual
+    phi, phi_r, ref, y = shapley_over_concepts(items_of, absent, x, 8)
+    assert torch.all(phi[0, 2:] == 0) and torch.all(phi_r == 0)
+    # two players with an interaction x0*x1 = 2: each gets half of it
+    torch.testing.assert_close(phi[0, 0], torch.tensor([3.0 + 1.0, 0.0 + 1.0]))
+    torch.testing.assert_close(phi[0, 1], torch.tensor([0.0 + 1.0, 6.0 + 1.0]))

@@ -15,6 +15,10 @@ directions, ridge-regularised) and the residual ``r`` whatever is left. Hence, e
     items_c = Σ_concepts ŷ_k (g · β_k)  +  (g · μ + κ)  +  g · r
                named concepts              reference        residual (unnamed)
 
+That is the "linear" attribution: the reference then changes with the image's active set.
+The default, "shapley", splits ``items(e) - items(μ)`` by sampled Shapley values of the concept
+parts ``ŷ_k β_k`` and the residual, so the reference ``items(μ)`` is one number per finding.
+
 A concept carries its name only when its read-out ``ŷ_k`` detects its own report label on rows
 that did not fit the directions (AUROC >= ``min_auroc`` with at least ``min_positives`` positives);
 otherwise its part is reported unnamed. Pure tensor code; the fitting rows come from the caller.
@@ -54,6 +58,13 @@ class ConceptDirections:
     support: list[dict[str, Any]] = field(default_factory=list)
     """Per concept: ``{"key", "name", "auroc", "positives", "named"}`` measured on held-out rows."""
     meta: dict[str, Any] = field(default_factory=dict)
+    attribution: str = "shapley"
+    """How an explanation splits over the concepts: "shapley" (sampled Shapley values from the
+    reference point μ; the default: on the phantom pairs it puts more of a factor's effect on
+    its concept, see docs/counterfactual_phantom.md) or "linear" (the image's active latents as
+    one linear map, whose reference term then changes with the active set)."""
+    permutations: int = 8
+    """Sampled permutations of the Shapley split (antithetic pairs)."""
 
     @property
     def names(self) -> list[str]:
@@ -83,6 +94,7 @@ class ConceptDirections:
         table_check: ConceptTable,
         *,
         ridge: float = 1e-3,
+        readout: str = "ols",
         min_auroc: float = 0.8,
         min_positives: int = 5,
         min_fit_positives: int = 5,
@@ -91,6 +103,10 @@ class ConceptDirections:
     ) -> ConceptDirections:
         """Regress ``e_fit`` on its concept table (1 present, 0.5 uncertain, 0 otherwise; rows
         without a usable report left out) and measure each concept's support on the check rows.
+        ``readout``: how ŷ is read from an image: "ols" (least squares on the directions) or
+        "gls" (weighted by the inverse covariance of what the concepts leave unexplained; on the
+        phantom pairs it moved more of a factor's effect into the residual, so it is not the
+        default: docs/counterfactual_phantom.md).
         Concepts with fewer than ``min_fit_positives`` positive fitting rows are dropped."""
         from sklearn.metrics import roc_auc_score
 
@@ -110,11 +126,20 @@ class ConceptDirections:
         reg[0, 0] = 0.0  # the intercept is not shrunk
         coef = torch.linalg.solve(X.T @ X + reg, X.T @ E)  # (1 + K, d)
         mean, B = coef[0], coef[1:]
-        gram = B @ B.T
-        readout = torch.linalg.solve(
-            gram + ridge * gram.diagonal().mean() * torch.eye(len(B), dtype=B.dtype), B
+        if readout == "gls":
+            R = E - X @ coef
+            cov = R.T @ R / len(R)
+            cov += 1e-3 * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)
+            W = torch.linalg.solve(cov, B.T)  # (d, K) Σ^-1 Bᵀ
+        elif readout == "ols":
+            W = B.T
+        else:
+            raise ValueError(f"readout must be 'gls' or 'ols', not {readout!r}")
+        gram = B @ W
+        readout_m = torch.linalg.solve(
+            gram.T + ridge * gram.diagonal().mean() * torch.eye(len(B), dtype=B.dtype), W.T
         ).T
-        out = cls(keys, mean.float(), B.float(), readout.float().contiguous())
+        out = cls(keys, mean.float(), B.float(), readout_m.float().contiguous())
         y_check = out.presence(e_check).numpy()
         lab = table_check.positive()
         use = table_check.usable
@@ -133,6 +158,7 @@ class ConceptDirections:
             "checked_on": checked_on,
             "check_rows": int(use.sum()),
             "ridge": ridge,
+            "readout": readout,
             "min_auroc": min_auroc,
             "min_positives": min_positives,
             "rule": "a concept is named when its read-out detects its own report label on the check rows "
@@ -150,7 +176,13 @@ class ConceptDirections:
             },
             str(folder / CONCEPTS_WEIGHTS),
         )
-        doc = {**self.meta, "keys": list(self.keys), "support": self.support}
+        doc = {
+            **self.meta,
+            "attribution": self.attribution,
+            "permutations": self.permutations,
+            "keys": list(self.keys),
+            "support": self.support,
+        }
         (folder / CONCEPTS_JSON).write_text(json.dumps(doc, indent=1) + "\n")
 
     @classmethod
@@ -165,10 +197,14 @@ class ConceptDirections:
             t = load_file(str(w))
             keys = tuple(doc["keys"])
             out = cls(keys, t["mean"], t["directions"], t["readout"], doc["support"], doc)
+            out.attribution = str(doc.get("attribution", "linear"))
+            out.permutations = int(doc.get("permutations", 8))
         except (KeyError, ValueError, OSError) as err:  # a folder edited by hand, or truncated
             raise DataError(
                 f"{folder}: unreadable concept directions ({CONCEPTS_JSON} / {CONCEPTS_WEIGHTS}): {err}"
             ) from err
+        if out.attribution not in ("shapley", "linear"):
+            raise DataError(f"{j}: attribution must be 'shapley' or 'linear', not {out.attribution!r}")
         K, d = out.directions.shape
         if out.mean.shape != (d,) or out.readout.shape != (d, K) or len(keys) != K or len(out.support) != K:
             raise DataError(
@@ -251,6 +287,13 @@ def fit_concept_directions(
     e_fit, t_fit = part(fit_pos)
     e_chk, t_chk = part(chk_pos)
     name = data_spec or "dataset"
+    min_fit = fit_kwargs.get("min_fit_positives", 5)
+    if not ((np.nan_to_num(t_fit.values[t_fit.usable]) == 1).sum(0) >= min_fit).any():
+        log(
+            f"concepts: no report concept is stated in {min_fit} of the {int(t_fit.usable.sum())} usable "
+            f"reports of {name}'s fitting rows; explanations will name patterns only"
+        )
+        return None
     return ConceptDirections.fit(
         e_fit,
         t_fit,
@@ -260,3 +303,42 @@ def fit_concept_directions(
         checked_on=f"{name}: {len(chk_pos)} validate rows' reports",
         **fit_kwargs,
     )
+
+
+@torch.no_grad()
+def shapley_over_concepts(
+    items_of,
+    concepts: ConceptDirections,
+    e: torch.Tensor,
+    n_permutations: int = 8,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split ``items_of(e) - items_of(μ)`` exactly over the concepts and the residual by sampled
+    Shapley values: the players are each concept's part ``ŷ_k β_k`` of the image and the residual
+    ``r`` (``e = μ + Σ ŷ_k β_k + r``); a coalition S is the point ``μ + Σ_{p in S} part_p``.
+
+    ``items_of``: (n, d) -> (n, C), the sum of the active latents' contributions at those points.
+    Each sampled permutation adds the players one by one, so its marginal gains telescope to
+    ``items_of(e) - items_of(μ)`` exactly; so does their mean. The permutations are fixed by
+    ``seed`` and come in antithetic pairs (an order and its reverse), so an explanation is
+    deterministic. Returns (φ concepts (B, K, C), φ residual (B, C), reference (C,) =
+    ``items_of(μ)``, ŷ (B, K))."""
+    y, r = concepts.split(e)
+    B, K = y.shape
+    parts = torch.cat([y.unsqueeze(-1) * concepts.directions.unsqueeze(0), r.unsqueeze(1)], 1)  # (B, P, d)
+    P = K + 1
+    g = torch.Generator().manual_seed(seed)
+    perms = []
+    for _ in range(max(1, n_permutations // 2)):
+        p = torch.randperm(P, generator=g)
+        perms += [p, p.flip(0)]
+    reference = items_of(concepts.mean.unsqueeze(0))[0]  # (C,)
+    phi = torch.zeros(B, P, reference.shape[0], dtype=reference.dtype)
+    for p in perms:
+        pts = concepts.mean + parts[:, p].cumsum(1)  # (B, P, d): after each player joins
+        pts[:, -1] = e  # the full coalition is the image itself (no rounding in the last step)
+        vals = items_of(pts.reshape(B * P, -1)).view(B, P, -1)
+        prev = torch.cat([reference.expand(B, 1, -1), vals[:, :-1]], 1)
+        phi[:, p] += vals - prev
+    phi /= len(perms)
+    return phi[:, :K], phi[:, K], reference, y

@@ -24,7 +24,7 @@ from ..data.concepts import CONCEPTS, ConceptExtractor, concept_names
 
 #: Version of the naming from reports and of the concept directions: a pipeline rebuilds a bank
 #: named by another version.
-NAMING_VERSION = "report-concepts-2"
+NAMING_VERSION = "report-concepts-3"
 
 #: The pattern category of each report concept.
 CONCEPT_CATEGORY: dict[str, str] = {
