@@ -119,7 +119,8 @@ def render_model_card(
         names_text = (
             f" {n_named} of them carry a name from the report concepts ({n_graded} of them dense, named "
             f"'..., graded'): a sparse pattern when at least {bank_cfg.get('name_precision')} of its "
-            f"gallery's reports state the concept, {bank_cfg.get('name_lift')}x its base rate; a dense "
+            f"gallery's reports state the concept, {bank_cfg.get('name_lift')}x its base rate, and no other "
+            f"concept reaches {bank_cfg.get('name_max_other')} of it; a dense "
             "one when its magnitude ranks the concept's reports at AUROC >= "
             f"{bank_cfg.get('name_graded_auroc')}. "
             f"{len(model.patterns) - n_named} are shown unnamed, with their nearest phrase."

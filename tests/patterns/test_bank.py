@@ -263,6 +263,11 @@ def test_cli_patterns_and_explain_end_to_end(tiny_model, tiny_embedded, tmp_path
     for f in doc["findings"]:
         parts_sum = f["bias"] + sum(p["contribution"] for p in f["patterns"]) + f["unbanked"] + f["error"]
         assert parts_sum == pytest.approx(f["logit"], abs=1e-4)
+        # what the explanation asserts: concepts (named or null) that add up to the same logit
+        concepts_sum = f["bias"] + sum(c["contribution"] for c in f["concepts"]) + f["error"]
+        assert concepts_sum == pytest.approx(f["logit"], abs=1e-5)
+        assert all(set(c) >= {"name", "contribution"} for c in f["concepts"])
+    assert (model / "concepts.json").is_file()  # `lanic-hub patterns` fitted the concept directions
     bad = tmp_path / "bad.tsv"
     bad.write_text("rib fracture\tbones\n")
     r = subprocess.run(

@@ -552,7 +552,7 @@ def name_from_reports(
     to the selected patterns in place; nothing changes when the dataset has no reports."""
     from .naming import CONCEPT_CATEGORY, NamingRule, report_supports
 
-    rule = NamingRule(cfg.name_precision, cfg.name_lift, 5, cfg.name_graded_auroc)
+    rule = NamingRule(cfg.name_precision, cfg.name_lift, 5, cfg.name_graded_auroc, cfg.name_max_other)
     supports = report_supports(
         ds,
         store.row_ids.numpy(),

@@ -24,7 +24,7 @@ from ..data.concepts import CONCEPTS, ConceptExtractor, concept_names
 
 #: Version of the naming from reports and of the concept directions: a pipeline rebuilds a bank
 #: named by another version.
-NAMING_VERSION = "report-concepts-3"
+NAMING_VERSION = "report-concepts-5"
 
 #: The pattern category of each report concept.
 CONCEPT_CATEGORY: dict[str, str] = {
@@ -44,14 +44,18 @@ class NamingRule:
     """The thresholds of :func:`concept_support` (chosen on one phantom split, see
     docs/naming_calibration.md; precision reported on another)."""
 
-    min_precision: float = 0.8
+    min_precision: float = 0.7
     """Sparse: share of the gallery whose report states the concept."""
-    min_lift: float = 2.0
+    min_lift: float = 3.0
     """Sparse: that share over the concept's share of all usable reports."""
     min_gallery: int = 5
     """Sparse: gallery images with a usable report needed to judge at all."""
-    min_auroc: float = 0.85
+    min_auroc: float = 0.9
     """Dense: AUROC of the pattern's magnitude for the concept."""
+    max_other: float = 0.6
+    """Sparse: withhold the name when another concept that passes the lift reaches this share of
+    the gallery too (an ambiguous gallery: ICU films that state atelectasis and a catheter alike).
+    1.0: never withhold."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,9 @@ def concept_support(
     # of the concepts that pass, the most specific (largest lift): a gallery of ICU films states
     # "portable" in every report, but its pattern is the catheter that only ICU films carry
     k = int(np.argmax(np.where(ok, lift, -1.0)))
-    return ConceptSupport(keys[k], "gallery", float(precision[k]), float(lift[k]), None, True)
+    others = (lift >= rule.min_lift) & (np.arange(len(lift)) != k)
+    clear = not (others & (precision >= rule.max_other)).any() if rule.max_other < 1.0 else True
+    return ConceptSupport(keys[k], "gallery", float(precision[k]), float(lift[k]), None, bool(clear))
 
 
 def report_supports(
