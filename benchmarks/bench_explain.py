@@ -17,6 +17,7 @@ The "before" rows of docs/PERFORMANCE.md come from running this file against an 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,25 @@ def random_model(n_latents: int, k: int, n_members: int, patterns: int, seed: in
     return LanICModel.from_components(clf, ens, bank)
 
 
+def random_concepts(d: int = D_IN, K: int = 15, seed: int = 0):
+    """Concept directions of the report concepts' count (15 on the phantom world), random."""
+    from lanic_hub.patterns.concepts import ConceptDirections
+
+    g = torch.Generator().manual_seed(seed)
+    B = torch.randn(K, d, generator=g) / d**0.5
+    support = [
+        {"key": f"c{j}", "name": f"concept {j}", "auroc": 0.9, "positives": 10, "named": True}
+        for j in range(K)
+    ]
+    return ConceptDirections(
+        tuple(f"c{j}" for j in range(K)),
+        torch.randn(d, generator=g) / d**0.5,
+        B,
+        torch.linalg.pinv(B),
+        support,
+    )
+
+
 def _median_seconds(fn, repeats: int) -> float:
     fn()  # warm-up
     ts = []
@@ -113,7 +133,16 @@ def main() -> dict:
         for batch in (1, 32):
             g = torch.Generator().manual_seed(1)
             e = torch.nn.functional.normalize(torch.randn(batch, D_IN, generator=g), dim=1)
-            row = _row(model, e, 7 if s["n_latents"] <= 256 else 5)
+            repeats = 7 if s["n_latents"] <= 256 else 5
+            row = _row(model, e, repeats)
+            if hasattr(model, "concepts"):  # the concept split, side by side in the same run
+                for attribution in ("linear", "shapley"):
+                    model.concepts = random_concepts()
+                    model.concepts.attribution = attribution
+                    ms = 1000 * _median_seconds(partial(model.explain_embeddings, e), repeats)
+                    row[f"concepts_{attribution}_ms"] = round(ms, 2)
+                    row[f"ratio_concepts_{attribution}_over_patterns"] = round(ms / row["warm_ms"], 2)
+                model.concepts = None
             out[f"{shape}, batch {batch}"] = row
             print(
                 f"explain, {shape} (T={s['n_members']}, L={s['n_latents']}, k={s['k']}), batch {batch}: {row}"

@@ -356,6 +356,19 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"({row['ratio_dropped_over_warm']:.2f}x){then}; {ex.get('measured_on', '')}",
             )
         )
+        if "concepts_shapley_ms" in row:
+            out.append(
+                (
+                    f"explain latency with 15 concept directions, {key}",
+                    "1 s (one image)" if key.endswith("batch 1") else "-",
+                    f"{row['concepts_shapley_ms']:.1f} ms",
+                    "-",
+                    "Shapley split (8 permutations, the default): "
+                    f"{row['ratio_concepts_shapley_over_patterns']:.2f}x the patterns-only call; "
+                    f"linear split {row['concepts_linear_ms']:.1f} ms "
+                    f"({row['ratio_concepts_linear_over_patterns']:.2f}x); same run, same embeddings",
+                )
+            )
     out += _space_rows(res("demo"), "demo", "quickstart model")
     sp = res("space_paper")
     if sp:
