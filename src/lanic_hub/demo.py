@@ -289,6 +289,18 @@ def ood_banner(ex) -> str:
 def _support_text(p) -> str:
     s = p.name_support
     verdict = "name kept" if p.named else "name withheld"
+    if "rule" in s:  # named from the report concepts (patterns/naming.py)
+        concept = (s.get("concept") or "?").replace("_", " ")
+        if s["rule"] == "graded":
+            if s.get("auroc") is None:
+                return f"{verdict}: no report concept to rank"
+            return f"{verdict}: its magnitude ranks reports of {concept} at AUROC {s['auroc']:.2f}"
+        if s.get("precision") is None:
+            return f"{verdict}: too few gallery images with a readable report"
+        return (
+            f"{verdict}: {s['precision']:.0%} of its gallery's reports state {concept} "
+            f"({s['lift']:.1f}x the base rate)"
+        )
     if s.get("gallery_share") is not None:
         return f"{verdict}: {s['gallery_share']:.0%} of its gallery's reports have {s['label']}"
     if s.get("auroc") is None:

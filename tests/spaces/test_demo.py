@@ -207,3 +207,19 @@ def test_fuzzed_uploads_are_predictions_or_messages(demo, tmp_path):
         assert "logit" in out[4] or out[4].startswith("Cannot read this upload")
 
     upload()
+
+
+def test_a_pattern_card_says_what_supports_its_report_name():
+    from lanic_hub.demo import _support_text
+    from lanic_hub.patterns import Pattern
+    from lanic_hub.patterns.naming import ConceptSupport
+
+    base = {"id": 3, "name": "chest tube", "category": "device", "support": 1, "members": [[0, 1]]}
+    sparse = ConceptSupport("chest_tube", "gallery", 0.85, 12.5, None, True).to_dict()
+    p = Pattern.from_dict({**base, "named": True, "name_support": sparse})
+    assert (
+        _support_text(p) == "name kept: 85% of its gallery's reports state chest tube (12.5x the base rate)"
+    )
+    graded = ConceptSupport("pleural_effusion", "graded", None, None, 0.84, False).to_dict()
+    q = Pattern.from_dict({**base, "named": False, "dense": True, "name_support": graded})
+    assert _support_text(q) == "name withheld: its magnitude ranks reports of pleural effusion at AUROC 0.84"
