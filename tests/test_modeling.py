@@ -33,13 +33,20 @@ def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, tiny_la
     assert isinstance(AutoModel.from_pretrained(tiny_lanic_model), LanICModel)
     assert isinstance(AutoConfig.from_pretrained(tiny_lanic_model), LanICConfig)
     assert (tiny_lanic_model / "backbone" / "open_clip_config.json").is_file()  # the phantom CLIP is bundled
-    assert sorted(os.listdir(tiny_lanic_model))[:5] == [
+    assert sorted(os.listdir(tiny_lanic_model))[:7] == [
         "README.md",
         "backbone",
+        "concepts.json",
+        "concepts.safetensors",
         "config.json",
         "model.safetensors",
         "patterns.json",
     ]
+    # the concept directions travel with the model, bit for bit
+    assert built.concepts is not None and loaded.concepts.keys == built.concepts.keys
+    for name in ("mean", "directions", "readout"):
+        assert torch.equal(getattr(loaded.concepts, name), getattr(built.concepts, name)), name
+    assert loaded.concepts.support == built.concepts.support
 
 
 def test_forward_and_explanations_agree_with_the_classifier(tiny_lanic_model, tiny_embedded):

@@ -67,7 +67,7 @@ LEGEND = """How to read this:
 
 _UNNAMED = {
     "unnamed": "unnamed (concepts or patterns without support for a name, latents outside the bank)",
-    "reference": "reference (what the active features read from a film whose report names nothing)",
+    "reference": "reference (what the model reads from a film whose report names nothing)",
     "residual": "residual (the image beyond the concept directions)",
 }
 
@@ -105,8 +105,8 @@ class ConceptContribution:
     contribution: float
     kind: str = "concept"
     """"concept" (a report concept's direction in the image), "pattern" (a named bank pattern,
-    for models without concept directions), "reference" (what the active features read from a film
-    whose report names nothing), "residual" (the image beyond the concept directions) or "unnamed"
+    for models without concept directions), "reference" (what the model reads from a film whose
+    report names nothing), "residual" (the image beyond the concept directions) or "unnamed"
     (concepts or patterns below their naming threshold, latents outside the bank)."""
     key: str | None = None
     """The concept's key (``chest_tube``), when it has one."""
@@ -258,11 +258,14 @@ class ConceptDecomposition(NamedTuple):
     """
 
     concepts: torch.Tensor
-    """(B, K, C) ŷ_k (g · β_k): each concept's part of each finding's logit."""
+    """(B, K, C) each concept's part of each finding's logit (Shapley: its mean marginal gain;
+    linear: ŷ_k (g · β_k))."""
     reference: torch.Tensor
-    """(B, C) g · μ + κ: what the active latents read from a film whose report names nothing."""
+    """(B, C) what the model's features read from μ, a film whose report names nothing (Shapley:
+    the same for every image; linear: g · μ + κ, through this image's active latents)."""
     residual: torch.Tensor
-    """(B, C) g · r: the image beyond the concept directions."""
+    """(B, C) the part of the image beyond the concept directions (Shapley: the residual player's
+    value; linear: g · r)."""
     presence: torch.Tensor
     """(B, K) ŷ."""
 

@@ -21,7 +21,8 @@ parts ``ŷ_k β_k`` and the residual, so the reference ``items(μ)`` is one numb
 
 A concept carries its name only when its read-out ``ŷ_k`` detects its own report label on rows
 that did not fit the directions (AUROC >= ``min_auroc`` with at least ``min_positives`` positives);
-otherwise its part is reported unnamed. Pure tensor code; the fitting rows come from the caller.
+otherwise its part is reported unnamed. The math is pure tensor code;
+:func:`fit_concept_directions` reads the fitting rows from an embeddings folder and its dataset.
 """
 
 from __future__ import annotations
