@@ -44,6 +44,14 @@ def latent_logit_weights(W_dec: torch.Tensor, W2: torch.Tensor) -> torch.Tensor:
     return torch.einsum("tlh,ch->tlc", W_dec, W2)
 
 
+def latent_contributions(values: torch.Tensor, indices: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """(B, T, k, C) ``(z_t,i / T) · U[t, i, c]`` of the codes (values, indices) (B, T, k): each
+    selected latent's contribution to each logit."""
+    T = indices.shape[1]
+    t_idx = torch.arange(T, device=indices.device).view(1, T, 1).expand_as(indices)
+    return (values / T).unsqueeze(-1) * U[t_idx, indices]
+
+
 def decompose(
     values: torch.Tensor,
     indices: torch.Tensor,
@@ -56,13 +64,11 @@ def decompose(
     W_dec: torch.Tensor | None = None,
 ) -> Decomposition:
     """Split the logits of a batch exactly. ``U`` (from :func:`latent_logit_weights`) may be cached."""
-    T = b_dec.shape[0]
     if U is None:
         if W_dec is None:
             raise ValueError("give U or W_dec")
         U = latent_logit_weights(W_dec, W2)
-    t_idx = torch.arange(T, device=indices.device).view(1, T, 1).expand_as(indices)
-    contrib = (values / T).unsqueeze(-1) * U[t_idx, indices]  # (B, T, k, C)
+    contrib = latent_contributions(values, indices, U)  # (B, T, k, C)
     bias = (b2 + W2 @ b_dec.mean(0)).expand(h.shape[0], -1)
     error = (h - recon_mean) @ W2.T
     return Decomposition(bias, contrib, indices, error)

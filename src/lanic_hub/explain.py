@@ -19,7 +19,7 @@ import torch
 
 from .classifier import DiagnosticClassifier
 from .constants import FINDINGS
-from .decomposition import decompose, latent_logit_weights
+from .decomposition import decompose, latent_contributions, latent_logit_weights
 from .patterns import PatternBank
 from .patterns.bank import is_named, pattern_activations_from_codes, pattern_label
 from .patterns.concepts import ConceptDirections, active_linear_maps, shapley_over_concepts
@@ -301,17 +301,19 @@ def decomposition_by_concept(
     - "linear": this image's active latents as one linear map g, so concept k gets ŷ_k (g · β_k)
       and the reference g · μ + κ varies with the active set."""
     if getattr(concepts, "attribution", "linear") == "shapley":
-        T = ens.cfg.n_members
 
         def items_of(x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-            out = []
-            for a in range(0, len(x), chunk):
-                v, i = ens.encode(x[a : a + chunk], bias=encoder_bias)
-                t_idx = torch.arange(T, device=i.device).view(1, T, 1).expand_as(i)
-                out.append(((v / T).unsqueeze(-1) * U[t_idx, i]).sum((1, 2)))
-            return torch.cat(out)
+            return torch.cat(
+                [
+                    latent_contributions(*ens.encode(x[a : a + chunk], bias=encoder_bias), U).sum((1, 2))
+                    for a in range(0, len(x), chunk)
+                ]
+            )
 
-        phi, phi_r, ref, y = shapley_over_concepts(items_of, concepts, e, concepts.permutations)
+        items_e = latent_contributions(values, indices, U).sum((1, 2))  # the image's own codes, once
+        phi, phi_r, ref, y = shapley_over_concepts(
+            items_of, concepts, e, concepts.permutations, items_e=items_e
+        )
         return ConceptDecomposition(phi, ref.expand(len(e), -1), phi_r, y)
     g, kappa = active_linear_maps(values, indices, U, ens.W_enc, encoder_bias)  # (B, C, d), (B, C)
     y, r = concepts.split(e)

@@ -484,7 +484,7 @@ def patterns_stage(
     """Score, merge, select and name the ensemble's patterns over the embeddings; saved beside
     the weights in the training folder."""
     from .patterns.build import build_bank
-    from .patterns.concepts import CONCEPTS_JSON, fit_concept_directions
+    from .patterns.concepts import write_concept_directions
     from .patterns.naming import NAMING_VERSION
 
     key = run.key(trained.fingerprint, dataclasses.asdict(config), NAMING_VERSION)
@@ -500,12 +500,7 @@ def patterns_stage(
             progress=run.progress,
         )
         bank.save(trained.folder)
-        directions = fit_concept_directions(emb.folder, data.dataset, data_spec=data.spec, log=run.log)
-        (trained.folder / CONCEPTS_JSON).unlink(missing_ok=True)
-        if directions is not None:
-            directions.save(trained.folder)
-            named = [s["name"] for s in directions.support if s["named"]]
-            run.log(f"concepts: {len(named)} of {len(directions.keys)} named ({', '.join(named)})")
+        write_concept_directions(trained.folder, emb.folder, data.dataset, data_spec=data.spec, log=run.log)
         run.mark("patterns", key)
     else:
         run.step("[5/7] pattern bank: up to date")

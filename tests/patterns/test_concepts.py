@@ -226,3 +226,22 @@ def test_the_shapley_split_adds_up_from_one_reference_and_is_deterministic(model
     # two players with an interaction x0*x1 = 2: each gets half of it
     torch.testing.assert_close(phi[0, 0], torch.tensor([3.0 + 1.0, 0.0 + 1.0]))
     torch.testing.assert_close(phi[0, 1], torch.tensor([0.0 + 1.0, 6.0 + 1.0]))
+
+
+def test_the_concept_files_carry_no_report_text(tiny_lanic_model, tiny_embedded):
+    """What concepts add to a model folder (which may be pushed) holds no sentence of the training
+    reports: concept keys and names are the extractor's vocabulary, the support figures are numbers."""
+    import json
+
+    from lanic_hub.data.open import open_dataset
+    from lanic_hub.data.reports import split_sentences
+
+    spec = json.loads((tiny_embedded / "emb" / "manifest.json").read_text())["data_spec"]
+    sentences = {s for r in open_dataset(spec)["report"] for s in split_sentences(r) if len(s) > 12}
+    assert sentences  # the fixture's reports do have sentences to leak
+    text = (tiny_lanic_model / "concepts.json").read_text()
+    assert not [s for s in sentences if s in text]
+    names = json.loads((tiny_lanic_model / "patterns.json").read_text())["patterns"]
+    for p in names:  # a report-named pattern's support is its concept, never a sentence
+        sup = json.dumps(p.get("name_support") or {})
+        assert not [s for s in sentences if s in sup]

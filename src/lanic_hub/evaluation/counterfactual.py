@@ -332,11 +332,15 @@ def assign_factors(
 
 
 @torch.no_grad()
-def pair_changes(att, e_on: torch.Tensor, e_off: torch.Tensor, batch: int = 256):
-    """(Δlogit (N, C), Δitems (N, I, C), {part: Δ (N, C)}) of every pair, in batches."""
+def pair_changes(att, e_on: torch.Tensor, e_off: torch.Tensor, batch: int = 256, on_parts=None):
+    """(Δlogit (N, C), Δitems (N, I, C), {part: Δ (N, C)}) of every pair, in batches.
+    ``on_parts``: called with each batch's :class:`Parts` of the 'with' images, for figures of
+    the explanations themselves (so those are not computed a second time)."""
     dl, di, dr = [], [], {}
     for a in range(0, len(e_on), batch):
         on, off = att.parts(e_on[a : a + batch]), att.parts(e_off[a : a + batch])
+        if on_parts is not None:
+            on_parts(on)
         dl.append(on.logits - off.logits)
         di.append(on.items - off.items)
         for k in on.rest:
@@ -394,7 +398,11 @@ def evaluate_method(
     """Per factor: causal effect on each finding, and how the moved logits' change is shared out.
     ``visible``: the factors the embedding itself carries (probe AUROC on e >= ``visible_at``);
     the group figures are also given over those alone."""
-    dl, di, dr = pair_changes(att, e_on, e_off)
+    named_items = torch.tensor([c is not None for c in att.concepts], dtype=torch.bool)
+    mass: list[torch.Tensor] = []
+    dl, di, dr = pair_changes(
+        att, e_on, e_off, on_parts=lambda p: mass.append(named_mass_shares(p, named_items))
+    )
     fac = np.array([p.factor for p in pairs])
     out: dict[str, Any] = {"factors": {}}
     all_hits, all_shares, all_context = [], [], []
@@ -460,7 +468,7 @@ def evaluate_method(
     if visible is not None:
         out["visible_factors"] = sorted(visible)
         out["groups_visible"] = group_figures(per_factor, [f for f in judged if f in visible])
-    out["median_named_mass"] = named_mass(att, e_on)
+    out["median_named_mass"] = float(torch.cat([m.flatten() for m in mass]).median()) if mass else None
     return out
 
 
@@ -493,19 +501,12 @@ def group_figures(per_factor: dict[str, dict[str, torch.Tensor]], judged: list[s
     return out
 
 
-@torch.no_grad()
-def named_mass(att, e: torch.Tensor) -> float | None:
-    """Median over images and findings of the share of an explanation's absolute contribution
-    mass (items and rest parts; the error left out) carried by named items."""
-    if len(e) == 0:
-        return None
-    p = att.parts(e)
-    named = torch.tensor([c is not None for c in att.concepts], dtype=torch.bool)
+def named_mass_shares(p: Parts, named: torch.Tensor) -> torch.Tensor:
+    """(B, C) the share of each explanation's absolute contribution mass (items and rest parts;
+    the error left out) carried by the ``named`` (I,) items."""
     a = p.items.abs()
     rest = sum((v.abs() for k, v in p.rest.items() if k != "error"), torch.zeros_like(p.logits))
-    total = a.sum(1) + rest
-    share = (a * named.view(1, -1, 1)).sum(1) / total.clamp(min=1e-12)
-    return float(share.median())
+    return (a * named.view(1, -1, 1)).sum(1) / (a.sum(1) + rest).clamp(min=1e-12)
 
 
 def embedding_figures(

@@ -31,7 +31,7 @@ from ..transcoders.analysis import auroc_matrix
 from ..transcoders.ensemble import flat_latents
 from ..utils.progress import tqdm
 from .bank import BankConfig, PatternBank, pattern_activations_from_codes
-from .concepts import CONCEPTS_JSON, fit_concept_directions
+from .concepts import write_concept_directions
 from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors
 from .merge import Merge, merge_latents
 from .record import Pattern
@@ -706,10 +706,7 @@ def build_patterns(
         progress=progress,
     )
     bank.save(model)
-    directions = fit_concept_directions(embeddings, ds, data_spec=spec)
-    (Path(model) / CONCEPTS_JSON).unlink(missing_ok=True)
-    if directions is not None:
-        directions.save(model)
+    write_concept_directions(model, embeddings, ds, data_spec=spec)
     if thumbnails:
         bank.meta["thumbnails"] = export_thumbnails(bank, ds, model, progress=progress)
         bank.save(model)

@@ -37,7 +37,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.concepts import ConceptExtractor, ConceptTable, concept_names
+from ..decomposition import latent_contributions
 from ..errors import DataError
+from ..transcoders.ensemble import flat_latents
 from .store import RowStore
 
 CONCEPTS_WEIGHTS = "concepts.safetensors"
@@ -230,10 +232,9 @@ def active_linear_maps(
     One sparse (B*C, T*L) x (T*L, d) product: no (B, T*k, d) gather."""
     B, T, k = indices.shape
     L, C = U.shape[1], U.shape[2]
-    t_idx = torch.arange(T, device=indices.device).view(1, T, 1).expand_as(indices)
-    coef = (U[t_idx, indices] / T) * (values > 0).unsqueeze(-1)  # (B, T, k, C)
-    flat = (indices + t_idx * L).reshape(B, T * k)
-    kappa = (coef * encoder_bias[t_idx, indices].unsqueeze(-1)).sum((1, 2))  # (B, C)
+    coef = latent_contributions((values > 0).to(U.dtype), indices, U)  # (B, T, k, C): U / T where active
+    flat = flat_latents(indices, L).reshape(B, T * k)
+    kappa = (coef * encoder_bias.reshape(-1)[flat].view(B, T, k, 1)).sum((1, 2))  # (B, C)
     rows = (torch.arange(B).view(B, 1, 1) * C + torch.arange(C).view(1, 1, C)).expand(B, T * k, C)
     cols = flat.unsqueeze(-1).expand(B, T * k, C)
     S = torch.sparse_coo_tensor(
@@ -314,6 +315,7 @@ def shapley_over_concepts(
     e: torch.Tensor,
     n_permutations: int = 8,
     seed: int = 0,
+    items_e: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split ``items_of(e) - items_of(μ)`` exactly over the concepts and the residual by sampled
     Shapley values: the players are each concept's part ``ŷ_k β_k`` of the image and the residual
@@ -323,8 +325,9 @@ def shapley_over_concepts(
     Each sampled permutation adds the players one by one, so its marginal gains telescope to
     ``items_of(e) - items_of(μ)`` exactly; so does their mean. The permutations are fixed by
     ``seed`` and come in antithetic pairs (an order and its reverse), so an explanation is
-    deterministic. Returns (φ concepts (B, K, C), φ residual (B, C), reference (C,) =
-    ``items_of(μ)``, ŷ (B, K))."""
+    deterministic. ``items_e``: ``items_of(e)`` where the caller has it already (the full
+    coalition is the image itself, so its value need not be computed again). Returns (φ concepts
+    (B, K, C), φ residual (B, C), reference (C,) = ``items_of(μ)``, ŷ (B, K))."""
     y, r = concepts.split(e)
     B, K = y.shape
     parts = torch.cat([y.unsqueeze(-1) * concepts.directions.unsqueeze(0), r.unsqueeze(1)], 1)  # (B, P, d)
@@ -335,12 +338,31 @@ def shapley_over_concepts(
         p = torch.randperm(P, generator=g)
         perms += [p, p.flip(0)]
     reference = items_of(concepts.mean.unsqueeze(0))[0]  # (C,)
+    if items_e is None:
+        items_e = items_of(e.float())
     phi = torch.zeros(B, P, reference.shape[0], dtype=reference.dtype)
     for p in perms:
-        pts = concepts.mean + parts[:, p].cumsum(1)  # (B, P, d): after each player joins
-        pts[:, -1] = e  # the full coalition is the image itself (no rounding in the last step)
-        vals = items_of(pts.reshape(B * P, -1)).view(B, P, -1)
+        pts = concepts.mean + parts[:, p[:-1]].cumsum(1)  # (B, P-1, d): after each player joins
+        inner = items_of(pts.reshape(B * (P - 1), -1)).view(B, P - 1, -1)
+        vals = torch.cat([inner, items_e.unsqueeze(1).to(inner.dtype)], 1)  # the last point is e itself
         prev = torch.cat([reference.expand(B, 1, -1), vals[:, :-1]], 1)
         phi[:, p] += vals - prev
     phi /= len(perms)
     return phi[:, :K], phi[:, K], reference, y
+
+
+def write_concept_directions(
+    folder: str | Path, embeddings: str | Path, ds, *, data_spec: str = "", log=print
+) -> ConceptDirections | None:
+    """Fit the concept directions of an embedded dataset (:func:`fit_concept_directions`) and save
+    them in ``folder`` beside the bank, replacing any earlier ones (none are left when the reports
+    support no concept). The patterns stage and ``lanic-hub patterns`` both call this."""
+    folder = Path(folder)
+    directions = fit_concept_directions(embeddings, ds, data_spec=data_spec, log=log)
+    for name in (CONCEPTS_JSON, CONCEPTS_WEIGHTS):
+        (folder / name).unlink(missing_ok=True)
+    if directions is not None:
+        directions.save(folder)
+        named = [s["name"] for s in directions.support if s["named"]]
+        log(f"concepts: {len(named)} of {len(directions.keys)} named ({', '.join(named)})")
+    return directions
