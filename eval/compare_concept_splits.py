@@ -10,9 +10,22 @@ The candidates differ in the dictionary (D, a):
   pattern naming rule (:mod:`lanic_hub.patterns.naming`);
 - the ceiling: directions fitted on ground-truth factors.
 
-All on the suite's pairs, with the model's classifier and ensemble held fixed::
+and, with ``--retrained`` (the model's classifier held fixed, a new ensemble of ``--members``
+trained on the model's training images, with its own bank named from the reports):
 
-    python eval/compare_concept_splits.py --run runs/quickstart [--out runs/concept-splits]
+- a control: the same Matryoshka TopK ensemble, retrained as is;
+- (b) transcoders that must also reconstruct e: the target is ``[h, s·e]`` with
+  ``s² = λ Var(h) / Var(e)``, so the loss is ``(FVU_h + λ FVU_e) / (1 + λ)`` per level; only the
+  h half of each decoder row is kept for the explanation;
+- (c) a skip transcoder: ``h ≈ A e + a + Σ z U``, with the affine skip fitted first by least
+  squares and the transcoders trained on what it leaves; the skip is an unnamed item at the
+  pattern level and splits linearly (hence exactly, and equal to its Shapley split) over the
+  concept directions at the concept level.
+
+Each retrained ensemble is judged at the pattern level (its bank's report names) and at the
+concept level (the model's concept directions, Shapley).
+
+    python eval/compare_concept_splits.py --run runs/quickstart [--out runs/concept-splits] [--retrained]
 """
 
 from __future__ import annotations
@@ -41,9 +54,10 @@ from lanic_hub.evaluation.counterfactual import (
     ground_truth_directions,
     render_pairs,
 )
+from lanic_hub.evaluation.counterfactual import BankAttributor, Parts, named_concepts
 from lanic_hub.patterns.concepts import ConceptDirections, fit_concept_directions
 from lanic_hub.patterns.naming import NamingRule, concept_support
-from lanic_hub.transcoders import TranscoderConfig
+from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
 from lanic_hub.transcoders.train import TrainConfig, train_ensemble
 
 
@@ -104,6 +118,188 @@ def name_sae(sae, x: torch.Tensor, table_values: np.ndarray, keys: tuple[str, ..
     return out
 
 
+# ----------------------------------------------------------------------------- retrained candidates
+
+
+def affine_skip(x: torch.Tensor, h: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A (d, H), a (H,)): the least-squares affine map h ≈ x A + a (a small ridge on A)."""
+    mx, mh = x.mean(0), h.mean(0)
+    xc, hc = x - mx, h - mh
+    gram = xc.T @ xc + ridge * len(x) * torch.eye(x.shape[1])
+    A = torch.linalg.solve(gram, xc.T @ hc)
+    return A, mh - mx @ A
+
+
+def h_part(ens: TranscoderEnsemble, H: int) -> TranscoderEnsemble:
+    """The ensemble with each decoder row (and bias) cut to its first H outputs: the h half of a
+    transcoder trained on ``[h, s·e]``. Codes are unchanged (the encoder is the same)."""
+    from dataclasses import replace
+
+    out = TranscoderEnsemble(replace(ens.cfg, d_out=H))
+    sd = ens.state_dict()
+    sd["W_dec"], sd["b_dec"] = sd["W_dec"][..., :H].clone(), sd["b_dec"][..., :H].clone()
+    out.load_state_dict(sd)
+    return out.eval()
+
+
+class SkipClassifier(torch.nn.Module):
+    """The model's classifier seen by a skip transcoder's bank and explanations: ``hidden`` is what
+    the transcoders reconstruct, h minus the affine skip; the head is the model's own."""
+
+    def __init__(self, clf, A: torch.Tensor, a: torch.Tensor) -> None:
+        super().__init__()
+        self.clf, self.A, self.a = clf, A, a
+        self.fc1, self.fc2 = clf.fc1, clf.fc2
+
+    def skip(self, e: torch.Tensor) -> torch.Tensor:
+        return e.float() @ self.A + self.a
+
+    def hidden(self, e: torch.Tensor) -> torch.Tensor:
+        return self.clf.hidden(e) - self.skip(e)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.clf.head(h)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return self.clf(e)
+
+
+class SkipBankAttributor(BankAttributor):
+    """A skip transcoder's bank explanation: its patterns, plus the skip term ``W2 (A e + a)`` as
+    one unnamed item (so bias + items + unbanked + error is the model's logit: the error is
+    ``W2 (h - A e - a - ĥ)``, what the transcoders miss of what the skip leaves)."""
+
+    @torch.no_grad()
+    def parts(self, e: torch.Tensor) -> Parts:
+        from lanic_hub.explain import decomposition_by_pattern
+
+        sc = self.clf
+        d = decomposition_by_pattern(sc, self.ens, self.bank, e)
+        skip = sc.skip(e) @ sc.fc2.weight.T
+        items = torch.cat([d.patterns, skip.unsqueeze(1)], dim=1)
+        return Parts(sc.clf(e), items, {"unbanked": d.unbanked, "error": d.error})
+
+    @property
+    def dense(self) -> list[bool]:
+        return super().dense + [True]
+
+    @torch.no_grad()
+    def activations(self, e: torch.Tensor) -> torch.Tensor:
+        a = super().activations(e)
+        return torch.cat([a, torch.ones(len(e), 1)], dim=1)
+
+
+class SkipConceptAttributor(ConceptAttributor):
+    """A skip transcoder at the concept level: the sparse part split by the concept directions'
+    Shapley values, the skip term by its linear split (exact, and equal to its Shapley values:
+    it is linear in e), its constant part on the reference."""
+
+    @torch.no_grad()
+    def parts(self, e: torch.Tensor) -> Parts:
+        from lanic_hub.explain import decomposition_by_pattern
+
+        sc, c = self.clf, self.directions
+        d = decomposition_by_pattern(sc, self.ens, self.bank, e, concepts=c)
+        W2 = sc.fc2.weight
+        y, r = c.split(e)
+        per = y.unsqueeze(-1) * (c.directions.float() @ sc.A @ W2.T).unsqueeze(0)  # (B, K, C)
+        ref = (c.mean.float() @ sc.A + sc.a) @ W2.T
+        res = r.float() @ sc.A @ W2.T
+        cd = d.concept
+        return Parts(
+            sc.clf(e),
+            cd.concepts + per,
+            {
+                "reference": cd.reference + ref,
+                "residual": cd.residual + res,
+                "error": d.error,
+            },
+        )
+
+
+def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, spec: str, log=print):
+    """(name, attributor) rows of the retrained candidates: control, (b) at two weights, (c)."""
+    from dataclasses import fields, replace
+
+    from lanic_hub.patterns import BankConfig
+    from lanic_hub.patterns.build import build_bank
+    from lanic_hub.training import preset_schedule
+
+    clf, bb = model.classifier, model.backbone
+    with torch.no_grad():
+        h = clf.hidden(x)
+    cfg = replace(model.ensemble.cfg, n_members=members, first_member=0, d_out=h.shape[1])
+    schedule = preset_schedule(cfg)
+    known = {f.name for f in fields(BankConfig)}
+    bank_cfg = BankConfig(**{k: v for k, v in (model.bank_meta.get("config") or {}).items() if k in known})
+
+    def bank_of(ens, clf_seen, name):
+        t = time.perf_counter()
+        b = build_bank(ens, emb_dir, ds, config=bank_cfg, backbone=bb, data_spec=spec, progress=False)
+        n_named = sum(c is not None for c in named_concepts(b.patterns))
+        log(f"  {name}: bank of {len(b)} patterns, {n_named} named ({time.perf_counter() - t:.0f} s)")
+        return b
+
+    def var(v: torch.Tensor) -> float:
+        return float((v - v.mean(0)).pow(2).sum(1).mean())
+
+    out = []
+    for name, lam in (("control: the same ensemble retrained", 0.0), ("(b) also reconstructs e, λ=1", 1.0),
+                      ("(b) also reconstructs e, λ=0.25", 0.25)):
+        t = time.perf_counter()
+        if lam:
+            s = (lam * var(h) / var(x)) ** 0.5
+            target = torch.cat([h, s * x], dim=1)
+            ens, _ = train_ensemble(x, target, replace(cfg, d_out=target.shape[1]), schedule, progress=False)
+            with torch.no_grad():
+                v, i = ens.encode(x)
+                rec = ens.decode(v, i).mean(1)
+            H = h.shape[1]
+            fvu_h = float((rec[:, :H] - h).pow(2).sum(1).mean()) / var(h)
+            fvu_e = float((rec[:, H:] / s - x).pow(2).sum(1).mean()) / var(x)
+            ens = h_part(ens, H)
+        else:
+            ens, _ = train_ensemble(x, h, cfg, schedule, progress=False)
+            with torch.no_grad():
+                v, i = ens.encode(x)
+                fvu_h, fvu_e = float((ens.decode(v, i).mean(1) - h).pow(2).sum(1).mean()) / var(h), float("nan")
+        label = f"{name} (T={members}; train FVU_h {fvu_h:.3f}" + (f", FVU_e {fvu_e:.3f})" if lam else ")")
+        log(f"  {label}: trained ({time.perf_counter() - t:.0f} s)")
+        b = bank_of(ens, clf, name)
+        out.append((f"{label}, bank patterns", BankAttributor(label, clf, ens, b, named_concepts(b.patterns))))
+        out.append((f"{label}, concepts (Shapley)", ConceptAttributor(label, clf, ens, b, model.concepts)))
+
+    t = time.perf_counter()
+    A, a = affine_skip(x, h)
+    sc = SkipClassifier(clf, A, a)
+    with torch.no_grad():
+        hr = sc.hidden(x)
+    ens, _ = train_ensemble(x, hr, cfg, schedule, progress=False)
+    with torch.no_grad():
+        v, i = ens.encode(x)
+        fvu = float((ens.decode(v, i).mean(1) - hr).pow(2).sum(1).mean()) / var(h)
+    label = (f"(c) skip transcoder, affine skip by least squares (skip alone FVU_h {var(hr) / var(h):.3f}; "
+             f"with the transcoders {fvu:.3f}; T={members})")
+    log(f"  {label}: trained ({time.perf_counter() - t:.0f} s)")
+    b = bank_of(ens, sc, "(c)")
+    out.append((f"{label}, bank patterns + the skip as one item",
+                SkipBankAttributor(label, sc, ens, b, named_concepts(b.patterns) + [None])))
+    out.append((f"{label}, concepts (Shapley; the skip split linearly)", SkipConceptAttributor(label, sc, ens, b, model.concepts)))
+    return out
+
+
+@torch.no_grad()
+def check_exact(att, e: torch.Tensor) -> float:
+    """The largest spread over images of ``logits - items - rest`` (the bias, one number per
+    finding for an exact split); raises if it is not float rounding."""
+    p = att.parts(e)
+    bias = p.logits - p.items.sum(1) - sum(p.rest.values())
+    spread = float((bias - bias[:1]).abs().max())
+    if spread > 1e-4 * (1 + float(p.logits.abs().max())):
+        raise RuntimeError(f"{att.name}: the split does not add up (bias spreads by {spread:.3g})")
+    return spread
+
+
 def _mean_share(r: dict, part: str) -> float:
     vals = [v.get(f"mean_{part}_share", np.nan) for v in r["factors"].values() if v.get("moved_logits")]
     return float(np.nanmean(vals)) if vals else float("nan")
@@ -115,6 +311,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/concept-splits")
     ap.add_argument("--pairs", type=int, default=40)
     ap.add_argument("--quick", action="store_true", help="only the report directions and the ceiling")
+    ap.add_argument("--retrained", action="store_true", help="also the retrained candidates (b), (c) and their control")
+    ap.add_argument("--only-retrained", action="store_true", help="only the retrained candidates")
+    ap.add_argument("--members", type=int, default=40, help="ensemble size T of the retrained candidates")
     args = ap.parse_args()
     run, out = Path(args.run), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,14 +339,14 @@ def main() -> None:
     x_train = tr.image.float()[torch.from_numpy(train_pos)]
     table = ConceptExtractor().table(np.array(tr_rows["report"], dtype=object)[train_pos].tolist())
 
-    variants: dict[str, object] = {}
-    for readout in ("ols", "gls"):
+    directions: dict[str, object] = {}
+    for readout in () if args.only_retrained else ("ols", "gls"):
         for attribution, perms in (("linear", 0), ("shapley", 8)):
             d = fit_concept_directions(train_emb, ds, log=lambda *a: None, readout=readout)
             d.attribution, d.permutations = attribution, perms
             label = "per-image linear map" if attribution == "linear" else f"Shapley, {perms} permutations"
-            variants[f"report directions, {readout.upper()} read-out, {label}"] = d
-    if not args.quick:
+            directions[f"report directions, {readout.upper()} read-out, {label}"] = d
+    if not (args.quick or args.only_retrained):
         clipped = Clipped(
             **{f: getattr(model.concepts, f) for f in ("keys", "mean", "directions", "readout")}
         )
@@ -156,21 +355,28 @@ def main() -> None:
             model.concepts.meta,
             "linear",
         )
-        variants["report directions, OLS read-out clipped at 0, linear"] = clipped
+        directions["report directions, OLS read-out clipped at 0, linear"] = clipped
         for L, k in ((512, 16),):
             sae, fvu = train_sae(x_train, L, k, steps=1500)
             names = name_sae(sae, x_train, table.values, table.concepts, NamingRule())
-            variants[f"TopK SAE on e (L={L}, k={k}, FVU {fvu:.3f}), report-named, linear"] = SAEDictionary(
+            directions[f"TopK SAE on e (L={L}, k={k}, FVU {fvu:.3f}), report-named, linear"] = SAEDictionary(
                 sae, names
             )
-    for attribution in ("linear", "shapley"):
+    for attribution in () if args.only_retrained else ("linear", "shapley"):
         d = ground_truth_directions(x_assign, gt)
         d.attribution = attribution
-        variants[f"ceiling: ground-truth directions, {attribution}"] = d
+        directions[f"ceiling: ground-truth directions, {attribution}"] = d
+    variants = {
+        name: ConceptAttributor(name, model.classifier, model.ensemble, model.bank, d)
+        for name, d in directions.items()
+    }
+    if args.retrained or args.only_retrained:
+        spec = json.loads((train_emb / "manifest.json").read_text())["data_spec"]
+        variants |= dict(retrained_variants(model, x_train, args.members, train_emb, ds, spec))
 
     rows_out = []
-    for name, d in variants.items():
-        att = ConceptAttributor(name, model.classifier, model.ensemble, model.bank, d)
+    for name, att in variants.items():
+        check_exact(att, e_on[:64])
         item_factor = [None] * len(att.concepts)
         r = evaluate_method(att, e_on, e_off, pairs, item_factor, cfg)
         g = r["groups"]
@@ -183,8 +389,8 @@ def main() -> None:
                 for k in ("findings", "devices", "artifacts", "all")
             },
             "named mass": f"{r['median_named_mass']:.3f}",
-            "mean |Δ| shares (reference, residual, error)": " / ".join(
-                f"{_mean_share(r, p):.3f}" for p in ("reference", "residual", "error")
+            "mean |Δ| shares (reference, residual, unbanked, error)": " / ".join(
+                f"{_mean_share(r, p):.3f}" for p in ("reference", "residual", "unbanked", "error")
             ),
         }
         rows_out.append(row)
