@@ -146,13 +146,18 @@ class SkipClassifier(torch.nn.Module):
     """The model's classifier seen by a skip transcoder's bank and explanations: ``hidden`` is what
     the transcoders reconstruct, h minus the affine skip; the head is the model's own."""
 
-    def __init__(self, clf, A: torch.Tensor, a: torch.Tensor) -> None:
+    def __init__(self, clf, A: torch.Tensor, a: torch.Tensor, centre: torch.Tensor) -> None:
         super().__init__()
-        self.clf, self.A, self.a = clf, A, a
+        self.clf, self.A, self.a, self.centre = clf, A, a, centre
         self.fc1, self.fc2 = clf.fc1, clf.fc2
 
     def skip(self, e: torch.Tensor) -> torch.Tensor:
         return e.float() @ self.A + self.a
+
+    def skip_item(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, C) the skip's item ``W2 A (e - ē)`` (ē: the training mean); its constant
+        ``W2 (A ē + a)`` belongs to the bias, as the transcoders' ``b_dec`` (the mean of h) does."""
+        return (e.float() - self.centre) @ self.A @ self.fc2.weight.T
 
     def hidden(self, e: torch.Tensor) -> torch.Tensor:
         return self.clf.hidden(e) - self.skip(e)
@@ -175,8 +180,7 @@ class SkipBankAttributor(BankAttributor):
 
         sc = self.clf
         d = decomposition_by_pattern(sc, self.ens, self.bank, e)
-        skip = sc.skip(e) @ sc.fc2.weight.T
-        items = torch.cat([d.patterns, skip.unsqueeze(1)], dim=1)
+        items = torch.cat([d.patterns, sc.skip_item(e).unsqueeze(1)], dim=1)
         return Parts(sc.clf(e), items, {"unbanked": d.unbanked, "error": d.error})
 
     @property
@@ -203,7 +207,7 @@ class SkipConceptAttributor(ConceptAttributor):
         W2 = sc.fc2.weight
         y, r = c.split(e)
         per = y.unsqueeze(-1) * (c.directions.float() @ sc.A @ W2.T).unsqueeze(0)  # (B, K, C)
-        ref = (c.mean.float() @ sc.A + sc.a) @ W2.T
+        ref = (c.mean.float() - sc.centre) @ sc.A @ W2.T
         res = r.float() @ sc.A @ W2.T
         cd = d.concept
         return Parts(
@@ -215,6 +219,91 @@ class SkipConceptAttributor(ConceptAttributor):
                 "error": d.error,
             },
         )
+
+
+# ----------------------------------------------------------------------------- unnormalised features
+
+
+@torch.no_grad()
+def unnormalised_features(bb, images, batch: int = 128) -> torch.Tensor:
+    """(N, d) the image tower's features u before the L2 norm (e = u / ‖u‖), from images or
+    dataset rows' ``image`` values, through the backbone's own preprocessing."""
+    from PIL import Image
+
+    from lanic_hub.data.images import load_image
+
+    def pil(im):
+        return Image.fromarray(im).convert("RGB") if isinstance(im, np.ndarray) else load_image(im)
+
+    out = []
+    for a in range(0, len(images), batch):
+        x = torch.stack([bb.preprocess(pil(im)) for im in images[a : a + batch]])
+        out.append(bb.model.encode_image(x.to(bb.device)).float().cpu())
+    return torch.cat(out)
+
+
+class UnnormalisedConceptAttributor(ConceptAttributor):
+    """Concept directions fitted in the unnormalised features, ``u = μ + Σ ŷ_k β_k + r``, and the
+    model's item contributions split by Shapley values whose coalition S is the film
+    ``normalise(μ + Σ_{p in S} part_p)``: the full coalition is ``u / ‖u‖ = e`` itself, so each
+    permutation telescopes and the split is exact. ``parts`` takes u, not e."""
+
+    @torch.no_grad()
+    def parts(self, u: torch.Tensor) -> Parts:
+        import torch.nn.functional as F
+
+        from lanic_hub.decomposition import latent_contributions, latent_logit_weights
+        from lanic_hub.explain import decomposition_by_pattern
+        from lanic_hub.patterns.concepts import shapley_over_concepts
+
+        clf, ens, c = self.clf, self.ens, self.directions
+        e = F.normalize(u.float(), dim=-1)
+        d = decomposition_by_pattern(clf, ens, self.bank, e)
+        bias, U = ens.encoder_bias(), latent_logit_weights(ens.W_dec, clf.fc2.weight)
+
+        def items_of(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat(
+                [
+                    latent_contributions(*ens.encode(F.normalize(x[a : a + 512], dim=-1), bias=bias), U).sum((1, 2))
+                    for a in range(0, len(x), 512)
+                ]
+            )
+
+        phi, phi_r, ref, _ = shapley_over_concepts(items_of, c, u, c.permutations)
+        return Parts(d.logits, phi, {"reference": ref.expand(len(u), -1), "residual": phi_r, "error": d.error})
+
+    @torch.no_grad()
+    def activations(self, u: torch.Tensor) -> torch.Tensor:
+        return self.directions.presence(u)
+
+
+def unnormalised_variants(model, on, off, tr_rows, assign_rows, gt) -> dict[str, tuple]:
+    """The report directions and the ground-truth ceiling fitted in u (before the L2 norm), each
+    with the (u_on, u_off) of the pairs it is judged on."""
+    bb = model.backbone
+    u_on, u_off = unnormalised_features(bb, on), unnormalised_features(bb, off)
+    split = np.array(tr_rows["split"])
+    fit_pos, chk_pos = np.where(split == "train")[0], np.where(split == "validate")[0]
+    x = ConceptExtractor()
+
+    def part(pos):
+        sub = tr_rows.select(pos.tolist())
+        return unnormalised_features(bb, sub["image"]), x.table(sub["report"])
+
+    u_fit, t_fit = part(fit_pos)
+    u_chk, t_chk = part(chk_pos)
+    d = ConceptDirections.fit(u_fit, t_fit, u_chk, t_chk, fitted_on="train rows (u)", checked_on="validate rows (u)")
+    d.attribution, d.permutations = "shapley", 8
+    gtd = ground_truth_directions(unnormalised_features(bb, assign_rows["image"]), gt)
+    gtd.attribution, gtd.permutations = "shapley", 8
+    out = {}
+    for name, dirs in (
+        ("report directions in u (before the L2 norm), OLS read-out, Shapley over normalised films", d),
+        ("ceiling: ground-truth directions in u, Shapley over normalised films", gtd),
+    ):
+        att = UnnormalisedConceptAttributor(name, model.classifier, model.ensemble, model.bank, dirs)
+        out[name] = (att, (u_on, u_off))
+    return out
 
 
 def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, spec: str, log=print):
@@ -271,7 +360,7 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
 
     t = time.perf_counter()
     A, a = affine_skip(x, h)
-    sc = SkipClassifier(clf, A, a)
+    sc = SkipClassifier(clf, A, a, x.mean(0))
     with torch.no_grad():
         hr = sc.hidden(x)
     ens, _ = train_ensemble(x, hr, cfg, schedule, progress=False)
@@ -370,15 +459,21 @@ def main() -> None:
         name: ConceptAttributor(name, model.classifier, model.ensemble, model.bank, d)
         for name, d in directions.items()
     }
+    inputs = {name: (e_on, e_off) for name in variants}
+    if not (args.quick or args.only_retrained):
+        for name, att in unnormalised_variants(model, on, off, tr_rows, rows, gt).items():
+            variants[name], inputs[name] = att
     if args.retrained or args.only_retrained:
         spec = json.loads((train_emb / "manifest.json").read_text())["data_spec"]
-        variants |= dict(retrained_variants(model, x_train, args.members, train_emb, ds, spec))
+        for name, att in retrained_variants(model, x_train, args.members, train_emb, ds, spec):
+            variants[name], inputs[name] = att, (e_on, e_off)
 
     rows_out = []
     for name, att in variants.items():
-        check_exact(att, e_on[:64])
+        x_on, x_off = inputs[name]
+        check_exact(att, x_on[:64])
         item_factor = [None] * len(att.concepts)
-        r = evaluate_method(att, e_on, e_off, pairs, item_factor, cfg)
+        r = evaluate_method(att, x_on, x_off, pairs, item_factor, cfg)
         g = r["groups"]
         row = {
             "variant": name,
