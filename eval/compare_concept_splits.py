@@ -16,7 +16,8 @@ trained on the model's training images, with its own bank named from the reports
 - a control: the same Matryoshka TopK ensemble, retrained as is;
 - (b) transcoders that must also reconstruct e: the target is ``[h, s·e]`` with
   ``s² = λ Var(h) / Var(e)``, so the loss is ``(FVU_h + λ FVU_e) / (1 + λ)`` per level; only the
-  h half of each decoder row is kept for the explanation;
+  h half of each decoder row is kept for the explanation (``lanic-hub train --input-weight λ``
+  trains the model's own ensemble this way);
 - (c) a skip transcoder: ``h ≈ A e + a + Σ z U``, with the affine skip fitted first by least
   squares and the transcoders trained on what it leaves; the skip is an unnamed item at the
   pattern level and splits linearly (hence exactly, and equal to its Shapley split) over the
@@ -58,7 +59,7 @@ from lanic_hub.evaluation.counterfactual import BankAttributor, Parts, named_con
 from lanic_hub.patterns.concepts import ConceptDirections, fit_concept_directions
 from lanic_hub.patterns.naming import NamingRule, concept_support
 from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
-from lanic_hub.transcoders.train import TrainConfig, train_ensemble
+from lanic_hub.transcoders.train import TrainConfig, hidden_part, train_ensemble, with_input_target
 
 
 @dataclass
@@ -128,18 +129,6 @@ def affine_skip(x: torch.Tensor, h: torch.Tensor, ridge: float = 1e-3) -> tuple[
     gram = xc.T @ xc + ridge * len(x) * torch.eye(x.shape[1])
     A = torch.linalg.solve(gram, xc.T @ hc)
     return A, mh - mx @ A
-
-
-def h_part(ens: TranscoderEnsemble, H: int) -> TranscoderEnsemble:
-    """The ensemble with each decoder row (and bias) cut to its first H outputs: the h half of a
-    transcoder trained on ``[h, s·e]``. Codes are unchanged (the encoder is the same)."""
-    from dataclasses import replace
-
-    out = TranscoderEnsemble(replace(ens.cfg, d_out=H))
-    sd = ens.state_dict()
-    sd["W_dec"], sd["b_dec"] = sd["W_dec"][..., :H].clone(), sd["b_dec"][..., :H].clone()
-    out.load_state_dict(sd)
-    return out.eval()
 
 
 class SkipClassifier(torch.nn.Module):
@@ -337,8 +326,7 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
                       ("(b) also reconstructs e, λ=0.25", 0.25)):
         t = time.perf_counter()
         if lam:
-            s = (lam * var(h) / var(x)) ** 0.5
-            target = torch.cat([h, s * x], dim=1)
+            target, s = with_input_target(x, h, lam)
             ens, _ = train_ensemble(x, target, replace(cfg, d_out=target.shape[1]), schedule, progress=False)
             with torch.no_grad():
                 v, i = ens.encode(x)
@@ -346,7 +334,7 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
             H = h.shape[1]
             fvu_h = float((rec[:, :H] - h).pow(2).sum(1).mean()) / var(h)
             fvu_e = float((rec[:, H:] / s - x).pow(2).sum(1).mean()) / var(x)
-            ens = h_part(ens, H)
+            ens = hidden_part(ens, H).eval()
         else:
             ens, _ = train_ensemble(x, h, cfg, schedule, progress=False)
             with torch.no_grad():

@@ -73,6 +73,10 @@ class TrainOptions:
     docs/ensemble_phantom.md)."""
     activation: str = "topk"
     """'topk' or 'jumprelu' (learned thresholds with an L0 penalty; k becomes a cap)."""
+    input_weight: float | None = None
+    """λ > 0: the transcoders must also reconstruct their input e (loss FVU_h + λ FVU_e), so a
+    latent that reads a device also writes it (docs/counterfactual_phantom.md, candidate (b)).
+    None: the preset's."""
     steps: int | None = None
     """Transcoder optimiser steps (default: the preset's budget, for the stream in use)."""
     epochs: int | None = None
@@ -461,6 +465,7 @@ def train_stage(
             policy=opts.policy,
             multimodal=opts.multimodal,
             activation=opts.activation,
+            input_weight=opts.input_weight,
             epochs=opts.epochs,
             steps=opts.steps,
             progress=run.progress,

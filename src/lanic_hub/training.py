@@ -23,6 +23,7 @@ from .errors import ConfigError, DataError
 from .trained import load_ensemble, load_trained, save_weights
 from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
 from .transcoders.ensemble import ensemble_fingerprint, first_members
+from .transcoders.train import hidden_part, with_input_target
 from .utils.io import write_text_atomic
 
 __all__ = [  # the train stage; load_trained, first_members, ensemble_fingerprint live below it
@@ -183,6 +184,18 @@ def matryoshka_vs_topk(
     return out
 
 
+@torch.no_grad()
+def input_fvu(ens: TranscoderEnsemble, e: torch.Tensor, scale: float, d_out: int) -> float:
+    """FVU of the ensemble's input reconstruction (the outputs after the first ``d_out``,
+    divided by ``scale``) on ``e``, a block of rows at a time."""
+    sse, step = 0.0, ens.cfg.block_rows()
+    for a in range(0, len(e), step):
+        x = e[a : a + step]
+        v, i = ens.encode(x)
+        sse += float((ens.decode(v, i).mean(1)[:, d_out:] / scale - x).pow(2).sum())
+    return sse / max(float((e - e.mean(0)).pow(2).sum()), 1e-12)
+
+
 def _train_members(
     x: torch.Tensor, h: torch.Tensor, tcfg: TranscoderConfig, train: TrainConfig, out: Path, progress: bool
 ) -> tuple[TranscoderEnsemble | None, dict[str, Any]]:
@@ -271,6 +284,7 @@ def train_from_embeddings(
     classifier: ClassifierConfig | None = None,
     multimodal: bool | None = None,
     activation: str = "topk",
+    input_weight: float | None = None,
     epochs: int | None = None,
     steps: int | None = None,
     progress: bool = True,
@@ -282,6 +296,9 @@ def train_from_embeddings(
     training stream (targets: the classifier's hidden layer on them), see :func:`text_stream`,
     for the preset's ``multimodal_steps``; None (default): whenever the embeddings have text.
     ``activation`` is 'topk' (default) or 'jumprelu' (see :class:`TranscoderConfig`).
+    ``input_weight`` λ > 0 trains the transcoders to reconstruct their input too (loss
+    ``FVU_h + λ FVU_e``, :func:`~lanic_hub.transcoders.train.with_input_target`); the saved
+    ensemble keeps the h half of its decoders. None: the preset's (0: h alone).
     ``steps`` overrides the preset's step budget (either stream); ``epochs`` replaces it by that
     many passes over the stream. ``n_members`` / ``n_latents`` override the preset's T / L.
     """
@@ -343,7 +360,20 @@ def train_from_embeddings(
         schedule = replace(schedule, epochs=epochs, steps=None)
     if steps is not None:
         schedule = replace(schedule, steps=steps)
-    ens, ens_rep = _train_members(x_fit, h_fit, tcfg, schedule, out, progress)
+    w_in = float(p.get("input_weight", 0.0) if input_weight is None else input_weight)
+    if w_in < 0:
+        raise ConfigError(f"input_weight must be >= 0, got {w_in}")
+    fit_cfg, target, scale = tcfg, h_fit, None
+    if w_in > 0:
+        target, scale = with_input_target(x_fit, h_fit, w_in)
+        fit_cfg = replace(tcfg, d_out=target.shape[1])
+    ens, ens_rep = _train_members(x_fit, target, fit_cfg, schedule, out, progress)
+    if ens is not None and w_in > 0:
+        fvu_e = input_fvu(ens, x[te], scale, h.shape[1])
+        ens = hidden_part(ens, h.shape[1])
+    ens_rep["input_reconstruction"] = (
+        {"weight": w_in, "scale": scale, "fvu_e_test": fvu_e} if w_in > 0 else {"weight": 0.0}
+    )
     ens_rep["multimodal"] = {
         "enabled": multimodal,
         "stream_rows": len(x_fit),

@@ -448,3 +448,38 @@ def fidelity(
 
 
 __all__ = ["StaleCheckpointError", "TrainConfig", "train_ensemble", "fidelity", "check_pairs", "run_identity"]
+
+
+def with_input_target(e: torch.Tensor, h: torch.Tensor, weight: float) -> tuple[torch.Tensor, float]:
+    """The training target ``[h, s·e]`` of transcoders that must also reconstruct their input,
+    and ``s``.
+
+    With ``s² = weight · Var(h) / Var(e)`` (total per-sample variances), the FVU of the joint
+    target is ``(FVU_h + weight · FVU_e) / (1 + weight)``: the loss asks each latent to write
+    what it reads. A latent that reads a chest tube in e must then also write the tube back, so
+    an effusion-evidence latent can no longer read the tube for free. Keep only the h half of the
+    trained decoders with :func:`hidden_part` to explain the classifier."""
+    if weight <= 0:
+        raise ConfigError(f"the input-reconstruction weight must be > 0, got {weight}")
+    var_h = float((h - h.mean(0)).pow(2).sum(1).mean())
+    var_e = float((e - e.mean(0)).pow(2).sum(1).mean())
+    if var_e <= 0:
+        raise DataError("the embeddings do not vary: nothing to reconstruct")
+    s = (weight * var_h / var_e) ** 0.5
+    return torch.cat([h, s * e], dim=1), s
+
+
+def hidden_part(ens: TranscoderEnsemble, d_out: int) -> TranscoderEnsemble:
+    """The ensemble with each decoder row and bias cut to their first ``d_out`` outputs (the h
+    half of a transcoder trained on :func:`with_input_target`). The encoder and so the codes are
+    unchanged; the decoder rows are no longer unit-norm in h (they were in ``[h, s·e]``)."""
+    from dataclasses import replace as _replace
+
+    if not 0 < d_out <= ens.cfg.d_out:
+        raise ConfigError(f"cannot keep {d_out} of the ensemble's {ens.cfg.d_out} outputs")
+    out = TranscoderEnsemble(_replace(ens.cfg, d_out=d_out))
+    sd = ens.state_dict()
+    sd["W_dec"] = sd["W_dec"][..., :d_out].contiguous()
+    sd["b_dec"] = sd["b_dec"][..., :d_out].contiguous()
+    out.load_state_dict(sd)
+    return out.train(ens.training)
