@@ -306,6 +306,9 @@ def train_from_embeddings(
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    w_in = float(PRESETS[preset].get("input_weight", 0.0) if input_weight is None else input_weight)
+    if not w_in >= 0:  # before any work: NaN too
+        raise ConfigError(f"input_weight must be >= 0, got {w_in}")
     emb = load_embeddings(embeddings)
     spec = data or emb.manifest.get("data_spec")
     if not spec:
@@ -360,9 +363,6 @@ def train_from_embeddings(
         schedule = replace(schedule, epochs=epochs, steps=None)
     if steps is not None:
         schedule = replace(schedule, steps=steps)
-    w_in = float(p.get("input_weight", 0.0) if input_weight is None else input_weight)
-    if w_in < 0:
-        raise ConfigError(f"input_weight must be >= 0, got {w_in}")
     fit_cfg, target, scale = tcfg, h_fit, None
     if w_in > 0:
         target, scale = with_input_target(x_fit, h_fit, w_in)
