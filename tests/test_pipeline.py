@@ -65,7 +65,8 @@ def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_pa
     doc["embed"].update(batch_size=32, num_workers=0, shard_size=128, dtype="float32", autocast=None)
     doc["train"]["members"] = 2
     doc["train"]["steps"] = 20  # the paper preset's 2,000 steps are for real data, not this check
-    doc["patterns"].update(sample_rows=200, batch_size=64)
+    # loose bank thresholds, so that this 20-step ensemble has patterns whose galleries have reports
+    doc["patterns"].update(sample_rows=200, batch_size=64, min_support=1, min_ms=-1.0, min_frequency=0.0)
     doc["out"] = str(tmp_path / "run")
     cfg = tmp_path / "mimic.yaml"
     cfg.write_text(yaml.safe_dump(doc))
@@ -78,6 +79,23 @@ def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_pa
     assert m.ensemble.cfg.n_latents == 2048 and m.ensemble.cfg.k == 32  # the paper preset, as shipped
     card = (model / "README.md").read_text()
     assert "No images of this dataset are included" in card and "license: other" in card
+    # no report text either: no typical sentences, and no sentence of any report in any file that
+    # would be uploaded; the push check agrees
+    from lanic_hub.modeling import restricted_content, upload_plan
+
+    doc = json.loads((model / "patterns.json").read_text())
+    assert doc["patterns"] and not any(p["typical_sentences"] for p in doc["patterns"])
+    withheld = doc["meta"]["report_text"]
+    assert withheld.startswith("typical sentences withheld (") and int(withheld.split("(")[1].split(")")[0]) > 0
+    reports = [f.read_text() for f in root.rglob("*.txt")]
+    sentences = {t.strip() for r in reports for t in r.replace("\n", " ").split(". ") if len(t.strip()) > 25}
+    assert len(reports) >= 200 and len(sentences) > 20
+    assert restricted_content(model) == []
+    for f in upload_plan(model):
+        if f.endswith((".json", ".md", ".txt", ".py")):
+            text = (model / f).read_text()
+            assert not [t for t in sentences if t in text], f
+    assert main(["push", "--model", str(model), "--repo", "someone/cxr-lanic", "--dry-run"]) == 0
 
 
 def test_build_runs_on_an_image_folder_with_a_labels_csv(tiny_phantom_clip, tmp_path):

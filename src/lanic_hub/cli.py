@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError, LanicError
+from .errors import ConfigError, LanicError, LicenceError
 from .stages import resolve_backbone_spec
 from .utils.config_docs import add_dataclass_args, dataclass_from_args
 
@@ -152,6 +152,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = export_model(trained.folder, Path(args.out), ds, opts, trained.report, health=health)
     print(f"LanIC model written to {out}")
     return _health_exit(health, str(out), args.strict)
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .modeling import push_folder, upload_plan
+
+    folder = Path(args.model)
+    files = upload_plan(folder)  # the licence check: LicenceError (exit 4) names what may not go up
+    size = sum((folder / f).stat().st_size for f in files)
+    print(f"{len(files)} files, {size / 2**20:.1f} MiB, would go to {args.repo}:")
+    for f in files:
+        print(f"  {f}")
+    if args.dry_run:
+        print("dry run: nothing was uploaded")
+        return 0
+    info = push_folder(folder, args.repo, private=args.private, commit_message=args.message)
+    print(f"uploaded: {getattr(info, 'commit_url', info)}")
+    return 0
 
 
 def cmd_train_phantom(args: argparse.Namespace) -> int:
@@ -306,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         _parser_quickstart,
         _parser_build,
         _parser_export,
+        _parser_push,
         _parser_backbone,
         _parser_embed,
         _parser_train,
@@ -417,6 +435,24 @@ def _parser_export(sub) -> None:
     add_dataclass_args(p, ModelOptions, defaults={"bundle_backbone": False})
     _add_strict(p)
     p.set_defaults(func=cmd_export)
+
+
+def _parser_push(sub) -> None:
+    p = _command(
+        sub,
+        "push",
+        "upload a LanIC model folder to the Hugging Face Hub (after a licence check)",
+        "List the files of a model folder that would be uploaded, refuse (exit code 4) when it holds\n"
+        "images or report text of data whose licence forbids re-publishing (MIMIC-CXR, CheXpert),\n"
+        "and upload them with huggingface_hub unless --dry-run.",
+        "lanic-hub push --model runs/quickstart/model --repo your-name/cxr-lanic --dry-run",
+    )
+    p.add_argument("--model", required=True, help="the model folder (written by `lanic-hub export` or a build)")
+    p.add_argument("--repo", required=True, help="the Hub repo id, e.g. your-name/cxr-lanic")
+    p.add_argument("--dry-run", action="store_true", help="list and check only; upload nothing")
+    p.add_argument("--private", action="store_true", default=None, help="create the repo as private")
+    p.add_argument("--message", default="Upload LanIC model", help="the commit message")
+    p.set_defaults(func=cmd_push)
 
 
 def _parser_backbone(sub) -> None:
@@ -622,6 +658,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_library_bars()
     try:
         return int(args.func(args) or 0)
+    except LicenceError as exc:  # its own exit code: scripts can tell "may not publish" apart
+        print(f"lanic-hub {args.command}: refused: {exc}", file=sys.stderr)
+        return 4
     except LanicError as exc:
         print(f"lanic-hub {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -150,7 +150,8 @@ class Demo:
         if self._search_index is None:
             from .patterns.language import sentence_model
 
-            texts = [" ".join([p.name, *p.typical_sentences]) for p in self.model.patterns]
+            show = may_show_report_text(self.model)
+            texts = [" ".join([p.name, *(p.typical_sentences if show else [])]) for p in self.model.patterns]
             st = sentence_model()
             self._search_index = (
                 st.encode(texts, normalize_embeddings=True, convert_to_tensor=True).float().cpu()
@@ -238,12 +239,19 @@ def contribution_chart(f, top: int = 10):
     return fig
 
 
+def may_show_report_text(model) -> bool:
+    """Whether the Space may show the model's report sentences: only where its recorded data
+    source allows re-publishing (a model that records none counts as restricted)."""
+    return bool((model.bank_meta.get("data_source") or {}).get("redistributable", False))
+
+
 def pattern_cards(model, contributions) -> str:
     """HTML cards: name, category, MS, support, confidence, typical sentences, gallery thumbnails."""
     from html import escape
 
     blocks = []
     folder = model.folder
+    show_text = may_show_report_text(model)
     for c in contributions:
         p = model.patterns[c.pattern]
         colour = CATEGORY_COLOURS.get(p.category, "#333")
@@ -255,7 +263,7 @@ def pattern_cards(model, contributions) -> str:
             + (f"; {escape(_support_text(p))}" if p.name_support else "")
             + "<br>",
         ]
-        if p.typical_sentences:
+        if p.typical_sentences and show_text:
             parts.append(
                 "typical report sentences: " + " / ".join(f"<i>{escape(t)}</i>" for t in p.typical_sentences)
             )

@@ -313,23 +313,20 @@ class LanICModel(PreTrainedModel):
         """Upload a model folder to the Hub with huggingface_hub (needs network).
 
         ``folder`` defaults to the folder this model was loaded from (with its card and
-        thumbnails); the files sent are exactly :func:`upload_plan`'s list.
+        thumbnails); the files sent are exactly :func:`upload_plan`'s list, after its licence check
+        (images and report text), so nothing is sent when it refuses.
         """
-        from huggingface_hub import HfApi
-
         src = Path(folder) if folder is not None else self._folder
         if src is None or not (src / "config.json").is_file():
             raise ModelFolderError(
                 "push a saved model folder: save_pretrained (or export) it first, then pass folder="
             )
-        files = upload_plan(src)
-        api = HfApi(token=token if isinstance(token, str) else None)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        return api.upload_folder(
-            folder_path=str(src),
-            repo_id=repo_id,
-            allow_patterns=files,
+        return push_folder(
+            src,
+            repo_id,
             commit_message=commit_message,
+            private=private,
+            token=token if isinstance(token, str) else None,
             revision=revision,
             create_pr=create_pr,
         )
@@ -691,26 +688,81 @@ def _check_tensor_shapes(path: Path, config: LanICConfig) -> None:
         )
 
 
+def restricted_content(folder: str | os.PathLike) -> list[str]:
+    """What in a model folder may not be re-published, one ``"file: why"`` line each: nothing
+    when its data's licence allows re-publishing (``patterns.json``'s ``meta.data_source``; a
+    folder that does not say counts as restricted). Otherwise gallery thumbnails, and report text:
+    the typical sentences of ``patterns.json`` and any of them quoted in another text file."""
+    folder = Path(folder)
+    doc = json.loads((folder / SIDECAR).read_text())
+    src = doc.get("meta", {}).get("data_source") or {}
+    if src.get("redistributable", False):
+        return []
+    name = src.get("name", "unrecorded data")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    out = []
+    images = [p for p in files if p.relative_to(folder).parts[0] == "thumbnails"]
+    if images:
+        out.append(f"thumbnails/: {len(images)} gallery images of {name}")
+    sentences = sorted({t for p in doc.get("patterns", []) for t in p.get("typical_sentences") or []})
+    if sentences:
+        n = sum(bool(p.get("typical_sentences")) for p in doc.get("patterns", []))
+        out.append(f"{SIDECAR}: {len(sentences)} report sentences of {name} (typical_sentences of {n} patterns)")
+    for p in files:
+        if p.suffix in (".md", ".json", ".txt", ".py", ".html") and p.name != SIDECAR and sentences:
+            text = p.read_text(errors="replace")
+            quoted = [t for t in sentences if t in text]
+            if quoted:
+                out.append(f"{p.relative_to(folder)}: quotes {len(quoted)} report sentences of {name}")
+    return out
+
+
 def upload_plan(folder: str | os.PathLike) -> list[str]:
     """The files :meth:`LanICModel.push_to_hub` would upload from ``folder`` (relative paths), after
-    checking that it is an intact LanIC model with a card, and that it re-publishes no images of a
-    dataset whose licence forbids it."""
+    checking that it is an intact LanIC model with a card, and that it re-publishes no images or
+    report text of a dataset whose licence forbids it (:func:`restricted_content`)."""
     folder = Path(folder)
     check_model_folder(folder)
     if not (folder / "README.md").is_file():
         raise ModelFolderError(f"{folder}: no README.md model card; write one with `lanic-hub export`")
-    meta = json.loads((folder / SIDECAR).read_text()).get("meta", {})
-    src = meta.get("data_source") or {}
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    images = [f for f in files if f.startswith("thumbnails/")]
-    if images and not src.get("redistributable", False):
+    bad = restricted_content(folder)
+    if bad:
         from .errors import LicenceError
 
         raise LicenceError(
-            f"{folder}: holds {len(images)} thumbnails but its data ({src.get('name', 'unknown')}) may not "
-            "be re-published; delete thumbnails/ before publishing"
+            f"{folder}: its data may not be re-published, but the folder holds: " + "; ".join(bad)
+            + ". Rebuild the bank (typical sentences are withheld for such data) or delete those "
+            "files before publishing"
         )
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     return [f for f in files if not f.endswith((".bin", ".pt", ".pkl", ".pth"))]
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    commit_message: str = "Upload LanIC model",
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+):
+    """Upload exactly :func:`upload_plan`'s files of a model folder to the Hub (needs network);
+    the licence check runs first, so nothing is sent when it refuses."""
+    from huggingface_hub import HfApi
+
+    files = upload_plan(folder)
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        allow_patterns=files,
+        commit_message=commit_message,
+        revision=revision,
+        create_pr=create_pr,
+    )
 
 
 def register() -> None:

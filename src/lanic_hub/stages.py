@@ -589,6 +589,11 @@ def export_model(
     model = LanICModel.from_training_folder(train_dir)
     src = source_of(ds)
     model.bank_meta["data_source"] = dataclasses.asdict(src)
+    if not src.redistributable:  # a bank built before the text guard may still hold sentences
+        from .data.schema import withhold_report_text
+
+        if withhold_report_text(model.patterns):
+            model.bank_meta["report_text"] = "typical sentences withheld at export: the data's licence forbids re-publishing report text"
     if health is None:
         health = [c.to_dict() for c in run_checks(report, model.bank_meta.get("counts", {}))]
     model.bank_meta["health"] = health

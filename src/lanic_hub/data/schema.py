@@ -122,6 +122,30 @@ def require_redistributable(ds, what: str = "export images") -> None:
         )
 
 
+def text_redistributable(ds) -> bool:
+    """Whether report text of ``ds`` may leave the machine (in typical sentences, cards, Spaces).
+    The licences lanic-hub knows govern images and reports alike (the PhysioNet agreement forbids
+    re-publishing either); a dataset without provenance counts as restricted."""
+    try:
+        return source_of(ds).redistributable
+    except DataError:
+        return False
+
+
+def withhold_report_text(patterns) -> int:
+    """Empty the typical sentences of ``patterns`` (records or their dicts) in place; the number
+    of sentences removed."""
+    n = 0
+    for p in patterns:
+        ts = p.get("typical_sentences") if isinstance(p, dict) else p.typical_sentences
+        n += len(ts or [])
+        if isinstance(p, dict):
+            p["typical_sentences"] = []
+        else:
+            p.typical_sentences = []
+    return n
+
+
 UNCERTAINTY_POLICIES = ("U-Ones", "U-Zeros", "U-Ignore")
 
 

@@ -508,6 +508,13 @@ def build_bank(
 
     if cfg.report_naming and len(sel):
         timed("report naming", name_from_reports, patterns, ds, store, sample, pscan, sel, cfg)
+    from ..data.schema import text_redistributable, withhold_report_text
+
+    # the sentence fit above was measured on the sentences; restricted reports never reach a file
+    report_text = "typical sentences kept (the data's licence allows re-publishing)"
+    if not text_redistributable(ds):
+        n = withhold_report_text(patterns)
+        report_text = f"typical sentences withheld ({n}): the data's licence forbids re-publishing report text"
     direction = _pattern_directions(ens, latent_pattern, len(sel))
     meta = {
         "ensemble_fingerprint": ensemble_fingerprint(ens),
@@ -524,6 +531,7 @@ def build_bank(
         f"profiles on a fixed random sample of {len(sample.pos)} rows",
         "ms_encoder": ms_name,
         "sentence_model": lang.sentences.model if lang.sentences else None,
+        "report_text": report_text,
         "text_coherence_random_baseline": _f(lang.coherence_baseline),
         "labels": purity.label_names,
         "vocabulary": {"source": vocab.source, "phrases": len(vocab)},
