@@ -14,6 +14,7 @@ ORDER = [
     "explain",
     "eval",
     "demo",
+    "cli",
 ]
 
 #: Modules that run only when named (``python -m benchmarks scale``): the paper-shape rehearsal

@@ -291,6 +291,21 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "alternating A B A B, median of the paired ratios",
             )
         )
+    cl = res("cli")
+    for name, r in (cl.get("commands") or {}).items() if cl else []:
+        if name.startswith("python"):
+            continue
+        out.append(
+            _judged(
+                f"`{name}` (a fresh process)",
+                "<=",
+                1,
+                " s",
+                r["median_s"],
+                f"{r['median_s']:.2f} s ({r['ratio_to_bare_python']:.1f}x a bare Python start)",
+                f"median of {cl['rounds']} alternating runs; torch and transformers load only when a command runs",
+            )
+        )
     sc = res("scoring")
     for row in sc.get("rows", []) if sc else []:
         if row["stage"] == "encoder":

@@ -46,19 +46,21 @@ from lanic_hub.data.concepts import ConceptExtractor
 from lanic_hub.data.open import open_dataset
 from lanic_hub.data.phantom import ALL_FACTORS, PhantomConfig
 from lanic_hub.evaluation.counterfactual import (
+    BankAttributor,
     ConceptAttributor,
     CounterfactualConfig,
+    Parts,
     _split,
     draw_pairs,
     embed_images,
     evaluate_method,
     ground_truth_directions,
+    named_concepts,
     render_pairs,
 )
-from lanic_hub.evaluation.counterfactual import BankAttributor, Parts, named_concepts
 from lanic_hub.patterns.concepts import ConceptDirections, fit_concept_directions
 from lanic_hub.patterns.naming import NamingRule, concept_support
-from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
+from lanic_hub.transcoders import TranscoderConfig
 from lanic_hub.transcoders.train import TrainConfig, hidden_part, train_ensemble, with_input_target
 
 
@@ -253,13 +255,17 @@ class UnnormalisedConceptAttributor(ConceptAttributor):
         def items_of(x: torch.Tensor) -> torch.Tensor:
             return torch.cat(
                 [
-                    latent_contributions(*ens.encode(F.normalize(x[a : a + 512], dim=-1), bias=bias), U).sum((1, 2))
+                    latent_contributions(*ens.encode(F.normalize(x[a : a + 512], dim=-1), bias=bias), U).sum(
+                        (1, 2)
+                    )
                     for a in range(0, len(x), 512)
                 ]
             )
 
         phi, phi_r, ref, _ = shapley_over_concepts(items_of, c, u, c.permutations)
-        return Parts(d.logits, phi, {"reference": ref.expand(len(u), -1), "residual": phi_r, "error": d.error})
+        return Parts(
+            d.logits, phi, {"reference": ref.expand(len(u), -1), "residual": phi_r, "error": d.error}
+        )
 
     @torch.no_grad()
     def activations(self, u: torch.Tensor) -> torch.Tensor:
@@ -281,7 +287,9 @@ def unnormalised_variants(model, on, off, tr_rows, assign_rows, gt) -> dict[str,
 
     u_fit, t_fit = part(fit_pos)
     u_chk, t_chk = part(chk_pos)
-    d = ConceptDirections.fit(u_fit, t_fit, u_chk, t_chk, fitted_on="train rows (u)", checked_on="validate rows (u)")
+    d = ConceptDirections.fit(
+        u_fit, t_fit, u_chk, t_chk, fitted_on="train rows (u)", checked_on="validate rows (u)"
+    )
     d.attribution, d.permutations = "shapley", 8
     gtd = ground_truth_directions(unnormalised_features(bb, assign_rows["image"]), gt)
     gtd.attribution, gtd.permutations = "shapley", 8
@@ -322,8 +330,11 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
         return float((v - v.mean(0)).pow(2).sum(1).mean())
 
     out = []
-    for name, lam in (("control: the same ensemble retrained", 0.0), ("(b) also reconstructs e, λ=1", 1.0),
-                      ("(b) also reconstructs e, λ=0.25", 0.25)):
+    for name, lam in (
+        ("control: the same ensemble retrained", 0.0),
+        ("(b) also reconstructs e, λ=1", 1.0),
+        ("(b) also reconstructs e, λ=0.25", 0.25),
+    ):
         t = time.perf_counter()
         if lam:
             target, s = with_input_target(x, h, lam)
@@ -339,11 +350,16 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
             ens, _ = train_ensemble(x, h, cfg, schedule, progress=False)
             with torch.no_grad():
                 v, i = ens.encode(x)
-                fvu_h, fvu_e = float((ens.decode(v, i).mean(1) - h).pow(2).sum(1).mean()) / var(h), float("nan")
+                fvu_h, fvu_e = (
+                    float((ens.decode(v, i).mean(1) - h).pow(2).sum(1).mean()) / var(h),
+                    float("nan"),
+                )
         label = f"{name} (T={members}; train FVU_h {fvu_h:.3f}" + (f", FVU_e {fvu_e:.3f})" if lam else ")")
         log(f"  {label}: trained ({time.perf_counter() - t:.0f} s)")
         b = bank_of(ens, clf, name)
-        out.append((f"{label}, bank patterns", BankAttributor(label, clf, ens, b, named_concepts(b.patterns))))
+        out.append(
+            (f"{label}, bank patterns", BankAttributor(label, clf, ens, b, named_concepts(b.patterns)))
+        )
         out.append((f"{label}, concepts (Shapley)", ConceptAttributor(label, clf, ens, b, model.concepts)))
 
     t = time.perf_counter()
@@ -355,13 +371,24 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
     with torch.no_grad():
         v, i = ens.encode(x)
         fvu = float((ens.decode(v, i).mean(1) - hr).pow(2).sum(1).mean()) / var(h)
-    label = (f"(c) skip transcoder, affine skip by least squares (skip alone FVU_h {var(hr) / var(h):.3f}; "
-             f"with the transcoders {fvu:.3f}; T={members})")
+    label = (
+        f"(c) skip transcoder, affine skip by least squares (skip alone FVU_h {var(hr) / var(h):.3f}; "
+        f"with the transcoders {fvu:.3f}; T={members})"
+    )
     log(f"  {label}: trained ({time.perf_counter() - t:.0f} s)")
     b = bank_of(ens, sc, "(c)")
-    out.append((f"{label}, bank patterns + the skip as one item",
-                SkipBankAttributor(label, sc, ens, b, named_concepts(b.patterns) + [None])))
-    out.append((f"{label}, concepts (Shapley; the skip split linearly)", SkipConceptAttributor(label, sc, ens, b, model.concepts)))
+    out.append(
+        (
+            f"{label}, bank patterns + the skip as one item",
+            SkipBankAttributor(label, sc, ens, b, named_concepts(b.patterns) + [None]),
+        )
+    )
+    out.append(
+        (
+            f"{label}, concepts (Shapley; the skip split linearly)",
+            SkipConceptAttributor(label, sc, ens, b, model.concepts),
+        )
+    )
     return out
 
 
@@ -388,7 +415,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/concept-splits")
     ap.add_argument("--pairs", type=int, default=40)
     ap.add_argument("--quick", action="store_true", help="only the report directions and the ceiling")
-    ap.add_argument("--retrained", action="store_true", help="also the retrained candidates (b), (c) and their control")
+    ap.add_argument(
+        "--retrained", action="store_true", help="also the retrained candidates (b), (c) and their control"
+    )
     ap.add_argument("--only-retrained", action="store_true", help="only the retrained candidates")
     ap.add_argument("--members", type=int, default=40, help="ensemble size T of the retrained candidates")
     args = ap.parse_args()

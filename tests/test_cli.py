@@ -157,3 +157,29 @@ def test_progress_is_plain_lines_when_not_a_terminal(monkeypatch):
     text = f.getvalue()
     assert "\r" not in text and text.count("\n") == 2  # the first line and the last, nothing between
     assert text.splitlines()[-1].startswith("steps: 100% 1000/1000")
+
+
+def test_help_loads_no_heavy_library():
+    """`lanic-hub --help`, a subcommand's help and `lanic-eval --help` answer without importing
+    torch, transformers, scikit-learn, open_clip or datasets (they load when a command runs);
+    the package's model classes still load, and register with AutoModel, on first use."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from lanic_hub.cli import main\n"
+        "from lanic_hub.evaluation.cli import main as eval_main\n"
+        "for f, argv in ((main, ['--help']), (main, ['train', '--help']), (eval_main, ['--help'])):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        f(argv)\n"
+        "heavy = ('torch', 'transformers', 'sklearn', 'open_clip', 'datasets')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "import lanic_hub\n"
+        "from transformers import AutoConfig\n"
+        "from transformers.models.auto.configuration_auto import CONFIG_MAPPING\n"
+        "print('lanic' in CONFIG_MAPPING, lanic_hub.LanICModel.__name__, 'lanic' in CONFIG_MAPPING)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "False LanICModel True"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        import lanic_hub
+
+        lanic_hub.nothing  # noqa: B018

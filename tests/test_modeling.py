@@ -128,7 +128,9 @@ def test_upload_plan_is_the_model_folder_and_guards_the_licence(tiny_lanic_model
     assert "notes.md" in capsys.readouterr().err
     assert main(["push", "--model", str(tiny_lanic_model), "--repo", "someone/cxr-lanic", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "would go to someone/cxr-lanic" in out and "  patterns.json" in out and "nothing was uploaded" in out
+    assert (
+        "would go to someone/cxr-lanic" in out and "  patterns.json" in out and "nothing was uploaded" in out
+    )
     # a folder that records no data source counts as restricted
     del doc["meta"]["data_source"]
     (bad / "notes.md").unlink()
@@ -292,7 +294,8 @@ def test_export_withholds_report_text_of_restricted_data(tiny_model, tmp_path):
     spec = json.loads((tiny_model.parent / "emb" / "manifest.json").read_text())["data_spec"]
     report = json.loads((tiny_model / "fidelity.json").read_text())
     mimic = attach_source(
-        open_dataset(spec), DataSource("mimic-cxr-jpg", "PhysioNet Credentialed Health Data License 1.5.0", False)
+        open_dataset(spec),
+        DataSource("mimic-cxr-jpg", "PhysioNet Credentialed Health Data License 1.5.0", False),
     )
     out = tmp_path / "model"
     export_model(tiny_model, out, mimic, ModelOptions(), report)

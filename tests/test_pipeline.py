@@ -86,7 +86,9 @@ def test_build_runs_the_mimic_config_on_a_mimic_layout(tiny_phantom_clip, tmp_pa
     doc = json.loads((model / "patterns.json").read_text())
     assert doc["patterns"] and not any(p["typical_sentences"] for p in doc["patterns"])
     withheld = doc["meta"]["report_text"]
-    assert withheld.startswith("typical sentences withheld (") and int(withheld.split("(")[1].split(")")[0]) > 0
+    assert (
+        withheld.startswith("typical sentences withheld (") and int(withheld.split("(")[1].split(")")[0]) > 0
+    )
     reports = [f.read_text() for f in root.rglob("*.txt")]
     sentences = {t.strip() for r in reports for t in r.replace("\n", " ").split(". ") if len(t.strip()) > 25}
     assert len(reports) >= 200 and len(sentences) > 20

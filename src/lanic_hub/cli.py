@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError, LanicError, LicenceError
-from .stages import resolve_backbone_spec
 from .utils.config_docs import add_dataclass_args, dataclass_from_args
 
 
@@ -191,6 +190,7 @@ def cmd_train_phantom(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .backbone import load_backbone
     from .backbone.calibration import calibration_report, format_report
+    from .stages import resolve_backbone_spec
 
     bb = load_backbone(resolve_backbone_spec(args.backbone))
     rep = calibration_report(bb, n_train=args.n_train, n_test=args.n_test)
@@ -295,6 +295,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:  # a `lanic-hub train` + `lanic-hub patterns` folder
         model = LanICModel.from_training_folder(folder)
     if args.backbone:
+        from .stages import resolve_backbone_spec
+
         model.config.backbone = {"spec": resolve_backbone_spec(args.backbone), "revision": None}
         model.config.bundled_backbone = False
     for e in model.explain_batch(list(args.images)):
@@ -395,7 +397,7 @@ def _parser_quickstart(sub) -> None:
 
 
 def _parser_build(sub) -> None:
-    from .pipeline import PipelineConfig, packaged_config_dir, packaged_configs
+    from .options import PipelineConfig, packaged_config_dir, packaged_configs
     from .utils.config_docs import describe
 
     p = _command(
@@ -416,7 +418,7 @@ def _parser_build(sub) -> None:
 
 
 def _parser_export(sub) -> None:
-    from .stages import ModelOptions
+    from .options import ModelOptions
 
     p = _command(
         sub,
@@ -447,7 +449,9 @@ def _parser_push(sub) -> None:
         "and upload them with huggingface_hub unless --dry-run.",
         "lanic-hub push --model runs/quickstart/model --repo your-name/cxr-lanic --dry-run",
     )
-    p.add_argument("--model", required=True, help="the model folder (written by `lanic-hub export` or a build)")
+    p.add_argument(
+        "--model", required=True, help="the model folder (written by `lanic-hub export` or a build)"
+    )
     p.add_argument("--repo", required=True, help="the Hub repo id, e.g. your-name/cxr-lanic")
     p.add_argument("--dry-run", action="store_true", help="list and check only; upload nothing")
     p.add_argument("--private", action="store_true", default=None, help="create the repo as private")
@@ -494,7 +498,7 @@ def _parser_backbone(sub) -> None:
 
 
 def _parser_embed(sub) -> None:
-    from .stages import EmbedOptions
+    from .options import EmbedOptions
 
     p = _command(
         sub,
@@ -519,8 +523,8 @@ def _parser_embed(sub) -> None:
 
 
 def _parser_train(sub) -> None:
-    from .stages import TrainOptions
-    from .training import PRESETS
+    from .options import TrainOptions
+    from .presets import PRESETS
 
     p = _command(
         sub,
@@ -548,7 +552,7 @@ def _parser_train(sub) -> None:
 
 
 def _parser_patterns(sub) -> None:
-    from .patterns import BankConfig
+    from .patterns.config import BankConfig
 
     p = _command(
         sub,

@@ -707,7 +707,9 @@ def restricted_content(folder: str | os.PathLike) -> list[str]:
     sentences = sorted({t for p in doc.get("patterns", []) for t in p.get("typical_sentences") or []})
     if sentences:
         n = sum(bool(p.get("typical_sentences")) for p in doc.get("patterns", []))
-        out.append(f"{SIDECAR}: {len(sentences)} report sentences of {name} (typical_sentences of {n} patterns)")
+        out.append(
+            f"{SIDECAR}: {len(sentences)} report sentences of {name} (typical_sentences of {n} patterns)"
+        )
     for p in files:
         if p.suffix in (".md", ".json", ".txt", ".py", ".html") and p.name != SIDECAR and sentences:
             text = p.read_text(errors="replace")
@@ -730,7 +732,8 @@ def upload_plan(folder: str | os.PathLike) -> list[str]:
         from .errors import LicenceError
 
         raise LicenceError(
-            f"{folder}: its data may not be re-published, but the folder holds: " + "; ".join(bad)
+            f"{folder}: its data may not be re-published, but the folder holds: "
+            + "; ".join(bad)
             + ". Rebuild the bank (typical sentences are withheld for such data) or delete those "
             "files before publishing"
         )
@@ -774,3 +777,6 @@ def register() -> None:
         AutoModel.register(LanICConfig, LanICModel)
     except ValueError:  # already registered (re-import)
         pass
+
+
+register()  # importing the model classes makes AutoConfig / AutoModel resolve model_type "lanic"

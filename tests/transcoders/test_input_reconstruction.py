@@ -13,7 +13,7 @@ from lanic_hub.decomposition import decompose
 from lanic_hub.errors import ConfigError
 from lanic_hub.trained import load_trained
 from lanic_hub.training import train_from_embeddings
-from lanic_hub.transcoders import TranscoderConfig, TrainConfig, TranscoderEnsemble, train_ensemble
+from lanic_hub.transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, train_ensemble
 from lanic_hub.transcoders.train import hidden_part, with_input_target
 
 
@@ -59,7 +59,9 @@ def test_the_hidden_part_keeps_the_codes_and_the_first_outputs():
 
 def test_a_model_trained_to_reconstruct_its_input_explains_exactly(tiny_embedded, tmp_path):
     out = tmp_path / "m"
-    rep = train_from_embeddings(tiny_embedded / "emb", out, n_members=3, steps=30, input_weight=0.5, progress=False)
+    rep = train_from_embeddings(
+        tiny_embedded / "emb", out, n_members=3, steps=30, input_weight=0.5, progress=False
+    )
     ir = rep["ensemble"]["input_reconstruction"]
     assert ir["weight"] == 0.5 and ir["scale"] > 0 and 0.0 < ir["fvu_e_test"] < 1.5
     saved = json.loads((out / "fidelity.json").read_text())["ensemble"]["input_reconstruction"]
@@ -72,10 +74,14 @@ def test_a_model_trained_to_reconstruct_its_input_explains_exactly(tiny_embedded
     with torch.no_grad():
         h = clf.hidden(x)
         v, i = ens.encode(x)
-        d = decompose(v, i, h, ens.decode(v, i).mean(1), clf.fc2.weight, clf.fc2.bias, ens.b_dec, W_dec=ens.W_dec)
+        d = decompose(
+            v, i, h, ens.decode(v, i).mean(1), clf.fc2.weight, clf.fc2.bias, ens.b_dec, W_dec=ens.W_dec
+        )
     assert torch.allclose(d.logits, clf(x), atol=1e-4)
     # h alone by default: the report says so
     plain = train_from_embeddings(tiny_embedded / "emb", tmp_path / "p", n_members=2, steps=5, progress=False)
     assert plain["ensemble"]["input_reconstruction"] == {"weight": 0.0}
     with pytest.raises(ConfigError, match="input_weight"):
-        train_from_embeddings(tiny_embedded / "emb", tmp_path / "bad", n_members=2, steps=5, input_weight=-1.0, progress=False)
+        train_from_embeddings(
+            tiny_embedded / "emb", tmp_path / "bad", n_members=2, steps=5, input_weight=-1.0, progress=False
+        )

@@ -11,7 +11,7 @@ from ..errors import LanicError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .suites import SUITES
+    from .names import SUITES
 
     p.add_argument("--model", action="append", default=[], help="model folder or Hub repo id (repeatable)")
     p.add_argument(

@@ -25,11 +25,9 @@ import numpy as np
 
 from ..data.schema import dataset_fingerprint
 from ..errors import ConfigError, DataError
+from .names import SUITE_OF_KIND, SUITES  # noqa: F401  (re-exported)
 from .records import SuiteData
 
-SUITES = ("phantom", "mimic-cxr", "chexpert", "nih", "data", "real-fixtures")
-#: The suite of each dataset kind that has its own (any other dataset: the generic 'data' suite).
-SUITE_OF_KIND = {"mimic": "mimic-cxr", "chexpert": "chexpert", "nih": "nih"}
 PHANTOM_N, PHANTOM_SEED = 2000, 0
 
 

@@ -514,7 +514,9 @@ def build_bank(
     report_text = "typical sentences kept (the data's licence allows re-publishing)"
     if not text_redistributable(ds):
         n = withhold_report_text(patterns)
-        report_text = f"typical sentences withheld ({n}): the data's licence forbids re-publishing report text"
+        report_text = (
+            f"typical sentences withheld ({n}): the data's licence forbids re-publishing report text"
+        )
     direction = _pattern_directions(ens, latent_pattern, len(sel))
     meta = {
         "ensemble_fingerprint": ensemble_fingerprint(ens),

@@ -1,0 +1,28 @@
+"""The training presets (``lanic-hub train --preset``): the ensemble's shape and its schedule.
+No torch import: the command line lists them in a fraction of a second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "ensemble": {"n_latents": 2048, "k": 32, "n_members": 100},
+        # 2,000 steps of 4,096 rows: ~34 passes over MIMIC-CXR-JPG's ~240k frontal training images
+        # (the former 10-epoch budget was ~600 steps there, and 70 on 20k phantoms: FVU 0.54). On
+        # 20k phantoms the first 10 members reach test FVU 0.024 and an ensemble path 0.001 below
+        # the classifier (docs/convergence_paper_shape.md); fidelity.json's FVU curve and the
+        # 'converged' health check say whether a run had flattened
+        "train": {"steps": 2000, "batch_size": 4096, "lr": 1e-3},
+    },
+    "phantom": {
+        "ensemble": {"n_latents": 256, "k": 8, "n_members": 100, "levels": (8, 32, 256)},
+        # lr 1e-2 halves the FVU (0.12 -> 0.07) but lowers the best single latents' ground-truth
+        # detection (devices and artifacts by 0.04-0.09 AUROC): see docs/ensemble_phantom.md.
+        # 180 steps: what 30 epochs of the quickstart's 1,475 training images were
+        "train": {"steps": 180, "batch_size": 256, "lr": 3e-3},
+        # with the text stream (2.1x the rows): 260 steps (20 of its epochs) keep the ensemble under
+        # 2 minutes on 2 cores and beat the image-only run on naming and purity
+        "multimodal_steps": 260,
+    },
+}
