@@ -303,7 +303,8 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 " s",
                 r["median_s"],
                 f"{r['median_s']:.2f} s ({r['ratio_to_bare_python']:.1f}x a bare Python start)",
-                f"median of {cl['rounds']} alternating runs; torch and transformers load only when a command runs",
+                f"median of {cl['rounds']} alternating runs; torch and transformers load only when "
+                "a command runs",
             )
         )
     sc = res("scoring")
