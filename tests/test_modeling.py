@@ -33,12 +33,13 @@ def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, tiny_la
     assert isinstance(AutoModel.from_pretrained(tiny_lanic_model), LanICModel)
     assert isinstance(AutoConfig.from_pretrained(tiny_lanic_model), LanICConfig)
     assert (tiny_lanic_model / "backbone" / "open_clip_config.json").is_file()  # the phantom CLIP is bundled
-    assert sorted(os.listdir(tiny_lanic_model))[:7] == [
+    assert sorted(os.listdir(tiny_lanic_model))[:8] == [
         "README.md",
         "backbone",
         "concepts.json",
         "concepts.safetensors",
         "config.json",
+        "lanic_remote.py",
         "model.safetensors",
         "patterns.json",
     ]
@@ -204,6 +205,7 @@ def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(tiny_l
     code = (
         "import json, lanic_hub\n"
         "from transformers import AutoModel\n"
+        "lanic_hub.register()  # import lanic_hub is light: the model classes register on first use\n"
         "m = AutoModel.from_pretrained('lanic-test/tiny-lanic')\n"
         "v1 = lanic_hub.LanICModel.from_pretrained('lanic-test/tiny-lanic', revision='v1')\n"
         f"e = m.explain({str(img)!r})\n"

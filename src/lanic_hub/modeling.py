@@ -53,6 +53,23 @@ class ModelFolderError(LanicError, ValueError):
     """A folder or repo is not a (compatible, intact) LanIC model."""
 
 
+#: The file every model folder carries so that transformers can load it from a repo id with
+#: ``trust_remote_code=True`` (it imports lanic-hub, and says how to install it when missing).
+REMOTE_CODE = "lanic_remote.py"
+AUTO_MAP = {
+    "AutoConfig": "lanic_remote.LanICConfig",
+    "AutoModel": "lanic_remote.LanICModel",
+    "AutoModelForImageClassification": "lanic_remote.LanICModel",
+}
+CUSTOM_PIPELINES = {
+    "image-classification": {
+        "impl": "lanic_remote.LanICClassificationPipeline",
+        "pt": ["AutoModelForImageClassification"],
+        "type": "image",
+    }
+}
+
+
 class LanICConfig(PreTrainedConfig):
     """Sizes and references of a LanIC model. Weights live in ``model.safetensors``."""
 
@@ -70,6 +87,8 @@ class LanICConfig(PreTrainedConfig):
         lanic_format: int = LANIC_FORMAT,
         typicality: bool = False,
         typicality_threshold: float | None = None,
+        thresholds: dict[str, float] | None = None,
+        thresholds_measured_on: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.d_in = int(d_in)
@@ -86,6 +105,17 @@ class LanICConfig(PreTrainedConfig):
         self.typicality = bool(typicality)
         """Whether the weights hold a typicality reference (:mod:`lanic_hub.typicality`)."""
         self.typicality_threshold = None if typicality_threshold is None else float(typicality_threshold)
+        self.thresholds = None if thresholds is None else {str(k): float(v) for k, v in thresholds.items()}
+        """{finding: probability}: the operating point of each finding (F1-maximising on the
+        validation split, chosen at export); ``predict`` reports positive calls at them."""
+        self.thresholds_measured_on = thresholds_measured_on
+        # what transformers reads from a repo id alone: the labels (multi-label, sigmoid scores),
+        # and the classes behind AutoModel / pipeline() with trust_remote_code (REMOTE_CODE)
+        kwargs.setdefault("id2label", dict(enumerate(self.findings)))
+        kwargs.setdefault("label2id", {f: i for i, f in enumerate(self.findings)})
+        kwargs.setdefault("problem_type", "multi_label_classification")
+        kwargs.setdefault("auto_map", dict(AUTO_MAP))
+        kwargs.setdefault("custom_pipelines", json.loads(json.dumps(CUSTOM_PIPELINES)))
         super().__init__(**kwargs)
         if not self.findings:
             raise ConfigError("a LanIC model needs at least one finding")
@@ -119,14 +149,31 @@ class LanICOutput(ModelOutput):
 
 class Prediction(dict):
     """``{finding: probability}`` of one image, with its typicality: ``typicality_distance``,
-    ``out_of_distribution`` and ``notes`` (a warning when the image is unlike the training data)."""
+    ``out_of_distribution`` and ``notes`` (a warning when the image is unlike the training data);
+    and, for a model that ships operating points, ``thresholds`` and ``positive`` (``{finding:
+    probability >= its threshold}``; None for a model exported before them)."""
 
-    def __init__(self, probs: dict[str, float], distance: float | None, outside: bool | None, notes=()):
+    def __init__(
+        self,
+        probs: dict[str, float],
+        distance: float | None,
+        outside: bool | None,
+        notes=(),
+        thresholds: dict[str, float] | None = None,
+    ):
         super().__init__(probs)
         self.typicality_distance, self.out_of_distribution, self.notes = distance, outside, list(notes)
+        self.thresholds = thresholds
+        self.positive = (
+            {f: bool(p >= thresholds[f]) for f, p in probs.items() if f in thresholds} if thresholds else None
+        )
 
     def __repr__(self) -> str:
-        return super().__repr__() + "".join(f"\n{n}" for n in self.notes)
+        calls = ""
+        if self.positive is not None:
+            pos = [f for f, v in self.positive.items() if v]
+            calls = f"\npositive at the validation F1 operating points: {', '.join(pos) or 'none'}"
+        return super().__repr__() + calls + "".join(f"\n{n}" for n in self.notes)
 
 
 class LanICModel(PreTrainedModel):
@@ -238,6 +285,7 @@ class LanICModel(PreTrainedModel):
             "patterns": [p.to_dict() for p in self.patterns],
         }
         write_text_atomic(tmp / SIDECAR, json.dumps(doc, indent=1))
+        shutil.copyfile(Path(__file__).parent / "resources" / "remote" / REMOTE_CODE, tmp / REMOTE_CODE)
         if self.concepts is not None:
             self.concepts.save(tmp)
         if final.is_dir():
@@ -499,7 +547,11 @@ class LanICModel(PreTrainedModel):
             o = None if out.out_of_distribution is None else bool(out.out_of_distribution[b])
             res.append(
                 Prediction(
-                    dict(zip(self.config.findings, p.tolist(), strict=True)), d, o, self._ood_notes(d, o)
+                    dict(zip(self.config.findings, p.tolist(), strict=True)),
+                    d,
+                    o,
+                    self._ood_notes(d, o),
+                    self.config.thresholds,
                 )
             )
         return res

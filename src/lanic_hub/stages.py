@@ -400,6 +400,37 @@ def write_card(
     write_text_atomic(model_dir / "README.md", str(card))
 
 
+def operating_points(
+    model, embeddings: str | Path | None, ds, policy: str = "U-Ignore"
+) -> tuple[dict[str, float], str] | None:
+    """({finding: threshold}, where measured): the F1-maximising probability threshold of each
+    finding on the validation split of the model's embeddings (labels under ``policy``), as the
+    evaluation chooses them. None without embeddings or a validation split."""
+    import numpy as np
+    import torch
+
+    from .backbone.embed import load_embeddings
+    from .data.schema import label_matrix
+    from .operating import f1_thresholds
+
+    if embeddings is None or not (Path(embeddings) / "manifest.json").is_file():
+        return None
+    emb = load_embeddings(embeddings)
+    rows = ds.select(emb.row_ids.tolist())
+    if "split" not in rows.column_names:
+        return None
+    va = np.where(np.array(rows.select_columns(["split"])["split"]) == "validate")[0]
+    if len(va) == 0:
+        return None
+    y, mask = label_matrix(rows.select(va.tolist()), policy=policy, findings=tuple(model.config.findings))
+    with torch.no_grad():
+        p = torch.sigmoid(model.classifier(emb.image[torch.from_numpy(va)].float())).numpy()
+    thr = f1_thresholds(y, p, mask)
+    spec = emb.manifest.get("data_spec", embeddings)
+    where = f"F1-maximising on the validation split ({len(va)} rows, labels {policy}) of {spec}"
+    return dict(zip(model.config.findings, thr, strict=True)), where
+
+
 def export_model(
     train_dir: Path,
     model_dir: Path,
@@ -437,6 +468,9 @@ def export_model(
     if typ is not None:  # is an image like the training data? (every prediction says)
         model.set_typicality(typ[0])
         model.bank_meta["typicality"] = typ[1]
+    ops = operating_points(model, model.bank_meta.get("embeddings"), ds, report.get("policy", "U-Ignore"))
+    if ops is not None:  # predict() calls a finding positive at its threshold
+        model.config.thresholds, model.config.thresholds_measured_on = ops
     bundle = opts.bundle_backbone
     if bundle is None:
         bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))
