@@ -45,6 +45,12 @@ def test_the_folder_says_how_transformers_loads_it(tiny_lanic_model):
         0 < t < 1 for t in cfg["thresholds"].values()
     )
     assert "validation split" in cfg["thresholds_measured_on"]
+    # a few test images travel with a model whose data may be re-published, captioned with their truth
+    ex = json.loads((tiny_lanic_model / "examples" / "examples.json").read_text())
+    assert 1 <= len(ex) <= 4 and all(e["caption"].startswith("phantom; ground truth: ") for e in ex)
+    from PIL import Image
+
+    assert all(Image.open(tiny_lanic_model / "examples" / e["file"]).mode == "L" for e in ex)
 
 
 def test_predict_calls_positives_at_the_shipped_thresholds(tiny_lanic_model, image):

@@ -33,12 +33,13 @@ def test_round_trip_is_bit_exact_with_a_clean_loading_report(tiny_model, tiny_la
     assert isinstance(AutoModel.from_pretrained(tiny_lanic_model), LanICModel)
     assert isinstance(AutoConfig.from_pretrained(tiny_lanic_model), LanICConfig)
     assert (tiny_lanic_model / "backbone" / "open_clip_config.json").is_file()  # the phantom CLIP is bundled
-    assert sorted(os.listdir(tiny_lanic_model))[:8] == [
+    assert sorted(os.listdir(tiny_lanic_model))[:9] == [
         "README.md",
         "backbone",
         "concepts.json",
         "concepts.safetensors",
         "config.json",
+        "examples",
         "lanic_remote.py",
         "model.safetensors",
         "patterns.json",
@@ -110,7 +111,9 @@ def test_upload_plan_is_the_model_folder_and_guards_the_licence(tiny_lanic_model
     with pytest.raises(LicenceError, match="mimic-cxr-jpg"):
         upload_plan(bad)
     # report text is guarded like images: the typical sentences, and any of them quoted elsewhere
+    assert "examples/: 5 example images of mimic-cxr-jpg" in restricted_content(bad)  # 4 PNGs + index
     shutil.rmtree(bad / "thumbnails")
+    shutil.rmtree(bad / "examples")
     assert sum(bool(p["typical_sentences"]) for p in doc["patterns"]) > 1  # a phantom bank keeps them
     for p in doc["patterns"]:
         p["typical_sentences"] = []

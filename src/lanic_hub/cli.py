@@ -170,6 +170,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_space(args: argparse.Namespace) -> int:
+    from .space import write_space
+
+    out = write_space(args.model, args.out, source=args.source, wheel=args.wheel, title=args.title)
+    print(f"Space folder written to {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    print(f"create a Gradio Space and upload it: hf upload --repo-type space YOUR-NAME/SPACE {out} .")
+    return 0
+
+
 def cmd_train_phantom(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -326,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         _parser_build,
         _parser_export,
         _parser_push,
+        _parser_space,
         _parser_backbone,
         _parser_embed,
         _parser_train,
@@ -457,6 +467,24 @@ def _parser_push(sub) -> None:
     p.add_argument("--private", action="store_true", default=None, help="create the repo as private")
     p.add_argument("--message", default="Upload LanIC model", help="the commit message")
     p.set_defaults(func=cmd_push)
+
+
+def _parser_space(sub) -> None:
+    p = _command(
+        sub,
+        "space",
+        "write a Hugging Face Space folder for a pushed model",
+        "Write app.py, README.md (Spaces header, preload_from_hub) and requirements.txt for a Space\n"
+        "that serves the demo of a model on the Hub; nothing is trained at start-up.",
+        "lanic-hub space --model your-name/cxr-lanic --out runs/space --wheel dist/lanic_hub-0.1.0-py3-none-any.whl",  # noqa: E501
+    )
+    p.add_argument("--model", required=True, help="the model's Hub repo id (push it first: lanic-hub push)")
+    p.add_argument("--out", required=True, help="the Space folder to write")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--wheel", default=None, help="a lanic-hub wheel to copy into the folder and install")
+    src.add_argument("--source", default=None, help="a pip requirement for lanic-hub (e.g. a git+https URL)")
+    p.add_argument("--title", default="CXR-LanIC", help="the Space's title")
+    p.set_defaults(func=cmd_space)
 
 
 def _parser_backbone(sub) -> None:

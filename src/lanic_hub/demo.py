@@ -323,6 +323,8 @@ def examples_label(examples: list[tuple[str, str]]) -> str:
         kinds.append("phantoms with ground truth")
     if any(c.startswith("NIH") for _, c in examples):
         kinds.append("real NIH ChestX-ray14 images with NIH labels")
+    if any(not c.startswith(("phantom", "NIH")) for _, c in examples):
+        kinds.append("test images of the model's data with their report labels")
     return "Examples (" + "; ".join(kinds) + ")" if kinds else "Examples"
 
 
@@ -336,6 +338,29 @@ def health_warning(model) -> str:
         f"> ## ⚠ This model failed {len(bad)} health check{'s' if len(bad) > 1 else ''}: its predictions "
         f"and explanations are probably not usable.\n>\n{items}"
     )
+
+
+def model_examples(folder: Path | None) -> list[tuple[str, str]]:
+    """The examples a model folder carries (``examples/examples.json``, written at export for
+    data that may be re-published): (image path, caption) pairs; none for older folders."""
+    import json
+
+    index = folder / "examples" / "examples.json" if folder else None
+    if index is None or not index.is_file():
+        return []
+    return [(str(folder / "examples" / e["file"]), e["caption"]) for e in json.loads(index.read_text())]
+
+
+def allowed_paths(folder: Path | None) -> list[str] | None:
+    """The folders the app may serve files from: the model folder, and where it is a snapshot of
+    the Hub cache, the cache's ``blobs/`` (the snapshot's files are links into it, and Gradio
+    checks the target)."""
+    if folder is None:
+        return None
+    out = [str(folder)]
+    if folder.parent.name == "snapshots" and (folder.parent.parent / "blobs").is_dir():
+        out.append(str((folder.parent.parent / "blobs").resolve()))
+    return out
 
 
 def nih_examples(root: Path | None, n: int = 4) -> list[tuple[str, str]]:
@@ -378,9 +403,9 @@ def load_demo(model: str | None = None, build_if_missing: bool = True, log=print
         log(f"No model at {ref}: building it with the quickstart pipeline (about 6 minutes on 2 cores) ...")
         run_pipeline(PipelineConfig(out=str(Path(ref).parent)), log=log)
     m = LanICModel.from_pretrained(ref)
-    examples: list[tuple[str, str]] = []
+    examples: list[tuple[str, str]] = model_examples(m.folder)
     root = Path(ref).parent if Path(ref).exists() else None
-    if root is not None:
+    if root is not None and not examples:
         examples += phantom_examples(root)
     examples += nih_examples(nih_examples_dir())
     board = ""
@@ -459,12 +484,11 @@ def launch(model: str | None = None, port: int | None = None, share: bool = Fals
     d = load_demo(model)
     app = build_app(d)
     app.queue(default_concurrency_limit=2)
-    folder = str(d.model.folder) if d.model.folder else None
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     return app.launch(
         server_port=port,
         share=share,
-        allowed_paths=[folder] if folder else None,
+        allowed_paths=allowed_paths(d.model.folder),
         theme=theme,
         footer_links=[],
         **kw,

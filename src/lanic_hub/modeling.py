@@ -743,7 +743,8 @@ def _check_tensor_shapes(path: Path, config: LanICConfig) -> None:
 def restricted_content(folder: str | os.PathLike) -> list[str]:
     """What in a model folder may not be re-published, one ``"file: why"`` line each: nothing
     when its data's licence allows re-publishing (``patterns.json``'s ``meta.data_source``; a
-    folder that does not say counts as restricted). Otherwise gallery thumbnails, and report text:
+    folder that does not say counts as restricted). Otherwise gallery thumbnails, example images,
+    and report text:
     the typical sentences of ``patterns.json`` and any of them quoted in another text file."""
     folder = Path(folder)
     doc = json.loads((folder / SIDECAR).read_text())
@@ -753,9 +754,10 @@ def restricted_content(folder: str | os.PathLike) -> list[str]:
     name = src.get("name", "unrecorded data")
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     out = []
-    images = [p for p in files if p.relative_to(folder).parts[0] == "thumbnails"]
-    if images:
-        out.append(f"thumbnails/: {len(images)} gallery images of {name}")
+    for sub, what in (("thumbnails", "gallery images"), ("examples", "example images")):
+        images = [p for p in files if p.relative_to(folder).parts[0] == sub]
+        if images:
+            out.append(f"{sub}/: {len(images)} {what} of {name}")
     sentences = sorted({t for p in doc.get("patterns", []) for t in p.get("typical_sentences") or []})
     if sentences:
         n = sum(bool(p.get("typical_sentences")) for p in doc.get("patterns", []))

@@ -400,6 +400,47 @@ def write_card(
     write_text_atomic(model_dir / "README.md", str(card))
 
 
+def export_examples(ds, folder: Path, source: str, n: int = 4) -> int:
+    """A few test-split images of ``ds`` (data that may be re-published) as PNGs in
+    ``folder/examples`` with ``examples.json`` (file, caption: the source and its report labels),
+    so that a Space built from the pushed model offers them. Returns how many."""
+    import json
+
+    from .constants import FINDINGS
+    from .data.images import load_image
+    from .data.schema import require_redistributable
+
+    require_redistributable(ds, "export example images")
+    if "split" not in ds.column_names:
+        return 0
+    split = ds.select_columns(["split"])["split"]
+    test = [i for i, s in enumerate(split) if s == "test"][:200]
+    out = folder / "examples"
+    picked, seen = [], set()
+    gt = [c for c in ds.column_names if c.startswith("gt_")]  # a phantom world: its ground truth
+    for i in test:  # one per leading positive finding, then one with none
+        row = ds[i]
+        pos = [f for f in FINDINGS if row.get(f) == 1.0]
+        key = pos[0] if pos else "none"
+        if key in seen:
+            continue
+        seen.add(key)
+        out.mkdir(parents=True, exist_ok=True)
+        name = f"example_{i:06d}.png"
+        load_image(row["image"]).convert("L").save(out / name)
+        if gt:
+            truth = [c[3:] for c in gt if row.get(c)]
+            caption = f"{source}; ground truth: {', '.join(truth) or 'normal'}"
+        else:
+            caption = f"{source}; report labels: {', '.join(pos) or 'none of the five findings'}"
+        picked.append({"file": name, "caption": caption})
+        if len(picked) >= n:
+            break
+    if picked:
+        (out / "examples.json").write_text(json.dumps(picked, indent=1))
+    return len(picked)
+
+
 def operating_points(
     model, embeddings: str | Path | None, ds, policy: str = "U-Ignore"
 ) -> tuple[dict[str, float], str] | None:
@@ -484,6 +525,7 @@ def export_model(
             from .patterns.gallery import export_thumbnails
 
             export_thumbnails(model.bank, ds, tmp, per_pattern=4, progress=False)
+            export_examples(ds, tmp, src.name)
 
     import shutil
 
