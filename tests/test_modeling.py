@@ -76,7 +76,14 @@ def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model, tiny_mode
     card = ModelCard((tiny_lanic_model / "README.md").read_text())
     idx = card.data.to_dict()["model-index"][0]
     metrics = {m["name"]: m["value"] for m in idx["results"][0]["metrics"]}
-    assert "AUROC macro" in metrics and all(0 <= v <= 1 for v in metrics.values())
+    assert "AUROC macro" in metrics and all(0 <= v <= 1 for k, v in metrics.items() if "AUROC" in k)
+    # the explanation's fidelity reaches the model-index too, beside the classifier's accuracy
+    rep = json.loads((tiny_model / "fidelity.json").read_text())
+    fid = [k for k in metrics if k.startswith("transcoder FVU")]
+    assert len(fid) == 1 and metrics[fid[0]] == pytest.approx(rep["fidelity"]["fvu_mean"]["256"], abs=1e-4)
+    path = [k for k in metrics if k.startswith("ensemble-path macro AUROC")]
+    assert metrics[path[0]] == pytest.approx(rep["auroc"]["ensemble_path"]["macro"], abs=1e-4)
+    assert "arxiv:2510.21464" in card.data.tags and card.data.base_model is None  # a local backbone
     assert (
         idx["results"][0]["dataset"]["name"] == "phantom" and idx["results"][0]["dataset"]["split"] == "test"
     )
@@ -310,3 +317,20 @@ def test_export_withholds_report_text_of_restricted_data(tiny_model, tmp_path):
     assert not (out / "thumbnails").exists() and restricted_content(out) == []
     assert [p["name"] for p in doc["patterns"]] == [p["name"] for p in bank["patterns"]]  # names stay
     assert json.loads((tiny_model / "patterns.json").read_text()) == bank  # the training folder is untouched
+
+
+def test_card_metadata_for_restricted_data_and_a_hub_backbone(tiny_lanic_model):
+    """license: other comes with the data licence's name and link; an hf-hub: backbone is the
+    card's base_model."""
+    from lanic_hub.card import render_model_card
+    from lanic_hub.data.schema import MIMIC_CXR
+
+    m = LanICModel.from_pretrained(tiny_lanic_model)
+    m.config.backbone = {"spec": "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"}
+    report = {"auroc": {"classifier": {"macro": 0.8}}, "measured_on": "somewhere"}
+    card = render_model_card(m, repo_id="someone/x", dataset=MIMIC_CXR, report=report)
+    d = card.data.to_dict()
+    assert d["license"] == "other" and d["license_link"] == "https://physionet.org/content/mimic-cxr-jpg/"
+    assert d["license_name"] == "physionet-credentialed-health-data-license-1-5-0"
+    assert d["base_model"] == "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+    assert d["model-index"][0]["results"][0]["dataset"]["name"] == "mimic-cxr-jpg"

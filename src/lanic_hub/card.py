@@ -19,9 +19,22 @@ def template_path() -> Path:
     return Path(str(resources.files("lanic_hub") / "resources" / "model_card.md"))
 
 
-def _eval_results(results: dict[str, Any], dataset: DataSource, split: str) -> list[EvalResult]:
+#: The paper, for the Hub's paper linking (an ``arxiv:`` tag).
+ARXIV = "2510.21464"
+
+
+def _eval_results(
+    results: dict[str, Any],
+    dataset: DataSource,
+    split: str,
+    extra: dict[str, tuple[str, float]] | None = None,
+) -> list[EvalResult]:
+    """The model-index: the classifier's AUROCs, then ``extra`` ({metric name: (metric type,
+    value)}: the explanation's fidelity figures), all measured on ``split`` of ``dataset``."""
+    rows = [(f"AUROC {name}", "roc_auc", v) for name, v in results.items()]
+    rows += [(name, kind, v) for name, (kind, v) in (extra or {}).items()]
     out = []
-    for name, value in results.items():
+    for name, kind, value in rows:
         if value is None or value != value:  # NaN: a single-class finding has no AUROC
             continue
         out.append(
@@ -31,12 +44,29 @@ def _eval_results(results: dict[str, Any], dataset: DataSource, split: str) -> l
                 dataset_type=dataset.name,
                 dataset_name=dataset.name,
                 dataset_split=split,
-                metric_type="roc_auc",
-                metric_name=f"AUROC {name}",
+                metric_type=kind,
+                metric_name=name,
                 metric_value=round(float(value), 4),
             )
         )
     return out
+
+
+def _licence_fields(dataset: DataSource) -> dict[str, str]:
+    """``license: other`` needs a name and a link on the Hub: the data's licence and its page."""
+    if dataset.redistributable:
+        return {"license": "apache-2.0"}
+    name = "".join(c if c.isalnum() else "-" for c in dataset.licence.split("(")[0].split(":")[0].lower())
+    fields = {"license": "other", "license_name": "-".join(filter(None, name.split("-")))}
+    if dataset.homepage:
+        fields["license_link"] = dataset.homepage
+    return fields
+
+
+def _base_model(model) -> str | None:
+    """The backbone's Hub repo id, for ``base_model`` (None for a local backbone)."""
+    spec = str((model.config.backbone or {}).get("spec", ""))
+    return spec.split(":", 1)[1] if spec.startswith("hf-hub:") else None
 
 
 def render_model_card(
@@ -66,11 +96,44 @@ def render_model_card(
             f"{d['spec']}, {d['split']} split ({d['rows']} rows), lanic-eval suite '{evaluation['suite']}'"
         )
         split_name = d["split"]
+    fid = report.get("fidelity", {}).get("fvu_mean", {})
+    extra = {
+        "ensemble-path macro AUROC (fidelity: the logits rebuilt from the transcoders)": (
+            "roc_auc",
+            report.get("auroc", {}).get("ensemble_path", {}).get("macro"),
+        ),
+        "transcoder FVU, full level (fidelity: hidden-layer variance the ensemble misses)": (
+            "fvu",
+            fid[max(fid, key=int)] if fid else None,
+        ),
+    }
+    if evaluation is not None:  # the harness's own figures replace the training report's
+        m = evaluation["metrics"]
+        fvu = (m.get("fidelity") or {}).get("fvu") or {}
+        ms = (m.get("monosemanticity") or {}).get("ms") or {}
+        dele = ((m.get("explanations") or {}).get("deletion") or {}).get("10") or {}
+        extra = {
+            "ensemble-path macro AUROC (fidelity: the logits rebuilt from the transcoders)": (
+                "roc_auc",
+                (((m.get("accuracy") or {}).get("ensemble_path") or {}).get("auroc") or {}).get("macro"),
+            ),
+            "transcoder FVU, full level (fidelity: hidden-layer variance the ensemble misses)": (
+                "fvu",
+                fvu[max(fvu, key=int)] if fvu else None,
+            ),
+            "median pattern MonoSemanticity score (monosemanticity)": ("ms", ms.get("median")),
+            "mean |logit change| when the top 10 patterns are deleted (faithfulness)": (
+                "deletion_logit_change",
+                dele.get("mean_abs_logit_change"),
+            ),
+        }
+    base = _base_model(model)
     data = ModelCardData(
         language="en",
-        license="apache-2.0" if dataset.redistributable else "other",
+        **_licence_fields(dataset),
         library_name="lanic-hub",
         pipeline_tag="image-classification",
+        base_model=base,
         tags=[
             "medical-imaging",
             "chest-x-ray",
@@ -78,9 +141,10 @@ def render_model_card(
             "sparse-autoencoder",
             "transcoder",
             "lanic",
+            f"arxiv:{ARXIV}",
         ],
         model_name=model_name,
-        eval_results=_eval_results(results, dataset, split_name),
+        eval_results=_eval_results(results, dataset, split_name, extra),
     )
     rows = ["| model | macro AUROC | " + " | ".join(model.config.findings) + " |"]
     rows.append("|---" * (len(model.config.findings) + 2) + "|")
