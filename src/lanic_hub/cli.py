@@ -179,6 +179,14 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_results(args: argparse.Namespace) -> int:
+    from .evaluation.hub_results import write_hub_eval_results
+
+    for p in write_hub_eval_results(args.results, args.model, args.benchmark, args.source_url):
+        print(f"wrote {p}")
+    return 0
+
+
 def cmd_train_phantom(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -336,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         _parser_export,
         _parser_push,
         _parser_space,
+        _parser_eval_results,
         _parser_backbone,
         _parser_embed,
         _parser_train,
@@ -485,6 +494,23 @@ def _parser_space(sub) -> None:
     src.add_argument("--source", default=None, help="a pip requirement for lanic-hub (e.g. a git+https URL)")
     p.add_argument("--title", default="CXR-LanIC", help="the Space's title")
     p.set_defaults(func=cmd_space)
+
+
+def _parser_eval_results(sub) -> None:
+    p = _command(
+        sub,
+        "eval-results",
+        "write lanic-eval results into a model folder as the Hub's .eval_results/*.yaml",
+        "Convert lanic-eval results files of one model into the Hub's evaluation results format\n"
+        "(.eval_results/lanic-<suite>.yaml in the model folder; `lanic-hub push` uploads them).",
+        "lanic-hub eval-results --results runs/eval/results/phantom/runs_quickstart_model.json "
+        "--model runs/quickstart/model --benchmark your-name/lanic-phantom",
+    )
+    p.add_argument("--results", nargs="+", required=True, help="lanic-eval results JSON files of the model")
+    p.add_argument("--model", required=True, help="the model folder to write .eval_results/ into")
+    p.add_argument("--benchmark", required=True, help="the benchmark's Hub dataset id (owner/name)")
+    p.add_argument("--source-url", default=None, help="a link to the evaluation's logs or results")
+    p.set_defaults(func=cmd_eval_results)
 
 
 def _parser_backbone(sub) -> None:

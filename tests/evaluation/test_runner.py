@@ -205,3 +205,65 @@ def test_data_suite_scores_an_image_folder_exactly_like_the_same_images_as_a_dat
             b["metrics"]["accuracy"][path]["auroc"]["per_finding"], nan_ok=True
         )
     assert "(test," in (tmp_path / "folder" / "leaderboard" / "data.md").read_text()
+
+
+def test_results_validate_against_the_schema_and_export_to_the_hub_format(
+    evaluated, tiny_lanic_model, tmp_path
+):
+    """Every results file of a lanic-eval run validates against the packaged JSON Schema (and a
+    broken one does not); the Hub export parses back with huggingface_hub, figure for figure."""
+    import shutil
+
+    import jsonschema
+    import yaml
+    from huggingface_hub._eval_results import parse_eval_result_entries
+
+    from lanic_hub.cli import main
+    from lanic_hub.evaluation.hub_results import results_schema
+
+    out, _ = evaluated
+    schema = results_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    files = sorted((out / "results" / "phantom").glob("*.json"))
+    for f in files:
+        jsonschema.validate(json.loads(f.read_text()), schema)
+    lan = next(f for f in files if json.loads(f.read_text())["model"]["kind"] == "lanic")
+    doc = json.loads(lan.read_text())
+    broken = dict(doc, dataset={k: v for k, v in doc["dataset"].items() if k != "rows"})
+    with pytest.raises(jsonschema.ValidationError, match="rows"):
+        jsonschema.validate(broken, schema)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_lanic_model, model)
+    assert (
+        main(
+            [
+                "eval-results",
+                "--results",
+                str(lan),
+                "--model",
+                str(model),
+                "--benchmark",
+                "someone/lanic-phantom",
+            ]
+        )
+        == 0
+    )
+    entries = parse_eval_result_entries(
+        yaml.safe_load((model / ".eval_results" / "lanic-phantom.yaml").read_text())
+    )
+    got = {e.task_id: e.value for e in entries}
+    acc = doc["metrics"]["accuracy"]
+    assert got["phantom/classifier_macro_auroc"] == pytest.approx(
+        acc["classifier"]["auroc"]["macro"], abs=1e-6
+    )
+    assert got["phantom/ensemble_path_macro_auroc"] == pytest.approx(
+        acc["ensemble_path"]["auroc"]["macro"], abs=1e-6
+    )
+    assert {e.dataset_id for e in entries} == {"someone/lanic-phantom"}
+    assert all("test" in e.notes and str(doc["dataset"]["rows"]) in e.notes for e in entries)
+    from lanic_hub.modeling import upload_plan
+
+    assert ".eval_results/lanic-phantom.yaml" in upload_plan(model)  # `lanic-hub push` sends it
+    assert (
+        main(["eval-results", "--results", str(lan), "--model", str(model), "--benchmark", "no-owner"]) == 2
+    )
