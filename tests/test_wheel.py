@@ -1,0 +1,133 @@
+"""The built wheel, taken into a fresh environment: it carries every resource the package reads
+(configs, vocabulary, card template, remote-code file, results schema) and the version floors, its
+console scripts answer, and a model is used from a repo id in an offline Hub cache through
+transformers alone. The test environment's own packages stand in for the heavy dependencies
+(torch, transformers, ...): the fresh environment sees them through a .pth file, but lanic_hub
+only from the wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lanic_hub.utils.hfcache import put_in_hf_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "someone-new/cxr-lanic-from-a-wheel"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(ROOT),
+            "-w",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if r.returncode != 0 and "No module named" in r.stderr:  # no setuptools to build with here
+        pytest.skip(f"cannot build a wheel without network in this environment: {r.stderr[-300:]}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return next(out.glob("lanic_hub-*.whl"))
+
+
+def test_the_wheel_carries_its_resources_and_floors(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    for needed in (
+        "lanic_hub/resources/remote/lanic_remote.py",
+        "lanic_hub/resources/schemas/results-1.schema.json",
+        "lanic_hub/resources/configs/mimic-cxr-biomedclip.yaml",
+        "lanic_hub/resources/vocabulary.tsv",
+        "lanic_hub/resources/model_card.md",
+        "lanic_hub/py.typed",
+    ):
+        assert needed in names, needed
+    assert not any(n.startswith(("tests/", "benchmarks/", "eval/")) for n in names)
+    for floor in ("transformers>=5.0", "gradio>=6.0", "sentence-transformers>=5.2", "huggingface_hub>=1.3"):
+        assert f"Requires-Dist: {floor}" in meta, floor
+
+
+def test_a_fresh_environment_with_the_wheel_uses_a_model_from_a_repo_id(wheel, tiny_lanic_model, tmp_path):
+    env_dir = tmp_path / "venv"
+    # its own pip (ensurepip's bundled copy, offline): a --prefix install from this environment's
+    # pip would uninstall this environment's lanic-hub first
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=300)
+    r = subprocess.run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    py = env_dir / "bin" / "python"
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # the heavy dependencies from the test environment; lanic_hub itself only from the wheel
+    (Path(site) / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    hf = tmp_path / "hf"
+    put_in_hf_cache(tiny_lanic_model, REPO, hf / "hub")
+    from lanic_hub.data.images import load_image
+    from lanic_hub.data.open import open_dataset
+    from lanic_hub.data.phantom import export
+
+    ph = export(tmp_path / "ph", 2, seed=12, mimic=False, progress=False)["hf"]
+    image = tmp_path / "img.png"
+    load_image(open_dataset(f"hf:{ph}")[0]["image"]).save(image)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+        "HF_HOME": str(hf),
+        "HF_HUB_OFFLINE": "1",
+        "LANIC_HUB_CACHE": str(tmp_path / "c"),
+    }
+    helped = subprocess.run(
+        [str(env_dir / "bin" / "lanic-hub"), "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert helped.returncode == 0 and "push" in helped.stdout and "space" in helped.stdout
+    code = (
+        "import json, sys\n"
+        "from transformers import AutoModel, pipeline\n"
+        f"out = pipeline('image-classification', model={REPO!r}, trust_remote_code=True)({str(image)!r})\n"
+        f"d = AutoModel.from_pretrained({REPO!r}, trust_remote_code=True).explain({str(image)!r}).to_dict()\n"
+        "gap = max(abs(f['bias'] + sum(c['contribution'] for c in f['concepts']) + f['error'] - f['logit'])"
+        " for f in d['findings'])\n"
+        "import lanic_hub\n"
+        "print(json.dumps({'labels': [o['label'] for o in out], 'gap': gap, 'from': lanic_hub.__file__}))\n"
+    )
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(res["labels"]) == 5 and res["gap"] < 1e-4
+    assert res["from"].startswith(str(env_dir))  # the wheel's copy, not the source tree's
