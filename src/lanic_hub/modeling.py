@@ -743,9 +743,9 @@ def _check_tensor_shapes(path: Path, config: LanICConfig) -> None:
 def restricted_content(folder: str | os.PathLike) -> list[str]:
     """What in a model folder may not be re-published, one ``"file: why"`` line each: nothing
     when its data's licence allows re-publishing (``patterns.json``'s ``meta.data_source``; a
-    folder that does not say counts as restricted). Otherwise gallery thumbnails, example images,
-    and report text:
-    the typical sentences of ``patterns.json`` and any of them quoted in another text file."""
+    folder that does not say counts as restricted). Otherwise gallery thumbnails, example images
+    and report text: the typical sentences of ``patterns.json``, and any of them quoted in another
+    text file."""
     folder = Path(folder)
     doc = json.loads((folder / SIDECAR).read_text())
     src = doc.get("meta", {}).get("data_source") or {}
@@ -823,7 +823,8 @@ def push_folder(
 
 
 def register() -> None:
-    """Make ``AutoConfig`` / ``AutoModel`` resolve ``model_type = "lanic"`` (done on import)."""
+    """Make ``AutoConfig`` / ``AutoModel`` resolve ``model_type = "lanic"`` (done when this module
+    loads, i.e. on first use of ``lanic_hub.LanICModel``)."""
     from transformers import AutoConfig, AutoModel
 
     try:
