@@ -64,6 +64,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
         num_proc=args.num_proc,
         hf="hf" in args.formats,
         mimic="mimic" in args.formats,
+        hub="hub" in args.formats,
     )
     for k, v in paths.items():
         print(f"{k}: {v}")
@@ -368,7 +369,14 @@ def _parser_phantom(sub) -> None:
     )
     _add_phantom_args(p, 1000)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--formats", nargs="+", default=["hf", "mimic"], choices=["hf", "mimic"])
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        default=["hf", "mimic"],
+        choices=["hf", "mimic", "hub"],
+        help="hf: a saved datasets.Dataset; mimic: the MIMIC-CXR-JPG layout; hub: the Hub's dataset "
+        "layout (parquet per split and a card; upload it with `hf upload --repo-type dataset`)",
+    )
     p.set_defaults(func=cmd_phantom)
 
 

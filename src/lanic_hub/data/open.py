@@ -1,6 +1,9 @@
 """Open any supported dataset from one string, for the command line and configs.
 
-hf:PATH                       a saved ``datasets.Dataset`` (e.g. ``lanic-hub phantom``'s ``hf/``)
+hf:PATH                       a saved ``datasets.Dataset`` (e.g. ``lanic-hub phantom``'s ``hf/``), or
+                              a folder in the Hub's dataset layout (``lanic-hub phantom``'s ``hub/``)
+hf:OWNER/NAME                 a Hub dataset repo written by lanic-hub (from the Hub, or the local
+                              cache when offline), read with ``datasets.load_dataset``
 mimic:PATH[?reports=DIR]      MIMIC-CXR-JPG (reports: the separate MIMIC-CXR reports package;
                               by default looked for under PATH)
 chexpert:PATH                 CheXpert (train.csv / valid.csv)
@@ -27,6 +30,19 @@ OPTIONS = {
     "mimic": ("reports",),
     "folder": ("csv", "image", "patient", "split", "report", "labels", "fractions"),
 }
+
+
+def hub_repo_id(spec: str) -> str | None:
+    """The repo id of an ``hf:OWNER/NAME`` spec that names no local path, else None."""
+    import re
+
+    body = spec.partition("?")[0]
+    if not body.startswith("hf:"):
+        return None
+    ref = body[3:]
+    if Path(ref).exists() or not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", ref):
+        return None
+    return ref
 
 
 def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
@@ -57,6 +73,8 @@ def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
 
 def absolute_spec(spec: str) -> str:
     """The same spec with absolute paths, so that later stages find the data from any folder."""
+    if hub_repo_id(spec):
+        return spec
     kind, p, opts = parse_spec(spec)
     if "reports" in opts:
         opts["reports"] = str(Path(opts["reports"]).resolve())
@@ -66,8 +84,15 @@ def absolute_spec(spec: str) -> str:
 
 def open_dataset(spec: str):
     """The ``datasets.Dataset`` a spec names (see the module docstring for the forms)."""
+    from .hub import is_hub_layout, load_hub_dataset
+
+    repo = hub_repo_id(spec)
+    if repo is not None:
+        return load_hub_dataset(repo)
     kind, p, opts = parse_spec(spec)
     if kind == "hf":
+        if is_hub_layout(p):
+            return load_hub_dataset(str(p))
         from datasets import load_from_disk
 
         return load_from_disk(str(p))
@@ -130,7 +155,9 @@ def _open_folder(spec: str, root: Path, opts: dict[str, str]):
 
 
 def _guess(p: Path) -> str:
-    if (p / "dataset_info.json").is_file() or (p / "state.json").is_file():
+    from .hub import is_hub_layout
+
+    if (p / "dataset_info.json").is_file() or (p / "state.json").is_file() or is_hub_layout(p):
         return "hf"
     if any(p.glob("mimic-cxr-2.0.0-*.csv*")):
         return "mimic"

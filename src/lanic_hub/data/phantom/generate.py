@@ -167,9 +167,12 @@ def export(
     mimic: bool = True,
     progress: bool = True,
     studies: list[PhantomStudy] | None = None,
+    hub: bool = False,
 ) -> dict[str, Path]:
     """Generate ``n`` phantoms once and write them as ``out/hf`` (``datasets.save_to_disk``) and
-    ``out/mimic-cxr-jpg`` (MIMIC-CXR-JPG layout with CSVs and reports). Returns the paths.
+    ``out/mimic-cxr-jpg`` (MIMIC-CXR-JPG layout with CSVs and reports), and with ``hub`` as
+    ``out/hub`` (the Hub's dataset layout: parquet per split and a card with the generator's
+    parameters, :mod:`lanic_hub.data.hub`). Returns the paths.
 
     Each output is written to a temporary folder and renamed into place when complete, so an
     interrupted run never leaves a half-written dataset behind.
@@ -216,7 +219,7 @@ def export(
             gt = st.case.ground_truth()
             gt_header = gt_header or list(gt)
             gt_rows.append([p.dicom_id, *gt.values()])
-        if hf:
+        if hf or hub:
             feats = feats or features(gt_features(st))
             rows.append(st.row())
     paths: dict[str, Path] = {}
@@ -254,11 +257,21 @@ def export(
             json.dumps({"seed": seed, "n": n, **cfg.to_dict()}, indent=1)
         )
         paths["mimic"] = replace_dir(tmp_mimic, out / "mimic-cxr-jpg")
-    if hf:
+    if hf or hub:
         cols = {k: [r[k] for r in rows] for k in feats}
         ds = attach_source(Dataset.from_dict(cols, features=feats), PHANTOM)
+    if hf:
         ds.save_to_disk(str(tmp_hf))
         paths["hf"] = replace_dir(tmp_hf, out / "hf")
+    if hub:
+        from ..hub import write_hub_layout
+
+        tmp_hub = out / ".hub.tmp"
+        shutil.rmtree(tmp_hub, ignore_errors=True)
+        write_hub_layout(
+            ds, tmp_hub, generator={"generator": "lanic-hub phantom", "seed": seed, "n": n, **cfg.to_dict()}
+        )
+        paths["hub"] = replace_dir(tmp_hub, out / "hub")
     return paths
 
 

@@ -1,0 +1,99 @@
+"""The phantom benchmark in the Hub's dataset layout: the parquet files and card that push_to_hub
+writes, read back with `datasets.load_dataset` from a folder and from a repo id in an offline Hub
+cache, splits, rows and provenance intact; data that may not be re-published is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lanic_hub.data.open import open_dataset
+from lanic_hub.data.phantom import PhantomConfig, export
+from lanic_hub.data.schema import MIMIC_CXR, PHANTOM, attach_source, source_of
+from lanic_hub.errors import DataError, LicenceError
+from lanic_hub.utils.hfcache import put_in_hf_cache
+
+WORLD = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return export(
+        tmp_path_factory.mktemp("bench"), 60, seed=21, cfg=WORLD, mimic=False, hub=True, progress=False
+    )
+
+
+def _by_id(ds) -> dict:
+    return {r["image_id"]: r for r in ds}
+
+
+def test_the_benchmark_round_trips_through_the_hub_layout(bench):
+    from datasets import load_dataset
+    from huggingface_hub import DatasetCard
+
+    hub = bench["hub"]
+    assert sorted(p.name for p in (hub / "data").iterdir()) == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+        "validate-00000-of-00001.parquet",
+    ]
+    meta = DatasetCard.load(hub / "README.md").data.to_dict()
+    assert meta["lanic_source"]["name"] == "phantom" and meta["license"] == "apache-2.0"
+    assert meta["lanic_generator"]["seed"] == 21 and meta["lanic_generator"]["n"] == 60
+    assert meta["lanic_generator"]["split_fractions"] == [0.6, 0.2, 0.2]
+    # datasets alone reads it as the Hub would: real splits
+    dd = load_dataset(str(hub))
+    assert set(dd) == {"train", "validate", "test"} and sum(len(d) for d in dd.values()) == 60
+    assert all(set(d["split"]) == {s} for s, d in dd.items())
+    # as a lanic-hub spec: the same rows, images and labels as the saved dataset, and its provenance
+    ds, orig = open_dataset(f"hf:{hub}"), open_dataset(f"hf:{bench['hf']}")
+    assert source_of(ds) == source_of(orig) == PHANTOM
+    a, b = _by_id(ds), _by_id(orig)
+    assert a.keys() == b.keys()
+    for k in list(a)[:10]:
+        for col in ("report", "split", "Edema", "Pleural Effusion", "gt_chest_tube"):
+            assert a[k][col] == b[k][col], (k, col)
+        assert np.array_equal(np.asarray(a[k]["image"]), np.asarray(b[k]["image"]))
+    assert open_dataset(f"hf:{hub}")._fingerprint == ds._fingerprint  # stable: caches key on it
+
+
+def test_a_hub_repo_id_in_an_offline_cache_in_a_new_process(bench, tmp_path):
+    put_in_hf_cache(bench["hub"], "someone-new/lanic-phantom", tmp_path / "hf" / "hub", repo_type="dataset")
+    code = (
+        "import json\n"
+        "from lanic_hub.data.open import open_dataset\n"
+        "from lanic_hub.data.schema import source_of\n"
+        "ds = open_dataset('hf:someone-new/lanic-phantom')\n"
+        "print(json.dumps({'rows': len(ds), 'splits': sorted(set(ds['split'])),"
+        " 'source': source_of(ds).name}))\n"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+        "rows": 60,
+        "splits": ["test", "train", "validate"],
+        "source": "phantom",
+    }
+
+
+def test_restricted_data_and_unknown_cards_are_refused(bench, tmp_path):
+    from lanic_hub.data.hub import write_hub_layout
+
+    mimic = attach_source(open_dataset(f"hf:{bench['hf']}"), MIMIC_CXR)
+    with pytest.raises(LicenceError, match="mimic-cxr-jpg"):
+        write_hub_layout(mimic, tmp_path / "no")
+    assert not (tmp_path / "no").exists()
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(bench["hub"], other)
+    text = (other / "README.md").read_text().replace("lanic_source:", "somebody_else:")
+    (other / "README.md").write_text(text)
+    with pytest.raises(DataError, match="licence is unknown"):
+        open_dataset(f"hf:{other}")
