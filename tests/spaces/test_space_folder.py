@@ -82,7 +82,7 @@ def test_bad_requests_are_refused_before_writing(cache, tiny_lanic_model, tmp_pa
     assert not any((tmp_path / x).exists() for x in "abcd")
 
 
-def test_the_space_starts_from_the_cache_and_explains_with_thumbnails(cache, tmp_path, shared_data):
+def test_the_space_starts_from_the_cache_and_explains_with_thumbnails(cache, tmp_path, tiny_lanic_model):
     import httpx
     from gradio_client import Client, handle_file
 
@@ -116,7 +116,7 @@ def test_the_space_starts_from_the_cache_and_explains_with_thumbnails(cache, tmp
         else:
             pytest.fail("the Space did not start in 180 s: " + (tmp_path / "space.log").read_text()[-3000:])
         c = Client(url, verbose=False)
-        image = str(next((shared_data / "cxr_real").rglob("*.png")))
+        image = str(next((tiny_lanic_model / "examples").glob("*.png")))  # a phantom the model carries
         res = c.predict(handle_file(image), "Cardiomegaly", api_name="/explain")
         cards = next(x for x in res if isinstance(x, str) and "<img src=" in x)
         src = cards.split('<img src="', 1)[1].split('"', 1)[0]
