@@ -334,3 +334,32 @@ def test_card_metadata_for_restricted_data_and_a_hub_backbone(tiny_lanic_model):
     assert d["license_name"] == "physionet-credentialed-health-data-license-1-5-0"
     assert d["base_model"] == "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
     assert d["model-index"][0]["results"][0]["dataset"]["name"] == "mimic-cxr-jpg"
+
+
+def test_card_names_the_hub_dataset_it_was_measured_on(tiny_lanic_model, tmp_path):
+    """A model measured on a Hub dataset (hf:OWNER/NAME) lists it in `datasets` and as the
+    model-index dataset type; one measured on local data lists none."""
+    from lanic_hub.card import render_model_card
+    from lanic_hub.data.schema import PHANTOM
+
+    m = LanICModel.from_pretrained(tiny_lanic_model)
+    report = {"auroc": {"classifier": {"macro": 0.8}}, "measured_on": "somewhere"}
+    local = render_model_card(m, repo_id="someone/x", dataset=PHANTOM, report=report).data.to_dict()
+    assert "datasets" not in local and local["model-index"][0]["results"][0]["dataset"]["type"] == "phantom"
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    (emb / "manifest.json").write_text(json.dumps({"data_spec": "hf:someone/lanic-phantom"}))
+    m.bank_meta = {**m.bank_meta, "embeddings": str(emb)}
+    d = render_model_card(m, repo_id="someone/x", dataset=PHANTOM, report=report).data.to_dict()
+    assert d["datasets"] == ["someone/lanic-phantom"]
+    assert d["model-index"][0]["results"][0]["dataset"]["type"] == "someone/lanic-phantom"
+    ev = {
+        "dataset": {"spec": "hf:other/bench", "split": "test", "rows": 10},
+        "suite": "data",
+        "findings": list(m.config.findings),
+        "metrics": {"accuracy": {"classifier": {"auroc": {"macro": 0.7, "per_finding": [0.7] * 5}}}},
+    }
+    d = render_model_card(
+        m, repo_id="someone/x", dataset=PHANTOM, report=report, evaluation=ev
+    ).data.to_dict()
+    assert d["datasets"] == ["other/bench"]

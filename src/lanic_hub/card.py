@@ -23,11 +23,26 @@ def template_path() -> Path:
 ARXIV = "2510.21464"
 
 
+def _hub_dataset(model, evaluation: dict[str, Any] | None) -> str | None:
+    """The Hub dataset id the model was measured on, where its data spec names one
+    (``hf:OWNER/NAME``): the evaluation's, else the one its bank was built on."""
+    import json
+
+    from .data.open import hub_repo_id
+
+    spec = (evaluation or {}).get("dataset", {}).get("spec")
+    if spec is None and model.bank_meta.get("embeddings"):
+        manifest = Path(model.bank_meta["embeddings"]) / "manifest.json"
+        spec = json.loads(manifest.read_text()).get("data_spec") if manifest.is_file() else None
+    return hub_repo_id(spec) if spec else None
+
+
 def _eval_results(
     results: dict[str, Any],
     dataset: DataSource,
     split: str,
     extra: dict[str, tuple[str, float]] | None = None,
+    hub_id: str | None = None,
 ) -> list[EvalResult]:
     """The model-index: the classifier's AUROCs, then ``extra`` ({metric name: (metric type,
     value)}: the explanation's fidelity figures), all measured on ``split`` of ``dataset``."""
@@ -41,7 +56,7 @@ def _eval_results(
             EvalResult(
                 task_type="image-classification",
                 task_name="multi-label chest X-ray finding classification",
-                dataset_type=dataset.name,
+                dataset_type=hub_id or dataset.name,
                 dataset_name=dataset.name,
                 dataset_split=split,
                 metric_type=kind,
@@ -128,7 +143,9 @@ def render_model_card(
             ),
         }
     base = _base_model(model)
+    hub_id = _hub_dataset(model, evaluation)
     data = ModelCardData(
+        datasets=[hub_id] if hub_id else None,
         language="en",
         **_licence_fields(dataset),
         library_name="lanic-hub",
@@ -144,7 +161,7 @@ def render_model_card(
             f"arxiv:{ARXIV}",
         ],
         model_name=model_name,
-        eval_results=_eval_results(results, dataset, split_name, extra),
+        eval_results=_eval_results(results, dataset, split_name, extra, hub_id),
     )
     rows = ["| model | macro AUROC | " + " | ".join(model.config.findings) + " |"]
     rows.append("|---" * (len(model.config.findings) + 2) + "|")
