@@ -48,6 +48,10 @@ def test_the_folder_says_how_transformers_loads_it(tiny_lanic_model):
     # a few test images travel with a model whose data may be re-published, captioned with their truth
     ex = json.loads((tiny_lanic_model / "examples" / "examples.json").read_text())
     assert 1 <= len(ex) <= 4 and all(e["caption"].startswith("phantom; ground truth: ") for e in ex)
+    from lanic_hub.data.phantom import ALL_FACTORS
+
+    named = {t for e in ex for t in e["caption"].split(": ", 1)[1].split(", ")}
+    assert named <= set(ALL_FACTORS) | {"normal"}  # factors only, not the numeric ground truth
     from PIL import Image
 
     assert all(Image.open(tiny_lanic_model / "examples" / e["file"]).mode == "L" for e in ex)

@@ -417,7 +417,10 @@ def export_examples(ds, folder: Path, source: str, n: int = 4) -> int:
     test = [i for i, s in enumerate(split) if s == "test"][:200]
     out = folder / "examples"
     picked, seen = [], set()
-    gt = [c for c in ds.column_names if c.startswith("gt_")]  # a phantom world: its ground truth
+    from .data.phantom import ALL_FACTORS
+
+    # a phantom world: the factors it carries (not the numeric ground truth: ctr, anatomy, ...)
+    gt = [f"gt_{f}" for f in ALL_FACTORS if f"gt_{f}" in ds.column_names]
     for i in test:  # one per leading positive finding, then one with none
         row = ds[i]
         pos = [f for f in FINDINGS if row.get(f) == 1.0]
@@ -429,7 +432,7 @@ def export_examples(ds, folder: Path, source: str, n: int = 4) -> int:
         name = f"example_{i:06d}.png"
         load_image(row["image"]).convert("L").save(out / name)
         if gt:
-            truth = [c[3:] for c in gt if row.get(c)]
+            truth = [c[3:] for c in gt if row.get(c) is True]
             caption = f"{source}; ground truth: {', '.join(truth) or 'normal'}"
         else:
             caption = f"{source}; report labels: {', '.join(pos) or 'none of the five findings'}"
