@@ -19,6 +19,8 @@ from lanic_hub import LanICModel
 from lanic_hub.modeling import AUTO_MAP, CUSTOM_PIPELINES, REMOTE_CODE
 from lanic_hub.utils.hfcache import put_in_hf_cache
 
+from .hub_env import offline_hub_env, run_json
+
 REPO = "someone-new/cxr-lanic-never-seen"
 
 
@@ -99,15 +101,7 @@ def test_pipeline_and_automodel_from_a_repo_id_in_a_fresh_process(tiny_lanic_mod
         "print(json.dumps({'out': out, 'gap': gap, 'cls': type(m).__name__,"
         f" 'probs': dict(m.predict({str(image)!r})), 'imported_by_us': False}}))\n"
     )
-    env = {
-        **os.environ,
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "LANIC_HUB_CACHE": str(tmp_path / "c"),
-    }
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res = run_json(code, offline_hub_env(tmp_path / "hf", tmp_path))
     labels = [o["label"] for o in res["out"]]
     assert sorted(labels) == sorted(LanICModel.from_pretrained(tiny_lanic_model).config.findings)
     scores = [o["score"] for o in res["out"]]

@@ -402,64 +402,38 @@ def write_card(
 
 def export_examples(ds, folder: Path, source: str, n: int = 4) -> int:
     """A few test-split images of ``ds`` (data that may be re-published) as PNGs in
-    ``folder/examples`` with ``examples.json`` (file, caption: the source and its report labels),
+    ``folder/examples`` with ``examples.json`` (file, caption: the source and its report labels, or
+    a phantom's ground truth),
     so that a Space built from the pushed model offers them. Returns how many."""
     import json
 
-    from .constants import FINDINGS
+    from .data.examples import pick_examples
     from .data.images import load_image
     from .data.schema import require_redistributable
 
     require_redistributable(ds, "export example images")
-    if "split" not in ds.column_names:
-        return 0
-    split = ds.select_columns(["split"])["split"]
-    test = [i for i, s in enumerate(split) if s == "test"][:200]
     out = folder / "examples"
-    picked, seen = [], set()
-    from .data.phantom import ALL_FACTORS
-
-    # a phantom world: the factors it carries (not the numeric ground truth: ctr, anatomy, ...)
-    gt = [f"gt_{f}" for f in ALL_FACTORS if f"gt_{f}" in ds.column_names]
-    for i in test:  # one per leading positive finding, then one with none
-        row = ds[i]
-        pos = [f for f in FINDINGS if row.get(f) == 1.0]
-        key = pos[0] if pos else "none"
-        if key in seen:
-            continue
-        seen.add(key)
+    picked = []
+    for ex in pick_examples(ds, source, n, scan=200):
         out.mkdir(parents=True, exist_ok=True)
-        name = f"example_{i:06d}.png"
-        load_image(row["image"]).convert("L").save(out / name)
-        if gt:
-            truth = [c[3:] for c in gt if row.get(c) is True]
-            caption = f"{source}; ground truth: {', '.join(truth) or 'normal'}"
-        else:
-            caption = f"{source}; report labels: {', '.join(pos) or 'none of the five findings'}"
-        picked.append({"file": name, "caption": caption})
-        if len(picked) >= n:
-            break
+        name = f"example_{ex.row:06d}.png"
+        load_image(ds[ex.row]["image"]).convert("L").save(out / name)
+        picked.append({"file": name, "caption": ex.caption})
     if picked:
         (out / "examples.json").write_text(json.dumps(picked, indent=1))
     return len(picked)
 
 
-def operating_points(
-    model, embeddings: str | Path | None, ds, policy: str = "U-Ignore"
-) -> tuple[dict[str, float], str] | None:
+def operating_points(model, emb, ds, policy: str = "U-Ignore") -> tuple[dict[str, float], str] | None:
     """({finding: threshold}, where measured): the F1-maximising probability threshold of each
-    finding on the validation split of the model's embeddings (labels under ``policy``), as the
-    evaluation chooses them. None without embeddings or a validation split."""
+    finding on the validation split of the model's embeddings ``emb`` (labels under ``policy``),
+    as the evaluation chooses them. None without a validation split."""
     import numpy as np
     import torch
 
-    from .backbone.embed import load_embeddings
     from .data.schema import label_matrix
     from .operating import f1_thresholds
 
-    if embeddings is None or not (Path(embeddings) / "manifest.json").is_file():
-        return None
-    emb = load_embeddings(embeddings)
     rows = ds.select(emb.row_ids.tolist())
     if "split" not in rows.column_names:
         return None
@@ -470,7 +444,7 @@ def operating_points(
     with torch.no_grad():
         p = torch.sigmoid(model.classifier(emb.image[torch.from_numpy(va)].float())).numpy()
     thr = f1_thresholds(y, p, mask)
-    spec = emb.manifest.get("data_spec", embeddings)
+    spec = emb.manifest.get("data_spec", "the model's embeddings")
     where = f"F1-maximising on the validation split ({len(va)} rows, labels {policy}) of {spec}"
     return dict(zip(model.config.findings, thr, strict=True)), where
 
@@ -506,15 +480,19 @@ def export_model(
     if health is None:
         health = [c.to_dict() for c in run_checks(report, model.bank_meta.get("counts", {}))]
     model.bank_meta["health"] = health
-    from .typicality import typicality_from_embeddings
+    emb_dir = model.bank_meta.get("embeddings")
+    if emb_dir is not None and (Path(emb_dir) / "manifest.json").is_file():  # read once, used twice
+        from .backbone.embed import load_embeddings
+        from .typicality import typicality_from_embeddings
 
-    typ = typicality_from_embeddings(model.bank_meta.get("embeddings"), ds)
-    if typ is not None:  # is an image like the training data? (every prediction says)
-        model.set_typicality(typ[0])
-        model.bank_meta["typicality"] = typ[1]
-    ops = operating_points(model, model.bank_meta.get("embeddings"), ds, report.get("policy", "U-Ignore"))
-    if ops is not None:  # predict() calls a finding positive at its threshold
-        model.config.thresholds, model.config.thresholds_measured_on = ops
+        emb = load_embeddings(emb_dir)
+        typ = typicality_from_embeddings(emb, ds)
+        if typ is not None:  # is an image like the training data? (every prediction says)
+            model.set_typicality(typ[0])
+            model.bank_meta["typicality"] = typ[1]
+        ops = operating_points(model, emb, ds, report.get("policy", "U-Ignore"))
+        if ops is not None:  # predict() calls a finding positive at its threshold
+            model.config.thresholds, model.config.thresholds_measured_on = ops
     bundle = opts.bundle_backbone
     if bundle is None:
         bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))

@@ -69,18 +69,11 @@ def fit_typicality(
 
 
 def typicality_from_embeddings(
-    embeddings, ds, false_alarm: float = 0.01
+    emb, ds, false_alarm: float = 0.01
 ) -> tuple[Typicality, dict[str, float | int | str]] | None:
-    """Fit on the train split of an embeddings folder, calibrate on its validate split and report
-    the false-alarm rate on its test split (both held out from the fit). None when a split is
-    missing."""
-    from pathlib import Path
-
-    from .backbone.embed import load_embeddings
-
-    if embeddings is None or not (Path(embeddings) / "manifest.json").is_file():
-        return None
-    emb = load_embeddings(embeddings)
+    """Fit on the train split of embeddings ``emb`` (:func:`~lanic_hub.backbone.embed.load_embeddings`),
+    calibrate on its validate split and report the false-alarm rate on its test split (both held
+    out from the fit). None when a split is missing."""
     split = np.array(ds.select(emb.row_ids.tolist()).select_columns(["split"])["split"])
     x = emb.image.float()
     parts = {s: torch.from_numpy(np.where(split == s)[0]) for s in ("train", "validate", "test")}

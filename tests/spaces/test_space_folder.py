@@ -4,25 +4,15 @@ from the cache's blobs; bad requests get clear errors."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 
 from lanic_hub.errors import ConfigError, LicenceError
 from lanic_hub.space import write_space
 from lanic_hub.utils.hfcache import put_in_hf_cache
 
+from ..hub_env import explain_through_the_space, offline_hub_env, running_space
+
 REPO = "someone-new/cxr-lanic-space"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -84,50 +74,14 @@ def test_bad_requests_are_refused_before_writing(cache, tiny_lanic_model, tmp_pa
 
 def test_the_space_starts_from_the_cache_and_explains_with_thumbnails(cache, tmp_path, tiny_lanic_model):
     import httpx
-    from gradio_client import Client, handle_file
 
     out = write_space(REPO, tmp_path / "space", source="lanic-hub", cache_dir=str(cache / "hub"))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HF_HOME": str(cache),
-        "HF_HUB_OFFLINE": "1",
-        "LANIC_HUB_CACHE": str(tmp_path / "c"),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "LANIC_NIH_EXAMPLES": str(tmp_path / "none"),  # only what the model carries
-    }
-    env.pop("LANIC_MODEL", None)
-    log = open(tmp_path / "space.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        t0 = time.time()
-        while time.time() - t0 < 180:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "space.log").read_text()[-3000:]
-            time.sleep(1)
-        else:
-            pytest.fail("the Space did not start in 180 s: " + (tmp_path / "space.log").read_text()[-3000:])
-        c = Client(url, verbose=False)
+    # only what the model carries: no NIH examples
+    env = offline_hub_env(cache, tmp_path, LANIC_NIH_EXAMPLES=str(tmp_path / "none"))
+    with running_space(out, env, tmp_path / "space.log") as url:
         image = str(next((tiny_lanic_model / "examples").glob("*.png")))  # a phantom the model carries
-        res = c.predict(handle_file(image), "Cardiomegaly", api_name="/explain")
-        cards = next(x for x in res if isinstance(x, str) and "<img src=" in x)
-        src = cards.split('<img src="', 1)[1].split('"', 1)[0]
-        r = httpx.get(url.rstrip("/") + src, timeout=10)
-        assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert explain_through_the_space(url, image)[:8] == b"\x89PNG\r\n\x1a\n"
         # the model carries its own examples: the page offers them with nothing else configured
-        page = httpx.get(url, timeout=10).text
-        assert "phantoms with ground truth" in page
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        assert "phantoms with ground truth" in httpx.get(url, timeout=10).text
     text = (tmp_path / "space.log").read_text()
     assert "quickstart" not in text.lower()  # nothing was built at start-up

@@ -138,6 +138,7 @@ def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
     """PNG copies of a few test phantoms of a run folder (``folder/phantoms/hf``) in
     ``folder/demo-examples``, with their ground truth as captions: the images the README and the
     demo point at (one per leading finding, and one normal)."""
+    from ..examples import pick_examples
     from ..images import load_image
     from ..open import open_dataset
 
@@ -147,22 +148,10 @@ def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
     ds = open_dataset(f"hf:{hf.resolve()}")
     out_dir = folder / "demo-examples"
     out_dir.mkdir(exist_ok=True)
-    from .case import FINDING_FACTORS
-
-    res, seen = [], set()
-    for i, row in enumerate(ds):
-        if row["split"] != "test":
-            continue
-        present = [f for f in ALL_FACTORS if row.get(f"gt_{f}")]
-        findings = [f for f in present if f in FINDING_FACTORS]
-        key = findings[0] if findings else "normal"  # one example per leading finding, one normal
-        if key in seen or (key == "normal" and present):
-            continue
-        seen.add(key)
-        path = out_dir / f"phantom_{i:05d}.png"
+    res = []
+    for ex in pick_examples(ds, "phantom", n):  # one per leading finding, one normal
+        path = out_dir / f"phantom_{ex.row:05d}.png"
         if not path.exists():
-            load_image(row["image"]).save(path)
-        res.append((str(path), "phantom; ground truth: " + (", ".join(present) or "normal")))
-        if len(res) >= n:
-            break
+            load_image(ds[ex.row]["image"]).save(path)
+        res.append((str(path), ex.caption))
     return res
