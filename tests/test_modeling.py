@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -140,7 +138,9 @@ def test_upload_plan_is_the_model_folder_and_guards_the_licence(tiny_lanic_model
     assert main(["push", "--model", str(tiny_lanic_model), "--repo", "someone/cxr-lanic", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert (
-        "would go to someone/cxr-lanic" in out and "  patterns.json" in out and "nothing was uploaded" in out
+        "would go to the model repo someone/cxr-lanic" in out
+        and "  patterns.json" in out
+        and "nothing was uploaded" in out
     )
     # a folder that records no data source counts as restricted
     del doc["meta"]["data_source"]
@@ -223,15 +223,9 @@ def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(tiny_l
         "print(json.dumps({'main': m.patterns[0]['name'], 'v1': v1.patterns[0]['name'],"
         " 'gap': abs(f.total - f.logit), 'n': len(e.findings)}))\n"
     )
-    env = {
-        **os.environ,
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "LANIC_HUB_CACHE": str(tmp_path / "c"),
-    }
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    from .hub_env import offline_hub_env, run_json
+
+    out = run_json(code, offline_hub_env(tmp_path / "hf", tmp_path))
     assert out["v1"] == "renamed in v1" and out["main"] != "renamed in v1"
     assert out["gap"] < 1e-4 and out["n"] == 5
 

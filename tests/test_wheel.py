@@ -7,8 +7,6 @@ only from the wheel."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import sysconfig
@@ -18,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from lanic_hub.utils.hfcache import put_in_hf_cache
+
+from .hub_env import explain_through_the_space, offline_hub_env, run_json, running_space
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "someone-new/cxr-lanic-from-a-wheel"
@@ -78,32 +78,35 @@ def test_the_wheel_carries_its_resources_and_floors(wheel):
     ):
         assert needed in names, needed
     assert not any(n.startswith(("tests/", "benchmarks/", "eval/")) for n in names)
+    lic = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    with zipfile.ZipFile(wheel) as z:
+        text = z.read(lic).decode()
+    assert (
+        "Apache License" in text
+        and "Version 2.0, January 2004" in text
+        and "License-Expression: Apache-2.0" in meta
+    )
     for floor in ("transformers>=5.0", "gradio>=6.0", "sentence-transformers>=5.2", "huggingface_hub>=1.3"):
         assert f"Requires-Dist: {floor}" in meta, floor
 
 
-def test_a_fresh_environment_with_the_wheel_uses_a_model_from_a_repo_id(wheel, tiny_lanic_model, tmp_path):
-    env_dir = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def fresh(wheel, tiny_lanic_model, tmp_path_factory) -> dict:
+    """A new venv holding lanic_hub from the wheel only, and an offline Hub cache with the tiny
+    model under a repo id it never saw."""
+    tmp = tmp_path_factory.mktemp("fresh")
+    env_dir = tmp / "venv"
     # its own pip (ensurepip's bundled copy, offline): a --prefix install from this environment's
     # pip would uninstall this environment's lanic-hub first
     subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=300)
+    py = env_dir / "bin" / "python"
     r = subprocess.run(
-        [
-            str(env_dir / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-index",
-            str(wheel),
-        ],
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    py = env_dir / "bin" / "python"
     site = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
@@ -112,8 +115,12 @@ def test_a_fresh_environment_with_the_wheel_uses_a_model_from_a_repo_id(wheel, t
     ).stdout.strip()
     # the heavy dependencies from the test environment; lanic_hub itself only from the wheel
     (Path(site) / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    hf = tmp_path / "hf"
+    hf = tmp / "hf"
     put_in_hf_cache(tiny_lanic_model, REPO, hf / "hub")
+    return {"dir": env_dir, "py": py, "hf": hf, "env": offline_hub_env(hf, tmp, fresh=True)}
+
+
+def test_a_fresh_environment_with_the_wheel_uses_a_model_from_a_repo_id(fresh, tmp_path):
     from lanic_hub.data.images import load_image
     from lanic_hub.data.open import open_dataset
     from lanic_hub.data.phantom import export
@@ -121,14 +128,12 @@ def test_a_fresh_environment_with_the_wheel_uses_a_model_from_a_repo_id(wheel, t
     ph = export(tmp_path / "ph", 2, seed=12, mimic=False, progress=False)["hf"]
     image = tmp_path / "img.png"
     load_image(open_dataset(f"hf:{ph}")[0]["image"]).save(image)
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
-        "HF_HOME": str(hf),
-        "HF_HUB_OFFLINE": "1",
-        "LANIC_HUB_CACHE": str(tmp_path / "c"),
-    }
     helped = subprocess.run(
-        [str(env_dir / "bin" / "lanic-hub"), "--help"], capture_output=True, text=True, env=env, timeout=120
+        [str(fresh["dir"] / "bin" / "lanic-hub"), "--help"],
+        capture_output=True,
+        text=True,
+        env=fresh["env"],
+        timeout=120,
     )
     assert helped.returncode == 0 and "push" in helped.stdout and "space" in helped.stdout
     code = (
@@ -141,8 +146,40 @@ def test_a_fresh_environment_with_the_wheel_uses_a_model_from_a_repo_id(wheel, t
         "import lanic_hub\n"
         "print(json.dumps({'labels': [o['label'] for o in out], 'gap': gap, 'from': lanic_hub.__file__}))\n"
     )
-    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res = run_json(code, fresh["env"], python=fresh["py"])
     assert len(res["labels"]) == 5 and res["gap"] < 1e-4
-    assert res["from"].startswith(str(env_dir))  # the wheel's copy, not the source tree's
+    assert res["from"].startswith(str(fresh["dir"]))  # the wheel's copy, not the source tree's
+
+
+def test_the_space_the_wheel_writes_starts_in_that_environment(fresh, wheel, tiny_lanic_model, tmp_path):
+    """`lanic-hub space` from the wheel's console script, with the wheel itself as the source; the
+    folder's app, run by the fresh environment's Python, explains through gradio_client with
+    thumbnails from the cache, and its lanic_hub is the wheel's."""
+    import httpx
+
+    out = tmp_path / "space"
+    wrote = subprocess.run(
+        [
+            str(fresh["dir"] / "bin" / "lanic-hub"),
+            "space",
+            "--model",
+            REPO,
+            "--out",
+            str(out),
+            "--wheel",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        env=fresh["env"],
+        timeout=300,
+    )
+    assert wrote.returncode == 0, wrote.stderr[-3000:]
+    assert (out / wheel.name).is_file() and f"./{wheel.name}" in (out / "requirements.txt").read_text()
+    env = {**fresh["env"], "LANIC_NIH_EXAMPLES": str(tmp_path / "none")}
+    with running_space(out, env, tmp_path / "space.log", python=fresh["py"]) as url:
+        image = str(next((tiny_lanic_model / "examples").glob("*.png")))
+        assert explain_through_the_space(url, image)[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "phantoms with ground truth" in httpx.get(url, timeout=10).text
+    log = (tmp_path / "space.log").read_text()
+    assert "quickstart" not in log.lower()  # nothing was built at start-up

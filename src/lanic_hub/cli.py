@@ -155,18 +155,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from .modeling import push_folder, upload_plan
+    if args.dataset is not None:
+        from .data.hub import dataset_upload_plan as plan
+        from .data.hub import push_dataset_folder as push
 
-    folder = Path(args.model)
-    files = upload_plan(folder)  # the licence check: LicenceError (exit 4) names what may not go up
+        folder, kind = Path(args.dataset), "dataset"
+    else:
+        from .modeling import push_folder as push
+        from .modeling import upload_plan as plan
+
+        folder, kind = Path(args.model), "model"
+    files = plan(folder)  # the licence check: LicenceError (exit 4) names what may not go up
     size = sum((folder / f).stat().st_size for f in files)
-    print(f"{len(files)} files, {size / 2**20:.1f} MiB, would go to {args.repo}:")
+    print(f"{len(files)} files, {size / 2**20:.1f} MiB, would go to the {kind} repo {args.repo}:")
     for f in files:
         print(f"  {f}")
     if args.dry_run:
         print("dry run: nothing was uploaded")
         return 0
-    info = push_folder(folder, args.repo, private=args.private, commit_message=args.message)
+    message = args.message or f"Upload LanIC {kind}"
+    info = push(folder, args.repo, private=args.private, commit_message=message)
     print(f"uploaded: {getattr(info, 'commit_url', info)}")
     return 0
 
@@ -375,7 +383,7 @@ def _parser_phantom(sub) -> None:
         default=["hf", "mimic"],
         choices=["hf", "mimic", "hub"],
         help="hf: a saved datasets.Dataset; mimic: the MIMIC-CXR-JPG layout; hub: the Hub's dataset "
-        "layout (parquet per split and a card; upload it with `hf upload --repo-type dataset`)",
+        "layout (parquet per split and a card; upload it with `lanic-hub push --dataset`)",
     )
     p.set_defaults(func=cmd_phantom)
 
@@ -470,19 +478,24 @@ def _parser_push(sub) -> None:
     p = _command(
         sub,
         "push",
-        "upload a LanIC model folder to the Hugging Face Hub (after a licence check)",
-        "List the files of a model folder that would be uploaded, refuse (exit code 4) when it holds\n"
-        "images or report text of data whose licence forbids re-publishing (MIMIC-CXR, CheXpert),\n"
-        "and upload them with huggingface_hub unless --dry-run.",
-        "lanic-hub push --model runs/quickstart/model --repo your-name/cxr-lanic --dry-run",
+        "upload a LanIC model folder or a benchmark dataset to the Hugging Face Hub (after a licence check)",
+        "List the files of a model folder (or of a dataset in the Hub's layout) that would be\n"
+        "uploaded, refuse (exit code 4) when it holds images or report text of data whose licence\n"
+        "forbids re-publishing (MIMIC-CXR, CheXpert), and upload them with huggingface_hub unless\n"
+        "--dry-run.",
+        "lanic-hub push --model runs/quickstart/model --repo your-name/cxr-lanic --dry-run\n"
+        "  lanic-hub phantom --n 2000 --out runs/bench --formats hub\n"
+        "  lanic-hub push --dataset runs/bench/hub --repo your-name/lanic-phantom",
     )
-    p.add_argument(
-        "--model", required=True, help="the model folder (written by `lanic-hub export` or a build)"
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a model folder (written by `lanic-hub export` or a build)")
+    what.add_argument(
+        "--dataset", help="a dataset in the Hub's layout (`lanic-hub phantom --formats hub` writes one)"
     )
     p.add_argument("--repo", required=True, help="the Hub repo id, e.g. your-name/cxr-lanic")
     p.add_argument("--dry-run", action="store_true", help="list and check only; upload nothing")
     p.add_argument("--private", action="store_true", default=None, help="create the repo as private")
-    p.add_argument("--message", default="Upload LanIC model", help="the commit message")
+    p.add_argument("--message", default=None, help="the commit message (default: Upload LanIC model/dataset)")
     p.set_defaults(func=cmd_push)
 
 

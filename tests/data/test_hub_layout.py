@@ -4,10 +4,7 @@ cache, splits, rows and provenance intact; data that may not be re-published is 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import shutil
 
 import numpy as np
 import pytest
@@ -17,6 +14,8 @@ from lanic_hub.data.phantom import PhantomConfig, export
 from lanic_hub.data.schema import MIMIC_CXR, PHANTOM, attach_source, source_of
 from lanic_hub.errors import DataError, LicenceError
 from lanic_hub.utils.hfcache import put_in_hf_cache
+
+from ..hub_env import offline_hub_env, run_json
 
 WORLD = PhantomConfig(prevalence_scale=2.0, split_fractions=(0.6, 0.2, 0.2))
 
@@ -72,10 +71,8 @@ def test_a_hub_repo_id_in_an_offline_cache_in_a_new_process(bench, tmp_path):
         "print(json.dumps({'rows': len(ds), 'splits': sorted(set(ds['split'])),"
         " 'source': source_of(ds).name}))\n"
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+    env = offline_hub_env(tmp_path / "hf", tmp_path, HF_DATASETS_OFFLINE="1")
+    assert run_json(code, env) == {
         "rows": 60,
         "splits": ["test", "train", "validate"],
         "source": "phantom",
@@ -89,11 +86,41 @@ def test_restricted_data_and_unknown_cards_are_refused(bench, tmp_path):
     with pytest.raises(LicenceError, match="mimic-cxr-jpg"):
         write_hub_layout(mimic, tmp_path / "no")
     assert not (tmp_path / "no").exists()
-    import shutil
-
     other = tmp_path / "other"
     shutil.copytree(bench["hub"], other)
     text = (other / "README.md").read_text().replace("lanic_source:", "somebody_else:")
     (other / "README.md").write_text(text)
     with pytest.raises(DataError, match="licence is unknown"):
         open_dataset(f"hf:{other}")
+
+
+def test_push_dataset_lists_the_card_and_parquet_files_and_refuses_restricted_cards(bench, tmp_path, capsys):
+    from lanic_hub.cli import main
+    from lanic_hub.data.hub import dataset_upload_plan
+
+    folder = tmp_path / "bench"
+    shutil.copytree(bench["hub"], folder)
+    (folder / "notes.txt").write_text("not part of the dataset")
+    plan = dataset_upload_plan(folder)
+    assert plan == ["README.md"] + [f"data/{s}-00000-of-00001.parquet" for s in ("test", "train", "validate")]
+    assert main(["push", "--dataset", str(folder), "--repo", "someone/lanic-phantom", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 files" in out and "the dataset repo someone/lanic-phantom" in out and "notes.txt" not in out
+    assert "nothing was uploaded" in out
+    # a card whose provenance forbids re-publishing: exit code 4, naming the data
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(
+        card.replace("name: phantom", "name: mimic-cxr-jpg").replace(
+            "redistributable: true", "redistributable: false"
+        )
+    )
+    with pytest.raises(LicenceError, match="mimic-cxr-jpg"):
+        dataset_upload_plan(folder)
+    assert main(["push", "--dataset", str(folder), "--repo", "someone/lanic-phantom", "--dry-run"]) == 4
+    assert "mimic-cxr-jpg" in capsys.readouterr().err
+    # a saved dataset (save_to_disk), not the Hub's layout: a clear error that says how to write one
+    with pytest.raises(DataError, match="formats hub"):
+        dataset_upload_plan(bench["hf"])
+    with pytest.raises(SystemExit) as both:  # one of --model and --dataset
+        main(["push", "--dataset", str(folder), "--model", str(folder), "--repo", "x/y"])
+    assert both.value.code == 2 and "not allowed with" in capsys.readouterr().err

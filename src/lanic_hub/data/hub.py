@@ -9,7 +9,7 @@ re-publishing can be written (the phantom benchmark, NIH ChestX-ray14); MIMIC-CX
 are refused.
 
     lanic-hub phantom --n 2000 --seed 0 --out runs/bench --formats hub
-    hf upload --repo-type dataset your-name/lanic-phantom runs/bench/hub .
+    lanic-hub push --dataset runs/bench/hub --repo your-name/lanic-phantom
     lanic-eval --model runs/quickstart/model --suite data --data hf:your-name/lanic-phantom
 """
 
@@ -139,6 +139,57 @@ def load_hub_dataset(ref: str, revision: str | None = None):
     if "split" not in ds.column_names:
         raise DataError(f"hf:{ref}: the rows have no 'split' column")
     return attach_source(ds, DataSource(**meta[PROVENANCE_KEY]))
+
+
+def dataset_upload_plan(folder: str | Path) -> list[str]:
+    """The files of a dataset folder in the Hub's layout that :func:`push_dataset_folder` would
+    upload (the card and ``data/*.parquet``; nothing else in the folder), after checking that the
+    card records its provenance and that its licence allows re-publishing."""
+    from huggingface_hub import DatasetCard
+
+    from ..errors import LicenceError
+
+    folder = Path(folder)
+    if not is_hub_layout(folder):
+        raise DataError(
+            f"{folder}: not a dataset in the Hub's layout (README.md and data/*.parquet); "
+            "write one with `lanic-hub phantom --formats hub`"
+        )
+    meta = DatasetCard.load(folder / "README.md").data.to_dict()
+    if PROVENANCE_KEY not in meta:
+        raise DataError(
+            f"{folder}/README.md: the card has no '{PROVENANCE_KEY}' entry, so its licence is unknown"
+        )
+    try:
+        src = DataSource(**meta[PROVENANCE_KEY])
+    except TypeError as exc:
+        raise DataError(f"{folder}/README.md: a malformed '{PROVENANCE_KEY}' entry ({exc})") from exc
+    if not src.redistributable:
+        raise LicenceError(
+            f"{folder}: refusing to publish {src.name!r}: its licence does not allow "
+            f"re-publishing ({src.licence})"
+        )
+    data = sorted(str(f.relative_to(folder)) for f in (folder / "data").glob("*.parquet"))
+    return ["README.md", *data]
+
+
+def push_dataset_folder(
+    folder: str | Path, repo_id: str, *, private: bool | None = None, commit_message: str = "Upload dataset"
+):
+    """Upload exactly :func:`dataset_upload_plan`'s files to a Hub dataset repo (needs network);
+    the checks run first, so nothing is sent when they refuse."""
+    from huggingface_hub import HfApi
+
+    files = dataset_upload_plan(folder)
+    api = HfApi()
+    repo_id = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True).repo_id
+    return api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="dataset",
+        allow_patterns=files,
+        commit_message=commit_message,
+    )
 
 
 def _snapshot(repo_id: str, revision: str | None) -> str:
