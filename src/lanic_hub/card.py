@@ -290,7 +290,43 @@ def render_model_card(
         training_data=training,
         policy=report.get("policy", "?"),
         health_text=health_text(model.bank_meta.get("health")),
+        removal_text=removal_text(model),
     )
+
+
+def removal_text(model) -> str:
+    """The card's section on what a changed model leaves out, with the before/after AUROCs when
+    they were measured (``lanic-hub remove`` measures them on the model's test embeddings)."""
+    r = model.removal
+    if not r:
+        return ""
+    lines = [
+        f"This model leaves out {r.describe(model)}. Each prediction is the original classifier's "
+        "logit minus those items' contribution to it, image by image; the error term (what the "
+        "transcoders miss) is kept (`LanICModel.without`, `lanic_hub.removal`).",
+        "",
+        f"- Why: {r.reason or 'not stated'}",
+        f"- Chosen by: {r.chosen_by or 'not stated'}",
+    ]
+    m = model.bank_meta.get("removal_measured")
+    if m:
+        lines += [
+            "",
+            f"AUROC before and after the removal, on {m['measured_on']}:",
+            "",
+            "| finding | before | after | change |",
+            "|---|---|---|---|",
+        ]
+        for f, (a, b) in m["auroc"].items():
+            lines.append(f"| {f} | {_fmt(a)} | {_fmt(b)} | {b - a:+.3f} |")
+        if m.get("suite"):  # the shortcut suite's table: this removal beside the other methods
+            lines += ["", m["suite"].strip()]
+    lines += [
+        "",
+        "The other figures on this card were measured on the model before the removal unless they say "
+        "otherwise.",
+    ]
+    return "\n".join(lines)
 
 
 def health_text(checks: list[dict[str, Any]] | None) -> str:

@@ -179,6 +179,49 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .modeling import LanICModel
+    from .removal import RemovalError, choose_from_reference, write_changed_model
+
+    model = LanICModel.from_pretrained(args.model)
+    concepts, patterns = list(args.concept), list(args.pattern)
+    latents = []
+    for x in args.latent:
+        try:
+            t, i = (int(v) for v in x.split(":"))
+        except ValueError as exc:
+            raise RemovalError(f"--latent {x!r}: expected MEMBER:LATENT, e.g. 3:117") from exc
+        latents.append((t, i))
+    chosen = "by hand"
+    if args.reference:
+        if not (args.label and args.finding):
+            raise RemovalError("--reference needs --label (the column, e.g. 'Support Devices') and --finding")
+        items, rep = choose_from_reference(
+            model,
+            args.reference,
+            args.label,
+            args.finding,
+            split=args.split,
+            budget=args.budget,
+            level=args.level,
+            progress=not args.quiet,
+        )
+        (concepts if args.level == "concepts" else patterns).extend(items)
+        chosen = rep["chosen_by"]
+        for it in rep["items"]:
+            print(f"  {it['item']}: {it['score']:+.3f}")
+    elif args.concept:
+        chosen = "by concept name"
+    changed = model.without(concepts, patterns, latents, reason=args.reason, chosen_by=chosen)
+    measured = write_changed_model(args.model, changed, args.out, log=print)
+    print(f"changed model written to {args.out}: it leaves out {changed.removal.describe(changed)}")
+    if measured:
+        print(f"AUROC before -> after ({measured['measured_on']}):")
+        for f, (a, b) in measured["auroc"].items():
+            print(f"  {f}: {a:.3f} -> {b:.3f} ({b - a:+.3f})")
+    return 0
+
+
 def cmd_space(args: argparse.Namespace) -> int:
     from .space import write_space
 
@@ -352,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         _parser_build,
         _parser_export,
         _parser_push,
+        _parser_remove,
         _parser_space,
         _parser_eval_results,
         _parser_backbone,
@@ -497,6 +541,36 @@ def _parser_push(sub) -> None:
     p.add_argument("--private", action="store_true", default=None, help="create the repo as private")
     p.add_argument("--message", default=None, help="the commit message (default: Upload LanIC model/dataset)")
     p.set_defaults(func=cmd_push)
+
+
+def _parser_remove(sub) -> None:
+    p = _command(
+        sub,
+        "remove",
+        "write a copy of a model that leaves out concepts, patterns or latents (shortcut removal)",
+        "The copy's logit is the model's minus the removed items' contribution, image by image (the\n"
+        "error term is kept). Choose the items by name (--concept, --pattern), by id, or from a\n"
+        "labelled reference set: the items whose contribution to --finding differs most between\n"
+        "images with and without --label. The removal is recorded in config.json and the card;\n"
+        "the source folder is not modified.",
+        'lanic-hub remove --model runs/quickstart/model --concept "chest tube" --out runs/no-tube\n'
+        "  lanic-hub remove --model runs/quickstart/model --out runs/no-devices --reference "
+        "hf:runs/quickstart/phantoms/hf --label 'Support Devices' --finding Atelectasis",
+    )
+    p.add_argument("--model", required=True, help="the model folder or Hub repo id")
+    p.add_argument("--out", required=True, help="the new model folder (must not exist yet)")
+    p.add_argument("--concept", action="append", default=[], help="a concept key or name (repeatable)")
+    p.add_argument("--pattern", action="append", default=[], help="a bank pattern id or name (repeatable)")
+    p.add_argument("--latent", action="append", default=[], help="MEMBER:LATENT (repeatable)")
+    p.add_argument("--reference", help="a dataset spec whose images and label column choose the items")
+    p.add_argument("--label", help="the reference set's label column, e.g. 'Support Devices'")
+    p.add_argument("--finding", help="the finding whose shortcut is removed, e.g. Atelectasis")
+    p.add_argument("--split", default="validate", help="the reference rows to use (default: validate)")
+    p.add_argument("--budget", type=int, default=5, help="how many items the reference set chooses")
+    p.add_argument("--level", choices=["patterns", "concepts"], default="patterns")
+    p.add_argument("--reason", default="", help="why (shown on the card)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_remove)
 
 
 def _parser_space(sub) -> None:

@@ -50,6 +50,7 @@ class Demo:
     """(image path, caption) pairs."""
     leaderboard: str = ""
     _search_index: Any = None
+    _measured: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ callbacks (plain Python)
     def _embed(self, image) -> torch.Tensor:
@@ -117,6 +118,72 @@ class Demo:
             out[f.finding] = float(1 / (1 + np.exp(-(f.logit - delta))))
             moved.append(f"{f.finding} {-delta:+.2f}")
         return out, ("Logit changes: " + ", ".join(moved)) if ids else "No pattern switched off."
+
+    def concept_choices(self) -> list[str]:
+        """The concepts the model could leave out: named ones first, then the others."""
+        cd = self.model.concepts
+        if cd is None:
+            return []
+        named = cd.named.tolist()
+        return [n for n, ok in zip(cd.names, named, strict=True) if ok] + [
+            n for n, ok in zip(cd.names, named, strict=True) if not ok
+        ]
+
+    def remove_concept(self, image, concept: str) -> tuple[dict[str, float], str]:
+        """The model without ``concept`` (:meth:`LanICModel.without`): this image's probabilities
+        from the changed model, and each finding's AUROC before and after on the model's own test
+        embeddings when they are here (measured once per concept)."""
+        from .removal import RemovalError, measure_removal
+
+        if not concept:
+            return {}, "Choose a concept to remove."
+        try:
+            changed = self.model.without(concepts=[concept], chosen_by="by hand in the demo")
+        except RemovalError as exc:
+            return {}, f"Cannot remove it: {exc}"
+        lines = [
+            f"**Without '{concept}'**: each logit is the model's minus the concept's contribution "
+            "(the error term is kept). To save such a model: "
+            f'`lanic-hub remove --model MODEL --concept "{concept}" --out DIR`.'
+        ]
+        probs: dict[str, float] = {}
+        if image is not None:
+            try:
+                e = self._embed(image)
+            except (LanicError, OSError, ValueError) as exc:
+                return {}, f"Cannot read this upload: {exc}"
+            f0 = self.model.explain_embedding(e)
+            f1 = changed.explain_embedding(e)
+            probs = {f.finding: f.probability for f in f1.findings}
+            lines.append(
+                "This image: "
+                + ", ".join(
+                    f"{a.finding} {a.probability:.2f} -> {b.probability:.2f}"
+                    for a, b in zip(f0.findings, f1.findings, strict=True)
+                )
+            )
+        if concept not in self._measured:
+            emb = self.model.bank_meta.get("embeddings")
+            m = None
+            if emb and (Path(emb) / "manifest.json").is_file():
+                from .backbone.embed import read_manifest
+                from .data.open import open_dataset
+
+                spec = read_manifest(Path(emb)).get("data_spec")
+                m = measure_removal(self.model, changed, emb, open_dataset(spec)) if spec else None
+            self._measured[concept] = m
+        m = self._measured[concept]
+        if m is None:
+            lines.append("AUROCs not measured: the model's embeddings and labels are not in this Space.")
+        else:
+            lines += [
+                f"AUROC before -> after on {m['measured_on']}:",
+                "",
+                "| finding | before | after |",
+                "|---|---|---|",
+            ]
+            lines += [f"| {f} | {a:.3f} | {b:.3f} ({b - a:+.3f}) |" for f, (a, b) in m["auroc"].items()]
+        return probs, "\n".join(lines)
 
     def search(self, query: str, category: str = "all", limit: int = 25) -> list[list[Any]]:
         """Patterns matching a free-text query (sentence-transformers over each pattern's name and
@@ -414,6 +481,9 @@ def load_demo(model: str | None = None, build_if_missing: bool = True, log=print
         text = card.read_text()
         if "## Evaluation" in text:
             board = text.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+        for head in ("## Items removed from this model",):  # a changed model: what it leaves out
+            if head in text:
+                board += "\n\n" + head.replace("## ", "### ") + text.split(head, 1)[1].split("\n## ", 1)[0]
     return Demo(m, examples, board)
 
 
@@ -454,6 +524,19 @@ def build_app(demo: Demo):
                 off = gr.CheckboxGroup(label="Patterns to switch off (top contributors)", choices=[])
                 whatif_labels = gr.Label(label="Probabilities with those patterns off")
                 whatif_status = gr.Markdown()
+            concepts = demo.concept_choices()
+            if concepts:
+                with gr.Accordion("Remove a concept from the model", open=False):
+                    drop = gr.Dropdown(concepts, value=None, label="Concept to leave out (e.g. a device)")
+                    remove = gr.Button("Remove this concept from the model")
+                    removed_labels = gr.Label(label="Probabilities of the changed model")
+                    removed_status = gr.Markdown()
+                remove.click(
+                    demo.remove_concept,
+                    [upload, drop],
+                    [removed_labels, removed_status],
+                    api_name="remove_concept",
+                )
             go.click(demo.explain, [upload, finding], [labels, chart, cards, off, status], api_name="explain")
             off.change(demo.what_if, [upload, off], [whatif_labels, whatif_status], api_name="what_if")
             hidden_predict = gr.Button("Predict only", size="sm")

@@ -94,6 +94,9 @@ class PatternContribution:
     """Naming confidence of the nearest phrase."""
     label: str = ""
     """How it is shown (:func:`lanic_hub.patterns.bank.pattern_label`)."""
+    removed: bool = False
+    """The model leaves this pattern out (:meth:`LanICModel.without`): its contribution is in
+    the finding's ``removed``, not in its logit."""
 
 
 @dataclass
@@ -112,6 +115,9 @@ class ConceptContribution:
     """The concept's key (``chest_tube``), when it has one."""
     presence: float | None = None
     """How much of the concept the image carries (1: like a typical report-positive film)."""
+    removed: bool = False
+    """The model leaves this concept out (:meth:`LanICModel.without`): its contribution is in
+    the finding's ``removed``, not in its logit."""
 
 
 @dataclass
@@ -130,18 +136,26 @@ class FindingExplanation:
     contribution mass."""
     concepts: list[ConceptContribution] = field(default_factory=list)
     """What the explanation asserts: named concepts by decreasing |contribution|, then the unnamed
-    parts. ``bias + Σ concepts + error == logit`` (the same sum as the patterns + unbanked)."""
+    parts. ``bias + Σ concepts + error - removed == logit`` (the same sum as the patterns +
+    unbanked)."""
+    removed: float = 0.0
+    """The summed contribution of the items the model leaves out (:meth:`LanICModel.without`;
+    0 for a model that removes nothing). They stay listed, marked ``removed``, and ``logit`` is
+    the changed model's: ``bias + Σ items + error - removed``."""
 
     @property
     def named_share(self) -> float:
-        """Share of the concepts' absolute contribution mass carried by named concepts."""
-        total = sum(abs(c.contribution) for c in self.concepts)
-        return sum(abs(c.contribution) for c in self.concepts if c.name) / total if total > 0 else 0.0
+        """Share of the concepts' absolute contribution mass carried by named concepts (removed
+        concepts left out)."""
+        kept = [c for c in self.concepts if not c.removed]
+        total = sum(abs(c.contribution) for c in kept)
+        return sum(abs(c.contribution) for c in kept if c.name) / total if total > 0 else 0.0
 
     @property
     def total(self) -> float:
-        """bias + patterns + unbanked + error: equals ``logit`` (to float precision)."""
-        return self.bias + sum(p.contribution for p in self.patterns) + self.unbanked + self.error
+        """bias + patterns + unbanked + error - removed: equals ``logit`` (to float precision)."""
+        items = sum(p.contribution for p in self.patterns) + self.unbanked
+        return self.bias + items + self.error - self.removed
 
     @property
     def context(self) -> float:
@@ -178,8 +192,15 @@ class Explanation:
             lines += [*self.notes[:1], ""]
         for f in sorted(self.findings, key=lambda f: -f.probability):
             lines.append(f"{f.finding}: probability {f.probability:.2f} (logit {f.logit:+.2f})")
+            if f.removed or any(c.removed for c in f.concepts) or any(p.removed for p in f.patterns):
+                gone = [c.name or c.key for c in f.concepts if c.removed]
+                gone += [p.label or p.name for p in f.patterns if p.removed]
+                lines.append(
+                    f"  removed from the model: {', '.join(map(str, gone)) or 'latents'} "
+                    f"({f.removed:+.2f}, no longer counted in the logit)"
+                )
             if f.concepts:
-                named = [c for c in f.concepts if c.name]
+                named = [c for c in f.concepts if c.name and not c.removed]
                 lines.append(f"  concepts ({f.named_share:.0%} of the evidence named):")
                 for c in named[:top]:
                     pres = f", present {c.presence:.2f}" if c.presence is not None else ""
@@ -194,7 +215,7 @@ class Explanation:
                         else ""
                     )
                 )
-            items = [p for p in f.patterns if not p.dense]
+            items = [p for p in f.patterns if not p.dense and not p.removed]
             lines.append(
                 f"  baseline {f.bias:+.2f}; {len(items)} patterns contribute; "
                 f"{f.n_cover} items carry 90% of the evidence"

@@ -89,6 +89,7 @@ class LanICConfig(PreTrainedConfig):
         typicality_threshold: float | None = None,
         thresholds: dict[str, float] | None = None,
         thresholds_measured_on: str | None = None,
+        removed: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.d_in = int(d_in)
@@ -109,6 +110,9 @@ class LanICConfig(PreTrainedConfig):
         """{finding: probability}: the operating point of each finding (F1-maximising on the
         validation split, chosen at export); ``predict`` reports positive calls at them."""
         self.thresholds_measured_on = thresholds_measured_on
+        self.removed = removed or None
+        """Items the model leaves out (:class:`lanic_hub.removal.Removal` as a dict; None: none):
+        its logits are the classifier's minus their contributions (:meth:`LanICModel.without`)."""
         # what transformers reads from a repo id alone: the labels (multi-label, sigmoid scores),
         # and the classes behind AutoModel / pipeline() with trust_remote_code (REMOTE_CODE)
         kwargs.setdefault("id2label", dict(enumerate(self.findings)))
@@ -500,6 +504,52 @@ class LanICModel(PreTrainedModel):
         ``W_enc``, so computed once and cached)."""
         return self._cached("encoder_bias", lambda: self.ensemble.encoder_bias().detach())
 
+    # -------------------------------------------------------------------------------- removal
+    @property
+    def removal(self):
+        """What this model leaves out (:class:`lanic_hub.removal.Removal`; falsy when nothing)."""
+        from .removal import Removal
+
+        return Removal.from_dict(self.config.removed)
+
+    def without(
+        self,
+        concepts=(),
+        patterns=(),
+        latents=(),
+        *,
+        reason: str = "",
+        chosen_by: str = "",
+    ) -> LanICModel:
+        """A copy of this model that leaves out ``concepts`` (keys or names), or ``patterns`` (ids
+        or names) and ``latents`` (``(member, latent)`` pairs): its logit is this model's minus
+        their contribution, image by image, and its error term is kept
+        (:mod:`lanic_hub.removal`). The removal is recorded in ``config.removed`` and survives
+        ``save_pretrained``; this model is not changed. Unknown items raise
+        :class:`~lanic_hub.removal.RemovalError` naming the nearest known ones."""
+        import copy
+
+        from .removal import resolve
+
+        removal = resolve(self, concepts, patterns, latents, reason=reason, chosen_by=chosen_by)
+        backbone, cache = self._backbone, self._explain_cache
+        self._backbone, self._explain_cache = None, {}
+        try:
+            new = copy.deepcopy(self)
+        finally:
+            self._backbone, self._explain_cache = backbone, cache
+        new._backbone = backbone  # shared: the image encoder is not changed
+        new.config.removed = removal.to_dict()
+        return new
+
+    @torch.no_grad()
+    def removed_contributions(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, C) the summed contribution of the removed items to each logit (zeros when nothing
+        is removed): what this model subtracts from its classifier's logits."""
+        from .removal import removed_contributions
+
+        return removed_contributions(self, embeddings)
+
     def forward(
         self, pixel_values: torch.Tensor | None = None, embeddings: torch.Tensor | None = None, **kwargs: Any
     ) -> LanICOutput:
@@ -514,6 +564,8 @@ class LanICModel(PreTrainedModel):
         check_finite(e)
         logits = self.classifier(e)
         check_finite(logits, "the classifier's logits (activations overflowed)")
+        if self.config.removed:  # the removed items' contributions are taken out (the error is kept)
+            logits = logits - self.removed_contributions(e).to(logits.dtype)
         v, i = self.ensemble.encode(e)
         check_finite(v, "the transcoder codes (activations overflowed)")
         acts = pattern_activations_from_codes(
@@ -576,12 +628,33 @@ class LanICModel(PreTrainedModel):
             encoder_bias=self.encoder_bias,
             concepts=self.concepts,
         )
+        if self.config.removed:
+            self._mark_removed(out, e)
         dist, outside = self._typicality_of(e)
         if dist is not None:
             for b, ex in enumerate(out):
                 ex.typicality_distance, ex.out_of_distribution = float(dist[b]), bool(outside[b])
                 ex.notes = self._ood_notes(ex.typicality_distance, ex.out_of_distribution) + ex.notes
         return out
+
+    def _mark_removed(self, out: list[Explanation], e: torch.Tensor) -> None:
+        """Turn explanations of the classifier into the changed model's: the removed items stay
+        listed, marked, their sum goes to ``removed``, and the logit and probability drop it."""
+        import math
+
+        removal = self.removal
+        R = self.removed_contributions(e).double().cpu()
+        pats, keys = set(removal.patterns), set(removal.concepts)
+        for b, ex in enumerate(out):
+            for c, f in enumerate(ex.findings):
+                f.removed = float(R[b, c])
+                f.logit -= f.removed
+                f.probability = 1.0 / (1.0 + math.exp(-f.logit))
+                for pc in f.patterns:
+                    pc.removed = pc.pattern in pats
+                for cc in f.concepts:
+                    cc.removed = cc.key in keys if cc.key is not None else False
+            ex.notes.append(f"This model leaves out {removal.describe(self)} (lanic_hub.removal).")
 
     def explain_embedding(self, embedding: torch.Tensor) -> Explanation:
         """The exact explanation of one cached embedding (d,)."""

@@ -18,6 +18,7 @@ def test_shortcut_suite_runs_both_worlds(tiny_phantom_clip, tmp_path, monkeypatc
         n=240,
         backbone=f"local-dir:{tiny_phantom_clip[2]}",
         members=2,
+        removal=False,  # the removal table: tests/evaluation/test_removal_suite.py
         progress=False,
         log=lambda *a: None,
     )

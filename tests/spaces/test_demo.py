@@ -51,6 +51,33 @@ def test_callbacks_explain_and_what_if_are_exact(demo, image):
     assert all(r[2] == cat for r in demo.search("effusion", cat))
 
 
+def test_removing_a_concept_in_the_demo_gives_the_changed_models_figures(demo, image):
+    import math
+
+    choices = demo.concept_choices()
+    assert choices and set(choices) == set(demo.model.concepts.names)
+    concept = choices[0]
+    probs, status = demo.remove_concept(image, concept)
+    changed = demo.model.without(concepts=[concept])
+    from lanic_hub.explain import decomposition_by_pattern
+
+    m = demo.model
+    e = m.embed_images([image])
+    k = m.concepts.keys.index(changed.removal.concepts[0])
+    d = decomposition_by_pattern(m.classifier, m.ensemble, m.bank, e, concepts=m.concepts)
+    ex1 = changed.explain(image)
+    for c, b in enumerate(ex1.findings):  # the logit loses exactly the concept's part
+        part = float(d.concept.concepts[0, k, c])
+        assert b.removed == pytest.approx(part, abs=1e-5)
+        want = float(d.logits[0, c]) - part
+        assert probs[b.finding] == pytest.approx(1 / (1 + math.exp(-want)), abs=1e-5)
+    # the AUROCs before and after, on the model's own test embeddings (here: they are on disk)
+    assert f"**Without '{concept}'**" in status and "| finding | before | after |" in status
+    assert f'lanic-hub remove --model MODEL --concept "{concept}"' in status
+    assert demo.model.config.removed is None  # the served model itself is not changed
+    assert "Cannot remove it: unknown concept" in demo.remove_concept(image, "no such thing")[1]
+
+
 @pytest.mark.parametrize(
     "payload, words",
     [
@@ -95,7 +122,7 @@ def served(demo):
     app.close()
 
 
-def test_every_endpoint_through_gradio_client(served, image, tmp_path):
+def test_every_endpoint_through_gradio_client(served, demo, image, tmp_path):
     from gradio_client import Client, handle_file
 
     c = Client(served, verbose=False)
@@ -106,6 +133,9 @@ def test_every_endpoint_through_gradio_client(served, image, tmp_path):
     choices = [ch[0] if isinstance(ch, (list, tuple)) else ch for ch in out[3]["choices"]]
     wl, ws = c.predict(handle_file(image), choices[:1], api_name="/what_if")
     assert wl["confidences"] and ("Logit changes" in ws or not choices)
+    concept = demo.concept_choices()[0]
+    rl, rs = c.predict(handle_file(image), concept, api_name="/remove_concept")
+    assert rl["confidences"] and "before" in rs
     table = c.predict("chest tube", "all", api_name="/search")
     assert table["data"] and len(table["headers"]) == 6
     bad = tmp_path / "bad.png"

@@ -38,6 +38,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "factor (40)",
     )
     p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="phantom-shortcut: world seeds, comma-separated (e.g. 0,1,2), each its own pair of worlds; "
+        "the removal table is then summarised over them (default: --seed alone)",
+    )
+    p.add_argument(
+        "--test-n",
+        type=int,
+        default=None,
+        help="phantom-shortcut: fresh decoupled and anti-coupled test phantoms for the removal table "
+        "(default 5000 each)",
+    )
+    p.add_argument(
+        "--no-removal", action="store_true", help="phantom-shortcut: the explanation table only"
+    )
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument(
         "--data",
@@ -68,12 +84,22 @@ def run_from_args(args: argparse.Namespace) -> int:
         from ..smoke import phantoms
         from .shortcut import DEFAULT_SHORTCUT, markdown, run_shortcut_suite
 
+        seeds = None
+        if args.seeds:
+            try:
+                seeds = tuple(int(x) for x in args.seeds.split(","))
+            except ValueError as exc:
+                raise ConfigError(f"--seeds {args.seeds!r}: expected integers, e.g. 0,1,2") from exc
         r = run_shortcut_suite(
             Path(args.out) / "phantom-shortcut",
             shortcut=args.shortcut or DEFAULT_SHORTCUT,
             n=args.n or phantoms(2000),
             seed=args.seed,
+            seeds=seeds,
             members=args.members,
+            removal=not args.no_removal,
+            test_n=args.test_n or phantoms(5000),
+            pairs=phantoms(200),
         )
         print(markdown(r))
         return 0

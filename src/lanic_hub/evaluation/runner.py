@@ -85,6 +85,9 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
         sparse[rows] = (
             parts.bias + (pc.gather(1, pc.abs().topk(k, dim=1).indices).sum(1) if k else 0)
         ).numpy()
+    if getattr(model.config, "removed", None):  # a changed model: its removed items are taken out
+        removed = model.removed_contributions(x).numpy()
+        logits, ens_logits, sparse = logits - removed, ens_logits - removed, sparse - removed
     out: dict[str, Any] = {}
     if d.accuracy:
         out["accuracy"] = {

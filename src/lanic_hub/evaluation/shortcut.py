@@ -79,10 +79,66 @@ def run_shortcut_suite(
     shortcut: str = DEFAULT_SHORTCUT,
     n: int = 2000,
     seed: int = 0,
+    seeds: tuple[int, ...] | None = None,
     backbone: str = "phantom",
     members: int | None = None,
+    patterns=None,
+    removal: bool = True,
+    test_n: int = 5000,
+    pairs: int = 200,
     progress: bool = True,
     log=print,
+) -> dict[str, Any]:
+    """Build the shortcut and the control world's models, ask whether the explanations reveal
+    the shortcut, and (``removal``) take it out with each method of
+    :mod:`~lanic_hub.evaluation.removal_suite`, judged on ``test_n`` fresh decoupled and
+    anti-coupled phantoms and ``pairs`` counterfactual pairs. ``patterns``: the pattern bank's
+    :class:`~lanic_hub.patterns.BankConfig` (default: the pipeline's). ``seeds``: several world seeds
+    (each in ``out/seed-<s>``), summarised in ``over_seeds``; default: ``seed`` alone, in ``out``."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    if not seeds or len(seeds) == 1:
+        res = _one_seed(
+            out,
+            shortcut,
+            n,
+            seeds[0] if seeds else seed,
+            backbone,
+            members,
+            patterns,
+            removal,
+            test_n,
+            pairs,
+            progress,
+            log,
+        )
+    else:
+        per = {
+            s: _one_seed(
+                out / f"seed-{s}",
+                shortcut,
+                n,
+                s,
+                backbone,
+                members,
+                patterns,
+                removal,
+                test_n,
+                pairs,
+                progress,
+                log,
+            )
+            for s in seeds
+        }
+        res = {**per[seeds[0]], "seeds": list(seeds), "over_seeds": _over_seeds(per)}
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))
+    write_text_atomic(out / "shortcut.md", markdown(res))
+    return res
+
+
+def _one_seed(
+    out, shortcut, n, seed, backbone, members, patterns, removal, test_n, pairs, progress, log
 ) -> dict[str, Any]:
     from ..backbone.embed import embed_dataset, load_embeddings
     from ..data.open import open_dataset
@@ -90,7 +146,6 @@ def run_shortcut_suite(
     from ..modeling import LanICModel
     from ..stages import PipelineConfig, TrainOptions, build_model
 
-    out = Path(out)
     spec = ShortcutSpec.parse(shortcut)
     t0 = time.perf_counter()
     worlds = {"shortcut": (shortcut,), "control": ()}
@@ -105,6 +160,7 @@ def run_shortcut_suite(
     coupled_hf = out / "coupled-test" / "hf"
     if not coupled_hf.is_dir():
         export(coupled_hf.parent, n, seed, coupled_cfg, mimic=False, progress=progress)
+    models = {}
     for world, shortcuts in worlds.items():
         log(f"== {world} world ==")
         cfg = PipelineConfig(
@@ -114,10 +170,12 @@ def run_shortcut_suite(
             phantom_shortcuts=shortcuts,
             backbone=backbone,
             train=TrainOptions(members=members),
+            **({"patterns": patterns} if patterns is not None else {}),
             counterfactual_pairs=0,  # this suite asks its own question of the two models
         )
         build_model(cfg, progress=progress, log=log)  # this suite evaluates the two models itself
         model = LanICModel.from_pretrained(out / world / "model")
+        models[world] = model
         emb = load_embeddings(out / world / "embeddings")
         ds = open_dataset(f"hf:{(out / world / 'phantoms' / 'hf').resolve()}")
         rows = ds.select(emb.row_ids.tolist()).remove_columns("image")
@@ -143,10 +201,116 @@ def run_shortcut_suite(
                 model, cemb.image.float()[cte], crows.select(cte), spec.factor, spec.finding
             ),
         }
+    if removal:
+        res |= _removal(out, spec, seed, models, test_n, pairs, progress, log)
     res["seconds"] = round(time.perf_counter() - t0, 1)
-    write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))
-    write_text_atomic(out / "shortcut.md", markdown(res))
     return res
+
+
+def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progress, log) -> dict[str, Any]:
+    """The removal table of one seed (:mod:`~lanic_hub.evaluation.removal_suite`), and the
+    shortcut model without the factor's concept, saved with its measured card."""
+    from ..backbone.embed import embed_dataset, load_embeddings
+    from ..data.open import open_dataset
+    from ..data.phantom import PhantomConfig, ShortcutSpec, export
+    from ..data.phantom.config import SPLITS
+    from ..data.schema import label_matrix
+    from . import removal_suite as R
+
+    model, control = models["shortcut"], models["control"]
+    gt_cols = [f"gt_{f.lower().replace(' ', '_')}" for f in model.config.findings]
+    factor_col = f"gt_{spec.factor}"
+
+    def embedded(name: str, cfg: PhantomConfig):
+        folder = out / "removal-test" / name
+        if not (folder / "hf").is_dir():
+            export(folder, test_n, 10_000 + seed, cfg, mimic=False, progress=progress)
+        ds = open_dataset(f"hf:{(folder / 'hf').resolve()}")
+        embed_dataset(ds, model.backbone, folder / "emb", num_workers=0, text=False, progress=progress)
+        emb = load_embeddings(folder / "emb")
+        rows = ds.select(emb.row_ids.tolist()).select_columns([*gt_cols, factor_col])
+        gt = np.array([rows[c] for c in gt_cols], dtype=bool).T
+        return R.TestSet(name, emb.image.float(), gt, np.array(rows[factor_col], dtype=bool))
+
+    log(f"== removal: {test_n} decoupled and {test_n} anti-coupled test phantoms ==")
+    anti = ShortcutSpec(spec.factor, spec.finding, 1.0, SPLITS, anti=True)
+    tests = [
+        embedded("decoupled", PhantomConfig()),
+        embedded("anti-coupled", PhantomConfig(shortcuts=(anti,))),
+    ]
+    # the reference images: the shortcut world's train+validate, with the labels a user has
+    emb = load_embeddings(out / "shortcut" / "embeddings")
+    ds = open_dataset(f"hf:{(out / 'shortcut' / 'phantoms' / 'hf').resolve()}")
+    rows = ds.select(emb.row_ids.tolist()).remove_columns("image")
+    keep = np.where(np.isin(np.array(rows["split"]), ["train", "validate"]))[0]
+    ref_rows = rows.select(keep.tolist())
+    col, what = R.reference_label(spec.factor)
+    y, _ = label_matrix(ref_rows, policy="U-Zeros", findings=(spec.finding,))
+    ref = R.Reference(
+        x=emb.image.float()[torch.from_numpy(keep)],
+        label=np.array(ref_rows[col], dtype=float) == 1.0,
+        label_name=what,
+        finding_label=y[:, 0] == 1,
+        gt_factor=np.array(ref_rows[factor_col], dtype=bool),
+        gt_finding=np.array(ref_rows[f"gt_{spec.finding.lower().replace(' ', '_')}"], dtype=bool),
+    )
+    pair_x = None
+    if pairs:
+        from .counterfactual import CounterfactualConfig, draw_pairs, embed_images, render_pairs
+
+        cf = dataclasses.replace(CounterfactualConfig(), pairs_per_factor=pairs, seed=20_000 + seed)
+        drawn = draw_pairs(cf, PhantomConfig(), factors=(spec.factor,))
+        on, off = render_pairs(drawn, cf, PhantomConfig(), progress=progress)
+        pair_x = (embed_images(model.backbone, on), embed_images(model.backbone, off))
+    found = R.methods(model, ref, spec.factor, spec.finding, seed=seed)
+    table = R.removal_table(model, control, found, tests, spec.finding, pair_x)
+    if "model" in found.get("concept", {}):  # the changed model, with the suite's figures on its card
+        from ..removal import write_changed_model
+
+        cm = found["concept"]["model"]
+        d = table["concept"]["by_split"]["decoupled"]
+        cm.bank_meta["removal_measured"] = {
+            "measured_on": f"{test_n} decoupled test phantoms of seed {10_000 + seed} (ground truth), "
+            "lanic-eval --suite phantom-shortcut",
+            "auroc": {f: [d["aurocs_before"][f], d["aurocs_after"][f]] for f in model.config.findings},
+            "suite": "\n".join(
+                R.markdown({"removal": table, "seed": seed, "pairs": pairs, "budget": R.BUDGET})[2:]
+            ),
+        }
+        dest = out / "shortcut" / f"model-without-{spec.factor}"
+        import shutil
+
+        shutil.rmtree(dest, ignore_errors=True)
+        write_changed_model(out / "shortcut" / "model", cm, dest, measure=False, log=log)
+        table["concept"]["model_folder"] = str(dest)
+    return {
+        "removal": table,
+        "budget": R.BUDGET,
+        "pairs": pairs,
+        "test_phantoms": test_n,
+        "reference_set": f"the shortcut world's train+validate images ({len(keep)}), labelled by {what}",
+    }
+
+
+def _over_seeds(per: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (standard deviation) over seeds of each method's SCR, AUROC after and
+    collateral, per test split, with the per-seed values."""
+    out: dict[str, Any] = {}
+    first = next(iter(per.values())).get("removal") or {}
+    for m in first:
+        for split in first[m].get("by_split") or {}:
+            for k in ("scr", "auroc_before", "auroc_after", "auroc_control", "collateral_max"):
+                vals = [
+                    r["removal"][m]["by_split"][split][k]
+                    for r in per.values()
+                    if "by_split" in r["removal"][m]
+                ]
+                out.setdefault(m, {}).setdefault(split, {})[k] = {
+                    "mean": float(np.mean(vals)),
+                    "spread": float(np.std(vals)),
+                    "per_seed": dict(zip(map(str, per), vals, strict=True)),
+                }
+    return out
 
 
 @torch.no_grad()
@@ -192,4 +356,17 @@ def markdown(r: dict[str, Any]) -> str:
         "the test images with the coupling switched on (more images carry the factor there); the AUROC "
         "columns repeat rows 1-2.",
     ]
+    from .removal_suite import markdown as removal_markdown
+
+    lines += removal_markdown(r)
+    if r.get("over_seeds"):
+        lines += ["", f"Over seeds {r['seeds']} (mean ± standard deviation):", ""]
+        lines += ["| method | split | SCR | AUROC after | collateral max |", "|---|---|---|---|---|"]
+        for m, by in r["over_seeds"].items():
+            for split, v in by.items():
+                lines.append(
+                    f"| {m} | {split} | {v['scr']['mean']:.2f} ± {v['scr']['spread']:.2f} | "
+                    f"{v['auroc_after']['mean']:.3f} ± {v['auroc_after']['spread']:.3f} | "
+                    f"{v['collateral_max']['mean']:.3f} ± {v['collateral_max']['spread']:.3f} |"
+                )
     return "\n".join(lines) + "\n"

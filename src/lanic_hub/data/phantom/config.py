@@ -17,7 +17,9 @@ class ShortcutSpec:
     """Couple a device or artifact to a finding, in chosen splits only.
 
     With probability ``strength`` an image in ``splits`` gets ``factor`` exactly when it has
-    ``finding`` (and lacks it otherwise); the rest keep their independently drawn value.
+    ``finding`` (and lacks it otherwise); the rest keep their independently drawn value. ``anti``:
+    the other way round, the factor exactly where the finding is absent (a test split on which a
+    model that learned the shortcut is wrong every time it uses it).
     Real models learn such shortcuts; the eval harness checks that explanations reveal them.
     """
 
@@ -29,6 +31,8 @@ class ShortcutSpec:
     """Probability, per image, that the coupling is applied (0 = none, 1 = always)."""
     splits: tuple[str, ...] = ("train",)
     """Splits in which the coupling holds; elsewhere the factor is drawn independently."""
+    anti: bool = False
+    """Anti-coupled: the factor appears exactly where the finding does not."""
 
     def __post_init__(self) -> None:
         if self.factor not in DEVICE_FACTORS + ARTIFACT_FACTORS:
@@ -46,14 +50,16 @@ class ShortcutSpec:
 
     @classmethod
     def parse(cls, text: str) -> ShortcutSpec:
-        """Parse the CLI form ``factor:Finding[:strength[:split+split]]``."""
+        """Parse the CLI form ``factor:Finding[:strength[:split+split]]``; a ``!`` before the
+        finding (``chest_tube:!Atelectasis``) anti-couples them."""
         parts = text.split(":")
         if len(parts) < 2:
             raise ConfigError(
                 f"shortcut {text!r}: expected 'factor:Finding[:strength[:split+split]]', "
                 "e.g. 'portable_marker:Edema:0.9:train'"
             )
-        kw: dict[str, Any] = {"factor": parts[0], "finding": parts[1]}
+        anti = parts[1].startswith("!")
+        kw: dict[str, Any] = {"factor": parts[0], "finding": parts[1].lstrip("!"), "anti": anti}
         try:
             if len(parts) > 2:
                 kw["strength"] = float(parts[2])

@@ -120,8 +120,8 @@ def sample_case(cfg: PhantomConfig, rng: np.random.Generator, split: str) -> Cas
 
 
 def _couple(case: Case, spec: ShortcutSpec, rng: np.random.Generator) -> Case:
-    """Set ``spec.factor`` to equal the presence of ``spec.finding``."""
-    on = case.findings[FACTOR_OF_FINDING[spec.finding]].present
+    """Set ``spec.factor`` to equal the presence of ``spec.finding`` (its absence when ``anti``)."""
+    on = case.findings[FACTOR_OF_FINDING[spec.finding]].present != spec.anti
     coupled = (*case.shortcut_coupled, spec.factor)
     f = spec.factor
     if f in DEVICE_FACTORS:

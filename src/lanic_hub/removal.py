@@ -1,0 +1,416 @@
+"""Taking items out of a LanIC model through its exact decomposition (shortcut removal).
+
+A model's logit splits exactly (:mod:`lanic_hub.explain`)::
+
+    logit_c = bias_c + Σ_items contribution_item,c + error_c
+
+where the items are bank patterns and loose latents, or, one level up, report concepts (plus the
+reference and the residual). A model *without* a set of items predicts::
+
+    logit'_c = logit_c - Σ_{removed items} contribution_item,c
+
+and keeps its error term as it is (the SAEBench SCR convention: only what the dictionary explains
+can be taken out). Items are removed at one level: concepts, or patterns and latents (the two
+levels split the same sum, so removing from both would count some of it twice).
+
+The removal is recorded in ``config.json`` (``removed``) and on the model card, and survives
+``save_pretrained`` / ``from_pretrained``::
+
+    model = LanICModel.from_pretrained("runs/quickstart/model")
+    fixed = model.without(concepts=["chest tube"], reason="a shortcut for Atelectasis")
+    fixed.save_pretrained("runs/no-tube")
+
+Choosing the items without ground truth: by a concept's name, or from a labelled reference set
+(:func:`items_from_reference`: the patterns whose contribution differs most between images with
+and without a label, e.g. CheXpert's "Support Devices").
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
+
+class RemovalError(ConfigError):
+    """An item to remove is unknown to the model, or the request mixes levels."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a model leaves out: concept keys, or bank pattern ids and ``(member, latent)`` pairs."""
+
+    concepts: tuple[str, ...] = ()
+    patterns: tuple[int, ...] = ()
+    latents: tuple[tuple[int, int], ...] = ()
+    reason: str = ""
+    """Why (free text, shown on the card)."""
+    chosen_by: str = ""
+    """How the items were chosen ("concept name", "reference set: ...", "by hand")."""
+    history: tuple[dict[str, Any], ...] = field(default=())
+    """Earlier removals merged into this one, each as its own dict (a model changed twice)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.concepts or self.patterns or self.latents)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "concepts": list(self.concepts),
+            "patterns": list(self.patterns),
+            "latents": [list(x) for x in self.latents],
+            "reason": self.reason,
+            "chosen_by": self.chosen_by,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Removal:
+        if not d:
+            return cls()
+        try:
+            return cls(
+                concepts=tuple(str(k) for k in d.get("concepts", ())),
+                patterns=tuple(int(p) for p in d.get("patterns", ())),
+                latents=tuple((int(t), int(i)) for t, i in d.get("latents", ())),
+                reason=str(d.get("reason", "")),
+                chosen_by=str(d.get("chosen_by", "")),
+                history=tuple(d.get("history", ())),
+            )
+        except (TypeError, ValueError) as exc:
+            raise RemovalError(f"config.json 'removed': malformed ({exc}): {d!r}") from exc
+
+    def describe(self, model) -> str:
+        """One line: what is left out, by name."""
+        parts = []
+        if self.concepts:
+            names = (
+                dict(zip(model.concepts.keys, model.concepts.names, strict=True)) if model.concepts else {}
+            )
+            parts.append("concepts " + ", ".join(repr(names.get(k, k)) for k in self.concepts))
+        if self.patterns:
+            parts.append("patterns " + ", ".join(f"{p} ({model.patterns[p].name!r})" for p in self.patterns))
+        if self.latents:
+            parts.append(f"{len(self.latents)} latents")
+        return "; ".join(parts) or "nothing"
+
+
+def _nearest(word: str, options: list[str]) -> str:
+    lower = {o.lower(): o for o in reversed(options)}  # the first spelling of each
+    shown = [lower[o] for o in difflib.get_close_matches(word.lower(), list(lower), n=5, cutoff=0.4)]
+    return f"nearest: {', '.join(repr(o) for o in shown)}" if shown else f"known: {', '.join(options[:12])}"
+
+
+def resolve(
+    model,
+    concepts=(),
+    patterns=(),
+    latents=(),
+    reason: str = "",
+    chosen_by: str = "",
+) -> Removal:
+    """Check the requested items against ``model`` and return them as a :class:`Removal` (merged
+    with what the model already leaves out). Concepts by key or name (any case); patterns by id,
+    or by name (every pattern carrying it); latents as ``(member, latent)``."""
+    concepts = [concepts] if isinstance(concepts, str) else list(concepts)
+    patterns = [patterns] if isinstance(patterns, (str, int)) else list(patterns)
+    keys: list[str] = []
+    if concepts:
+        cd = model.concepts
+        if cd is None:
+            raise RemovalError(
+                "this model has no concept directions (built before them): remove patterns instead, "
+                "or rebuild its bank (lanic-hub patterns)"
+            )
+        by = {k.lower(): k for k in cd.keys} | {n.lower(): k for n, k in zip(cd.names, cd.keys, strict=True)}
+        for c in concepts:
+            k = by.get(str(c).lower().strip())
+            if k is None:
+                raise RemovalError(
+                    f"unknown concept {c!r}; {_nearest(str(c), list(cd.names) + list(cd.keys))}"
+                )
+            keys.append(k)
+    pids: list[int] = []
+    P = len(model.patterns)
+    for p in patterns:
+        if isinstance(p, (int, np.integer)) or (isinstance(p, str) and p.strip().isdigit()):
+            q = int(p)
+            if not 0 <= q < P:
+                raise RemovalError(f"pattern {q} does not exist: the bank has patterns 0..{P - 1}")
+            pids.append(q)
+        else:
+            hits = [x.id for x in model.patterns if x.name.lower() == str(p).lower().strip()]
+            if not hits:
+                names = sorted({x.name for x in model.patterns})
+                raise RemovalError(f"no pattern is named {p!r}; {_nearest(str(p), names)}")
+            pids += hits
+    T, L = model.ensemble.cfg.n_members, model.ensemble.cfg.n_latents
+    lat = []
+    for x in latents:
+        t, i = (int(v) for v in x)
+        if not (0 <= t < T and 0 <= i < L):
+            raise RemovalError(
+                f"latent ({t}, {i}) does not exist: the ensemble has {T} members of {L} latents"
+            )
+        lat.append((t, i))
+    old = model.removal
+    new = Removal(
+        concepts=tuple(dict.fromkeys([*old.concepts, *keys])),
+        patterns=tuple(dict.fromkeys([*old.patterns, *pids])),
+        latents=tuple(dict.fromkeys([*old.latents, *lat])),
+        reason="; ".join(x for x in (old.reason, reason) if x),
+        chosen_by="; ".join(x for x in (old.chosen_by, chosen_by) if x),
+        history=(*old.history, old.to_dict()) if old else (),
+    )
+    if new.concepts and (new.patterns or new.latents):
+        raise RemovalError(
+            "remove concepts, or patterns and latents, not both: the two levels split the same "
+            "contributions, so some would be taken out twice"
+        )
+    if not new:
+        raise RemovalError("nothing to remove: give concepts, patterns or latents")
+    return new
+
+
+def latent_mask(model, removal: Removal) -> torch.Tensor:
+    """(T*L,) bool: the latents a pattern/latent removal takes out."""
+    T, L = model.ensemble.cfg.n_members, model.ensemble.cfg.n_latents
+    mask = torch.zeros(T * L, dtype=torch.bool)
+    for p in removal.patterns:
+        for t, i in model.patterns[p].members:
+            mask[t * L + i] = True
+    for t, i in removal.latents:
+        mask[t * L + i] = True
+    return mask
+
+
+@torch.no_grad()
+def removed_contributions(
+    model, e: torch.Tensor, removal: Removal | None = None, chunk: int = 1024
+) -> torch.Tensor:
+    """(B, C) the summed contribution of the removed items to each logit of embeddings ``e``: what
+    the changed model subtracts (zeros when nothing is removed)."""
+    from .decomposition import latent_contributions
+    from .explain import decomposition_by_concept
+    from .transcoders.ensemble import flat_latents
+
+    removal = model.removal if removal is None else removal
+    e = e.to(model.device, model.dtype).reshape(-1, model.config.d_in)
+    C = len(model.config.findings)
+    out = torch.zeros(len(e), C, dtype=e.dtype, device=e.device)
+    if not removal:
+        return out
+    ens, U, bias = model.ensemble, model.logit_weights, model.encoder_bias
+    if removal.concepts:
+        idx = torch.tensor([model.concepts.keys.index(k) for k in removal.concepts])
+    else:
+        mask = latent_mask(model, removal).to(e.device)
+    for a in range(0, len(e), chunk):
+        x = e[a : a + chunk].float()
+        v, i = ens.encode(x, bias=bias)
+        if removal.concepts:
+            d = decomposition_by_concept(model.concepts, x, v, i, U, ens, bias)
+            out[a : a + chunk] = d.concepts[:, idx, :].sum(1).to(out.dtype)
+        else:
+            hit = mask[flat_latents(i, ens.cfg.n_latents)]  # (b, T, k)
+            out[a : a + chunk] = (latent_contributions(v, i, U) * hit.unsqueeze(-1)).sum((1, 2)).to(out.dtype)
+    return out
+
+
+@torch.no_grad()
+def items_from_reference(
+    model,
+    e: torch.Tensor,
+    label: np.ndarray,
+    finding: str,
+    budget: int = 5,
+    level: str = "patterns",
+    strata: np.ndarray | None = None,
+) -> tuple[list, dict[str, Any]]:
+    """The items whose contribution to ``finding`` differs most between reference images with
+    the label (e.g. a device) and without it: the mean contribution among labelled images minus
+    the mean among the others, largest first (an item that raises the finding more when the
+    label is there). ``strata`` (e.g. the finding's own label): the difference is taken within
+    each stratum and averaged by its size, so that items of the finding itself, which differ
+    only because the label and the finding co-occur, are not chosen. ``level``: "patterns" (bank
+    pattern ids) or "concepts" (concept keys). Returns (items, a report of the scores)."""
+    from .explain import decomposition_by_pattern
+
+    label = np.asarray(label).astype(bool)
+    if label.all() or not label.any():
+        raise RemovalError(
+            "the reference set needs images with and without the label "
+            f"(got {int(label.sum())} of {len(label)})"
+        )
+    c = list(model.config.findings).index(finding)
+    e = e.to(model.device, model.dtype).reshape(-1, model.config.d_in).float()
+    per = []
+    for a in range(0, len(e), 1024):
+        parts = decomposition_by_pattern(
+            model.classifier,
+            model.ensemble,
+            model.bank,
+            e[a : a + 1024],
+            U=model.logit_weights,
+            encoder_bias=model.encoder_bias,
+            concepts=model.concepts if level == "concepts" else None,
+        )
+        per.append(parts.concept.concepts[:, :, c] if level == "concepts" else parts.patterns[:, :, c])
+    contrib = torch.cat(per).double().numpy()
+    groups = np.zeros(len(label), dtype=int) if strata is None else np.unique(strata, return_inverse=True)[1]
+    diff, weight = np.zeros(contrib.shape[1]), 0
+    for g in np.unique(groups):
+        s_ = groups == g
+        if label[s_].any() and (~label[s_]).any():
+            diff += s_.sum() * (contrib[s_ & label].mean(0) - contrib[s_ & ~label].mean(0))
+            weight += s_.sum()
+    if weight == 0:
+        raise RemovalError("no stratum of the reference set has images both with and without the label")
+    diff /= weight
+    order = np.argsort(-diff)[:budget]
+    if level == "concepts":
+        items = [model.concepts.keys[j] for j in order]
+    else:
+        items = [int(j) for j in order]
+    report = {
+        "level": level,
+        "with_label": int(label.sum()),
+        "without_label": int((~label).sum()),
+        "score": "mean contribution with the label minus without"
+        + (", within the strata of the finding's label" if strata is not None else ""),
+        "items": [{"item": it, "score": float(diff[j])} for it, j in zip(items, order, strict=True)],
+    }
+    return items, report
+
+
+@torch.no_grad()
+def measure_removal(before, after, embeddings, ds, split: str = "test", policy: str = "U-Ignore") -> dict:
+    """Each finding's AUROC for ``before`` and ``after`` (a model and its changed copy) on the
+    ``split`` rows of an embeddings folder's dataset ``ds`` (report labels under ``policy``)."""
+    from .backbone.embed import load_embeddings
+    from .classifier import macro_auroc
+    from .data.schema import label_matrix
+
+    emb = load_embeddings(embeddings)
+    rows = ds.select(emb.row_ids.tolist())
+    sel = np.arange(len(rows))
+    if "split" in rows.column_names:
+        sel = np.where(np.array(rows.select_columns(["split"])["split"]) == split)[0]
+    if len(sel) == 0:
+        raise RemovalError(f"{embeddings}: no {split!r} rows to measure the removal on")
+    findings = tuple(before.config.findings)
+    y, mask = label_matrix(rows.select(sel.tolist()), policy=policy, findings=findings)
+    x = emb.image[torch.from_numpy(sel)].float()
+    a = macro_auroc(before(embeddings=x).logits.float().numpy(), y, mask)[1]
+    b = macro_auroc(after(embeddings=x).logits.float().numpy(), y, mask)[1]
+    spec = emb.manifest.get("data_spec") or str(embeddings)
+    return {
+        "measured_on": f"{spec}, {split} split ({len(sel)} rows), report labels {policy}",
+        "auroc": {f: [float(a[j]), float(b[j])] for j, f in enumerate(findings)},
+    }
+
+
+def reference_embeddings(model, spec: str, *, progress: bool = True):
+    """(embeddings, dataset) of a reference set given as a dataset spec, embedded with the model's
+    backbone into lanic-hub's cache (resumed when run again)."""
+    import hashlib
+
+    from .backbone.embed import embed_dataset, load_embeddings
+    from .backbone.phantom_clip import cache_root
+    from .data.open import open_dataset
+
+    ds = open_dataset(spec)
+    key = hashlib.sha256(f"{ds._fingerprint}|{model.config.backbone}".encode()).hexdigest()[:16]
+    folder = cache_root() / "reference-embeddings" / key
+    embed_dataset(ds, model.backbone, folder, num_workers=0, text=False, progress=progress, data_spec=spec)
+    return load_embeddings(folder), ds
+
+
+def write_changed_model(source, changed, out, *, measure: bool = True, log=print) -> dict | None:
+    """Save ``changed`` (a :meth:`~lanic_hub.modeling.LanICModel.without` copy of the model in
+    folder ``source``) as a new model folder ``out``: the source's other files (thumbnails,
+    examples, backbone) come along, the card gains a section on the removal, and, when the
+    model's embeddings and their labels are on this machine (``measure``), the AUROCs before and
+    after on their test split. ``source`` is never written to. Returns the measurement."""
+    import shutil
+    from pathlib import Path
+
+    from .card import removal_text
+    from .modeling import LanICModel
+    from .utils.io import replace_dir
+
+    source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve():
+        raise RemovalError(f"{out}: write the changed model to a new folder; the source is never modified")
+    if out.exists() and any(out.iterdir()):
+        raise RemovalError(f"{out}: already exists and is not empty; choose another --out")
+    measured = None
+    emb = changed.bank_meta.get("embeddings")
+    if measure and emb and (Path(emb) / "manifest.json").is_file():
+        from .backbone.embed import read_manifest
+        from .data.open import open_dataset
+
+        spec = read_manifest(Path(emb)).get("data_spec")
+        if spec:
+            original = LanICModel.from_pretrained(source)
+            measured = measure_removal(original, changed, emb, open_dataset(spec))
+            changed.bank_meta["removal_measured"] = measured
+    if measured is None:
+        log("the AUROCs before and after were not measured: the model's embeddings or labels are not here")
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".eval_results"))  # results of the old model
+    changed.save_pretrained(tmp)
+    card = tmp / "README.md"
+    if card.is_file():
+        text = card.read_text()
+        head = "## Items removed from this model"
+        if head in text:  # a model changed before: its section is replaced, its history kept in config
+            a = text.index(head)
+            b = text.find("\n## ", a + len(head))
+            text = text[:a] + (text[b + 1 :] if b >= 0 else "")
+        section = "## Items removed from this model\n\n" + removal_text(changed) + "\n\n"
+        at = text.find("## Intended use")
+        text = text[:at] + section + text[at:] if at >= 0 else text + "\n" + section
+        card.write_text(text)
+    replace_dir(tmp, out)
+    return measured
+
+
+def choose_from_reference(
+    model,
+    spec: str,
+    label: str,
+    finding: str,
+    *,
+    split: str | None = "validate",
+    budget: int = 5,
+    level: str = "patterns",
+    progress: bool = True,
+) -> tuple[list, dict[str, Any]]:
+    """:func:`items_from_reference` on a reference set given as a dataset spec and one of its
+    label columns (``label``; 1 = with, anything else = without), on its ``split`` rows (all
+    rows when None or when it has no split column). The report says how they were chosen."""
+    emb, ds = reference_embeddings(model, spec, progress=progress)
+    rows = ds.select(emb.row_ids.tolist())
+    if label not in rows.column_names:
+        raise RemovalError(f"{spec}: no column {label!r}; columns: {', '.join(rows.column_names)}")
+    keep = np.arange(len(rows))
+    if split and "split" in rows.column_names:
+        keep = np.where(np.array(rows.select_columns(["split"])["split"]) == split)[0]
+    sel = rows.select(keep.tolist())
+    y = np.array(sel[label], dtype=float) == 1.0
+    # within the finding's own label where the set has it: its patterns co-occur with devices
+    strata = np.array(sel[finding], dtype=float) == 1.0 if finding in sel.column_names else None
+    x = emb.image[torch.from_numpy(keep)].float()
+    items, rep = items_from_reference(model, x, y, finding, budget, level, strata=strata)
+    rep["chosen_by"] = (
+        f"reference set {spec} ({split or 'all'} rows): the {len(items)} {level} whose contribution to "
+        f"{finding} differs most between the {rep['with_label']} images with '{label}' and the "
+        f"{rep['without_label']} without"
+    )
+    return items, rep

@@ -1,0 +1,180 @@
+"""Removing items from a model through its exact decomposition: the logit moves by exactly their
+contribution, the error term stays, explanations still add up, the removal survives a save and a
+load, bad requests name the nearest items, and the source folder is never written to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lanic_hub import LanICModel
+from lanic_hub.backbone.embed import load_embeddings
+from lanic_hub.explain import decomposition_by_pattern
+from lanic_hub.removal import RemovalError, items_from_reference
+
+
+@pytest.fixture(scope="module")
+def model(tiny_lanic_model):
+    return LanICModel.from_pretrained(tiny_lanic_model)
+
+
+@pytest.fixture(scope="module")
+def x(tiny_model):
+    return load_embeddings(tiny_model.parent / "emb").image[:48].float()
+
+
+def _parts(m, x):
+    return decomposition_by_pattern(
+        m.classifier,
+        m.ensemble,
+        m.bank,
+        x,
+        U=m.logit_weights,
+        encoder_bias=m.encoder_bias,
+        concepts=m.concepts,
+    )
+
+
+def test_removing_patterns_and_latents_moves_the_logit_by_exactly_their_contribution(model, x):
+    d = _parts(model, x)
+    active = (d.activation > 0).float().mean(0)
+    pats = active.argsort(descending=True)[:2].tolist()  # two patterns active on many images
+    changed = model.without(patterns=pats)
+    with torch.no_grad():
+        got = changed(embeddings=x).logits
+    want = d.logits - d.patterns[:, pats, :].sum(1)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert float((d.patterns[:, pats, :].sum(1)).abs().max()) > 1e-3  # the test moves something
+    # a latent: (member, latent) of the first pattern; its contribution by hand from the codes
+    t, i = model.patterns[pats[0]].members[0]
+    one = model.without(latents=[(t, i)])
+    v, idx = model.ensemble.encode(x)
+    hand = ((idx[:, t] == i).float() * v[:, t] / model.ensemble.cfg.n_members).sum(1, keepdim=True)
+    hand = hand * model.logit_weights[t, i].unsqueeze(0)
+    with torch.no_grad():
+        assert torch.allclose(one(embeddings=x).logits, d.logits - hand, atol=1e-5)
+    assert model.config.removed is None  # the source model is not changed
+
+
+def test_a_changed_models_explanation_adds_up_and_marks_what_was_removed(model, x):
+    d = _parts(model, x)
+    p = int((d.activation > 0).float().mean(0).argmax())
+    changed = model.without(patterns=[p], reason="test")
+    ex = changed.explain_embeddings(x[:4])
+    for b, e in enumerate(ex):
+        for c, f in enumerate(e.findings):
+            assert f.removed == pytest.approx(float(d.patterns[b, p, c]), abs=1e-5)
+            assert f.logit == pytest.approx(float(d.logits[b, c] - d.patterns[b, p, c]), abs=1e-5)
+            assert f.total == pytest.approx(f.logit, abs=1e-4)  # bias + items + error - removed
+            assert f.probability == pytest.approx(1 / (1 + np.exp(-f.logit)), abs=1e-6)
+            assert [q.pattern for q in f.patterns if q.removed] == ([p] if d.activation[b, p] > 0 else [])
+            if f.concepts:
+                s = f.bias + sum(cc.contribution for cc in f.concepts) + f.error - f.removed
+                assert s == pytest.approx(f.logit, abs=1e-4)
+        assert "leaves out" in e.notes[-1]
+    if d.activation[0, p] > 0:
+        assert "removed from the model" in ex[0].render()
+
+
+def test_removing_a_concept_takes_out_its_concept_contribution(model, x):
+    if model.concepts is None:
+        pytest.skip("the tiny model's reports support no concept directions")
+    key = model.concepts.keys[0]
+    changed = model.without(concepts=[model.concepts.names[0].upper()])  # by name, any case
+    assert changed.removal.concepts == (key,)
+    d = _parts(model, x)
+    want = d.logits - d.concept.concepts[:, 0, :]
+    with torch.no_grad():
+        assert torch.allclose(changed(embeddings=x).logits, want, atol=1e-4)
+    f = changed.explain_embeddings(x[:1])[0].findings[0]
+    assert [c.key for c in f.concepts if c.removed] == ([key] if model.concepts.named[0] else [])
+
+
+def test_unknown_items_are_clear_errors_naming_the_nearest(model):
+    if model.concepts is not None:
+        name = model.concepts.names[0]
+        with pytest.raises(RemovalError, match=f"unknown concept '{name[:-1]}x'.*nearest: '{name}'"):
+            model.without(concepts=[name[:-1] + "x"])
+    else:
+        with pytest.raises(RemovalError, match="no concept directions"):
+            model.without(concepts=["chest tube"])
+    with pytest.raises(RemovalError, match=f"pattern {len(model.patterns)} does not exist"):
+        model.without(patterns=[len(model.patterns)])
+    with pytest.raises(RemovalError, match="no pattern is named 'zzz'"):
+        model.without(patterns=["zzz"])
+    with pytest.raises(RemovalError, match="latent"):
+        model.without(latents=[(model.ensemble.cfg.n_members, 0)])
+    with pytest.raises(RemovalError, match="nothing to remove"):
+        model.without()
+    if model.concepts is not None:
+        with pytest.raises(RemovalError, match="not both"):
+            model.without(concepts=[model.concepts.keys[0]]).without(patterns=[0])
+
+
+def _digest(folder) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_the_removal_survives_save_and_load_and_the_cli_leaves_the_source_alone(
+    tiny_lanic_model, model, x, tmp_path, capsys
+):
+    from lanic_hub.cli import main
+
+    before = _digest(tiny_lanic_model)
+    pid = model.patterns[0].name
+    out = tmp_path / "changed"
+    assert (
+        main(
+            ["remove", "--model", str(tiny_lanic_model), "--pattern", "0", "--out", str(out), "--reason", "r"]
+        )
+        == 0
+    )
+    assert f"leaves out patterns 0 ('{pid}')" in capsys.readouterr().out
+    assert _digest(tiny_lanic_model) == before  # the source folder is byte for byte the same
+    loaded = LanICModel.from_pretrained(out)
+    assert loaded.config.removed["patterns"] == [0] and loaded.config.removed["reason"] == "r"
+    assert json.loads((out / "config.json").read_text())["removed"]["chosen_by"] == "by hand"
+    with torch.no_grad():
+        assert torch.allclose(loaded(embeddings=x).logits, model.without(patterns=[0])(embeddings=x).logits)
+    card = (out / "README.md").read_text()
+    assert "## Items removed from this model" in card and f"patterns 0 ('{pid}')" in card
+    # the AUROCs before and after, measured on the model's own test embeddings
+    assert "| finding | before | after | change |" in card
+    # a second removal on the changed model keeps the first in its history, one card section
+    out2 = tmp_path / "changed2"
+    assert main(["remove", "--model", str(out), "--pattern", "1", "--out", str(out2)]) == 0
+    again = LanICModel.from_pretrained(out2)
+    assert again.config.removed["patterns"] == [0, 1] and again.config.removed["history"][0]["patterns"] == [
+        0
+    ]
+    assert (out2 / "README.md").read_text().count("## Items removed from this model") == 1
+    # never onto the source, never over an existing folder
+    assert main(["remove", "--model", str(out), "--pattern", "1", "--out", str(out)]) == 2
+    assert main(["remove", "--model", str(out), "--pattern", "1", "--out", str(out2)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_the_reference_set_picks_the_pattern_whose_contribution_the_label_marks(model, x):
+    """A label that is exactly "pattern p fires": p's contribution differs the most between the
+    images with and without it when p raises the finding most; checked against a hand ranking."""
+    d = _parts(model, x)
+    c = 0
+    contrib = d.patterns[:, :, c].double().numpy()
+    fires = (d.activation > 0).numpy()
+    cand = [q for q in range(contrib.shape[1]) if 0 < fires[:, q].sum() < len(x)]
+    p = max(cand, key=lambda q: contrib[fires[:, q], q].mean())
+    label = fires[:, p]
+    items, rep = items_from_reference(model, x, label, model.config.findings[c], budget=3)
+    hand = contrib[label].mean(0) - contrib[~label].mean(0)
+    assert items == [int(j) for j in np.argsort(-hand)[:3]]
+    assert rep["items"][0]["score"] == pytest.approx(hand.max())
+    with pytest.raises(RemovalError, match="with and without"):
+        items_from_reference(model, x, np.ones(len(x), bool), model.config.findings[c])
