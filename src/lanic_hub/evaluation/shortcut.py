@@ -204,6 +204,8 @@ def _one_seed(
     if removal:
         res |= _removal(out, spec, seed, models, test_n, pairs, progress, log)
     res["seconds"] = round(time.perf_counter() - t0, 1)
+    write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))  # this seed's, as soon as it is done
+    write_text_atomic(out / "shortcut.md", markdown(res))
     return res
 
 
