@@ -181,7 +181,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from .modeling import LanICModel
-    from .removal import RemovalError, choose_from_reference, write_changed_model
+    from .removal import RemovalError
+    from .removal_io import choose_from_reference, write_changed_model
 
     model = LanICModel.from_pretrained(args.model)
     concepts, patterns = list(args.concept), list(args.pattern)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.phantom.preview import phantom_examples
+from .data.examples import phantom_examples
 from .errors import LanicError
 from .patterns.bank import pattern_label
 from .patterns.build import SENTENCE_FIT
@@ -133,7 +133,8 @@ class Demo:
         """The model without ``concept`` (:meth:`LanICModel.without`): this image's probabilities
         from the changed model, and each finding's AUROC before and after on the model's own test
         embeddings when they are here (measured once per concept)."""
-        from .removal import RemovalError, measure_removal
+        from .removal import RemovalError
+        from .removal_io import measure_removal
 
         if not concept:
             return {}, "Choose a concept to remove."

@@ -365,7 +365,7 @@ def model_stage(
     folder = Path(folder or run.out / "model")
     model_dir = export_model(trained.folder, folder, data.dataset, opts, trained.report, health=health)
     if demo_examples:
-        from .data.phantom.preview import phantom_examples
+        from .data.examples import phantom_examples
 
         phantom_examples(run.out)
     return ModelHandle(model_dir, health)

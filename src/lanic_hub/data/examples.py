@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,25 @@ def pick_examples(ds, source: str, n: int = 4, scan: int | None = None) -> list[
         if len(picked) >= n:
             break
     return picked
+
+
+def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
+    """PNG copies of a few test phantoms of a run folder (``folder/phantoms/hf``) in
+    ``folder/demo-examples``, with their ground truth as captions: the images the README and the
+    demo point at (one per leading finding, and one normal)."""
+    from .images import load_image
+    from .open import open_dataset
+
+    hf = folder / "phantoms" / "hf"
+    if not hf.is_dir():
+        return []
+    ds = open_dataset(f"hf:{hf.resolve()}")
+    out_dir = folder / "demo-examples"
+    out_dir.mkdir(exist_ok=True)
+    res = []
+    for ex in pick_examples(ds, "phantom", n):  # one per leading finding, one normal
+        path = out_dir / f"phantom_{ex.row:05d}.png"
+        if not path.exists():
+            load_image(ds[ex.row]["image"]).save(path)
+        res.append((str(path), ex.caption))
+    return res

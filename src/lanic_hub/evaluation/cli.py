@@ -51,9 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="phantom-shortcut: fresh decoupled and anti-coupled test phantoms for the removal table "
         "(default 5000 each)",
     )
-    p.add_argument(
-        "--no-removal", action="store_true", help="phantom-shortcut: the explanation table only"
-    )
+    p.add_argument("--no-removal", action="store_true", help="phantom-shortcut: the explanation table only")
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument(
         "--data",

@@ -267,7 +267,7 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
     found = R.methods(model, ref, spec.factor, spec.finding, seed=seed)
     table = R.removal_table(model, control, found, tests, spec.finding, pair_x)
     if "model" in found.get("concept", {}):  # the changed model, with the suite's figures on its card
-        from ..removal import write_changed_model
+        from ..removal_io import write_changed_model
 
         cm = found["concept"]["model"]
         d = table["concept"]["by_split"]["decoupled"]

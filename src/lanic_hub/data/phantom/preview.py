@@ -132,26 +132,3 @@ def label_summary(studies: Sequence[PhantomStudy]) -> str:
             agree = f"{np.mean([(v == 1.0) == t for v, t in pairs]):.3f}" if pairs else "-"
         out.append(f"| {c} | {cnt[1.0]} | {cnt[0.0]} | {cnt[-1.0]} | {blank} | {agree} |")
     return "\n".join(out) + "\n"
-
-
-def phantom_examples(folder: Path, n: int = 4) -> list[tuple[str, str]]:
-    """PNG copies of a few test phantoms of a run folder (``folder/phantoms/hf``) in
-    ``folder/demo-examples``, with their ground truth as captions: the images the README and the
-    demo point at (one per leading finding, and one normal)."""
-    from ..examples import pick_examples
-    from ..images import load_image
-    from ..open import open_dataset
-
-    hf = folder / "phantoms" / "hf"
-    if not hf.is_dir():
-        return []
-    ds = open_dataset(f"hf:{hf.resolve()}")
-    out_dir = folder / "demo-examples"
-    out_dir.mkdir(exist_ok=True)
-    res = []
-    for ex in pick_examples(ds, "phantom", n):  # one per leading finding, one normal
-        path = out_dir / f"phantom_{ex.row:05d}.png"
-        if not path.exists():
-            load_image(ds[ex.row]["image"]).save(path)
-        res.append((str(path), ex.caption))
-    return res
