@@ -111,9 +111,15 @@ def methods(
     # concept: the concept whose key is the factor (its name is what the explanation shows)
     try:
         cm = model.without(concepts=[factor], chosen_by="concept name", reason=f"shortcut for {finding}")
-        name = dict(zip(model.concepts.keys, model.concepts.names, strict=True))[factor]
-        out["concept"] = {"logits": [_model_logits(cm)], "removed": [name], "model": cm}
-    except (RemovalError, KeyError) as exc:
+        k = model.concepts.keys.index(factor)
+        out["concept"] = {
+            "logits": [_model_logits(cm)],
+            "removed": [model.concepts.names[k]],
+            "model": cm,
+            # whether held-out reports support the concept's name (a reader sees it named only then)
+            "named": bool(model.concepts.named[k]),
+        }
+    except (RemovalError, ValueError) as exc:
         out["concept"] = {"error": f"no concept for {factor}: {exc}"}
     # reference set: the user's label, within the strata of the finding's own label
     try:
@@ -241,7 +247,7 @@ def removal_table(
                 shares.append(1.0 - float(d_after.mean()) / float(d_before.mean()))
             entry["pair_effect_removed"] = float(np.mean(shares))
             entry["pair_effect_before"] = float(d_before.mean())
-        for k in ("scores", "ground_truth_patterns", "groups"):
+        for k in ("scores", "ground_truth_patterns", "groups", "named"):
             if k in m:
                 entry[k] = m[k]
         res[name] = entry
