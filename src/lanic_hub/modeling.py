@@ -649,7 +649,7 @@ class LanICModel(PreTrainedModel):
             for c, f in enumerate(ex.findings):
                 f.removed = float(R[b, c])
                 f.logit -= f.removed
-                f.probability = 1.0 / (1.0 + math.exp(-f.logit))
+                f.probability = 0.5 * (1.0 + math.tanh(f.logit / 2))  # sigmoid, no overflow
                 for pc in f.patterns:
                     pc.removed = pc.pattern in pats
                 for cc in f.concepts:

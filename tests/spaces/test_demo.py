@@ -200,6 +200,15 @@ def test_the_page_in_a_headless_browser(served, image):
         assert "Pleural Effusion" in body and "Cardiomegaly" in body
         assert page.locator(".js-plotly-plot, canvas, img, svg").count() > 0
         page.screenshot(path=str(SHOTS / "demo_explain.png"), full_page=True)
+        # remove a concept from the model: the changed model's figures appear beside "what if"
+        page.get_by_text("Remove a concept from the model").first.click()
+        page.get_by_label("Concept to leave out (e.g. a device)").click()
+        page.get_by_role("option").first.click()
+        page.get_by_role("button", name="Remove this concept from the model").click()
+        page.get_by_text("Without '", exact=False).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        assert "before" in page.inner_text("body")
+        page.screenshot(path=str(SHOTS / "demo_remove.png"), full_page=True)
         page.get_by_role("tab", name="Patterns").click()
         page.wait_for_timeout(800)
         assert "support" in page.inner_text("body")
