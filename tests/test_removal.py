@@ -178,3 +178,29 @@ def test_the_reference_set_picks_the_pattern_whose_contribution_the_label_marks(
     assert rep["items"][0]["score"] == pytest.approx(hand.max())
     with pytest.raises(RemovalError, match="with and without"):
         items_from_reference(model, x, np.ones(len(x), bool), model.config.findings[c])
+
+
+def test_the_evaluation_harness_measures_a_changed_model_as_changed(model, x):
+    """lanic-eval's accuracy block of a changed model: AUROCs of its own logits (the classifier's
+    minus the removed items), by sklearn on the same labels."""
+    from sklearn.metrics import roc_auc_score
+
+    from lanic_hub.evaluation.runner import SuiteData, evaluate_lanic
+
+    d = _parts(model, x)
+    p = int(d.patterns[:, :, 0].abs().sum(0).argmax())  # the pattern that moves Atelectasis most
+    changed = model.without(patterns=[p])
+    rng = np.random.default_rng(0)
+    y = (rng.random((len(x), 5)) < 0.5).astype(float)
+    y[:, 0] = (
+        d.logits[:, 0] - d.patterns[:, p, 0] > float((d.logits[:, 0] - d.patterns[:, p, 0]).median())
+    ).numpy()
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"split": ["test"] * len(x)})
+    data = SuiteData("phantom", "x", "f", x, rows, np.array(["test"] * len(x)), y, np.ones_like(y, bool))
+    got = evaluate_lanic(changed, data, n_boot=0)["accuracy"]["classifier"]["auroc"]["per_finding"]
+    want = roc_auc_score(y[:, 0], (d.logits[:, 0] - d.patterns[:, p, 0]).numpy())
+    assert got[0] == pytest.approx(want) and want == 1.0  # the changed model's logit ranks its own label
+    before = evaluate_lanic(model, data, n_boot=0)["accuracy"]["classifier"]["auroc"]["per_finding"]
+    assert before[0] == pytest.approx(roc_auc_score(y[:, 0], d.logits[:, 0].numpy())) and before[0] < 1.0
