@@ -178,6 +178,11 @@ def test_the_reference_set_picks_the_pattern_whose_contribution_the_label_marks(
     assert rep["items"][0]["score"] == pytest.approx(hand.max())
     with pytest.raises(RemovalError, match="with and without"):
         items_from_reference(model, x, np.ones(len(x), bool), model.config.findings[c])
+    with pytest.raises(RemovalError, match="choose 'patterns' or 'concepts'"):
+        items_from_reference(model, x, label, model.config.findings[c], level="latents")
+    if model.concepts is not None:  # the concept level ranks concept keys the same way
+        keys, _ = items_from_reference(model, x, label, model.config.findings[c], budget=2, level="concepts")
+        assert len(keys) == 2 and set(keys) <= set(model.concepts.keys)
 
 
 def test_the_evaluation_harness_measures_a_changed_model_as_changed(model, x):

@@ -241,6 +241,10 @@ def items_from_reference(
     pattern ids) or "concepts" (concept keys). Returns (items, a report of the scores)."""
     from .explain import decomposition_by_pattern
 
+    if level not in ("patterns", "concepts"):
+        raise RemovalError(f"level {level!r}: choose 'patterns' or 'concepts'")
+    if level == "concepts" and model.concepts is None:
+        raise RemovalError("this model has no concept directions: choose patterns from the reference set")
     label = np.asarray(label).astype(bool)
     if label.all() or not label.any():
         raise RemovalError(
