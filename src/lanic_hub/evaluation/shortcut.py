@@ -97,39 +97,16 @@ def run_shortcut_suite(
     (each in ``out/seed-<s>``), summarised in ``over_seeds``; default: ``seed`` alone, in ``out``."""
     out = Path(out)
     t0 = time.perf_counter()
-    if not seeds or len(seeds) == 1:
-        res = _one_seed(
-            out,
-            shortcut,
-            n,
-            seeds[0] if seeds else seed,
-            backbone,
-            members,
-            patterns,
-            removal,
-            test_n,
-            pairs,
-            progress,
-            log,
-        )
+    seeds = tuple(seeds or (seed,))
+
+    def one(s: int, folder: Path) -> dict[str, Any]:
+        args = (shortcut, n, s, backbone, members, patterns, removal, test_n, pairs, progress, log)
+        return _one_seed(folder, *args)
+
+    if len(seeds) == 1:
+        res = one(seeds[0], out)
     else:
-        per = {
-            s: _one_seed(
-                out / f"seed-{s}",
-                shortcut,
-                n,
-                s,
-                backbone,
-                members,
-                patterns,
-                removal,
-                test_n,
-                pairs,
-                progress,
-                log,
-            )
-            for s in seeds
-        }
+        per = {s: one(s, out / f"seed-{s}") for s in seeds}
         res = {**per[seeds[0]], "seeds": list(seeds), "over_seeds": _over_seeds(per)}
     res["seconds"] = round(time.perf_counter() - t0, 1)
     write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))
