@@ -18,5 +18,6 @@ ORDER = [
 ]
 
 #: Modules that run only when named (``python -m benchmarks scale``): the paper-shape rehearsal
-#: takes about 40 minutes on 2 cores; the Space at paper shape needs a model folder built first.
-OPTIONAL = ["scale", "space_paper"]
+#: takes about 40 minutes on 2 cores; the Space at paper shape needs a model folder built first;
+#: the phantom-shortcut suite's times are read from a run of it (or, asked for, one seed run cold).
+OPTIONAL = ["scale", "space_paper", "shortcut"]

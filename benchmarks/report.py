@@ -351,6 +351,24 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 "2,000 phantoms generated and embedded (cold)",
             )
         )
+    sh = res("shortcut")
+    for r in sh.get("seeds", []) if sh else []:
+        c = r.get("coupling") or {}
+        phases = "; ".join(
+            f"{k.removeprefix('seconds_')} {r[k]:.0f} s"
+            for k in ("seconds_worlds", "seconds_removal")
+            if r.get(k)
+        )
+        out.append(
+            (
+                f"eval: phantom-shortcut suite, seed {r['seed']} ({c.get('factor')}:{c.get('finding')})",
+                "-",
+                f"{r['seconds']:.0f} s",
+                "-",
+                f"{phases}; two worlds of {r['phantoms']} phantoms, removal on 2 x {r['test_phantoms']} "
+                f"test phantoms; {sh['source']} (a phase near 0 s was cached)",
+            )
+        )
     ex = res("explain")
     before = _explain_before()
     for key, row in ex.items():

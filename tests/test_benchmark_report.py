@@ -128,3 +128,26 @@ def test_scoring_rows_judge_each_pass_against_half_the_encoder():
     assert _row(rows, "bank scoring pass 1")[3] == "**no**"
     assert _row(rows, "bank scoring pass 2")[3] == "yes"
     assert not any("encoder vs" in r[0] for r in rows)
+
+
+def test_the_shortcut_suite_time_is_read_from_a_run_of_it(tmp_path, monkeypatch):
+    """bench_shortcut reads the times each seed of a phantom-shortcut run recorded; the report
+    shows one row per seed with its phases."""
+    import json
+
+    from benchmarks import bench_shortcut
+
+    for s, (w, r) in {0: (610.0, 240.0), 1: (0.4, 250.0)}.items():
+        (tmp_path / f"seed-{s}").mkdir()
+        doc = {"seed": s, "coupling": {"factor": "chest_tube", "finding": "Atelectasis"},
+               "phantoms": 2000, "test_phantoms": 5000, "seconds": w + r, "seconds_worlds": w,
+               "seconds_removal": r}  # fmt: skip
+        (tmp_path / f"seed-{s}" / "shortcut.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("LANIC_BENCH_SHORTCUT", str(tmp_path))
+    res = bench_shortcut.main()
+    assert [r["seconds"] for r in res["seeds"]] == [850.0, 250.4]
+    rows = rows_from({"shortcut": {"result": res}})
+    row = _row(rows, "eval: phantom-shortcut suite, seed 1 (chest_tube:Atelectasis)")
+    assert row[2] == "250 s" and "removal 250 s" in row[4] and "worlds 0 s" in row[4]
+    monkeypatch.setenv("LANIC_BENCH_SHORTCUT", str(tmp_path / "nothing"))
+    assert "skipped" in bench_shortcut.main()

@@ -172,10 +172,17 @@ def test_the_reference_set_picks_the_pattern_whose_contribution_the_label_marks(
     cand = [q for q in range(contrib.shape[1]) if 0 < fires[:, q].sum() < len(x)]
     p = max(cand, key=lambda q: contrib[fires[:, q], q].mean())
     label = fires[:, p]
-    items, rep = items_from_reference(model, x, label, model.config.findings[c], budget=3)
+    items, rep = items_from_reference(model, x, label, model.config.findings[c], budget=3, min_share=0.0)
     hand = contrib[label].mean(0) - contrib[~label].mean(0)
     assert items == [int(j) for j in np.argsort(-hand)[:3]]
     assert rep["items"][0]["score"] == pytest.approx(hand.max())
+    # by default only items scoring at least a quarter of the top one are kept
+    top3 = np.argsort(-hand)[:3]
+    kept, rep = items_from_reference(model, x, label, model.config.findings[c], budget=3)
+    assert kept == [int(j) for j in top3 if hand[j] >= 0.25 * hand.max()] and kept[0] == items[0]
+    assert rep["min_share"] == 0.25 and rep["next"][0]["item"] == int(np.argsort(-hand)[len(kept)])
+    with pytest.raises(RemovalError, match="min_share must be in"):
+        items_from_reference(model, x, label, model.config.findings[c], min_share=1.5)
     with pytest.raises(RemovalError, match="with and without"):
         items_from_reference(model, x, np.ones(len(x), bool), model.config.findings[c])
     with pytest.raises(RemovalError, match="choose 'patterns' or 'concepts'"):

@@ -205,6 +205,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
             split=args.split,
             budget=args.budget,
             level=args.level,
+            min_share=args.min_share,
             progress=not args.quiet,
         )
         (concepts if args.level == "concepts" else patterns).extend(items)
@@ -569,6 +570,12 @@ def _parser_remove(sub) -> None:
     p.add_argument("--split", default="validate", help="the reference rows to use (default: validate)")
     p.add_argument("--budget", type=int, default=5, help="how many items the reference set chooses")
     p.add_argument("--level", choices=["patterns", "concepts"], default="patterns")
+    p.add_argument(
+        "--min-share",
+        type=float,
+        default=0.25,
+        help="the reference set keeps items scoring at least this share of the top one (default 0.25)",
+    )
     p.add_argument("--reason", default="", help="why (shown on the card)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_remove)

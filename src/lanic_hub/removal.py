@@ -37,6 +37,9 @@ import torch
 
 from .errors import ConfigError
 
+MIN_SHARE = 0.25
+"""A reference set chooses items scoring at least this share of the top item's score."""
+
 
 class RemovalError(ConfigError):
     """An item to remove is unknown to the model, or the request mixes levels."""
@@ -231,6 +234,7 @@ def items_from_reference(
     budget: int = 5,
     level: str = "patterns",
     strata: np.ndarray | None = None,
+    min_share: float = MIN_SHARE,
 ) -> tuple[list, dict[str, Any]]:
     """The items whose contribution to ``finding`` differs most between reference images with
     the label (e.g. a device) and without it: the mean contribution among labelled images minus
@@ -238,7 +242,10 @@ def items_from_reference(
     label is there). ``strata`` (e.g. the finding's own label): the difference is taken within
     each stratum and averaged by its size, so that items of the finding itself, which differ
     only because the label and the finding co-occur, are not chosen. ``level``: "patterns" (bank
-    pattern ids) or "concepts" (concept keys). Returns (items, a report of the scores)."""
+    pattern ids) or "concepts" (concept keys). At most ``budget`` items are chosen, and only those
+    scoring at least ``min_share`` of the top score: where one item stands far above the rest (the
+    chest tube concept scores 1.77, the next concept 0.20, on the shortcut world of seed 0), the
+    rest are not the label's. Returns (items, a report of the scores)."""
     from .explain import decomposition_by_pattern
 
     if level not in ("patterns", "concepts"):
@@ -277,6 +284,12 @@ def items_from_reference(
         raise RemovalError("no stratum of the reference set has images both with and without the label")
     diff /= weight
     order = np.argsort(-diff)[:budget]
+    if not 0.0 <= min_share <= 1.0:
+        raise RemovalError(f"min_share must be in [0, 1], got {min_share}")
+    if min_share > 0:
+        if diff[order[0]] <= 0:
+            raise RemovalError(f"no item contributes more to {finding} with the label than without it")
+        order = order[diff[order] >= min_share * diff[order[0]]]
     if level == "concepts":
         items = [model.concepts.keys[j] for j in order]
     else:
@@ -288,5 +301,10 @@ def items_from_reference(
         "score": "mean contribution with the label minus without"
         + (", within the strata of the finding's label" if strata is not None else ""),
         "items": [{"item": it, "score": float(diff[j])} for it, j in zip(items, order, strict=True)],
+        "next": [
+            {"item": model.concepts.keys[j] if level == "concepts" else int(j), "score": float(diff[j])}
+            for j in np.argsort(-diff)[len(items) : len(items) + 3]
+        ],
+        "min_share": min_share,
     }
     return items, report

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .removal import RemovalError, items_from_reference
+from .removal import MIN_SHARE, RemovalError, items_from_reference
 
 
 @torch.no_grad()
@@ -115,6 +115,7 @@ def choose_from_reference(
     split: str | None = "validate",
     budget: int = 5,
     level: str = "patterns",
+    min_share: float = MIN_SHARE,
     progress: bool = True,
 ) -> tuple[list, dict[str, Any]]:
     """:func:`items_from_reference` on a reference set given as a dataset spec and one of its
@@ -132,7 +133,7 @@ def choose_from_reference(
     # within the finding's own label where the set has it: its patterns co-occur with devices
     strata = np.array(sel[finding], dtype=float) == 1.0 if finding in sel.column_names else None
     x = emb.image[torch.from_numpy(keep)].float()
-    items, rep = items_from_reference(model, x, y, finding, budget, level, strata=strata)
+    items, rep = items_from_reference(model, x, y, finding, budget, level, strata=strata, min_share=min_share)
     rep["chosen_by"] = (
         f"reference set {spec} ({split or 'all'} rows): the {len(items)} {level} whose contribution to "
         f"{finding} differs most between the {rep['with_label']} images with '{label}' and the "

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from lanic_hub.evaluation.removal_suite import scr
 from lanic_hub.evaluation.shortcut import _over_seeds, run_shortcut_suite
@@ -81,7 +82,10 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
     )
     doc = json.loads((tmp_path / "shortcut.json").read_text())
     rem = doc["removal"]
-    assert set(rem) == {"concept", "reference-set", "oracle", "random", "leace", "retrain-head"}
+    assert set(rem) == {
+        "concept", "reference-set", "reference-set-concepts", "oracle", "random", "leace", "retrain-head",
+        "factor-absent",
+    }  # fmt: skip
     for name, v in rem.items():
         assert "error" not in v, (name, v)
         assert {"scr", "auroc_before", "auroc_after", "collateral_max", "removed"} <= set(v)
@@ -95,6 +99,17 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
     assert anti["oracle"]["auroc_after"] > anti["random"]["auroc_after"]
     assert rem["oracle"]["pair_effect_removed"] > rem["random"]["pair_effect_removed"] + 0.03
     assert anti["concept"]["scr"] > anti["random"]["scr"] + 0.5  # the concept named for the tube
+    # the reference set's concept level chooses the concept named for the tube first
+    assert rem["reference-set-concepts"]["removed"][0] == rem["concept"]["removed"][0]
+    # the reference row: the same test images rendered again without the tube
+    assert anti["factor-absent"]["auroc_after"] > anti["factor-absent"]["auroc_before"]
+    assert "pair_effect_removed" not in rem["factor-absent"]
+    from lanic_hub.backbone.embed import load_embeddings
+
+    saved = torch.load(tmp_path / "removal-test" / "anti-coupled" / "emb-without-chest_tube.pt")
+    x = load_embeddings(tmp_path / "removal-test" / "anti-coupled" / "emb").image.float()
+    changed_rows = (saved["x"] != x).any(1).numpy()
+    assert changed_rows.sum() == anti["factor-absent"]["images_with_factor"] > 0
     assert len(rem["random"]["removed"]) == 10 and all(len(r) == 5 for r in rem["random"]["removed"])
     # the anti-coupled images carry the tube exactly where atelectasis is absent
     from lanic_hub.data.open import open_dataset
@@ -111,3 +126,28 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
     assert (
         "| retrain-head |" in (tmp_path / "shortcut" / "model-without-chest_tube" / "README.md").read_text()
     )
+
+
+def test_a_phantom_rendered_again_without_a_factor_is_the_same_image_but_that_factor(tmp_path):
+    """render_without re-draws the exported phantoms: with nothing switched off it gives the very
+    pixels export wrote; with the chest tube switched off it changes exactly the images with a tube."""
+    import io
+
+    from PIL import Image
+
+    from lanic_hub.data.open import open_dataset
+    from lanic_hub.data.phantom import PhantomConfig, ShortcutSpec, export
+    from lanic_hub.data.phantom.config import SPLITS
+    from lanic_hub.evaluation.counterfactual import render_without
+
+    world = PhantomConfig(shortcuts=(ShortcutSpec("chest_tube", "Atelectasis", 1.0, SPLITS, anti=True),))
+    export(tmp_path, 12, 3, world, mimic=False, progress=False)
+    ds = open_dataset(f"hf:{tmp_path / 'hf'}")
+    idx, splits = list(range(12)), list(ds["split"])
+    stored = [np.array(Image.open(io.BytesIO(im["bytes"]))) for im in ds["image"]]  # stored undecoded
+    again = render_without(idx, splits, "", 3, world, num_proc=1)
+    assert all(np.array_equal(a, b) for a, b in zip(again, stored, strict=True))
+    off = render_without(idx, splits, "chest_tube", 3, world, num_proc=1)
+    tube = np.array(ds["gt_chest_tube"], dtype=bool)
+    assert 0 < tube.sum() < 12
+    assert [not np.array_equal(a, b) for a, b in zip(off, stored, strict=True)] == tube.tolist()

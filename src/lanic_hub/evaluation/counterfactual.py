@@ -118,30 +118,23 @@ def _render(args) -> np.ndarray:
     from ..data.phantom.render import render
     from ..data.phantom.sampling import sample_case
 
-    index, factor, seed, world, size = args
+    index, factor, seed, world, size, split = args
     world = PhantomConfig.from_dict(world)
-    case = sample_case(world, np.random.default_rng((seed, index, 1)), "test")
+    case = sample_case(world, np.random.default_rng((seed, index, 1)), split)
     if factor:
         case = case.without(factor)
     return render(case, size, seed, index, world.image_noise)
 
 
-def render_pairs(
-    pairs: list[Pair], cfg: CounterfactualConfig, world: PhantomConfig | None = None, progress: bool = False
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(with, without) images of each pair; each case's 'with' image is rendered once."""
+def _render_all(jobs: list[tuple], num_proc: int, desc: str, progress: bool) -> list[np.ndarray]:
+    """Render ``jobs`` ((index, factor to switch off or "", seed, world dict, size, split)) in order."""
     from multiprocessing import get_context
 
     from ..utils.progress import tqdm
     from ..utils.system import cap_workers
 
-    world = world or PhantomConfig()
-    d = world.to_dict()
-    on_idx = sorted({p.index for p in pairs})
-    jobs = [(i, "", cfg.seed, d, cfg.image_size) for i in on_idx]
-    jobs += [(p.index, p.factor, cfg.seed, d, cfg.image_size) for p in pairs]
-    n = cap_workers(cfg.num_proc, "counterfactual renders")
-    bar = tqdm(total=len(jobs), desc="counterfactual renders", unit="img", disable=not progress)
+    n = cap_workers(num_proc, desc)
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress)
     imgs = []
     if n <= 1:
         for j in jobs:
@@ -153,8 +146,37 @@ def render_pairs(
                 imgs.append(im)
                 bar.update()
     bar.close()
+    return imgs
+
+
+def render_pairs(
+    pairs: list[Pair], cfg: CounterfactualConfig, world: PhantomConfig | None = None, progress: bool = False
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(with, without) images of each pair; each case's 'with' image is rendered once."""
+    d = (world or PhantomConfig()).to_dict()
+    on_idx = sorted({p.index for p in pairs})
+    jobs = [(i, "", cfg.seed, d, cfg.image_size, "test") for i in on_idx]
+    jobs += [(p.index, p.factor, cfg.seed, d, cfg.image_size, "test") for p in pairs]
+    imgs = _render_all(jobs, cfg.num_proc, "counterfactual renders", progress)
     on = dict(zip(on_idx, imgs[: len(on_idx)], strict=True))
     return [on[p.index] for p in pairs], imgs[len(on_idx) :]
+
+
+def render_without(
+    indices: list[int],
+    splits: list[str],
+    factor: str,
+    seed: int,
+    world: PhantomConfig,
+    *,
+    num_proc: int = 2,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Images ``indices`` of the world's phantom stream ``seed`` (as :func:`~lanic_hub.data.phantom.export`
+    draws them, each in its split) rendered again with ``factor`` switched off, all else identical."""
+    d = world.to_dict()
+    jobs = [(i, factor, seed, d, world.image_size, s) for i, s in zip(indices, splits, strict=True)]
+    return _render_all(jobs, num_proc, f"renders without {factor}", progress)
 
 
 @torch.no_grad()

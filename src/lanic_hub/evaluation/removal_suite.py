@@ -17,7 +17,9 @@ takes away. The methods, each with the same budget of removed items where that a
 - ``concept``: the concept named for the factor (what a reader of the explanation removes);
 - ``reference-set``: the patterns whose contribution differs most between the world's
   train+validate images with and without a label (the report's "Support Devices" for a device,
-  the factor's hand label for an artifact), within the strata of the finding's own label;
+  the factor's hand label for an artifact), within the strata of the finding's own label, kept
+  while their score is at least a quarter of the top one (:func:`~lanic_hub.removal.items_from_reference`);
+- ``reference-set-concepts``: the same choice among the report concepts;
 - ``oracle``: the patterns whose ground-truth factor is the shortcut (ranked the same way);
 - ``random``: random non-context patterns (the mean over draws, with the spread);
 - ``leace``: LEACE (Belrose et al. 2023, EleutherAI's concept-erasure) of the same label from the
@@ -25,6 +27,12 @@ takes away. The methods, each with the same budget of removed items where that a
 - ``retrain-head``: the finding's output unit retrained on the hidden layer with the four
   (factor, finding) groups weighted equally (deep feature reweighting; the upper reference: it
   uses the ground-truth factor).
+
+Beside them, one reference that is not a method: ``factor-absent``, the shortcut model on the same
+test images rendered again without the factor (the phantom world can; a real dataset cannot). It
+is what taking out exactly the factor's effect, and nothing else, wins back: where its SCR is far
+below 1, the rest of the gap to the control model is not the factor's, and no removal of it can
+win that back.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.phantom.case import DEVICE_FACTORS
 
-METHODS = ("concept", "reference-set", "oracle", "random", "leace", "retrain-head")
+METHODS = ("concept", "reference-set", "reference-set-concepts", "oracle", "random", "leace", "retrain-head")
 BUDGET = 5
 RANDOM_DRAWS = 10
 
@@ -54,6 +62,8 @@ class TestSet:
     """(N, C) bool ground truth of each finding."""
     factor: np.ndarray
     """(N,) bool: the image carries the shortcut factor."""
+    x_without: torch.Tensor | None = None
+    """(N, d) the same images with the factor switched off (re-rendered; the phantom world only)."""
 
 
 @dataclass
@@ -134,12 +144,26 @@ def methods(
         }
     except RemovalError as exc:
         out["reference-set"] = {"error": str(exc)}
+    # the same, one level up: the report concepts whose contribution differs most
+    try:
+        items, rep = items_from_reference(
+            model, ref.x, ref.label, finding, budget, "concepts", strata=ref.finding_label
+        )
+        rm = model.without(concepts=items, chosen_by=f"reference set ({ref.label_name}), concepts")
+        out["reference-set-concepts"] = {
+            "logits": [_model_logits(rm)],
+            "removed": [model.concepts.names[model.concepts.keys.index(k)] for k in items],
+            "scores": rep["items"] + rep["next"],
+        }
+    except RemovalError as exc:
+        out["reference-set-concepts"] = {"error": str(exc)}
     # oracle: ground-truth patterns of the factor, ranked by the same difference with perfect labels
     gt_ids = {p.id for p in model.patterns if (p.best_factor or {}).get("factor") == factor}
     if gt_ids:
         ranked, _ = items_from_reference(
-            model, ref.x, ref.gt_factor, finding, len(model.patterns), "patterns", strata=ref.gt_finding
-        )
+            model, ref.x, ref.gt_factor, finding, len(model.patterns), "patterns", strata=ref.gt_finding,
+            min_share=0.0,
+        )  # fmt: skip
         pick = [p for p in ranked if p in gt_ids][:budget]  # the bank's patterns of that factor
         om = model.without(patterns=pick, chosen_by="ground truth (oracle)")
         out["oracle"] = {
@@ -212,6 +236,15 @@ def removal_table(
     if pairs is not None:
         on, off = pairs
         d_before = before(on)[:, c] - before(off)[:, c]
+    if tests and all(t.x_without is not None for t in tests):
+        found = {
+            **found,
+            "factor-absent": {
+                "logits": [before],
+                "input": "without",
+                "removed": ["the factor itself (the test images rendered again without it)"],
+            },
+        }
     res: dict[str, Any] = {}
     for name, m in found.items():
         if "error" in m:
@@ -220,7 +253,8 @@ def removal_table(
         by_split = {}
         for t in tests:
             a0, ac = base[t.name]
-            runs = [_aurocs(fn(t.x), t.gt) for fn in m["logits"]]
+            x = t.x_without if m.get("input") == "without" else t.x
+            runs = [_aurocs(fn(x), t.gt) for fn in m["logits"]]
             after = np.nanmean(np.array(runs), axis=0).tolist()
             scrs = [scr(a0[c], r[c], ac[c]) for r in runs]
             others = [j for j in range(len(a0)) if j != c]
@@ -240,7 +274,7 @@ def removal_table(
             }
         entry = {**by_split[tests[0].name], "by_split": by_split}
         entry["removed"] = m["removed"]
-        if pairs is not None:
+        if pairs is not None and m.get("input") != "without":
             shares = []
             for fn in m["logits"]:
                 d_after = fn(on)[:, c] - fn(off)[:, c]
@@ -276,7 +310,13 @@ def markdown(r: dict[str, Any]) -> list[str]:
         "phantoms no model saw, AUROC against the ground truth. SCR = (after - before) / (control - before). "
         "Collateral: the largest AUROC change of another finding. Pair effect removed: the share of the "
         f"factor's mean effect on the finding's logit (the same image with and without it, "
-        f"{r.get('pairs', 0)} pairs) that the removal takes away.",
+        f"{r.get('pairs', 0)} pairs) that the removal takes away."
+        + (
+            " factor-absent is a reference, not a method: the shortcut model on the same test images "
+            "rendered again without the factor (what taking out exactly the factor's effect wins back)."
+            if "factor-absent" in rem
+            else ""
+        ),
         "",
         "| method | "
         + " | ".join(f"SCR {s} | AUROC {s}: before -> after (control)" for s in splits)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -178,8 +179,11 @@ def _one_seed(
                 model, cemb.image.float()[cte], crows.select(cte), spec.factor, spec.finding
             ),
         }
+    res["seconds_worlds"] = round(time.perf_counter() - t0, 1)  # both pipelines (cached stages are skipped)
     if removal:
+        t1 = time.perf_counter()
         res |= _removal(out, spec, seed, models, test_n, pairs, progress, log)
+        res["seconds_removal"] = round(time.perf_counter() - t1, 1)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))  # this seed's, as soon as it is done
     write_text_atomic(out / "shortcut.md", markdown(res))
@@ -207,9 +211,15 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
         ds = open_dataset(f"hf:{(folder / 'hf').resolve()}")
         embed_dataset(ds, model.backbone, folder / "emb", num_workers=0, text=False, progress=progress)
         emb = load_embeddings(folder / "emb")
-        rows = ds.select(emb.row_ids.tolist()).select_columns([*gt_cols, factor_col])
+        rows = ds.select(emb.row_ids.tolist()).select_columns([*gt_cols, factor_col, "split"])
         gt = np.array([rows[c] for c in gt_cols], dtype=bool).T
-        return R.TestSet(name, emb.image.float(), gt, np.array(rows[factor_col], dtype=bool))
+        carries = np.array(rows[factor_col], dtype=bool)
+        x = emb.image.float()
+        x_without = _without_factor(
+            folder, spec.factor, 10_000 + seed, cfg, emb.row_ids.numpy(), np.array(rows["split"]), carries, x,
+            model.backbone, progress,
+        )  # fmt: skip
+        return R.TestSet(name, x, gt, carries, x_without)
 
     log(f"== removal: {test_n} decoupled and {test_n} anti-coupled test phantoms ==")
     anti = ShortcutSpec(spec.factor, spec.finding, 1.0, SPLITS, anti=True)
@@ -269,6 +279,39 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
         "test_phantoms": test_n,
         "reference_set": f"the shortcut world's train+validate images ({len(keep)}), labelled by {what}",
     }
+
+
+def _without_factor(
+    folder: Path, factor: str, seed: int, world, ids, splits, carries, x: torch.Tensor, bb, progress: bool
+) -> torch.Tensor:
+    """``x`` with each image that carries ``factor`` replaced by the embedding of the same phantom
+    rendered again without it (cached in ``folder``). The first such image is also rendered again
+    as it was: its embedding must match the stored one, or the re-render is not the same image."""
+    from ..errors import DataError
+    from .counterfactual import embed_images, render_without
+
+    path = folder / f"emb-without-{factor}.pt"
+    if path.is_file():
+        saved = torch.load(path, weights_only=True)
+        if saved["ids"].numel() == len(ids) and bool((saved["ids"] == torch.as_tensor(ids)).all()):
+            return saved["x"]
+    at = np.where(carries)[0]
+    if not len(at):
+        return x
+    idx = [int(ids[a]) for a in at]
+    same = embed_images(bb, render_without(idx[:1], [str(splits[at[0]])], "", seed, world))
+    if float(torch.nn.functional.cosine_similarity(same[0], x[at[0]], dim=0)) < 0.999:
+        raise DataError(
+            f"{folder}: phantom {idx[0]} rendered again does not match its stored embedding; "
+            "the test set was made by another version of the renderer: delete the folder to redo it"
+        )
+    imgs = render_without(idx, [str(splits[a]) for a in at], factor, seed, world, progress=progress)
+    out = x.clone()
+    out[torch.from_numpy(at)] = embed_images(bb, imgs)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"ids": torch.as_tensor(ids), "x": out}, tmp)
+    os.replace(tmp, path)
+    return out
 
 
 def _over_seeds(per: dict[int, dict[str, Any]]) -> dict[str, Any]:
