@@ -92,6 +92,15 @@ def test_removing_a_concept_takes_out_its_concept_contribution(model, x):
         assert torch.allclose(changed(embeddings=x).logits, want, atol=1e-4)
     f = changed.explain_embeddings(x[:1])[0].findings[0]
     assert [c.key for c in f.concepts if c.removed] == ([key] if model.concepts.named[0] else [])
+    # the suite's shared concept split gives the changed models' own logits, for any set of concepts
+    from lanic_hub.evaluation.removal_suite import ConceptParts
+
+    parts = ConceptParts(model)
+    keys = model.concepts.keys[:2]
+    with torch.no_grad():
+        own = model.without(concepts=keys)(embeddings=x).logits.numpy()
+    assert np.allclose(parts.without(keys)(x), own, atol=1e-4)
+    assert parts(x) is parts(x)  # computed once per tensor
 
 
 def test_unknown_items_are_clear_errors_naming_the_nearest(model):

@@ -199,30 +199,43 @@ def removed_contributions(
     """(B, C) the summed contribution of the removed items to each logit of embeddings ``e``: what
     the changed model subtracts (zeros when nothing is removed)."""
     from .decomposition import latent_contributions
-    from .explain import decomposition_by_concept
     from .transcoders.ensemble import flat_latents
 
     removal = model.removal if removal is None else removal
     e = e.to(model.device, model.dtype).reshape(-1, model.config.d_in)
     C = len(model.config.findings)
-    out = torch.zeros(len(e), C, dtype=e.dtype, device=e.device)
     if not removal:
-        return out
-    ens, U, bias = model.ensemble, model.logit_weights, model.encoder_bias
+        return torch.zeros(len(e), C, dtype=e.dtype, device=e.device)
     if removal.concepts:
         idx = torch.tensor([model.concepts.keys.index(k) for k in removal.concepts])
-    else:
-        mask = latent_mask(model, removal).to(e.device)
+        return concept_contributions(model, e, chunk)[:, idx, :].sum(1).to(e.dtype)
+    out = torch.zeros(len(e), C, dtype=e.dtype, device=e.device)
+    ens, U, bias = model.ensemble, model.logit_weights, model.encoder_bias
+    mask = latent_mask(model, removal).to(e.device)
+    for a in range(0, len(e), chunk):
+        v, i = ens.encode(e[a : a + chunk].float(), bias=bias)
+        hit = mask[flat_latents(i, ens.cfg.n_latents)]  # (b, T, k)
+        out[a : a + chunk] = (latent_contributions(v, i, U) * hit.unsqueeze(-1)).sum((1, 2)).to(out.dtype)
+    return out
+
+
+@torch.no_grad()
+def concept_contributions(model, e: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """(B, K, C) float32: each report concept's contribution to each logit of embeddings ``e``
+    (the concept level of the exact decomposition, :func:`~lanic_hub.explain.decomposition_by_concept`).
+    Removing concepts subtracts the sum of their columns."""
+    from .explain import decomposition_by_concept
+
+    if model.concepts is None:
+        raise RemovalError("this model has no concept directions")
+    e = e.to(model.device, model.dtype).reshape(-1, model.config.d_in)
+    ens, U, bias = model.ensemble, model.logit_weights, model.encoder_bias
+    parts = []
     for a in range(0, len(e), chunk):
         x = e[a : a + chunk].float()
         v, i = ens.encode(x, bias=bias)
-        if removal.concepts:
-            d = decomposition_by_concept(model.concepts, x, v, i, U, ens, bias)
-            out[a : a + chunk] = d.concepts[:, idx, :].sum(1).to(out.dtype)
-        else:
-            hit = mask[flat_latents(i, ens.cfg.n_latents)]  # (b, T, k)
-            out[a : a + chunk] = (latent_contributions(v, i, U) * hit.unsqueeze(-1)).sum((1, 2)).to(out.dtype)
-    return out
+        parts.append(decomposition_by_concept(model.concepts, x, v, i, U, ens, bias).concepts.float())
+    return torch.cat(parts) if parts else torch.zeros(0, len(model.concepts.keys), len(model.config.findings))
 
 
 @torch.no_grad()

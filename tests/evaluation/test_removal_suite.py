@@ -67,8 +67,7 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
     """The whole suite on a small world (600 phantoms, 8 members trained to the preset's steps,
     400 test phantoms per split, 20 pairs). The shortcut model learned the tube: on the
     anti-coupled images its AUROC is below the control model's."""
-    run_shortcut_suite(
-        tmp_path,
+    kw = dict(
         shortcut="chest_tube:Atelectasis:0.9:train+validate",
         n=600,
         backbone=f"local-dir:{mini_phantom_clip}",
@@ -78,9 +77,13 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
         test_n=400,
         pairs=20,
         progress=False,
-        log=lambda *a: None,
     )
+    run_shortcut_suite(tmp_path, **kw, log=lambda *a: None)
     doc = json.loads((tmp_path / "shortcut.json").read_text())
+    # run again with the same settings: the measured seed is reused, not measured again
+    said = []
+    again = run_shortcut_suite(tmp_path, **kw, log=said.append)
+    assert any("reusing" in m for m in said) and again["removal"] == doc["removal"]
     rem = doc["removal"]
     assert set(rem) == {
         "concept", "reference-set", "reference-set-concepts", "oracle", "random", "leace", "retrain-head",
@@ -93,6 +96,9 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
             if name != "random":  # random: the mean of its draws' SCRs
                 assert b["scr"] == pytest.approx(scr(b["auroc_before"], b["auroc_after"], b["auroc_control"]))
             assert b["collateral_max"] == pytest.approx(max(abs(x) for x in b["collateral"].values()))
+            assert b["collateral_loss_max"] == pytest.approx(
+                max([0.0, *(-x for x in b["collateral"].values())])
+            )
     anti = {m: v["by_split"]["anti-coupled"] for m, v in rem.items()}
     assert anti["random"]["auroc_before"] < anti["random"]["auroc_control"]  # the shortcut was learned
     # ground truth beats chance: on the images where the shortcut misleads, and on the pairs

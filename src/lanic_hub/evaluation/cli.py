@@ -52,6 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default 5000 each)",
     )
     p.add_argument("--no-removal", action="store_true", help="phantom-shortcut: the explanation table only")
+    p.add_argument(
+        "--redo",
+        action="store_true",
+        help="phantom-shortcut: measure every seed again (default: a seed already measured with the same "
+        "settings is reused)",
+    )
     p.add_argument("--out", default="runs/eval", help="results and leaderboard folder (default runs/eval)")
     p.add_argument(
         "--data",
@@ -98,6 +104,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             removal=not args.no_removal,
             test_n=args.test_n or phantoms(5000),
             pairs=phantoms(200),
+            resume=not args.redo,
         )
         print(markdown(r))
         return 0

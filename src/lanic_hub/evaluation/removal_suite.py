@@ -103,6 +103,32 @@ def _model_logits(model) -> Logits:
     ).numpy()
 
 
+class ConceptParts:
+    """The (N, K, C) concept contributions of each set of embeddings the suite evaluates, computed
+    once per tensor and shared by every concept-level removal: the concept level's Shapley split
+    is the suite's costliest step, and a model without concepts ``S`` predicts exactly the
+    classifier's logits minus the sum of ``S``'s columns
+    (:func:`~lanic_hub.removal.removed_contributions`)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._memo: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from ..removal import concept_contributions
+
+        key = (x.data_ptr(), tuple(x.shape), x.dtype)
+        if key not in self._memo:  # the tensor is kept with its parts, so its address is not reused
+            self._memo[key] = (x, concept_contributions(self.model, x))
+        return self._memo[key][1]
+
+    def without(self, keys: list[str]) -> Logits:
+        """The logits of the model without concepts ``keys``."""
+        idx = [self.model.concepts.keys.index(k) for k in keys]
+        base = _model_logits(self.model)
+        return lambda x: base(x) - self(x)[:, idx, :].sum(1).numpy()
+
+
 def methods(
     model,
     ref: Reference,
@@ -118,12 +144,13 @@ def methods(
     from ..removal import RemovalError, items_from_reference
 
     out: dict[str, dict[str, Any]] = {}
+    parts = ConceptParts(model) if model.concepts is not None else None
     # concept: the concept whose key is the factor (its name is what the explanation shows)
     try:
         cm = model.without(concepts=[factor], chosen_by="concept name", reason=f"shortcut for {finding}")
         k = model.concepts.keys.index(factor)
         out["concept"] = {
-            "logits": [_model_logits(cm)],
+            "logits": [parts.without([factor])],  # = cm's own logits, from the shared concept split
             "removed": [model.concepts.names[k]],
             "model": cm,
             # whether held-out reports support the concept's name (a reader sees it named only then)
@@ -149,9 +176,8 @@ def methods(
         items, rep = items_from_reference(
             model, ref.x, ref.label, finding, budget, "concepts", strata=ref.finding_label
         )
-        rm = model.without(concepts=items, chosen_by=f"reference set ({ref.label_name}), concepts")
         out["reference-set-concepts"] = {
-            "logits": [_model_logits(rm)],
+            "logits": [parts.without(items)],
             "removed": [model.concepts.names[model.concepts.keys.index(k)] for k in items],
             "scores": rep["items"] + rep["next"],
         }
@@ -269,6 +295,7 @@ def removal_table(
                 "auroc_control": ac[c],
                 "collateral": coll,
                 "collateral_max": max((abs(v) for v in coll.values()), default=0.0),
+                "collateral_loss_max": max((-v for v in coll.values() if v < 0), default=0.0),
                 "images": len(t.x),
                 "images_with_factor": int(t.factor.sum()),
             }
@@ -308,7 +335,8 @@ def markdown(r: dict[str, Any]) -> list[str]:
         "",
         f"Measured on {', '.join(f'{s} ({rem_images(rem, s)} test phantoms)' for s in splits)}: fresh "
         "phantoms no model saw, AUROC against the ground truth. SCR = (after - before) / (control - before). "
-        "Collateral: the largest AUROC change of another finding. Pair effect removed: the share of the "
+        "Collateral: the largest AUROC change of another finding (in brackets: the largest loss). "
+        "Pair effect removed: the share of the "
         f"factor's mean effect on the finding's logit (the same image with and without it, "
         f"{r.get('pairs', 0)} pairs) that the removal takes away."
         + (
@@ -320,7 +348,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
         "",
         "| method | "
         + " | ".join(f"SCR {s} | AUROC {s}: before -> after (control)" for s in splits)
-        + " | collateral max | pair effect removed | removed |",
+        + " | collateral max (largest loss) | pair effect removed | removed |",
         "|---|" + "---|---|" * len(splits) + "---|---|---|",
     ]
     for name, v in rem.items():
@@ -336,6 +364,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
                 f"{b['auroc_before']:.3f} -> {b['auroc_after']:.3f} ({b['auroc_control']:.3f})",
             ]
         coll = max(v["by_split"][s]["collateral_max"] for s in splits)
+        loss = max(v["by_split"][s].get("collateral_loss_max", float("nan")) for s in splits)
         removed = v["removed"]
         shown = (
             f"{len(removed)} draws of {len(removed[0])} patterns"
@@ -346,7 +375,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | "
             + " | ".join(cells)
-            + f" | {coll:.3f} | "
+            + f" | {coll:.3f} ({loss:.3f}) | "
             + ("-" if pe is None or math.isnan(pe) else f"{pe:.0%}")
             + f" | {shown} |"
         )

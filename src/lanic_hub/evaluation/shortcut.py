@@ -87,6 +87,7 @@ def run_shortcut_suite(
     removal: bool = True,
     test_n: int = 5000,
     pairs: int = 200,
+    resume: bool = True,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
@@ -95,14 +96,27 @@ def run_shortcut_suite(
     :mod:`~lanic_hub.evaluation.removal_suite`, judged on ``test_n`` fresh decoupled and
     anti-coupled phantoms and ``pairs`` counterfactual pairs. ``patterns``: the pattern bank's
     :class:`~lanic_hub.patterns.BankConfig` (default: the pipeline's). ``seeds``: several world seeds
-    (each in ``out/seed-<s>``), summarised in ``over_seeds``; default: ``seed`` alone, in ``out``."""
+    (each in ``out/seed-<s>``), summarised in ``over_seeds``; default: ``seed`` alone, in ``out``.
+    ``resume``: a seed whose results an earlier run of this suite version left with the same
+    settings is not measured again (the worlds' pipelines resume by themselves)."""
     out = Path(out)
     t0 = time.perf_counter()
     seeds = tuple(seeds or (seed,))
 
     def one(s: int, folder: Path) -> dict[str, Any]:
+        settings = {"shortcut": shortcut, "n": n, "seed": s, "backbone": backbone, "members": members,
+                    "patterns": repr(patterns), "removal": removal, "test_n": test_n,
+                    "pairs": pairs}  # fmt: skip
+        done = folder / "shortcut.json"
+        if resume and done.is_file():  # a seed finished by an earlier run of the same suite and settings
+            prev = json.loads(done.read_text())
+            if prev.get("suite_version") == SUITE_VERSION and prev.get("settings") == settings:
+                log(f"== seed {s}: reusing {done} (same settings; --redo to measure again) ==")
+                return prev
         args = (shortcut, n, s, backbone, members, patterns, removal, test_n, pairs, progress, log)
-        return _one_seed(folder, *args)
+        res = _one_seed(folder, *args) | {"suite_version": SUITE_VERSION, "settings": settings}
+        write_text_atomic(done, json.dumps(res, indent=1))
+        return res
 
     if len(seeds) == 1:
         res = one(seeds[0], out)
@@ -113,6 +127,11 @@ def run_shortcut_suite(
     write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))
     write_text_atomic(out / "shortcut.md", markdown(res))
     return res
+
+
+SUITE_VERSION = 2
+"""Raised when a change makes earlier per-seed results incomparable (2: factor-absent and the
+concept-level reference set)."""
 
 
 def _one_seed(
@@ -321,12 +340,21 @@ def _over_seeds(per: dict[int, dict[str, Any]]) -> dict[str, Any]:
     first = next(iter(per.values())).get("removal") or {}
     for m in first:
         for split in first[m].get("by_split") or {}:
-            for k in ("scr", "auroc_before", "auroc_after", "auroc_control", "collateral_max"):
+            for k in (
+                "scr",
+                "auroc_before",
+                "auroc_after",
+                "auroc_control",
+                "collateral_max",
+                "collateral_loss_max",
+            ):
                 vals = [
                     r["removal"][m]["by_split"][split][k]
                     for r in per.values()
-                    if "by_split" in r["removal"][m]
+                    if k in r["removal"][m].get("by_split", {}).get(split, {})
                 ]
+                if not vals:
+                    continue
                 out.setdefault(m, {}).setdefault(split, {})[k] = {
                     "mean": float(np.mean(vals)),
                     "spread": float(np.std(vals)),
@@ -383,12 +411,15 @@ def markdown(r: dict[str, Any]) -> str:
     lines += removal_markdown(r)
     if r.get("over_seeds"):
         lines += ["", f"Over seeds {r['seeds']} (mean ± standard deviation):", ""]
-        lines += ["| method | split | SCR | AUROC after | collateral max |", "|---|---|---|---|---|"]
+        lines += [
+            "| method | split | SCR | AUROC after | collateral max | collateral, largest loss |",
+            "|---|---|---|---|---|---|",
+        ]
         for m, by in r["over_seeds"].items():
             for split, v in by.items():
+                ms = {k: f"{x['mean']:.3f} ± {x['spread']:.3f}" for k, x in v.items() if k != "scr"}
                 lines.append(
                     f"| {m} | {split} | {v['scr']['mean']:.2f} ± {v['scr']['spread']:.2f} | "
-                    f"{v['auroc_after']['mean']:.3f} ± {v['auroc_after']['spread']:.3f} | "
-                    f"{v['collateral_max']['mean']:.3f} ± {v['collateral_max']['spread']:.3f} |"
+                    f"{ms['auroc_after']} | {ms['collateral_max']} | {ms.get('collateral_loss_max', '-')} |"
                 )
     return "\n".join(lines) + "\n"
