@@ -4,7 +4,8 @@ phantoms). A run takes 10-15 minutes a seed on 2 cores, so this module reads the
 itself recorded in a run's results, per seed and per phase; with ``LANIC_BENCH_SHORTCUT_COLD=1``
 it runs one seed cold into a temporary folder (the phantom CLIP comes from the lanic-hub cache).
 
-    python -m benchmarks shortcut     # LANIC_BENCH_SHORTCUT=runs/removal/phantom-shortcut (default)
+    python -m benchmarks shortcut     # LANIC_BENCH_SHORTCUT=runs/removal/phantom-shortcut (default;
+                                      # several run folders: comma-separated)
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ def main() -> dict:
             shutil.rmtree(out, ignore_errors=True)
         res = {"source": "one seed run cold by this benchmark", "wall_s": wall, "seeds": rows}
     else:
-        folder = Path(os.environ.get("LANIC_BENCH_SHORTCUT", "runs/removal/phantom-shortcut"))
-        rows = _seed_rows(folder)
+        spec = os.environ.get("LANIC_BENCH_SHORTCUT", "runs/removal/phantom-shortcut")
+        folders = [Path(f) for f in spec.split(",") if f]
+        rows = [r for f in folders for r in _seed_rows(f)]
         if not rows:
-            msg = f"no phantom-shortcut results in {folder}: run `lanic-eval --suite phantom-shortcut` first"
+            msg = f"no phantom-shortcut results in {spec}: run `lanic-eval --suite phantom-shortcut` first"
             print(msg + " (skipped)")
             return {"skipped": msg}
-        res = {"source": f"the times the suite recorded in {folder}", "seeds": rows}
+        res = {"source": f"the times the suite recorded in {', '.join(map(str, folders))}", "seeds": rows}
     for r in rows:
         parts = ", ".join(f"{k.removeprefix('seconds_')} {r[k]:.0f} s" for k in PHASES if r[k])
         print(f"seed {r['seed']}: {r['seconds']:.0f} s ({parts})")
