@@ -119,18 +119,18 @@ def run_shortcut_suite(
         return res
 
     if len(seeds) == 1:
-        res = one(seeds[0], out)
+        res = one(seeds[0], out)  # its own "seconds": the seed's measured time, also when reused
     else:
         per = {s: one(s, out / f"seed-{s}") for s in seeds}
         res = {**per[seeds[0]], "seeds": list(seeds), "over_seeds": _over_seeds(per)}
-    res["seconds"] = round(time.perf_counter() - t0, 1)
+        res["seconds"] = round(time.perf_counter() - t0, 1)  # this run's (each seed's is in its folder)
     write_text_atomic(out / "shortcut.json", json.dumps(res, indent=1))
     write_text_atomic(out / "shortcut.md", markdown(res))
     return res
 
 
 SUITE_VERSION = 2
-"""Raised when a change makes earlier per-seed results incomparable (2: factor-absent and the
+"""Incremented when a change makes earlier per-seed results incomparable (2: factor-absent and the
 concept-level reference set)."""
 
 
