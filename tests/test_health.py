@@ -137,3 +137,14 @@ def test_train_cli_says_so_loudly_and_strict_fails(random_backbone_run, capsys):
     assert "WARNING:" in err and "health check" in err and "near chance" in err
     shutil.rmtree(out)
     assert main([*args, "--strict"]) == 3
+
+
+def test_a_plateau_run_is_judged_by_its_held_out_curve():
+    rep = _report()
+    conv = {"curve": [[100, 0.05], [200, 0.04]], "measured_on": "2048 held-out rows", "tol": 0.01}
+    rep["ensemble"]["convergence"] = {**conv, "converged": True, "plateau_step": 200, "decay": [200, 240]}
+    ok = [c for c in training_checks(rep) if c.name == "converged"]
+    assert ok and ok[0].ok and "plateau at step 200 (2048 held-out rows)" in ok[0].message
+    rep["ensemble"]["convergence"] = {**conv, "converged": False, "plateau_step": None, "decay": [216, 260]}
+    bad = [c for c in failed(training_checks(rep)) if c["name"] == "converged"]
+    assert bad and "still falling at the maximum of 260 steps" in bad[0]["message"]

@@ -257,12 +257,20 @@ def render_model_card(
         if mm.get("enabled"):
             stream += f" plus {mm['stream_rows'] - mm['image_rows']} distinct report and sentence texts"
         conv = ens.get("convergence") or {}
-        conv_text = (
-            ""
-            if conv.get("converged") is None
-            else f"; FVU {'flat' if conv['converged'] else 'still falling'} at the end "
-            f"(fell {conv['last_quarter_drop']:.1%} over the last quarter)"
-        )
+        if "plateau_step" in conv:  # a plateau schedule: the held-out curve decided the budget
+            conv_text = (
+                f"; ended by the plateau of the held-out FVU at step {conv['plateau_step']} "
+                f"({conv['measured_on']}), then a decay"
+                if conv["converged"]
+                else f"; the held-out FVU ({conv['measured_on']}) was still falling at the maximum"
+            )
+        elif conv.get("converged") is None:
+            conv_text = ""
+        else:
+            conv_text = (
+                f"; FVU {'flat' if conv['converged'] else 'still falling'} at the end "
+                f"(fell {conv['last_quarter_drop']:.1%} over the last quarter)"
+            )
         training += (
             f"\n\nTranscoders: {c['n_members']} members, L = {c['n_latents']}, k = {c['k']}, "
             f"{c.get('activation', 'topk')}, Matryoshka levels {c['levels']}; trained on the "

@@ -178,7 +178,24 @@ def training_checks(report: dict[str, Any]) -> list[Check]:
             )
         )
     conv = ens.get("convergence") or {}
-    if conv.get("converged") is not None:
+    if "plateau_step" in conv:  # a plateau schedule: the held-out curve ended the run, or the maximum did
+        ok = bool(conv["converged"])
+        out.append(
+            Check(
+                "converged",
+                ok,
+                conv["plateau_step"],
+                f"held-out FVU falls < {conv['tol']:.0%} over the last checks before the maximum",
+                (
+                    f"the held-out FVU reached its plateau at step {conv['plateau_step']} "
+                    f"({conv['measured_on']})"
+                    if ok
+                    else f"the held-out FVU was still falling at the maximum of {steps} steps. Likely "
+                    "cause: a maximum too low for this data; train for more steps (--steps)."
+                ),
+            )
+        )
+    elif conv.get("converged") is not None:
         drop = conv["last_quarter_drop"]
         out.append(
             Check(

@@ -177,7 +177,13 @@ def input_fvu(ens: TranscoderEnsemble, e: torch.Tensor, scale: float, d_out: int
 
 
 def _train_members(
-    x: torch.Tensor, h: torch.Tensor, tcfg: TranscoderConfig, train: TrainConfig, out: Path, progress: bool
+    x: torch.Tensor,
+    h: torch.Tensor,
+    tcfg: TranscoderConfig,
+    train: TrainConfig,
+    out: Path,
+    progress: bool,
+    heldout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[TranscoderEnsemble | None, dict[str, Any]]:
     """Train the ensemble here, or, under torchrun, this rank's slice of members (no gradient sync:
     members are independent); rank 0 gathers the slices from disk and returns the whole ensemble.
@@ -196,6 +202,7 @@ def _train_members(
             checkpoint_dir=out / "checkpoint",
             progress=progress,
             stale_checkpoint="restart",
+            heldout=heldout,
         )
     bounds = [tcfg.n_members * r // world for r in range(world + 1)]
     part_cfg = tcfg.slice(bounds[rank], bounds[rank + 1])
@@ -207,6 +214,7 @@ def _train_members(
         checkpoint_dir=out / "checkpoint" / f"rank{rank}",
         progress=progress and rank == 0,
         stale_checkpoint="restart",
+        heldout=heldout,
     )
     save_weights(part.state_dict(), part_cfg.to_dict(), out / f"members-{rank:03d}.safetensors")
     torch.distributed.barrier()
@@ -247,7 +255,8 @@ def preset_schedule(cfg: TranscoderConfig) -> TrainConfig:
     from .smoke import steps as smoke_steps
 
     preset = "paper" if cfg.n_latents == PRESETS["paper"]["ensemble"]["n_latents"] else "phantom"
-    schedule = TrainConfig(**PRESETS[preset]["train"])
+    # the baselines train to the preset's maximum: they have no held-out rows to stop on
+    schedule = replace(TrainConfig(**PRESETS[preset]["train"]), plateau_every=None)
     n = smoke_steps(None)
     return schedule if n is None else replace(schedule, steps=n)
 
@@ -344,10 +353,12 @@ def train_from_embeddings(
     if steps is not None:
         schedule = replace(schedule, steps=steps)
     fit_cfg, target, scale = tcfg, h_fit, None
+    held = (x[va], h[va]) if schedule.plateau_every is not None else None  # ends a plateau schedule
     if w_in > 0:
         target, scale = with_input_target(x_fit, h_fit, w_in)
         fit_cfg = replace(tcfg, d_out=target.shape[1])
-    ens, ens_rep = _train_members(x_fit, target, fit_cfg, schedule, out, progress)
+        held = (x[va], torch.cat([h[va], scale * x[va]], 1)) if held else None
+    ens, ens_rep = _train_members(x_fit, target, fit_cfg, schedule, out, progress, held)
     if ens is not None and w_in > 0:
         fvu_e = input_fvu(ens, x[te], scale, h.shape[1])
         ens = hidden_part(ens, h.shape[1])

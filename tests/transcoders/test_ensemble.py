@@ -3,6 +3,7 @@ checkpoint/resume, and input checks."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -255,3 +256,71 @@ def test_block_rows_keep_a_pre_activation_block_within_a_gigabyte(T, L, rows):
     # 2**28 floats (1 GB) per (rows, T*L) block: 268,435,456 // 204,800 = 1,310 at paper shape;
     # capped at 4,096 rows; never empty, even where one row passes the budget
     assert TranscoderConfig(d_in=8, d_out=8, n_latents=L, k=4, n_members=T).block_rows() == rows
+
+
+def test_plateau_step_against_a_hand_made_curve():
+    from lanic_hub.transcoders.train import plateau_step
+
+    curve = [(10, 1.0), (20, 0.5), (30, 0.3), (40, 0.29), (50, 0.289), (60, 0.2889)]
+    # over 2 checks: 0.5 -> 0.29 (-42%), 0.3 -> 0.289 (-3.7%), 0.29 -> 0.2889 (-0.4%) < 1%
+    assert plateau_step(curve, window=2, tol=0.01) == 60
+    assert plateau_step(curve, window=2, tol=0.05) == 50
+    assert plateau_step(curve, window=1, tol=0.01) == 50  # 0.29 -> 0.289: -0.34%
+    assert plateau_step(curve[:3], window=2, tol=0.01) is None
+    tc = TrainConfig(steps=1200, plateau_every=10, cooldown=0.2)
+    assert tc.decay_window(500, 1200) == (500, 600) and tc.decay_window(1100, 1200) == (1100, 1200)
+    assert tc.latest_decay_start(1200) == 1000 and tc.decay_window(1000, 1200) == (1000, 1200)
+
+
+def _plateau_problem():
+    torch.manual_seed(0)
+    clf = DiagnosticClassifier(16, 12, 5)
+    e = torch.nn.functional.normalize(torch.randn(700, 16), dim=1)
+    h = clf.hidden(e).detach()
+    cfg = TranscoderConfig(d_in=16, d_out=12, n_latents=64, k=8, n_members=3, seed=0)
+    return e[:600], h[:600], (e[600:], h[600:]), cfg
+
+
+def test_a_plateau_schedule_ends_on_the_held_out_curve_and_resumes_exactly(tmp_path):
+    """The run stops when the held-out FVU flattens, well before its maximum; the report says so;
+    the LR held its peak until then; and a run cut in two ends in the very same model."""
+    e, h, held, cfg = _plateau_problem()
+    tc = TrainConfig(steps=3000, batch_size=100, lr=1e-2, warmup_steps=10, plateau_every=20,
+                     plateau_window=3, plateau_stop_tol=0.02)  # fmt: skip
+    m, rep = train_ensemble(e, h, cfg, tc, progress=False, heldout=held)
+    conv = rep["convergence"]
+    assert rep["ended_by"] == "plateau" and conv["converged"] and rep["steps"] < 3000
+    start, end = conv["decay"]
+    assert start == conv["plateau_step"] and rep["steps"] == end == start + math.ceil(0.2 * start)
+    steps = [s for s, _ in conv["curve"]]
+    assert steps == list(range(20, start + 1, 20))  # checked every 20 steps until the plateau
+    fvu = dict(conv["curve"])
+    w = steps[-4]
+    assert (fvu[w] - fvu[start]) / fvu[w] < 0.02  # the criterion, by hand, at the plateau step
+    assert conv["measured_on"] == "100 held-out rows"
+    # the same seed and data: the same model; cut after 2 epochs and resumed: the same model
+    again, _ = train_ensemble(e, h, cfg, tc, progress=False, heldout=held)
+    train_ensemble(e, h, cfg, tc, progress=False, heldout=held, checkpoint_dir=tmp_path, stop_after_epochs=2)
+    resumed, rep2 = train_ensemble(e, h, cfg, tc, progress=False, heldout=held, checkpoint_dir=tmp_path)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]) and torch.equal(v, resumed.state_dict()[k]), k
+    assert rep2["convergence"] == conv and rep2["ended_by"] == "plateau"
+    # other held-out rows are another run: its checkpoint is not resumed
+    from lanic_hub.transcoders.train import StaleCheckpointError
+
+    with pytest.raises(StaleCheckpointError, match="another data"):
+        other = (held[0] + 0.01, held[1])
+        train_ensemble(e, h, cfg, tc, progress=False, heldout=other, checkpoint_dir=tmp_path)
+
+
+def test_without_a_plateau_the_schedule_ends_at_its_maximum_and_needs_held_out_rows():
+    e, h, held, cfg = _plateau_problem()
+    tc = TrainConfig(steps=60, batch_size=100, lr=1e-2, warmup_steps=5, plateau_every=20)
+    _, rep = train_ensemble(e, h, cfg, tc, progress=False, heldout=held)
+    assert rep["ended_by"] == "maximum steps" and rep["steps"] == 60
+    assert rep["convergence"]["decay"] == [50, 60] and rep["convergence"]["plateau_step"] is None
+    with pytest.raises(ConfigError, match="held-out rows"):
+        train_ensemble(e, h, cfg, tc, progress=False)
+    # the cosine schedule (no plateau_every) is what it was: its report says the schedule ended it
+    _, rep = train_ensemble(e, h, cfg, TrainConfig(steps=30, batch_size=100), progress=False)
+    assert rep["ended_by"] == "schedule (steps)" and rep["steps"] == 30

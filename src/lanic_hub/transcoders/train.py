@@ -45,6 +45,22 @@ class TrainConfig:
     plateau_tol: float = 0.05
     """The run counts as converged when its FVU fell by less than this share over the last quarter
     of the schedule; otherwise the report (and the health checks) say it was still falling."""
+    plateau_every: int | None = None
+    """Steps between checks of the full-level FVU on held-out rows (``heldout`` of
+    :func:`train_ensemble`). Set, the data decide the budget: the learning rate stays at its peak
+    after warm-up until that FVU fell by less than ``plateau_stop_tol`` (relative) over the last
+    ``plateau_window`` checks, then decays to 0 (cosine) over ``cooldown`` times the steps run so
+    far, and the run ends (a warmup-stable-decay schedule). ``steps`` stays the maximum: without a
+    plateau the decay starts in time to end there. The test counts steps, never seconds, so the
+    same seed and data give the same model on any machine. None: the cosine schedule over all
+    ``steps``."""
+    plateau_window: int = 3
+    """Checks over which the held-out FVU must fall by at least ``plateau_stop_tol``."""
+    plateau_stop_tol: float = 0.01
+    """The relative fall of the held-out FVU over ``plateau_window`` checks below which the run has
+    reached its plateau."""
+    cooldown: float = 0.2
+    """The decay after the plateau lasts this share of the steps run before it."""
     chunk_latents: int = 2048
     """On CPU, a training step handles members in chunks of about this many latents (see
     :func:`ensemble_grads`): the gradient is the same, and a chunk's intermediates stay in cache
@@ -57,8 +73,21 @@ class TrainConfig:
             or self.batch_size < 1
             or self.lr <= 0
             or (self.steps is not None and self.steps < 1)
+            or (self.plateau_every is not None and self.plateau_every < 1)
+            or self.plateau_window < 1
+            or not 0 <= self.plateau_stop_tol < 1
+            or not 0 < self.cooldown <= 1
         ):
             raise ConfigError(f"invalid training config {self}")
+
+    def decay_window(self, start: int, total: int) -> tuple[int, int]:
+        """(start, end) of the plateau schedule's decay when it starts at step ``start``; capped
+        at the maximum ``total``."""
+        return start, min(total, start + max(1, math.ceil(self.cooldown * start)))
+
+    def latest_decay_start(self, total: int) -> int:
+        """The step at which the decay starts when no plateau came first (it then ends at ``total``)."""
+        return max(1, math.floor(total / (1 + self.cooldown)))
 
     def total_steps(self, rows: int) -> int:
         """The schedule's length on ``rows`` training rows."""
@@ -173,7 +202,11 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 def run_identity(
-    cfg: TranscoderConfig, tcfg: TrainConfig, e: torch.Tensor, h: torch.Tensor
+    cfg: TranscoderConfig,
+    tcfg: TrainConfig,
+    e: torch.Tensor,
+    h: torch.Tensor,
+    heldout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the ensemble config, the schedule (everything
     in the training config that changes the result) and a hash of the training data."""
@@ -183,9 +216,25 @@ def run_identity(
     for x in (e, h):
         digest.update(str(tuple(x.shape)).encode())
         digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    skip = ("checkpoint_every", "chunk_latents", "convergence_checks", "convergence_rows", "plateau_tol")
+    skip = ["checkpoint_every", "chunk_latents", "convergence_checks", "convergence_rows", "plateau_tol"]
+    if tcfg.plateau_every is None:  # the cosine schedule: the plateau settings change nothing
+        skip += ["plateau_every", "plateau_window", "plateau_stop_tol", "cooldown"]
+    else:  # the held-out rows decide the budget: they are part of the run
+        for x in heldout or ():
+            digest.update(str(tuple(x.shape)).encode())
+            digest.update(x.detach().cpu().contiguous().numpy().tobytes())
     schedule = {k: v for k, v in asdict(tcfg).items() if k not in skip}
     return {"config": cfg.to_dict(), "schedule": schedule, "data": digest.hexdigest()}
+
+
+def plateau_step(curve: list[tuple[int, float]], window: int, tol: float) -> int | None:
+    """The first check of a held-out FVU curve ((step, FVU), in order) at which the FVU had fallen
+    by less than ``tol`` (relative) over the ``window`` checks before it; None if none has."""
+    for j in range(window, len(curve)):
+        before, now = curve[j - window][1], curve[j][1]
+        if (before - now) / max(before, 1e-12) < tol:
+            return curve[j][0]
+    return None
 
 
 def _save_checkpoint(
@@ -198,6 +247,7 @@ def _save_checkpoint(
     g: torch.Generator,
     identity: dict[str, Any],
     curve: list[tuple[int, float]],
+    heldout_curve: list[tuple[int, float]] = (),
 ) -> None:
     """One file, renamed into place: weights, Adam moments, latent ages and the data-order RNG,
     with epoch, step, the FVU curve so far and the run's identity (:func:`run_identity`) in its
@@ -215,6 +265,7 @@ def _save_checkpoint(
         "identity": json.dumps(identity, sort_keys=True),
         "param_groups": json.dumps(osd["param_groups"]),
         "curve": json.dumps([list(c) for c in curve]),
+        "heldout_curve": json.dumps([list(c) for c in heldout_curve]),
     }
     tmp = folder / f"{CHECKPOINT}.tmp{os.getpid()}"
     save_file({k: v.contiguous() for k, v in t.items()}, tmp, metadata=meta)
@@ -235,6 +286,7 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], model: TranscoderEnse
         epoch, step, groups = int(meta["epoch"]), int(meta["step"]), json.loads(meta["param_groups"])
         saved = json.loads(meta.get("identity", "{}"))
         curve = [(int(s), float(f)) for s, f in json.loads(meta.get("curve", "[]"))]
+        held = [(int(s), float(f)) for s, f in json.loads(meta.get("heldout_curve", "[]"))]
     except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
         raise DataError(
             f"{path}: not a readable lanic-hub checkpoint ({exc}); delete it to start over"
@@ -252,7 +304,7 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], model: TranscoderEnse
             _, i, name = k.split(".", 2)
             state.setdefault(int(i), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": groups})
-    return epoch, step, t["since"], t["rng"], curve
+    return epoch, step, t["since"], t["rng"], curve, held
 
 
 def train_ensemble(
@@ -265,9 +317,13 @@ def train_ensemble(
     progress: bool = True,
     stop_after_epochs: int | None = None,
     stale_checkpoint: str = "error",
+    heldout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[TranscoderEnsemble, dict[str, Any]]:
     """Train all members in one pass over (e, h). Resumes from ``checkpoint_dir`` if it holds a
     checkpoint of the same run (config, schedule and data, see :func:`run_identity`).
+
+    ``heldout``: (e, h) rows not trained on, whose FVU decides when a schedule with
+    ``plateau_every`` ends (required then; the report's ``ended_by`` says what ended the run).
 
     A checkpoint of another run raises :class:`StaleCheckpointError`, or with
     ``stale_checkpoint="restart"`` is deleted and training starts over.
@@ -279,6 +335,14 @@ def train_ensemble(
     tcfg = tcfg or TrainConfig()
     e, h = e.float(), h.float()
     check_pairs(e, h, cfg)
+    plateau = tcfg.plateau_every is not None
+    if plateau:
+        if heldout is None or len(heldout[0]) == 0:
+            raise ConfigError(
+                "plateau_every is set: give held-out rows (heldout=(e, h)) whose FVU decides when to stop"
+            )
+        heldout = (heldout[0].float()[: tcfg.convergence_rows], heldout[1].float()[: tcfg.convergence_rows])
+        check_pairs(*heldout, cfg)
     torch.manual_seed(cfg.seed)
     model = TranscoderEnsemble(cfg)
     model.init_from_data(e, h)
@@ -294,11 +358,14 @@ def train_ensemble(
     since = torch.zeros(cfg.n_members, cfg.n_latents)  # samples since each latent last fired
     start_epoch, step = 0, 0
     curve: list[tuple[int, float]] = []  # (step, full-level FVU on the probe rows)
+    held_curve: list[tuple[int, float]] = []  # (step, full-level FVU on the held-out rows)
     ck = Path(checkpoint_dir) if checkpoint_dir else None
-    identity = run_identity(cfg, tcfg, e, h) if ck else {}
+    identity = run_identity(cfg, tcfg, e, h, heldout if plateau else None) if ck else {}
     if ck and (ck / CHECKPOINT).is_file():
         try:
-            start_epoch, step, since, rng, curve = _load_checkpoint(ck / CHECKPOINT, identity, model, opt)
+            start_epoch, step, since, rng, curve, held_curve = _load_checkpoint(
+                ck / CHECKPOINT, identity, model, opt
+            )
             g.set_state(rng)
         except StaleCheckpointError as exc:
             if stale_checkpoint == "error":
@@ -308,9 +375,20 @@ def train_ensemble(
                 tqdm.write(f"starting over: {exc}")
     var = (h - h.mean(0)).pow(2).sum(1).mean()  # per-sample variance; scaled by batch size below
 
+    # the plateau schedule: where its decay starts, replayed from the held-out curve on a resume
+    found = plateau_step(held_curve, tcfg.plateau_window, tcfg.plateau_stop_tol) if plateau else None
+    decay = tcfg.decay_window(found, total) if found is not None else None
+    if plateau and decay is None and step >= tcfg.latest_decay_start(total):
+        decay = tcfg.decay_window(tcfg.latest_decay_start(total), total)
+
     def lr_at(s: int) -> float:
         warm = min(1.0, (s + 1) / max(1, tcfg.warmup_steps))
-        return tcfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        if not plateau:
+            return tcfg.lr * warm * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        if decay is None or s < decay[0]:
+            return tcfg.lr * warm
+        frac = min(1.0, (s - decay[0]) / (decay[1] - decay[0]))
+        return tcfg.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
 
     chunk = cfg.n_members if e.is_cuda else max(1, tcfg.chunk_latents // cfg.n_latents)
     t0 = time.perf_counter()
@@ -322,13 +400,13 @@ def train_ensemble(
     checks = (
         {round(total * (j + 1) / tcfg.convergence_checks) for j in range(tcfg.convergence_checks)}
         | {round(total * 0.75)}
-        if tcfg.convergence_checks
+        if tcfg.convergence_checks and not plateau  # a plateau run's curve is the held-out one
         else set()
     )
     for epoch in range(start_epoch, n_epochs):
         perm = torch.randperm(n, generator=g)
         for b in range(steps_per_epoch):
-            if step >= total:
+            if step >= (decay[1] if decay else total):
                 break
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             for group in opt.param_groups:
@@ -352,35 +430,65 @@ def train_ensemble(
                 bar.set_postfix(fvu=f"{last_fvu.mean():.4f}", dead=f"{dead.float().mean():.3f}")
             if step in checks:
                 curve.append((step, _full_fvu(model, *probe)))
+            if plateau and decay is None:
+                if step % tcfg.plateau_every == 0:
+                    held_curve.append((step, _full_fvu(model, *heldout)))
+                    found = plateau_step(held_curve, tcfg.plateau_window, tcfg.plateau_stop_tol)
+                    if found is not None:
+                        decay = tcfg.decay_window(found, total)
+                if decay is None and step >= tcfg.latest_decay_start(total):
+                    decay = tcfg.decay_window(tcfg.latest_decay_start(total), total)
+        end = decay[1] if decay else total
         last = stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs
-        if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == n_epochs or last):
-            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity, curve)
-        if last:
+        done = step >= end
+        if ck and ((epoch + 1) % tcfg.checkpoint_every == 0 or epoch + 1 == n_epochs or last or done):
+            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity, curve, held_curve)
+        if last or done:
             break
     bar.close()
     model.eval()
+    end = decay[1] if decay else total
+    if step < end:
+        ended_by = "stopped early (stop_after_epochs): a later call continues"
+    elif not plateau:
+        ended_by = "schedule (steps)"
+    else:
+        ended_by = "plateau" if found is not None else "maximum steps"
     report = {
         "steps": step,
         "planned_steps": total,
+        "ended_by": ended_by,
         "seconds": round(time.perf_counter() - t0, 2),
         "train_config": asdict(tcfg),
         "config": cfg.to_dict(),
         "final_batch_fvu_mean": float(last_fvu.mean()),
-        "convergence": convergence(curve, total, tcfg.plateau_tol),
+        "convergence": convergence(curve, total, tcfg.plateau_tol)
+        if not plateau
+        else {
+            "curve": [list(c) for c in held_curve],
+            "measured_on": f"{len(heldout[0])} held-out rows",
+            "converged": found is not None,
+            "plateau_step": found,
+            "decay": list(decay) if decay else None,
+            "tol": tcfg.plateau_stop_tol,
+        },
     }
     return model, report
 
 
 @torch.no_grad()
-def _full_fvu(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor) -> float:
-    """Mean over members of the full-level FVU on (e, h)."""
+def _full_fvu(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, block: int = 256) -> float:
+    """Mean over members of the full-level FVU on (e, h), ``block`` rows at a time (the whole
+    ensemble's codes and reconstructions of one block stay in cache)."""
     was = model.training
     model.eval()
-    v, i = model.encode(e)
-    r = model.decode(v, i)
-    var = (h - h.mean(0)).pow(2).sum()
+    sse = torch.zeros(model.cfg.n_members, dtype=torch.float64)
+    for a in range(0, len(e), block):
+        v, i = model.encode(e[a : a + block])
+        sse += (model.decode(v, i) - h[a : a + block, None, :]).pow(2).sum(dim=(0, 2)).double()
+    var = (h - h.mean(0)).pow(2).sum().double()
     model.train(was)
-    return float(((r - h[:, None, :]).pow(2).sum(dim=(0, 2)) / var.clamp(min=1e-12)).mean())
+    return float((sse / var.clamp(min=1e-12)).mean())
 
 
 def convergence(curve: list[tuple[int, float]], total: int, tol: float) -> dict[str, Any]:
