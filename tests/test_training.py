@@ -217,3 +217,23 @@ def test_latents_override_the_preset_width_with_default_levels(tiny_embedded, tm
     assert cfg.n_latents == 64 and cfg.k == 8 and cfg.resolved_levels[-1] == 64
     assert rep["ensemble"]["steps"] == 3
     assert {str(lv) for lv in rep["fidelity"]["fvu_mean"]} == {str(lv) for lv in cfg.resolved_levels}
+
+
+def test_the_paper_preset_ends_on_its_validate_rows_plateau_or_its_maximum(tiny_embedded, tmp_path):
+    """The paper preset's schedule is a plateau one: its held-out rows are the validate split (the
+    ensemble trains on train only), and fidelity.json says what ended the run."""
+    from lanic_hub.backbone.embed import load_embeddings
+    from lanic_hub.data.open import open_dataset
+
+    emb = load_embeddings(tiny_embedded / "emb")
+    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    n_val = sum(s == "validate" for s in ds["split"])
+    rep = train_from_embeddings(
+        tiny_embedded / "emb", tmp_path, preset="paper", n_members=2, n_latents=64, steps=40, progress=False
+    )
+    ens = rep["ensemble"]
+    assert ens["train_config"]["plateau_every"] == PRESETS["paper"]["train"]["plateau_every"]
+    # 40 steps: no check comes before the latest decay start (33), so the maximum ended the run
+    assert ens["ended_by"] == "maximum steps" and ens["steps"] == 40
+    assert ens["convergence"]["decay"] == [33, 40]
+    assert ens["convergence"]["measured_on"] == f"{min(n_val, 2048)} held-out rows"

@@ -401,8 +401,10 @@ def train_from_embeddings(
         for s, idx in parts.items()
     }
     if "gt_edema" in sub.column_names:  # a phantom world: compare against the ground truth
+        # the variants train as many steps as the ensemble took (a plateau schedule: to its end)
+        same = replace(schedule, plateau_every=None, steps=ens_rep["steps"])
         report["ground_truth_detection"] = matryoshka_vs_topk(
-            ens, x_fit, h_fit, x[te], h[te], sub.select(te), schedule, progress=progress
+            ens, x_fit, h_fit, x[te], h[te], sub.select(te), same, progress=progress
         )
     from .health import training_checks
 
