@@ -197,8 +197,22 @@ def test_the_reference_set_picks_the_pattern_whose_contribution_the_label_marks(
     with pytest.raises(RemovalError, match="choose 'patterns' or 'concepts'"):
         items_from_reference(model, x, label, model.config.findings[c], level="latents")
     if model.concepts is not None:  # the concept level ranks concept keys the same way
-        keys, _ = items_from_reference(model, x, label, model.config.findings[c], budget=2, level="concepts")
+        keys, _ = items_from_reference(
+            model, x, label, model.config.findings[c], budget=2, level="concepts", min_share=0.0
+        )
         assert len(keys) == 2 and set(keys) <= set(model.concepts.keys)
+        # ... but never chooses the finding's own concept, even for a label that is that concept
+        own_of = {f: f.lower().replace(" ", "_") for f in model.config.findings}
+        f = next((f for f, k in own_of.items() if k in model.concepts.keys), None)
+        if f is None:
+            pytest.skip("the tiny model has no concept named for a finding")
+        cf, j = list(model.config.findings).index(f), model.concepts.keys.index(own_of[f])
+        mine = d.concept.concepts[:, j, cf]
+        keys, rep = items_from_reference(
+            model, x, (mine > mine.median()).numpy(), f, budget=3, level="concepts", min_share=0.0
+        )
+        assert own_of[f] not in keys and rep["excluded"] == [own_of[f]]
+        assert own_of[f] not in [n["item"] for n in rep["next"]]
 
 
 def test_the_evaluation_harness_measures_a_changed_model_as_changed(model, x):

@@ -254,7 +254,8 @@ def items_from_reference(
     the mean among the others, largest first (an item that raises the finding more when the
     label is there). ``strata`` (e.g. the finding's own label): the difference is taken within
     each stratum and averaged by its size, so that items of the finding itself, which differ
-    only because the label and the finding co-occur, are not chosen. ``level``: "patterns" (bank
+    only because the label and the finding co-occur, are not chosen; at the concept level the
+    finding's own concept is never chosen. ``level``: "patterns" (bank
     pattern ids) or "concepts" (concept keys). At most ``budget`` items are chosen, and only those
     scoring at least ``min_share`` of the top score: where one item stands far above the rest (the
     chest tube concept scores 1.77, the next concept 0.20, on the shortcut world of seed 0), the
@@ -296,6 +297,12 @@ def items_from_reference(
     if weight == 0:
         raise RemovalError("no stratum of the reference set has images both with and without the label")
     diff /= weight
+    # never the finding's own concept: a shortcut's removal keeps the finding's evidence (a label
+    # that co-occurs with the finding beyond its report label would otherwise choose it)
+    own = finding.lower().replace(" ", "_")
+    excluded = [own] if level == "concepts" and own in model.concepts.keys else []
+    for k in excluded:
+        diff[model.concepts.keys.index(k)] = -np.inf
     order = np.argsort(-diff)[:budget]
     if not 0.0 <= min_share <= 1.0:
         raise RemovalError(f"min_share must be in [0, 1], got {min_share}")
@@ -317,7 +324,9 @@ def items_from_reference(
         "next": [
             {"item": model.concepts.keys[j] if level == "concepts" else int(j), "score": float(diff[j])}
             for j in np.argsort(-diff)[len(items) : len(items) + 3]
+            if np.isfinite(diff[j])
         ],
         "min_share": min_share,
+        "excluded": excluded,
     }
     return items, report
