@@ -482,7 +482,7 @@ def _full_fvu(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, block
     ensemble's codes and reconstructions of one block stay in cache)."""
     was = model.training
     model.eval()
-    sse = torch.zeros(model.cfg.n_members, dtype=torch.float64)
+    sse = torch.zeros(model.cfg.n_members, dtype=torch.float64, device=e.device)
     for a in range(0, len(e), block):
         v, i = model.encode(e[a : a + block])
         sse += (model.decode(v, i) - h[a : a + block, None, :]).pow(2).sum(dim=(0, 2)).double()
