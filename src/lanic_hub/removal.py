@@ -304,6 +304,8 @@ def items_from_reference(
     for k in excluded:
         diff[model.concepts.keys.index(k)] = -np.inf
     order = np.argsort(-diff)[:budget]
+    if not len(order):
+        raise RemovalError(f"the model has no {level} to choose from")
     if not 0.0 <= min_share <= 1.0:
         raise RemovalError(f"min_share must be in [0, 1], got {min_share}")
     if min_share > 0:
