@@ -91,12 +91,17 @@ def test_exact_decomposition(trained):
         assert torch.allclose(d.contributions[b, t, j, c], want, atol=1e-6)
 
 
-def test_training_reduces_fvu_and_matryoshka_levels_are_nested():
+def _toy_problem(n_rows: int, n_members: int):
+    """A random classifier's hidden layer on `n_rows` unit embeddings, and a small ensemble's config."""
     torch.manual_seed(0)
     clf = DiagnosticClassifier(16, 12, 5)
-    e = torch.nn.functional.normalize(torch.randn(512, 16), dim=1)
+    e = torch.nn.functional.normalize(torch.randn(n_rows, 16), dim=1)
     h = clf.hidden(e).detach()
-    cfg = TranscoderConfig(d_in=16, d_out=12, n_latents=64, k=8, n_members=4, seed=0)
+    return e, h, TranscoderConfig(d_in=16, d_out=12, n_latents=64, k=8, n_members=n_members, seed=0)
+
+
+def test_training_reduces_fvu_and_matryoshka_levels_are_nested():
+    e, h, cfg = _toy_problem(512, n_members=4)
     before = fidelity(TranscoderEnsemble(cfg), e, h)
     m, rep = train_ensemble(e, h, cfg, TrainConfig(epochs=60, batch_size=128), progress=False)
     after = fidelity(m, e, h)
@@ -273,11 +278,7 @@ def test_plateau_step_against_a_hand_made_curve():
 
 
 def _plateau_problem():
-    torch.manual_seed(0)
-    clf = DiagnosticClassifier(16, 12, 5)
-    e = torch.nn.functional.normalize(torch.randn(700, 16), dim=1)
-    h = clf.hidden(e).detach()
-    cfg = TranscoderConfig(d_in=16, d_out=12, n_latents=64, k=8, n_members=3, seed=0)
+    e, h, cfg = _toy_problem(700, n_members=3)
     return e[:600], h[:600], (e[600:], h[600:]), cfg
 
 
