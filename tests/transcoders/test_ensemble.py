@@ -231,6 +231,52 @@ def test_member_chunked_gradients_equal_the_whole_ensembles():
             assert torch.allclose(p.grad, w, atol=1e-12, rtol=1e-10), chunk
 
 
+@pytest.mark.parametrize(
+    ("levels", "weights", "aux_coef"),
+    [((8, 32), None, 0.5), (None, None, 0.0), ((4, 8, 32), (0.5, 2.0, 1.0), 0.25), ((32,), None, 0.5)],
+)
+def test_the_explicit_step_gives_autograds_loss_and_gradients(levels, weights, aux_coef):
+    """topk_step (no autograd: one CSR for the bins, their gradients and the decoder's, the
+    encoder's from the same entries) equals autograd through ensemble_loss in float64: the loss,
+    the FVU, the fired mask and every gradient, over Matryoshka levels, level weights and AuxK."""
+    from lanic_hub.transcoders.step import topk_step
+    from lanic_hub.transcoders.train import ensemble_grads, ensemble_loss
+
+    torch.manual_seed(2)
+    cfg = TranscoderConfig(d_in=16, d_out=12, n_members=3, n_latents=32, k=4, levels=levels,
+                           level_weights=weights, aux_coef=aux_coef, aux_k=6)  # fmt: skip
+    m = TranscoderEnsemble(cfg).double()
+    e, h = torch.randn(150, 16).double(), torch.randn(150, 12).double()  # > 128: AuxK takes a subset
+    m.init_from_data(e, h)
+    with torch.no_grad():
+        m.b_pre.normal_()
+        m.b_enc.normal_()
+    dead = torch.rand(3, 32) > 0.5
+    dead[1, :30] = False  # a member with 2 dead latents: AuxK picks some live (zero) ones too
+    var = (h - h.mean(0)).pow(2).sum(1).mean() * 150
+    loss, fvu, fired = ensemble_loss(m, e, h, var, dead)
+    want = torch.autograd.grad(loss, list(m.parameters()))
+    got_loss, got_fvu, got_fired = topk_step(m, e, h, var, dead)
+    assert float(got_loss) == pytest.approx(float(loss.detach()), rel=1e-12)
+    assert torch.allclose(got_fvu, fvu, rtol=1e-12) and torch.equal(got_fired, fired)
+    for (name, p), w in zip(m.named_parameters(), want, strict=True):
+        assert p.grad.shape == w.shape and torch.allclose(p.grad, w, atol=1e-12, rtol=1e-10), name
+    for chunk in (1, 3):  # and through ensemble_grads, chunk by chunk
+        ensemble_grads(m, e, h, var, dead, chunk, explicit=True)
+        for (name, p), w in zip(m.named_parameters(), want, strict=True):
+            assert torch.allclose(p.grad, w, atol=1e-12, rtol=1e-10), (name, chunk)
+
+
+def test_the_explicit_step_is_refused_for_jumprelu():
+    from lanic_hub.transcoders.train import ensemble_grads
+
+    cfg = TranscoderConfig(d_in=8, d_out=4, n_members=2, n_latents=16, k=2, activation="jumprelu")
+    m = TranscoderEnsemble(cfg)
+    e, h = torch.randn(10, 8), torch.randn(10, 4)
+    with pytest.raises(ConfigError, match="TopK"):
+        ensemble_grads(m, e, h, torch.tensor(1.0), None, 2, explicit=True)
+
+
 @pytest.mark.parametrize(("L", "k"), [(2048, 32), (256, 8), (64, 2), (16, 4), (12, 1)])
 def test_blocked_topk_selects_what_torch_topk_selects(L, k):
     """The same values as torch.topk (blocks where L/s >= 8k, torch.topk itself otherwise), at
