@@ -309,6 +309,32 @@ def test_block_rows_keep_a_pre_activation_block_within_a_gigabyte(T, L, rows):
     assert TranscoderConfig(d_in=8, d_out=8, n_latents=L, k=4, n_members=T).block_rows() == rows
 
 
+def test_checkpoints_by_the_clock_change_when_they_are_written_not_the_model(tmp_path, monkeypatch):
+    """checkpoint_seconds: a checkpoint at the first epoch end that many seconds after the last
+    one, and at the end. A cadence far longer than the run writes one checkpoint, at the end; a
+    run cut with one cadence resumes under another to the very same weights."""
+    import lanic_hub.transcoders.train as tr
+
+    torch.manual_seed(0)
+    clf = DiagnosticClassifier(8, 6, 5)
+    e = torch.randn(200, 8)
+    h = clf.hidden(e).detach()
+    full, _ = train_ensemble(e, h, CFG, TrainConfig(epochs=4, batch_size=64), progress=False)
+    saves = []
+    real = tr._save_checkpoint
+    monkeypatch.setattr(tr, "_save_checkpoint", lambda *a: (saves.append(a[3]), real(*a)))  # epoch
+    slow = TrainConfig(epochs=4, batch_size=64, checkpoint_seconds=1e9)
+    once, _ = train_ensemble(e, h, CFG, slow, checkpoint_dir=tmp_path / "a", progress=False)
+    assert saves == [4]
+    saves.clear()
+    every = TrainConfig(epochs=4, batch_size=64, checkpoint_seconds=0)
+    train_ensemble(e, h, CFG, every, checkpoint_dir=tmp_path / "b", progress=False, stop_after_epochs=2)
+    assert saves == [1, 2]
+    resumed, _ = train_ensemble(e, h, CFG, slow, checkpoint_dir=tmp_path / "b", progress=False)
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, once.state_dict()[k]) and torch.equal(v, resumed.state_dict()[k]), k
+
+
 def test_plateau_step_against_a_hand_made_curve():
     from lanic_hub.transcoders.train import plateau_step
 
