@@ -140,16 +140,24 @@ def flat_latents(indices: torch.Tensor, n_latents: int) -> torch.Tensor:
     return indices + torch.arange(T, device=indices.device).view(1, T, 1) * n_latents
 
 
-def first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
-    """A view-free copy of members [0, n) of ``ens``."""
-    part = TranscoderEnsemble(ens.cfg.slice(0, n))
+def member_range(ens: TranscoderEnsemble, start: int, stop: int) -> TranscoderEnsemble:
+    """A view-free copy of members [start, stop) of ``ens`` (its config says which they are:
+    ``first_member``)."""
+    if not 0 <= start < stop <= ens.cfg.n_members:
+        raise ConfigError(f"members [{start}, {stop}) are not a range of the ensemble's {ens.cfg.n_members}")
+    part = TranscoderEnsemble(ens.cfg.slice(start, stop))
     L = ens.cfg.n_latents
     with torch.no_grad():
-        part.W_enc.copy_(ens.W_enc[:, : n * L])
-        part.b_enc.copy_(ens.b_enc[: n * L])
+        part.W_enc.copy_(ens.W_enc[:, start * L : stop * L])
+        part.b_enc.copy_(ens.b_enc[start * L : stop * L])
         for name in ens.member_params():
-            getattr(part, name).copy_(getattr(ens, name)[:n])
+            getattr(part, name).copy_(getattr(ens, name)[start:stop])
     return part.eval()
+
+
+def first_members(ens: TranscoderEnsemble, n: int) -> TranscoderEnsemble:
+    """A view-free copy of members [0, n) of ``ens``."""
+    return member_range(ens, 0, n)
 
 
 def ensemble_fingerprint(ens: TranscoderEnsemble) -> str:
