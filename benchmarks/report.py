@@ -400,6 +400,9 @@ def rows_from(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"test phantoms; {sh['source']} (a phase near 0 s was cached)",
             )
         )
+    ps = _get(results, "paper_shape", "result") or {}
+    if ps and "error" not in ps:
+        out += paper_shape_rows(ps)
     ex = res("explain")
     before = _explain_before()
     for key, row in ex.items():
@@ -538,6 +541,63 @@ def gpu_rows(gpu: dict | None) -> list[tuple[str, str, str, str, str]]:
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
+
+
+def paper_shape_rows(ps: dict) -> list[tuple[str, str, str, str, str]]:
+    """The T = 100 paper-shape run (``python -m benchmarks paper_shape``) against its targets."""
+    sessions = ps.get("sessions", [])
+    split = (
+        f"; over {len(sessions)} sittings (a stop resumed from its checkpoint), steps per sitting "
+        + ", ".join(f"{s['step_at_start']}-{s['step_at_end']}" for s in sessions)
+        if ps.get("split_over_sessions")
+        else "; one sitting"
+    )
+    train_s = sum(
+        s["seconds"] for s in sessions if s["step_at_end"] > s["step_at_start"]
+    )  # sittings that trained (they also ran the stages before the ensemble)
+    rss = max(ps["peak_rss_gb"].values())
+    nan = float("nan")
+    items = ps.get("patterns_for_90pct") or {}
+    what = f"{ps['n']:,} phantoms (MIMIC-CXR-JPG layout), T = 100, L = 2048, k = 32, phantom CLIP"
+    return [
+        _judged(
+            "paper-shape run: ensemble training to its plateau (2 cores)",
+            "<=",
+            2.0,
+            " h",
+            train_s / 3600,
+            f"{train_s / 3600:.2f} h, {ps['steps']} steps ({ps.get('ended_by')})",
+            f"{what}; the sittings that trained, whole{split}",
+        ),
+        _judged(
+            "paper-shape run: the whole build (2 cores)",
+            "<=",
+            2.5,
+            " h",
+            ps["build_s_all_sessions"] / 3600,
+            f"{ps['build_s_all_sessions'] / 3600:.2f} h",
+            f"{what}; render {ps['render_s']:.0f} s, then every stage{split}",
+        ),
+        _judged(
+            "paper-shape run: peak RSS",
+            "<=",
+            8,
+            " GB",
+            rss,
+            f"{rss:.1f} GB",
+            ", ".join(f"{k} {v:.1f}" for k, v in ps["peak_rss_gb"].items()) + " (GB, per stage)",
+        ),
+        (
+            "paper-shape run: figures",
+            "-",
+            f"FVU {ps['fvu_full_level']:.4f}; AUROC classifier {ps['auroc']['classifier']:.4f} / "
+            f"ensemble path {ps['auroc']['ensemble_path']:.4f}",
+            "-",
+            f"bank {ps['bank']}; items for 90% of a prediction: median {items.get('median', nan):.0f} "
+            f"(p10-p90 {items.get('p10', nan):.0f}-{items.get('p90', nan):.0f}), share in "
+            f"20-50 {ps.get('patterns_for_90pct_in_20_50')}; {ps['measured_on']}",
+        ),
+    ]
 
 
 def scale_section(results: dict) -> list[str]:

@@ -151,3 +151,35 @@ def test_the_shortcut_suite_time_is_read_from_a_run_of_it(tmp_path, monkeypatch)
     assert row[2] == "250 s" and "removal 250 s" in row[4] and "worlds 0 s" in row[4]
     monkeypatch.setenv("LANIC_BENCH_SHORTCUT", str(tmp_path / "nothing"))
     assert "skipped" in bench_shortcut.main()
+
+
+def test_the_paper_shape_rows_sum_the_sittings_and_judge_the_targets():
+    """A run split over sittings: training counts the sittings that took steps, the build all of
+    them; peak RSS is the largest stage's."""
+    sessions = [
+        {"started": "a", "step_at_start": 0, "step_at_end": 700, "seconds": 5400.0},
+        {"started": "b", "step_at_start": 700, "step_at_end": 1100, "seconds": 3000.0},
+        {"started": "c", "step_at_start": 1100, "step_at_end": 1100, "seconds": 900.0},  # bank, eval
+    ]
+    ps = {
+        "n": 20000,
+        "steps": 1100,
+        "ended_by": "plateau",
+        "sessions": sessions,
+        "split_over_sessions": True,
+        "build_s_all_sessions": 9300.0,
+        "render_s": 40.0,
+        "peak_rss_gb": {"train": 6.1, "patterns": 7.4, "eval": 3.9},
+        "fvu_full_level": 0.02,
+        "auroc": {"classifier": 0.866, "ensemble_path": 0.865},
+        "bank": {"selected": 5000},
+        "patterns_for_90pct": {"median": 31.0, "p10": 20.0, "p90": 48.0},
+        "patterns_for_90pct_in_20_50": 0.8,
+        "measured_on": "test split",
+    }
+    rows = rows_from({"paper_shape": {"result": ps}})
+    train, build, rss = (_row(rows, f"paper-shape run: {w}") for w in ("ensemble", "the whole", "peak"))
+    assert train[2].startswith("2.33 h, 1100 steps (plateau)") and train[3] == "**no**"  # 8400 s > 2 h
+    assert build[2] == "2.58 h" and build[3] == "**no**" and "0-700, 700-1100, 1100-1100" in build[4]
+    assert rss[2] == "7.4 GB" and rss[3] == "yes"
+    assert "median 31 (p10-p90 20-48)" in _row(rows, "paper-shape run: figures")[4]
