@@ -109,7 +109,9 @@ def topk_step(
         r[:, j] += r[:, j - 1]
     f = torch.linalg.vector_norm(r, dim=-1).square_().view(B, T, n).sum(0) / var  # (T, n) FVUs
     loss = (f * weights).sum()
-    res = -r.view(B, T, n, H)[:128, :, -1]  # what the full level misses, for AuxK (before r changes)
+    aux_on = dead is not None and cfg.aux_coef > 0 and bool(dead.any())
+    if aux_on:  # what the full level misses, for AuxK (before r becomes the gradient)
+        res = -r.view(B, T, n, H)[:128, :, -1]
 
     # backward: dL/dbin_m = Σ_{j>=m} dL/drecon_j (a bin is in every level from its own on)
     G = r.mul_((2 * weights / var).view(1, n, 1))
@@ -122,7 +124,7 @@ def topk_step(
     g_dec, g_Wt = _weight_grads(cols, val, g_val, bag, brow, G, e, TL)
     g_b = torch.zeros(TL, dtype=dt, device=dev).index_add_(0, cols, g_val)
 
-    if dead is not None and dead.any() and cfg.aux_coef > 0:
+    if aux_on:
         # AuxK on at most 128 rows: the dead latents' top pre-activations explain the residual
         na, ka = min(B, 128), min(cfg.aux_k, L)
         av, ai = (pre[:na].clamp(min=0) * dead.to(dt)).topk(ka, dim=-1, sorted=False)

@@ -187,9 +187,9 @@ def ensemble_grads(
 
     ``explicit``: the TopK step written out without autograd (:func:`~.step.topk_step`, the same
     gradients to rounding, about 1.5x faster on 2 CPU cores: ``python -m benchmarks ensemble``);
-    None: wherever it applies (TopK, on a CPU). A
-    JumpReLU ensemble, and any ensemble off the CPU (the sparse products there are untested:
-    no GPU in CI), take autograd through :func:`ensemble_loss`.
+    None: wherever it applies (TopK, on a CPU). A JumpReLU ensemble, and any ensemble off the CPU
+    (the sparse products there are untested: no GPU in CI), take autograd through
+    :func:`ensemble_loss`.
     """
     T, L = model.cfg.n_members, model.cfg.n_latents
     if explicit is None:
