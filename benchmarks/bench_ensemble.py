@@ -147,7 +147,6 @@ def step_vs_floor(
     cfg = TranscoderConfig(d_in=d, d_out=H, n_latents=L, k=k, n_members=T)
     ens = TranscoderEnsemble(cfg)
     ens.init_from_data(e, h)
-    start = {n: p.detach().clone() for n, p in ens.named_parameters()}
     opt = make_adam(ens.parameters(), 1e-3)
     chunk = max(1, TrainConfig().chunk_latents // L)
     dead = torch.rand(T, L, generator=torch.Generator().manual_seed(1)) < 0.25
@@ -184,9 +183,6 @@ def step_vs_floor(
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
-    with torch.no_grad():  # leave the weights as they were (the rows above took optimiser steps)
-        for n, p in ens.named_parameters():
-            p.copy_(start[n])
     med = {n: statistics.median(v) for n, v in times.items()}
     paired = [a / b for a, b in zip(times["autograd"], times["explicit"], strict=True)]
     return {
