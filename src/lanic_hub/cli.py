@@ -182,7 +182,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     from .modeling import LanICModel
     from .removal import RemovalError
-    from .removal_io import choose_from_reference, write_changed_model
+    from .removal_io import choose_from_reference, concept_from_reference, write_changed_model
 
     model = LanICModel.from_pretrained(args.model)
     concepts, patterns = list(args.concept), list(args.pattern)
@@ -194,9 +194,20 @@ def cmd_remove(args: argparse.Namespace) -> int:
             raise RemovalError(f"--latent {x!r}: expected MEMBER:LATENT, e.g. 3:117") from exc
         latents.append((t, i))
     chosen = "by hand"
-    if args.reference:
-        if not (args.label and args.finding):
-            raise RemovalError("--reference needs --label (the column, e.g. 'Support Devices') and --finding")
+    if args.reference and not (args.label and args.finding):
+        raise RemovalError("--reference needs --label (the column, e.g. 'Support Devices') and --finding")
+    if args.fit_concept:
+        if not args.reference:
+            raise RemovalError(
+                "--fit-concept needs --reference, --label and --finding: the images to fit it on"
+            )
+        model, rep = concept_from_reference(
+            model, args.reference, args.label, args.finding, split=args.split, progress=not args.quiet
+        )
+        concepts.append(rep["key"])
+        chosen = rep["chosen_by"]
+        print(f"  {rep['key']}: fitted on {rep['fitted_on']}; AUROC on {rep['checked_on']}: {rep['auroc']}")
+    elif args.reference:
         items, rep = choose_from_reference(
             model,
             args.reference,
@@ -575,6 +586,12 @@ def _parser_remove(sub) -> None:
         type=float,
         default=0.25,
         help="the reference set keeps items scoring at least this share of the top one (default 0.25)",
+    )
+    p.add_argument(
+        "--fit-concept",
+        action="store_true",
+        help="fit a concept of --label itself on the --reference images (the mean embedding with the "
+        "label minus without, within --finding's strata), add it to the model's concepts and remove it",
     )
     p.add_argument("--reason", default="", help="why (shown on the card)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

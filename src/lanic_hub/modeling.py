@@ -527,11 +527,30 @@ class LanICModel(PreTrainedModel):
         (:mod:`lanic_hub.removal`). The removal is recorded in ``config.removed`` and survives
         ``save_pretrained``; this model is not changed. Unknown items raise
         :class:`~lanic_hub.removal.RemovalError` naming the nearest known ones."""
-        import copy
-
         from .removal import resolve
 
         removal = resolve(self, concepts, patterns, latents, reason=reason, chosen_by=chosen_by)
+        new = self._copy()
+        new.config.removed = removal.to_dict()
+        return new
+
+    def with_concepts(self, concepts: ConceptDirections) -> LanICModel:
+        """A copy of this model whose explanations split over ``concepts`` (e.g. these directions
+        and one fitted on a labelled image set: :func:`lanic_hub.removal.fit_reference_concept`);
+        saved with it. This model is not changed."""
+        if concepts.directions.shape[1] != self.config.d_in:
+            raise ConfigError(
+                f"concept directions of width {concepts.directions.shape[1]}; "
+                f"the model reads {self.config.d_in}"
+            )
+        new = self._copy()
+        new.concepts = concepts
+        return new
+
+    def _copy(self) -> LanICModel:
+        """A deep copy sharing the (unchanged) image encoder, with empty explanation caches."""
+        import copy
+
         backbone, cache = self._backbone, self._explain_cache
         self._backbone, self._explain_cache = None, {}
         try:
@@ -539,7 +558,6 @@ class LanICModel(PreTrainedModel):
         finally:
             self._backbone, self._explain_cache = backbone, cache
         new._backbone = backbone  # shared: the image encoder is not changed
-        new.config.removed = removal.to_dict()
         return new
 
     @torch.no_grad()

@@ -332,3 +332,63 @@ def items_from_reference(
         "excluded": excluded,
     }
     return items, report
+
+
+def fit_reference_concept(
+    model,
+    e: torch.Tensor,
+    label: np.ndarray,
+    name: str,
+    *,
+    strata: np.ndarray | None = None,
+    check_share: float = 0.2,
+    seed: int = 0,
+):
+    """A copy of ``model`` whose concept directions include one fitted on a labelled image set:
+    the mean embedding of the images with ``label`` minus the mean of those without, taken within
+    each stratum of ``strata`` (e.g. the finding's own label) and averaged by the strata's sizes,
+    on a seeded ``1 - check_share`` of the rows; its name is checked on the rest
+    (:meth:`~lanic_hub.patterns.concepts.ConceptDirections.with_direction`). The concept's key is
+    ``"labelled " + name``; remove it with ``.without(concepts=[key])``. Where a report concept
+    catches only part of a device or artifact (the reports do not always say it), a concept of
+    the user's own labels is the level-one alternative. Returns (model, report)."""
+    if model.concepts is None:
+        raise RemovalError("this model has no concept directions to add a concept to")
+    label = np.asarray(label).astype(bool)
+    if label.all() or not label.any():
+        raise RemovalError(
+            "the reference set needs images with and without the label "
+            f"(got {int(label.sum())} of {len(label)})"
+        )
+    if not 0 < check_share < 1:
+        raise RemovalError(f"check_share must be in (0, 1), got {check_share}")
+    key = f"labelled {name}"
+    rng = np.random.default_rng(seed)
+    check = np.zeros(len(label), bool)
+    check[rng.permutation(len(label))[: max(1, round(check_share * len(label)))]] = True
+    e = e.reshape(len(label), -1).double()
+    groups = np.zeros(len(label), int) if strata is None else np.unique(strata, return_inverse=True)[1]
+    direction, weight = torch.zeros(e.shape[1], dtype=torch.float64), 0
+    for g in np.unique(groups):
+        s_ = (groups == g) & ~check
+        if label[s_].any() and (~label[s_]).any():
+            pos, neg = torch.from_numpy(s_ & label), torch.from_numpy(s_ & ~label)
+            direction += s_.sum() * (e[pos].mean(0) - e[neg].mean(0))
+            weight += s_.sum()
+    if weight == 0:
+        raise RemovalError(
+            "no stratum of the reference set's fitting rows has images both with and without the label"
+        )
+    fitted = f"{int((label & ~check).sum())} images with '{name}' and {int((~label & ~check).sum())} without"
+    concepts = model.concepts.with_direction(
+        key, direction / weight, e[torch.from_numpy(check)].float(), label[check], fitted_on=fitted
+    )
+    sup = concepts.support[-1]
+    return model.with_concepts(concepts), {
+        "key": key,
+        "fitted_on": fitted,
+        "checked_on": f"{int(check.sum())} held-out rows of the reference set",
+        "auroc": sup["auroc"],
+        "named": sup["named"],
+        "strata": strata is not None,
+    }

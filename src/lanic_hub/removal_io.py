@@ -106,6 +106,42 @@ def write_changed_model(source, changed, out, *, measure: bool = True, log=print
     return measured
 
 
+def _reference_rows(model, spec: str, label: str, finding: str, split: str | None, progress: bool):
+    """(embeddings, label, strata) of a reference set's ``split`` rows: the label is 1 = with,
+    anything else = without; the strata are the finding's own label where the set has it (its
+    patterns co-occur with devices), else None."""
+    emb, ds = reference_embeddings(model, spec, progress=progress)
+    rows = ds.select(emb.row_ids.tolist())
+    if label not in rows.column_names:
+        raise RemovalError(f"{spec}: no column {label!r}; columns: {', '.join(rows.column_names)}")
+    keep = np.arange(len(rows))
+    if split and "split" in rows.column_names:
+        keep = np.where(np.array(rows.select_columns(["split"])["split"]) == split)[0]
+    sel = rows.select(keep.tolist())
+    y = np.array(sel[label], dtype=float) == 1.0
+    strata = np.array(sel[finding], dtype=float) == 1.0 if finding in sel.column_names else None
+    return emb.image[torch.from_numpy(keep)].float(), y, strata
+
+
+def concept_from_reference(
+    model, spec: str, label: str, finding: str, *, split: str | None = "validate", progress: bool = True
+):
+    """:func:`~lanic_hub.removal.fit_reference_concept` on a reference set given as a dataset spec
+    and one of its label columns: (the model with the concept 'labelled <label>', a report)."""
+    from .removal import fit_reference_concept
+
+    x, y, strata = _reference_rows(model, spec, label, finding, split, progress)
+    new, rep = fit_reference_concept(model, x, y, label, strata=strata)
+    rep["chosen_by"] = (
+        f"a concept fitted on reference set {spec} ({split or 'all'} rows): the mean embedding of "
+        f"images with '{label}' minus without, within the strata of {finding}; its read-out detects "
+        f"the label on held-out rows at AUROC {rep['auroc']:.3f}"
+        if rep["auroc"] is not None
+        else f"a concept fitted on reference set {spec} ({split or 'all'} rows)"
+    )
+    return new, rep
+
+
 def choose_from_reference(
     model,
     spec: str,
@@ -121,18 +157,7 @@ def choose_from_reference(
     """:func:`items_from_reference` on a reference set given as a dataset spec and one of its
     label columns (``label``; 1 = with, anything else = without), on its ``split`` rows (all
     rows when None or when it has no split column). The report says how they were chosen."""
-    emb, ds = reference_embeddings(model, spec, progress=progress)
-    rows = ds.select(emb.row_ids.tolist())
-    if label not in rows.column_names:
-        raise RemovalError(f"{spec}: no column {label!r}; columns: {', '.join(rows.column_names)}")
-    keep = np.arange(len(rows))
-    if split and "split" in rows.column_names:
-        keep = np.where(np.array(rows.select_columns(["split"])["split"]) == split)[0]
-    sel = rows.select(keep.tolist())
-    y = np.array(sel[label], dtype=float) == 1.0
-    # within the finding's own label where the set has it: its patterns co-occur with devices
-    strata = np.array(sel[finding], dtype=float) == 1.0 if finding in sel.column_names else None
-    x = emb.image[torch.from_numpy(keep)].float()
+    x, y, strata = _reference_rows(model, spec, label, finding, split, progress)
     items, rep = items_from_reference(model, x, y, finding, budget, level, strata=strata, min_share=min_share)
     rep["chosen_by"] = (
         f"reference set {spec} ({split or 'all'} rows): the {len(items)} {level} whose contribution to "

@@ -87,8 +87,8 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
     assert again["seconds"] == doc["seconds"] > 1  # the measured time is kept, not the reuse's
     rem = doc["removal"]
     assert set(rem) == {
-        "concept", "reference-set", "reference-set-concepts", "oracle", "random", "leace", "retrain-head",
-        "factor-absent",
+        "concept", "reference-set", "reference-set-concepts", "reference-concept", "oracle", "random",
+        "leace", "retrain-head", "factor-absent",
     }  # fmt: skip
     for name, v in rem.items():
         assert "error" not in v, (name, v)
@@ -106,6 +106,9 @@ def test_a_planted_shortcut_is_removed_better_by_ground_truth_than_at_random(min
     assert anti["oracle"]["auroc_after"] > anti["random"]["auroc_after"]
     assert rem["oracle"]["pair_effect_removed"] > rem["random"]["pair_effect_removed"] + 0.03
     assert anti["concept"]["scr"] > anti["random"]["scr"] + 0.5  # the concept named for the tube
+    # a concept of the reference label itself ("Support Devices" for a tube) beats chance too
+    assert rem["reference-concept"]["removed"] == ["labelled Support Devices"]
+    assert anti["reference-concept"]["scr"] > anti["random"]["scr"]
     # the reference set's concept level chooses the concept named for the tube first
     assert rem["reference-set-concepts"]["removed"][0] == rem["concept"]["removed"][0]
     # the reference row: the same test images rendered again without the tube

@@ -20,6 +20,10 @@ takes away. The methods, each with the same budget of removed items where that a
   the factor's hand label for an artifact), within the strata of the finding's own label, kept
   while their score is at least a quarter of the top one (:func:`~lanic_hub.removal.items_from_reference`);
 - ``reference-set-concepts``: the same choice among the report concepts;
+- ``reference-concept``: a concept of the label itself, its direction the mean embedding with the
+  label minus without, within the strata of the finding's label, on the same images
+  (:func:`~lanic_hub.removal.fit_reference_concept`): where the reports name a factor only
+  sometimes, their concept catches part of it;
 - ``oracle``: the patterns whose ground-truth factor is the shortcut (ranked the same way);
 - ``random``: random non-context patterns (the mean over draws, with the spread);
 - ``leace``: LEACE (Belrose et al. 2023, EleutherAI's concept-erasure) of the same label from the
@@ -48,7 +52,16 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.phantom.case import DEVICE_FACTORS
 
-METHODS = ("concept", "reference-set", "reference-set-concepts", "oracle", "random", "leace", "retrain-head")
+METHODS = (
+    "concept",
+    "reference-set",
+    "reference-set-concepts",
+    "reference-concept",
+    "oracle",
+    "random",
+    "leace",
+    "retrain-head",
+)
 BUDGET = 5
 RANDOM_DRAWS = 10
 
@@ -141,7 +154,7 @@ def methods(
 ) -> dict[str, dict[str, Any]]:
     """{method: {"logits": [fn, ...] (one per draw), "removed": [...], "chosen_by": str}} (or
     {"error": why} for a method that cannot run on this model)."""
-    from ..removal import RemovalError, items_from_reference
+    from ..removal import RemovalError, fit_reference_concept, items_from_reference
 
     out: dict[str, dict[str, Any]] = {}
     parts = ConceptParts(model) if model.concepts is not None else None
@@ -183,6 +196,19 @@ def methods(
         }
     except RemovalError as exc:
         out["reference-set-concepts"] = {"error": str(exc)}
+    # a concept of the label itself, fitted on the reference images within the finding's strata
+    try:
+        fm, fit = fit_reference_concept(
+            model, ref.x, ref.label, "Support Devices" if factor in DEVICE_FACTORS else factor,
+            strata=ref.finding_label,
+        )  # fmt: skip
+        out["reference-concept"] = {
+            "logits": [ConceptParts(fm).without([fit["key"]])],
+            "removed": [fit["key"]],
+            "fitted": fit,
+        }
+    except RemovalError as exc:
+        out["reference-concept"] = {"error": str(exc)}
     # oracle: ground-truth patterns of the factor, ranked by the same difference with perfect labels
     gt_ids = {p.id for p in model.patterns if (p.best_factor or {}).get("factor") == factor}
     if gt_ids:

@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.concepts import ConceptExtractor, ConceptTable, concept_names
 from ..decomposition import latent_contributions
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..transcoders.ensemble import flat_latents
 from .store import RowStore
 
@@ -167,6 +167,59 @@ class ConceptDirections:
             "rule": "a concept is named when its read-out detects its own report label on the check rows "
             f"at AUROC >= {min_auroc} with >= {min_positives} positives",
         }
+        return out
+
+    def with_direction(
+        self,
+        key: str,
+        direction: torch.Tensor,
+        e_check: torch.Tensor,
+        label_check: np.ndarray,
+        *,
+        fitted_on: str = "",
+        min_auroc: float | None = None,
+        min_positives: int | None = None,
+    ) -> ConceptDirections:
+        """These directions and one more, ``direction`` (d,) under ``key`` (a concept fitted on a
+        labelled image set rather than on reports). The read-out is solved again over all K + 1
+        directions (the same ridge least squares as :meth:`fit`), so an image's presences of the
+        other concepts change where they shared the new direction; the reference point μ does not.
+        The new concept is named when its read-out detects ``label_check`` on ``e_check`` (rows
+        that did not fit it) by this set's own rule."""
+        from sklearn.metrics import roc_auc_score
+
+        if key in self.keys:
+            raise ConfigError(f"a concept {key!r} is already there: {list(self.keys)}")
+        if self.meta.get("readout", "ols") != "ols":
+            raise ConfigError(
+                f"these directions were fitted with the {self.meta.get('readout')!r} read-out; adding a "
+                "direction is defined for the 'ols' read-out only"
+            )
+        d = self.directions.shape[1]
+        direction = direction.reshape(-1).to(self.directions.dtype)
+        if direction.shape != (d,) or not torch.isfinite(direction).all() or float(direction.norm()) == 0:
+            raise ConfigError(f"the new direction must be a finite, non-zero vector of {d} numbers")
+        B = torch.cat([self.directions, direction[None]]).double()
+        gram = B @ B.T
+        ridge = float(self.meta.get("ridge", 1e-3))
+        readout = torch.linalg.solve(
+            gram.T + ridge * gram.diagonal().mean() * torch.eye(len(B), dtype=B.dtype), B
+        ).T
+        support = [dict(s) for s in self.support]
+        out = ConceptDirections(
+            (*self.keys, key), self.mean, B.float(), readout.float().contiguous(), support, {**self.meta},
+            self.attribution, self.permutations,
+        )  # fmt: skip
+        y = out.presence(e_check)[:, -1].numpy()
+        lab = np.asarray(label_check).astype(bool)
+        pos = int(lab.sum())
+        auroc = float(roc_auc_score(lab, y)) if 0 < pos < len(lab) else None
+        min_auroc = float(self.meta.get("min_auroc", 0.8)) if min_auroc is None else min_auroc
+        min_positives = int(self.meta.get("min_positives", 5)) if min_positives is None else min_positives
+        named = auroc is not None and pos >= min_positives and auroc >= min_auroc
+        out.support.append({"key": key, "name": concept_names((key,))[0], "auroc": auroc, "positives": pos,
+                            "named": named, "fitted_on": fitted_on})  # fmt: skip
+        out.meta["added"] = [*self.meta.get("added", []), {"key": key, "fitted_on": fitted_on}]
         return out
 
     def save(self, folder: str | Path) -> None:
