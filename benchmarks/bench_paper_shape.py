@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -39,12 +41,18 @@ def trained_steps(build: Path) -> int:
         return int((f.metadata() or {}).get("step", 0))
 
 
+# A sitting stopped between checkpoints loses the steps after the last one: its line counts the
+# seconds to its end, and its step_at_end is the checkpoint's.
+
+
 def main() -> dict:
     import torch
 
     from .bench_scale import one_run, phantom_layout
 
     torch.set_num_threads(2)
+    # a stop by SIGTERM (what `kill` sends; a background job ignores SIGINT) still logs the sitting
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     base = folder()
     base.mkdir(parents=True, exist_ok=True)
     log = base / "sessions.jsonl"
