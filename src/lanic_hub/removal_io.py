@@ -106,7 +106,9 @@ def write_changed_model(source, changed, out, *, measure: bool = True, log=print
     return measured
 
 
-def _reference_rows(model, spec: str, label: str, finding: str, split: str | None, progress: bool):
+def _reference_rows(
+    model, spec: str, label: str, finding: str, split: str | None, progress: bool, with_rows: bool = False
+):
     """(embeddings, label, strata) of a reference set's ``split`` rows: the label is 1 = with,
     anything else = without; the strata are the finding's own label where the set has it (its
     patterns co-occur with devices), else None."""
@@ -120,22 +122,27 @@ def _reference_rows(model, spec: str, label: str, finding: str, split: str | Non
     sel = rows.select(keep.tolist())
     y = np.array(sel[label], dtype=float) == 1.0
     strata = np.array(sel[finding], dtype=float) == 1.0 if finding in sel.column_names else None
-    return emb.image[torch.from_numpy(keep)].float(), y, strata
+    x = emb.image[torch.from_numpy(keep)].float()
+    return (x, y, strata, sel) if with_rows else (x, y, strata)
 
 
 def concept_from_reference(
     model, spec: str, label: str, finding: str, *, split: str | None = "validate", progress: bool = True
 ):
     """:func:`~lanic_hub.removal.fit_reference_concept` on a reference set given as a dataset spec
-    and one of its label columns: (the model with the concept 'labelled <label>', a report)."""
+    and one of its label columns, the model's findings' labels held fixed where the set has them:
+    (the model with the concept 'labelled <label>', a report)."""
+    from .data.schema import label_matrix
     from .removal import fit_reference_concept
 
-    x, y, strata = _reference_rows(model, spec, label, finding, split, progress)
-    new, rep = fit_reference_concept(model, x, y, label, strata=strata)
+    x, y, _, rows = _reference_rows(model, spec, label, finding, split, progress, with_rows=True)
+    findings = [f for f in model.config.findings if f in rows.column_names]
+    cov = label_matrix(rows, policy="U-Zeros", findings=tuple(findings))[0] if findings else None
+    new, rep = fit_reference_concept(model, x, y, label, covariates=cov)
     rep["chosen_by"] = (
-        f"a concept fitted on reference set {spec} ({split or 'all'} rows): the mean embedding of "
-        f"images with '{label}' minus without, within the strata of {finding}; its read-out detects "
-        f"the label on held-out rows at AUROC {rep['auroc']:.3f}"
+        f"a concept fitted on reference set {spec} ({split or 'all'} rows): the coefficient of "
+        f"'{label}' with the labels of {', '.join(findings) or 'no finding'} held fixed; its read-out "
+        f"detects the label on held-out rows at AUROC {rep['auroc']:.3f}"
         if rep["auroc"] is not None
         else f"a concept fitted on reference set {spec} ({split or 'all'} rows)"
     )

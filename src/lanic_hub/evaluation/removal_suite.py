@@ -20,10 +20,9 @@ takes away. The methods, each with the same budget of removed items where that a
   the factor's hand label for an artifact), within the strata of the finding's own label, kept
   while their score is at least a quarter of the top one (:func:`~lanic_hub.removal.items_from_reference`);
 - ``reference-set-concepts``: the same choice among the report concepts;
-- ``reference-concept``: a concept of the label itself, its direction the mean embedding with the
-  label minus without, within the strata of the finding's label, on the same images
-  (:func:`~lanic_hub.removal.fit_reference_concept`): where the reports name a factor only
-  sometimes, their concept catches part of it;
+- ``reference-concept``: a concept of the label itself, fitted on the same images: the label's
+  coefficient when the embeddings are regressed on every finding's report label and the label
+  (:func:`~lanic_hub.removal.fit_reference_concept`);
 - ``oracle``: the patterns whose ground-truth factor is the shortcut (ranked the same way);
 - ``random``: random non-context patterns (the mean over draws, with the spread);
 - ``leace``: LEACE (Belrose et al. 2023, EleutherAI's concept-erasure) of the same label from the
@@ -89,6 +88,9 @@ class Reference:
     label_name: str
     finding_label: np.ndarray
     """(N,) bool: the finding's own report label (the strata)."""
+    findings: np.ndarray | None = None
+    """(N, C) the report labels of every finding (U-Zeros): what a concept of the label is fitted
+    beside (:func:`~lanic_hub.removal.fit_reference_concept`)."""
     gt_factor: np.ndarray
     gt_finding: np.ndarray
 
@@ -200,7 +202,7 @@ def methods(
     try:
         fm, fit = fit_reference_concept(
             model, ref.x, ref.label, "Support Devices" if factor in DEVICE_FACTORS else factor,
-            strata=ref.finding_label,
+            covariates=ref.findings,
         )  # fmt: skip
         out["reference-concept"] = {
             "logits": [ConceptParts(fm).without([fit["key"]])],

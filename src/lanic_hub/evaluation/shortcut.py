@@ -255,11 +255,13 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
     ref_rows = rows.select(keep.tolist())
     col, what = R.reference_label(spec.factor)
     y, _ = label_matrix(ref_rows, policy="U-Zeros", findings=(spec.finding,))
+    y_all, _ = label_matrix(ref_rows, policy="U-Zeros")
     ref = R.Reference(
         x=emb.image.float()[torch.from_numpy(keep)],
         label=np.array(ref_rows[col], dtype=float) == 1.0,
         label_name=what,
         finding_label=y[:, 0] == 1,
+        findings=y_all.astype(float),
         gt_factor=np.array(ref_rows[factor_col], dtype=bool),
         gt_finding=np.array(ref_rows[f"gt_{spec.finding.lower().replace(' ', '_')}"], dtype=bool),
     )
