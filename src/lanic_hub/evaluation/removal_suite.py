@@ -88,11 +88,11 @@ class Reference:
     label_name: str
     finding_label: np.ndarray
     """(N,) bool: the finding's own report label (the strata)."""
+    gt_factor: np.ndarray
+    gt_finding: np.ndarray
     findings: np.ndarray | None = None
     """(N, C) the report labels of every finding (U-Zeros): what a concept of the label is fitted
     beside (:func:`~lanic_hub.removal.fit_reference_concept`)."""
-    gt_factor: np.ndarray
-    gt_finding: np.ndarray
 
 
 def scr(a_before: float, a_after: float, a_control: float) -> float:
