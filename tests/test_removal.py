@@ -290,9 +290,10 @@ def test_a_concept_fitted_on_a_labelled_set_is_removed_exactly_and_saved(model, 
     fitted, rep = fit_reference_concept(model, e, label, "far along u")
     # with covariates the direction is the label's coefficient beside them: a covariate that
     # carries the label's own signal (the projection it thresholds) takes most of it
-    shared = fit_reference_concept(model, e, label, "far along u", covariates=(e @ u).numpy()[:, None])[0]
+    z = ((e @ u - (e @ u).mean()) / (e @ u).std()).numpy()[:, None]  # on the labels' scale (ridge)
+    shared = fit_reference_concept(model, e, label, "far along u", covariates=z)[0]
     d0, d1 = fitted.concepts.directions[-1], shared.concepts.directions[-1]
-    assert float(d1.norm()) < 0.5 * float(d0.norm())
+    assert abs(float(d1 @ u)) < 0.5 * abs(float(d0 @ u))  # along u, the covariate took most of it
     assert rep["key"] == "labelled far along u" and fitted.concepts.keys[-1] == rep["key"]
     assert len(fitted.concepts.keys) == K + 1 and len(model.concepts.keys) == K
     # the mean difference points along u, so its read-out ranks the held-out rows (0.80 measured:

@@ -351,7 +351,8 @@ def fit_reference_concept(
     of the rows: what the label adds with the covariates held fixed. Give the set's finding labels
     as covariates: a device or artifact co-occurs with findings, and a plain mean difference
     (no covariates) carries them along (on the shortcut world's portable marker it took out
-    pleural effusion evidence too). The name is checked on the other rows
+    pleural effusion evidence too). Covariates are shrunk like the label (ridge): give them on its
+    scale (0/1 labels, or standardised values). The name is checked on the other rows
     (:meth:`~lanic_hub.patterns.concepts.ConceptDirections.with_direction`). The concept's key is
     ``"labelled " + name``; remove it with ``.without(concepts=[key])``. Returns (model, report)."""
     if model.concepts is None:
