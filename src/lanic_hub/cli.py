@@ -590,8 +590,8 @@ def _parser_remove(sub) -> None:
     p.add_argument(
         "--fit-concept",
         action="store_true",
-        help="fit a concept of --label itself on the --reference images (the mean embedding with the "
-        "label minus without, within --finding's strata), add it to the model's concepts and remove it",
+        help="fit a concept of --label itself on the --reference images (its coefficient with the "
+        "findings' labels held fixed), add it to the model's concepts and remove it",
     )
     p.add_argument("--reason", default="", help="why (shown on the card)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
