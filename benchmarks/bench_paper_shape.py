@@ -31,7 +31,8 @@ def folder() -> Path:
 
 
 def trained_steps(build: Path) -> int:
-    """The step of the ensemble's checkpoint in ``build`` (0 without one)."""
+    """The step of the ensemble's checkpoint in ``build`` (0 without one): a sitting stopped
+    between checkpoints loses the steps after the last one, so its line ends there."""
     from safetensors import safe_open
 
     ck = build / "train" / "checkpoint" / "checkpoint.safetensors"
@@ -39,10 +40,6 @@ def trained_steps(build: Path) -> int:
         return 0
     with safe_open(str(ck), framework="pt") as f:
         return int((f.metadata() or {}).get("step", 0))
-
-
-# A sitting stopped between checkpoints loses the steps after the last one: its line counts the
-# seconds to its end, and its step_at_end is the checkpoint's.
 
 
 def main() -> dict:

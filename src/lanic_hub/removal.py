@@ -239,6 +239,17 @@ def concept_contributions(model, e: torch.Tensor, chunk: int = 1024) -> torch.Te
 
 
 @torch.no_grad()
+def _both_classes(label) -> np.ndarray:
+    """``label`` as bools, refused unless the reference set has images with and without it."""
+    label = np.asarray(label).astype(bool)
+    if label.all() or not label.any():
+        raise RemovalError(
+            "the reference set needs images with and without the label "
+            f"(got {int(label.sum())} of {len(label)})"
+        )
+    return label
+
+
 def items_from_reference(
     model,
     e: torch.Tensor,
@@ -266,12 +277,7 @@ def items_from_reference(
         raise RemovalError(f"level {level!r}: choose 'patterns' or 'concepts'")
     if level == "concepts" and model.concepts is None:
         raise RemovalError("this model has no concept directions: choose patterns from the reference set")
-    label = np.asarray(label).astype(bool)
-    if label.all() or not label.any():
-        raise RemovalError(
-            "the reference set needs images with and without the label "
-            f"(got {int(label.sum())} of {len(label)})"
-        )
+    label = _both_classes(label)
     c = list(model.config.findings).index(finding)
     e = e.to(model.device, model.dtype).reshape(-1, model.config.d_in).float()
     per = []
@@ -357,12 +363,7 @@ def fit_reference_concept(
     ``"labelled " + name``; remove it with ``.without(concepts=[key])``. Returns (model, report)."""
     if model.concepts is None:
         raise RemovalError("this model has no concept directions to add a concept to")
-    label = np.asarray(label).astype(bool)
-    if label.all() or not label.any():
-        raise RemovalError(
-            "the reference set needs images with and without the label "
-            f"(got {int(label.sum())} of {len(label)})"
-        )
+    label = _both_classes(label)
     if not 0 < check_share < 1:
         raise RemovalError(f"check_share must be in (0, 1), got {check_share}")
     n = len(label)

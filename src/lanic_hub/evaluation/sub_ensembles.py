@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def compare_sub_ensembles(
         "model": str(model_folder),
         "measured_on": f"{spec}, test split ({int((d.split == 'test').sum())} rows)",
         "ensemble": model.ensemble.cfg.to_dict(),
-        "bank_config": {k: v for k, v in base.__dict__.items()},
+        "bank_config": asdict(base),
         "rows": rows,
     }
     (out / "sub_ensembles.json").write_text(json.dumps(doc, indent=1))
