@@ -67,3 +67,24 @@ def test_single_class_column_is_reported_not_averaged():
     assert np.isnan(per[1])
     others = [roc_auc_score(y[m[:, j], j], logits[m[:, j], j]) for j in (0, 2, 3, 4)]
     assert macro == pytest.approx(np.mean(others))
+
+
+def test_the_seed_alone_decides_the_model_whatever_the_global_random_state():
+    import torch
+
+    from lanic_hub.classifier import DiagnosticClassifier
+
+    x, y, m = _data(400, 1)
+    cfg = ClassifierConfig(hidden=8, max_epochs=3, patience=3, seed=5)
+    states = []
+    for global_seed in (0, 99):
+        torch.manual_seed(global_seed)
+        model, _ = train_classifier(x[:300], y[:300], m[:300], x[300:], y[300:], m[300:], cfg, progress=False)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    # the initial weights are nn.Linear's draws, from the config's seed instead of the global state
+    torch.manual_seed(5)
+    by_global = DiagnosticClassifier(12, 8, 5).state_dict()
+    clf = DiagnosticClassifier(12, 8, 5)
+    clf.reset_parameters(torch.Generator().manual_seed(5))
+    assert all(torch.equal(by_global[k], v) for k, v in clf.state_dict().items())

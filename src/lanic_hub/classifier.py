@@ -7,6 +7,7 @@ what the transcoder ensemble learns to reproduce.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,6 +54,13 @@ class DiagnosticClassifier(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d_in, hidden)
         self.fc2 = nn.Linear(hidden, n_out)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Draw the weights again as ``nn.Linear`` does (fc1 then fc2, weight then bias), from
+        ``generator`` instead of the global random state."""
+        for fc in (self.fc1, self.fc2):
+            nn.init.kaiming_uniform_(fc.weight, a=math.sqrt(5), generator=generator)
+            nn.init.uniform_(fc.bias, -(fc.in_features**-0.5), fc.in_features**-0.5, generator=generator)
 
     def hidden(self, e: torch.Tensor) -> torch.Tensor:
         return F.relu(self.fc1(e))
@@ -135,8 +143,8 @@ def train_classifier(
     check_inputs(x_tr, y_tr, m_tr, "train")
     check_inputs(x_va, y_va, m_va, "validate", d_in=x_tr.shape[1])
     g = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     model = DiagnosticClassifier(x_tr.shape[1], cfg.hidden, y_tr.shape[1])
+    model.reset_parameters(torch.Generator().manual_seed(cfg.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     xt, yt, mt = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (x_tr, y_tr, m_tr))
     xv = torch.as_tensor(np.asarray(x_va), dtype=torch.float32)

@@ -397,3 +397,15 @@ def test_without_a_plateau_the_schedule_ends_at_its_maximum_and_needs_held_out_r
     # the cosine schedule (no plateau_every) is what it was: its report says the schedule ended it
     _, rep = train_ensemble(e, h, cfg, TrainConfig(steps=30, batch_size=100), progress=False)
     assert rep["ended_by"] == "schedule (steps)" and rep["steps"] == 30
+
+
+def test_training_reads_and_leaves_the_global_random_state_alone():
+    e, h, cfg = _toy_problem(256, n_members=2)
+    weights = []
+    for global_seed in (0, 99):
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        m, _ = train_ensemble(e, h, cfg, TrainConfig(epochs=2, batch_size=64), progress=False)
+        assert torch.equal(before, torch.get_rng_state())  # the caller's random state untouched
+        weights.append(m.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

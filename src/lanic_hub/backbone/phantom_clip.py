@@ -243,8 +243,27 @@ def train_phantom_clip(
     fast or a busy machine. ``max_seconds`` is a guard, not a budget: a run that passes it stops
     and is saved with ``"complete": false`` in its report (:func:`ensure_phantom_clip` never
     caches such a run). ``on_step(step)`` is called after every optimiser step.
+
+    open_clip initialises its towers from torch's global random state, which takes no generator:
+    the run seeds it inside ``torch.random.fork_rng``, so the caller's random state is the same
+    after the call as before it.
     """
-    torch.manual_seed(cfg.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _train_phantom_clip(
+            cfg, out, num_proc=num_proc, progress=progress, max_seconds=max_seconds, on_step=on_step
+        )
+
+
+def _train_phantom_clip(
+    cfg: PhantomClipConfig,
+    out: str | Path,
+    *,
+    num_proc: int,
+    progress: bool,
+    max_seconds: float | None,
+    on_step: Callable[[int], None] | None,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     studies = list(generate(cfg.n_images, cfg.seed, cfg.world, num_proc=num_proc, progress=progress))
     images = to_tensor_u8([s.image for s in studies], cfg.image_size)

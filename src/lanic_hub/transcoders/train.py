@@ -372,8 +372,7 @@ def train_ensemble(
             )
         heldout = (heldout[0].float()[: tcfg.convergence_rows], heldout[1].float()[: tcfg.convergence_rows])
         check_pairs(*heldout, cfg)
-    torch.manual_seed(cfg.seed)
-    model = TranscoderEnsemble(cfg)
+    model = TranscoderEnsemble(cfg)  # draws from its own generators (cfg.seed); no global seed
     model.init_from_data(e, h)
     groups = [{"params": [p for n, p in model.named_parameters() if n != "log_threshold"]}]
     if cfg.activation == "jumprelu":  # thresholds move in log space, at their own pace
