@@ -28,7 +28,12 @@ SPLITS = {"A (chooses)": 7003, "B (reports)": 7001}
 def main(argv=None) -> int:
     from lanic_hub.backbone.embed import load_embeddings
     from lanic_hub.data.phantom import ALL_FACTORS, PhantomConfig
-    from lanic_hub.evaluation.counterfactual import BankAttributor, _split, assign_factors, named_concepts
+    from lanic_hub.evaluation.counterfactual import (
+        BankAttributor,
+        assign_factors,
+        named_concepts,
+        phantom_split,
+    )
     from lanic_hub.modeling import LanICModel
     from lanic_hub.patterns import BankConfig
     from lanic_hub.patterns.build import naming_decision
@@ -49,7 +54,7 @@ def main(argv=None) -> int:
     att = BankAttributor("m", m.classifier, m.ensemble, m.bank, named_concepts(pats))
     truth = {}
     for name, seed in SPLITS.items():
-        _, ds, folder = _split(
+        _, ds, folder = phantom_split(
             Path(args.cache) / "phantom-counterfactual", args.n, seed, PhantomConfig(), m.backbone, False
         )
         emb = load_embeddings(folder)

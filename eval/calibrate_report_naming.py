@@ -26,7 +26,7 @@ from lanic_hub.backbone.embed import load_embeddings
 from lanic_hub.data.concepts import ConceptExtractor
 from lanic_hub.data.open import open_dataset
 from lanic_hub.data.phantom import ALL_FACTORS, PhantomConfig
-from lanic_hub.evaluation.counterfactual import _split, assign_factors, gallery_factors
+from lanic_hub.evaluation.counterfactual import assign_factors, gallery_factors, phantom_split
 from lanic_hub.patterns.naming import NamingRule, concept_support
 from lanic_hub.patterns.phantom_check import pattern_activations
 
@@ -50,7 +50,9 @@ def main() -> None:
     emb = load_embeddings(emb_dir)
     rows = ds.select(emb.row_ids.tolist())
     acts = pattern_activations(model.ensemble, model.bank, emb.image.float()).numpy()
-    a_spec, a_ds, a_emb = _split(Path(args.run) / "eval", 1000, 7003, PhantomConfig(), model.backbone, False)
+    a_spec, a_ds, a_emb = phantom_split(
+        Path(args.run) / "eval", 1000, 7003, PhantomConfig(), model.backbone, False
+    )
     a = load_embeddings(a_emb)
     a_rows = a_ds.select(a.row_ids.tolist())
     gt = np.stack([np.array(a_rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)

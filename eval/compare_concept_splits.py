@@ -50,12 +50,12 @@ from lanic_hub.evaluation.counterfactual import (
     ConceptAttributor,
     CounterfactualConfig,
     Parts,
-    _split,
     draw_pairs,
     embed_images,
     evaluate_method,
     ground_truth_directions,
     named_concepts,
+    phantom_split,
     render_pairs,
 )
 from lanic_hub.patterns.concepts import ConceptDirections, fit_concept_directions
@@ -431,7 +431,7 @@ def main() -> None:
     pairs = draw_pairs(cfg, world)
     on, off = render_pairs(pairs, cfg, world)
     e_on, e_off = embed_images(bb, on), embed_images(bb, off)
-    _, a_ds, a_emb = _split(run / "eval", cfg.assign_n, cfg.seed + 1, world, bb, progress=False)
+    _, a_ds, a_emb = phantom_split(run / "eval", cfg.assign_n, cfg.seed + 1, world, bb, progress=False)
     emb = load_embeddings(a_emb)
     x_assign = emb.image.float()
     rows = a_ds.select(emb.row_ids.tolist())

@@ -74,7 +74,7 @@ def compare_sub_ensembles(
     out.mkdir(parents=True, exist_ok=True)
     d = load_suite(suite, model, out, spec=spec, embeddings=embeddings, progress=progress)
     ds = open_dataset(spec)
-    base = BankConfig(**model.bank_meta["config"])
+    base = BankConfig.from_dict(model.bank_meta["config"])
     backbone = model.backbone
 
     def bank_of(ens: TranscoderEnsemble):

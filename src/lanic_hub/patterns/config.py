@@ -3,7 +3,7 @@ and the pipeline's YAML parsing import it cheaply)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
 
@@ -80,3 +80,10 @@ class BankConfig:
             raise ConfigError(f"need 0 <= min_frequency <= max_frequency <= 1: {self}")
         if min(self.gallery_size, self.min_support, self.sample_rows, self.batch_size) < 1:
             raise ConfigError(f"sizes must be >= 1: {self}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> BankConfig:
+        """The config a bank recorded (``bank_meta["config"]``); keys this version does not know
+        (a newer bank's) are left out, missing ones take their defaults (an older bank's)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
