@@ -1,27 +1,16 @@
-"""The Hugging Face model: ``LanICConfig`` + ``LanICModel`` (transformers), the product users load.
+"""The Hugging Face model, ``LanICModel``: what users load, predict with and explain with.
 
-A saved model folder (``save_pretrained`` / ``push_to_hub``)::
-
-    config.json          LanICConfig: sizes, findings, the ensemble's config, the backbone reference
-    model.safetensors    classifier.*, ensemble.*, latent_pattern (T*L,), pattern_direction (P, d)
-    patterns.json        the pattern bank's metadata: {"version", "meta", "patterns": [...]}
-                         (names, categories, scores, support, members, gallery row references)
-    concepts.safetensors optional: concept directions fitted on report concepts (mean, directions,
-    concepts.json        readout) and each concept's measured support; without them explanations
-                         name patterns only
-    README.md            the model card
-    backbone/            optional: the backbone in open_clip's layout, for a self-contained copy
-    thumbnails/          optional: p{id:05d}.png, one strip of gallery thumbnails per pattern,
-                         only for redistributable data
-
->>> from lanic_hub import LanICModel                              # doctest: +SKIP
->>> model = LanICModel.from_pretrained("runs/quickstart/model")   # doctest: +SKIP
->>> print(model.explain("chest.png"))                            # doctest: +SKIP
+One class past the 400-line guide, for a reason: its methods are the product's whole API
+(``from_pretrained`` / ``save_pretrained``, ``predict``, ``explain``, ``without``), each a thin
+wrapper over a lower layer (``explain``, ``removal``, ``typicality``, ``backbone``) or a check in
+:mod:`.folder`. Splitting it would spread one user-facing class over several files.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -29,108 +18,43 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedConfig, PreTrainedModel
+from safetensors import SafetensorError
+from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .classifier import DiagnosticClassifier
-from .constants import FINDINGS
-from .decomposition import latent_logit_weights
-from .errors import ConfigError, DataError, LanicError
-from .explain import Explanation, explain_embeddings
-from .patterns.bank import BANK_VERSION, PatternBank, pattern_activations_from_codes
-from .patterns.concepts import CONCEPTS_WEIGHTS, ConceptDirections
-from .patterns.record import Pattern
-from .transcoders import TranscoderConfig, TranscoderEnsemble
-from .utils.tensors import check_finite
+from ..backbone import load_backbone
+from ..backbone.resolve import hub_snapshot
+from ..classifier import DiagnosticClassifier
+from ..constants import FINDINGS
+from ..data.images import load_image
+from ..decomposition import latent_logit_weights
+from ..errors import ConfigError, LanicError
+from ..explain import Explanation, explain_embeddings
+from ..patterns.bank import BANK_VERSION, PatternBank, pattern_activations_from_codes
+from ..patterns.concepts import CONCEPTS_WEIGHTS, ConceptDirections
+from ..patterns.record import Pattern
+from ..removal import Removal
+from ..removal import removed_contributions as removed_contributions_of
+from ..removal import resolve as resolve_removal
+from ..trained import load_trained
+from ..transcoders import TranscoderEnsemble
+from ..transcoders.ensemble import ensemble_fingerprint
+from ..typicality import OOD_NOTE, Typicality
+from ..utils.io import link_missing, recover_dir, replace_dir, write_text_atomic
+from ..utils.tensors import check_finite
+from .configuration_lanic import REMOTE_CODE, LanICConfig
+from .folder import (
+    BUNDLED_BACKBONE,
+    SIDECAR,
+    ModelFolderError,
+    check_model_folder,
+    check_sidecar,
+    model_parts,
+    resolve_model_folder,
+)
 
-#: Version of the saved folder layout; a folder written by an incompatible version is refused.
-LANIC_FORMAT = 1
-SIDECAR = "patterns.json"
-BUNDLED_BACKBONE = "backbone"
-
-
-class ModelFolderError(LanicError, ValueError):
-    """A folder or repo is not a (compatible, intact) LanIC model."""
-
-
-#: The file every model folder carries so that transformers can load it from a repo id with
-#: ``trust_remote_code=True`` (it imports lanic-hub, and says how to install it when missing).
-REMOTE_CODE = "lanic_remote.py"
-AUTO_MAP = {
-    "AutoConfig": "lanic_remote.LanICConfig",
-    "AutoModel": "lanic_remote.LanICModel",
-    "AutoModelForImageClassification": "lanic_remote.LanICModel",
-}
-CUSTOM_PIPELINES = {
-    "image-classification": {
-        "impl": "lanic_remote.LanICClassificationPipeline",
-        "pt": ["AutoModelForImageClassification"],
-        "type": "image",
-    }
-}
-
-
-class LanICConfig(PreTrainedConfig):
-    """Sizes and references of a LanIC model. Weights live in ``model.safetensors``."""
-
-    model_type = "lanic"
-
-    def __init__(
-        self,
-        d_in: int = 512,
-        hidden: int = 256,
-        findings: list[str] | None = None,
-        ensemble: dict[str, Any] | None = None,
-        n_patterns: int = 0,
-        backbone: dict[str, Any] | None = None,
-        bundled_backbone: bool = False,
-        lanic_format: int = LANIC_FORMAT,
-        typicality: bool = False,
-        typicality_threshold: float | None = None,
-        thresholds: dict[str, float] | None = None,
-        thresholds_measured_on: str | None = None,
-        removed: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.d_in = int(d_in)
-        self.hidden = int(hidden)
-        self.findings = list(findings) if findings is not None else list(FINDINGS)
-        self.ensemble = (
-            dict(ensemble) if ensemble is not None else TranscoderConfig(self.d_in, self.hidden).to_dict()
-        )
-        self.n_patterns = int(n_patterns)
-        self.backbone = backbone
-        """{"spec": "hf-hub:..." | "local-dir:...", "revision": ...}: how to load the image encoder."""
-        self.bundled_backbone = bool(bundled_backbone)
-        self.lanic_format = int(lanic_format)
-        self.typicality = bool(typicality)
-        """Whether the weights hold a typicality reference (:mod:`lanic_hub.typicality`)."""
-        self.typicality_threshold = None if typicality_threshold is None else float(typicality_threshold)
-        self.thresholds = None if thresholds is None else {str(k): float(v) for k, v in thresholds.items()}
-        """{finding: probability}: the operating point of each finding (F1-maximising on the
-        validation split, chosen at export); ``predict`` reports positive calls at them."""
-        self.thresholds_measured_on = thresholds_measured_on
-        self.removed = removed or None
-        """Items the model leaves out (:class:`lanic_hub.removal.Removal` as a dict; None: none):
-        its logits are the classifier's minus their contributions (:meth:`LanICModel.without`)."""
-        # what transformers reads from a repo id alone: the labels (multi-label, sigmoid scores),
-        # and the classes behind AutoModel / pipeline() with trust_remote_code (REMOTE_CODE)
-        kwargs.setdefault("id2label", dict(enumerate(self.findings)))
-        kwargs.setdefault("label2id", {f: i for i, f in enumerate(self.findings)})
-        kwargs.setdefault("problem_type", "multi_label_classification")
-        kwargs.setdefault("auto_map", dict(AUTO_MAP))
-        kwargs.setdefault("custom_pipelines", json.loads(json.dumps(CUSTOM_PIPELINES)))
-        super().__init__(**kwargs)
-        if not self.findings:
-            raise ConfigError("a LanIC model needs at least one finding")
-        if self.ensemble.get("d_in") != self.d_in or self.ensemble.get("d_out") != self.hidden:
-            raise ConfigError(
-                f"the ensemble maps {self.ensemble.get('d_in')} -> {self.ensemble.get('d_out')}, "
-                f"the classifier {self.d_in} -> {self.hidden}: they must agree"
-            )
-
-    def transcoder_config(self) -> TranscoderConfig:
-        return TranscoderConfig.from_dict(self.ensemble)
+#: The remote-code file copied into every saved folder (``REMOTE_CODE``).
+_REMOTE_SOURCE = Path(__file__).parent.parent / "resources" / "remote" / REMOTE_CODE
 
 
 @dataclass
@@ -190,16 +114,12 @@ class LanICModel(PreTrainedModel):
 
     def __init__(self, config: LanICConfig) -> None:
         super().__init__(config)
-        tc = config.transcoder_config()
-        self.classifier = DiagnosticClassifier(config.d_in, config.hidden, len(config.findings))
-        self.ensemble = TranscoderEnsemble(tc)
-        self.register_buffer(
-            "latent_pattern", torch.full((tc.n_members * tc.n_latents,), -1, dtype=torch.long)
-        )
-        self.register_buffer("pattern_direction", torch.zeros(config.n_patterns, config.d_in))
-        if config.typicality:
-            self.register_buffer("typicality_mean", torch.zeros(config.d_in))
-            self.register_buffer("typicality_precision", torch.zeros(config.d_in, config.d_in))
+        self.classifier, self.ensemble = model_parts(config)
+        for name, shape in config.buffer_shapes().items():  # latent_pattern: -1 = in no pattern
+            if name == "latent_pattern":
+                self.register_buffer(name, torch.full(shape, -1, dtype=torch.long))
+            else:
+                self.register_buffer(name, torch.zeros(shape))
         self.patterns: list[Pattern] = []
         self.bank_meta: dict[str, Any] = {}
         self.concepts: ConceptDirections | None = None
@@ -226,8 +146,6 @@ class LanICModel(PreTrainedModel):
         findings: tuple[str, ...] = FINDINGS,
     ) -> LanICModel:
         """Assemble a model from what ``lanic-hub train`` and ``lanic-hub patterns`` produced."""
-        from .transcoders.ensemble import ensemble_fingerprint
-
         bank.check_ensemble(ensemble_fingerprint(ensemble), ensemble.cfg.n_members * ensemble.cfg.n_latents)
         cfg = LanICConfig(
             d_in=classifier.fc1.in_features,
@@ -250,8 +168,6 @@ class LanICModel(PreTrainedModel):
     @classmethod
     def from_training_folder(cls, folder: str | Path) -> LanICModel:
         """The model of a folder written by ``lanic-hub train`` + ``lanic-hub patterns``."""
-        from .trained import load_trained
-
         clf, ens = load_trained(folder)
         m = cls.from_components(clf, ens, PatternBank.load(folder))
         m.concepts = ConceptDirections.load(folder)
@@ -267,8 +183,6 @@ class LanICModel(PreTrainedModel):
         The folder is written beside the target and swapped in whole, so a crash at any moment
         leaves either the previous complete folder or the new one (other files already in the
         folder, e.g. ``README.md`` or ``thumbnails/``, are carried over)."""
-        from .utils.io import link_missing, recover_dir, replace_dir, write_text_atomic
-
         final = Path(save_directory)
         recover_dir(final)
         for stale in final.parent.glob(f".{final.name}.saving*"):  # left by a killed save
@@ -289,7 +203,7 @@ class LanICModel(PreTrainedModel):
             "patterns": [p.to_dict() for p in self.patterns],
         }
         write_text_atomic(tmp / SIDECAR, json.dumps(doc, indent=1))
-        shutil.copyfile(Path(__file__).parent / "resources" / "remote" / REMOTE_CODE, tmp / REMOTE_CODE)
+        shutil.copyfile(_REMOTE_SOURCE, tmp / REMOTE_CODE)
         if self.concepts is not None:
             self.concepts.save(tmp)
         if final.is_dir():
@@ -308,8 +222,6 @@ class LanICModel(PreTrainedModel):
         """Load from a local folder, or a Hub repo id (resolved from the HF cache when offline)."""
         folder = resolve_model_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
         check_model_folder(folder)
-        from safetensors import SafetensorError
-
         kwargs["use_safetensors"] = True  # never unpickle
         try:
             loaded = super().from_pretrained(str(folder), *args, **kwargs)
@@ -342,7 +254,7 @@ class LanICModel(PreTrainedModel):
                 f"{path}: pattern metadata (version {doc.get('version')}, {len(doc.get('patterns', []))} "
                 f"patterns) does not match the weights ({self.config.n_patterns} patterns)"
             )
-        self.patterns, self.bank_meta = _check_sidecar(path, doc["patterns"], self), doc.get("meta", {})
+        self.patterns, self.bank_meta = check_sidecar(path, doc["patterns"], self), doc.get("meta", {})
         self.concepts = ConceptDirections.load(folder)
         if self.concepts is not None and self.concepts.directions.shape[1] != self.config.d_in:
             raise ModelFolderError(
@@ -373,6 +285,8 @@ class LanICModel(PreTrainedModel):
             raise ModelFolderError(
                 "push a saved model folder: save_pretrained (or export) it first, then pass folder="
             )
+        from .hub import push_folder  # hub.py imports this module (its checks build the model)
+
         return push_folder(
             src,
             repo_id,
@@ -391,8 +305,6 @@ class LanICModel(PreTrainedModel):
         if spec.startswith("local-dir:") and not self._from_hub:
             return Path(spec[len("local-dir:") :])
         if spec.startswith("hf-hub:"):
-            from .backbone.resolve import hub_snapshot
-
             return hub_snapshot(spec[len("hf-hub:") :], (self.config.backbone or {}).get("revision"), None)
         return None
 
@@ -400,8 +312,6 @@ class LanICModel(PreTrainedModel):
     def backbone(self):
         """The image/text encoder (:class:`lanic_hub.backbone.Backbone`), loaded on first use."""
         if self._backbone is None:
-            from .backbone import load_backbone
-
             ref = self.config.backbone or {}
             if self.config.bundled_backbone and self._folder is not None:
                 spec, rev = f"local-dir:{self._folder / BUNDLED_BACKBONE}", None
@@ -430,8 +340,6 @@ class LanICModel(PreTrainedModel):
         """The model's :class:`~lanic_hub.typicality.Typicality` reference, or None (not saved)."""
         if not self.config.typicality:
             return None
-        from .typicality import Typicality
-
         return Typicality(self.typicality_mean, self.typicality_precision, self.config.typicality_threshold)
 
     def _typicality_of(self, e: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -442,8 +350,6 @@ class LanICModel(PreTrainedModel):
         return d, d > ref.threshold
 
     def _ood_notes(self, distance: float | None, outside: bool | None) -> list[str]:
-        from .typicality import OOD_NOTE
-
         return [OOD_NOTE.format(d=distance, t=self.config.typicality_threshold)] if outside else []
 
     # ------------------------------------------------------------------------------- inference
@@ -508,8 +414,6 @@ class LanICModel(PreTrainedModel):
     @property
     def removal(self):
         """What this model leaves out (:class:`lanic_hub.removal.Removal`; falsy when nothing)."""
-        from .removal import Removal
-
         return Removal.from_dict(self.config.removed)
 
     def without(
@@ -527,9 +431,7 @@ class LanICModel(PreTrainedModel):
         (:mod:`lanic_hub.removal`). The removal is recorded in ``config.removed`` and survives
         ``save_pretrained``; this model is not changed. Unknown items raise
         :class:`~lanic_hub.removal.RemovalError` naming the nearest known ones."""
-        from .removal import resolve
-
-        removal = resolve(self, concepts, patterns, latents, reason=reason, chosen_by=chosen_by)
+        removal = resolve_removal(self, concepts, patterns, latents, reason=reason, chosen_by=chosen_by)
         new = self._copy()
         new.config.removed = removal.to_dict()
         return new
@@ -549,8 +451,6 @@ class LanICModel(PreTrainedModel):
 
     def _copy(self) -> LanICModel:
         """A deep copy sharing the (unchanged) image encoder, with empty explanation caches."""
-        import copy
-
         backbone, cache = self._backbone, self._explain_cache
         self._backbone, self._explain_cache = None, {}
         try:
@@ -564,9 +464,7 @@ class LanICModel(PreTrainedModel):
     def removed_contributions(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, C) the summed contribution of the removed items to each logit (zeros when nothing
         is removed): what this model subtracts from its classifier's logits."""
-        from .removal import removed_contributions
-
-        return removed_contributions(self, embeddings)
+        return removed_contributions_of(self, embeddings)
 
     def forward(
         self, pixel_values: torch.Tensor | None = None, embeddings: torch.Tensor | None = None, **kwargs: Any
@@ -602,8 +500,6 @@ class LanICModel(PreTrainedModel):
     @torch.no_grad()
     def embed_images(self, images: list) -> torch.Tensor:
         """Unit embeddings of images given as paths, PIL images, arrays or DICOM files."""
-        from .data.images import load_image
-
         bb = self.backbone
         x = torch.stack([bb.preprocess(load_image(im)) for im in images])
         return bb.encode_image(x)
@@ -658,8 +554,6 @@ class LanICModel(PreTrainedModel):
     def _mark_removed(self, out: list[Explanation], e: torch.Tensor) -> None:
         """Turn explanations of the classifier into the changed model's: the removed items stay
         listed, marked, their sum goes to ``removed``, and the logit and probability drop it."""
-        import math
-
         removal = self.removal
         R = self.removed_contributions(e).double().cpu()
         pats, keys = set(removal.patterns), set(removal.concepts)
@@ -685,244 +579,3 @@ class LanICModel(PreTrainedModel):
     def explain(self, image) -> Explanation:
         """Prediction and its exact pattern decomposition for one image."""
         return self.explain_batch([image])[0]
-
-
-def _check_sidecar(path: Path, entries: list[Any], model: LanICModel) -> list[Pattern]:
-    """The sidecar's patterns, each checked against the weights: ids in order, member latents in
-    range and mapped to that pattern by ``latent_pattern`` (the types: :meth:`Pattern.from_dict`)."""
-    tc = model.config.transcoder_config()
-    T, L = tc.n_members, tc.n_latents
-    owner = model.latent_pattern.tolist()  # one conversion, not one tensor lookup per member
-    patterns = []
-    for j, d in enumerate(entries):
-        where = f"{path}: pattern {j}"
-        if not isinstance(d, dict) or d.get("id") != j:
-            raise ModelFolderError(f"{where}: expected an object with id {j}")
-        try:
-            p = Pattern.from_dict(d, where)
-        except DataError as exc:
-            raise ModelFolderError(str(exc)) from exc
-        for m in p.members:
-            if not (0 <= m[0] < T and 0 <= m[1] < L):
-                raise ModelFolderError(f"{where}: member {m!r} is not a (member < {T}, latent < {L}) pair")
-            if owner[m[0] * L + m[1]] != j:
-                raise ModelFolderError(
-                    f"{where}: member latent {m} belongs to pattern {owner[m[0] * L + m[1]]} in the weights"
-                )
-        patterns.append(p)
-    return patterns
-
-
-def resolve_model_folder(
-    name: str | os.PathLike, revision: str | None = None, cache_dir: str | None = None
-) -> Path:
-    """A local folder as is; otherwise a Hub repo id, downloaded or (offline) found in the cache."""
-    p = Path(name)
-    if not p.exists() and p.with_name(p.name + ".old").is_dir():
-        from .utils.io import recover_dir
-
-        recover_dir(p)  # a save that was killed mid-swap: the previous complete folder
-    if p.is_dir():
-        return p
-    if p.exists() or str(name).startswith((".", "/")) or os.sep in str(name).strip("/").replace("/", "", 1):
-        raise ModelFolderError(f"{name}: no such model folder")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    from .utils.hfcache import download_command, hub_offline, not_cached_reason
-
-    offline = hub_offline()
-    try:
-        return Path(
-            snapshot_download(str(name), revision=revision, cache_dir=cache_dir, local_files_only=offline)
-        )
-    except LocalEntryNotFoundError as exc:
-        raise ModelFolderError(
-            f"{name}: not a local folder, and {not_cached_reason(str(name), exc, offline)}; "
-            f"download it once with `{download_command(str(name))}`"
-        ) from exc
-    except (RepositoryNotFoundError, HFValidationError, OSError) as exc:
-        raise ModelFolderError(f"{name}: not a local folder and not found on the Hub: {exc}") from exc
-
-
-def check_model_folder(folder: Path) -> None:
-    """Refuse, with a clear message, folders that are not a compatible LanIC model."""
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        hint = (
-            " (it looks like a `lanic-hub train` folder: build the model with `lanic-hub export`)"
-            if (folder / "ensemble.safetensors").is_file()
-            else ""
-        )
-        raise ModelFolderError(f"{folder}: no config.json; not a LanIC model{hint}")
-    try:
-        doc = json.loads(cfg.read_text())
-    except ValueError as exc:
-        raise ModelFolderError(f"{cfg}: not valid JSON ({exc})") from exc
-    if doc.get("model_type") != LanICConfig.model_type:
-        raise ModelFolderError(f"{cfg}: model_type is {doc.get('model_type')!r}, not 'lanic'")
-    if doc.get("lanic_format") != LANIC_FORMAT:
-        raise ModelFolderError(
-            f"{cfg}: saved in LanIC format {doc.get('lanic_format')}, this lanic-hub reads format "
-            f"{LANIC_FORMAT}; install the lanic-hub version that wrote it"
-        )
-    if not (folder / "model.safetensors").is_file():
-        raise ModelFolderError(f"{folder}: no model.safetensors (LanIC models are never loaded from pickles)")
-    config = _checked_config(cfg, doc)
-    _check_tensor_shapes(folder / "model.safetensors", config)
-    bb = folder / BUNDLED_BACKBONE
-    if config.bundled_backbone and (bb.is_symlink() or not _inside(bb, folder)):
-        raise ModelFolderError(f"{bb}: the bundled backbone must be a folder inside the model folder")
-
-
-#: Upper bound on every size in a config: far above any real model, far below an allocation bomb.
-MAX_DIM = 1 << 20
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
-
-
-def _checked_config(cfg_path: Path, doc: dict[str, Any]) -> LanICConfig:
-    """The config, with every size checked to be a positive integer below :data:`MAX_DIM`."""
-    ens = doc.get("ensemble") or {}
-    sizes = {"d_in": doc.get("d_in"), "hidden": doc.get("hidden"), "n_patterns": doc.get("n_patterns", 0)}
-    sizes |= {f"ensemble.{k}": ens.get(k) for k in ("n_members", "n_latents", "k", "d_in", "d_out")}
-    for key, v in sizes.items():
-        low = 0 if key == "n_patterns" else 1
-        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= MAX_DIM:
-            raise ModelFolderError(f"{cfg_path}: {key} = {v!r} is not an integer in [{low}, {MAX_DIM}]")
-    if ens["n_members"] * ens["n_latents"] > 64 * MAX_DIM:
-        raise ModelFolderError(f"{cfg_path}: ensemble.n_members x n_latents is implausibly large")
-    try:
-        return LanICConfig(
-            **{k: v for k, v in doc.items() if k not in ("model_type", "transformers_version")}
-        )
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ModelFolderError(f"{cfg_path}: not a valid LanIC config ({exc})") from exc
-
-
-def _check_tensor_shapes(path: Path, config: LanICConfig) -> None:
-    """Compare the safetensors header (read without loading a tensor) with the shapes the config
-    implies (a model built on the meta device: no memory): missing, extra or resized tensors."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with torch.device("meta"):
-            want = {k: tuple(v.shape) for k, v in LanICModel(config).state_dict().items()}
-    except (RuntimeError, ValueError) as exc:
-        raise ModelFolderError(f"{path.parent / 'config.json'}: sizes do not make a model ({exc})") from exc
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            have = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFolderError(f"{path}: cannot read the tensor header ({exc})") from exc
-    problems = [f"missing {k} {want[k]}" for k in sorted(want.keys() - have.keys())]
-    problems += [f"unexpected {k} {have[k]}" for k in sorted(have.keys() - want.keys())]
-    problems += [
-        f"{k} has shape {have[k]}, the config implies {want[k]}"
-        for k in sorted(want.keys() & have.keys())
-        if have[k] != want[k]
-    ]
-    if problems:
-        raise ModelFolderError(
-            f"{path}: the weights do not match config.json: {'; '.join(problems[:5])}"
-            f"{f' (+{len(problems) - 5} more)' if len(problems) > 5 else ''}"
-        )
-
-
-def restricted_content(folder: str | os.PathLike) -> list[str]:
-    """What in a model folder may not be re-published, one ``"file: why"`` line each: nothing
-    when its data's licence allows re-publishing (``patterns.json``'s ``meta.data_source``; a
-    folder that does not say counts as restricted). Otherwise gallery thumbnails, example images
-    and report text: the typical sentences of ``patterns.json``, and any of them quoted in another
-    text file."""
-    folder = Path(folder)
-    doc = json.loads((folder / SIDECAR).read_text())
-    src = doc.get("meta", {}).get("data_source") or {}
-    if src.get("redistributable", False):
-        return []
-    name = src.get("name", "unrecorded data")
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    out = []
-    for sub, what in (("thumbnails", "gallery images"), ("examples", "example images")):
-        images = [p for p in files if p.relative_to(folder).parts[0] == sub]
-        if images:
-            out.append(f"{sub}/: {len(images)} {what} of {name}")
-    sentences = sorted({t for p in doc.get("patterns", []) for t in p.get("typical_sentences") or []})
-    if sentences:
-        n = sum(bool(p.get("typical_sentences")) for p in doc.get("patterns", []))
-        out.append(
-            f"{SIDECAR}: {len(sentences)} report sentences of {name} (typical_sentences of {n} patterns)"
-        )
-    for p in files:
-        if p.suffix in (".md", ".json", ".txt", ".py", ".html") and p.name != SIDECAR and sentences:
-            text = p.read_text(errors="replace")
-            quoted = [t for t in sentences if t in text]
-            if quoted:
-                out.append(f"{p.relative_to(folder)}: quotes {len(quoted)} report sentences of {name}")
-    return out
-
-
-def upload_plan(folder: str | os.PathLike) -> list[str]:
-    """The files :meth:`LanICModel.push_to_hub` would upload from ``folder`` (relative paths), after
-    checking that it is an intact LanIC model with a card, and that it re-publishes no images or
-    report text of a dataset whose licence forbids it (:func:`restricted_content`)."""
-    folder = Path(folder)
-    check_model_folder(folder)
-    if not (folder / "README.md").is_file():
-        raise ModelFolderError(f"{folder}: no README.md model card; write one with `lanic-hub export`")
-    bad = restricted_content(folder)
-    if bad:
-        from .errors import LicenceError
-
-        raise LicenceError(
-            f"{folder}: its data may not be re-published, but the folder holds: "
-            + "; ".join(bad)
-            + ". Rebuild the bank (typical sentences are withheld for such data) or delete those "
-            "files before publishing"
-        )
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    return [f for f in files if not f.endswith((".bin", ".pt", ".pkl", ".pth"))]
-
-
-def push_folder(
-    folder: str | os.PathLike,
-    repo_id: str,
-    *,
-    commit_message: str = "Upload LanIC model",
-    private: bool | None = None,
-    token: str | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-):
-    """Upload exactly :func:`upload_plan`'s files of a model folder to the Hub (needs network);
-    the licence check runs first, so nothing is sent when it refuses."""
-    from huggingface_hub import HfApi
-
-    files = upload_plan(folder)
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    return api.upload_folder(
-        folder_path=str(folder),
-        repo_id=repo_id,
-        allow_patterns=files,
-        commit_message=commit_message,
-        revision=revision,
-        create_pr=create_pr,
-    )
-
-
-def register() -> None:
-    """Make ``AutoConfig`` / ``AutoModel`` resolve ``model_type = "lanic"`` (done when this module
-    loads, i.e. on first use of ``lanic_hub.LanICModel``)."""
-    from transformers import AutoConfig, AutoModel
-
-    try:
-        AutoConfig.register(LanICConfig.model_type, LanICConfig)
-        AutoModel.register(LanICConfig, LanICModel)
-    except ValueError:  # already registered (re-import)
-        pass
-
-
-register()  # importing the model classes makes AutoConfig / AutoModel resolve model_type "lanic"
