@@ -53,15 +53,9 @@ def write_embeddings(folder: Path, n: int, d: int, seed: int = 0, shards: int = 
 
 def main() -> dict:
     from lanic_hub.patterns import BankConfig
-    from lanic_hub.patterns.build import (
-        Candidates,
-        RowStore,
-        _sample_rows,
-        _Stream,
-        score_latents,
-        score_patterns,
-    )
     from lanic_hub.patterns.merge import Merge
+    from lanic_hub.patterns.phases import Candidates, Stream, sample_rows, score_latents, score_patterns
+    from lanic_hub.patterns.store import RowStore
     from lanic_hub.transcoders.ensemble import TranscoderConfig, TranscoderEnsemble
 
     T, L, k, d, H = 100, 2048, 32, 512, 256
@@ -71,8 +65,8 @@ def main() -> dict:
     ens = TranscoderEnsemble(TranscoderConfig(d_in=d, d_out=H, n_latents=L, k=k, n_members=T)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         store = RowStore(write_embeddings(Path(tmp) / "emb", n, d))
-        stream = _Stream(store, store, cfg.batch_size, progress=False)
-        sample = _sample_rows(n, cfg)
+        stream = Stream(store, store, cfg.batch_size, progress=False)
+        sample = sample_rows(n, cfg)
         times: dict[str, list[float]] = {
             "encoder": [],
             "pass 1 (latent scores)": [],

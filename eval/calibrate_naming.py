@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     )
     from lanic_hub.modeling import LanICModel
     from lanic_hub.patterns import BankConfig
-    from lanic_hub.patterns.build import naming_decision
+    from lanic_hub.patterns.naming import naming_decision
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="runs/quickstart/model")

@@ -18,8 +18,8 @@ import torch
 from .data.examples import phantom_examples
 from .errors import LanicError
 from .patterns.bank import pattern_label
-from .patterns.build import SENTENCE_FIT
 from .patterns.gallery import thumbnail_strip
+from .patterns.grounding import SENTENCE_FIT
 
 NOTICE = (
     "**Research use only. Not a medical device.** lanic-hub is research software: do not use it to "

@@ -368,14 +368,15 @@ def test_sample_tables_equal_the_dense_activations_on_the_sample_rows(parts, tin
     equal sklearn's on the dense columns."""
     from sklearn.metrics import roc_auc_score
 
-    from lanic_hub.patterns import build as B
+    from lanic_hub.patterns import phases as B
     from lanic_hub.patterns.bank import BankConfig, pattern_activations_from_codes
+    from lanic_hub.patterns.store import RowStore
 
     _, ens, _, emb = parts
     cfg = BankConfig(sample_rows=37, batch_size=16)
-    store = B.RowStore(tiny_embedded / "emb")
-    sample = B._sample_rows(len(store), cfg)
-    stream = B._Stream(store, store, cfg.batch_size, False)
+    store = RowStore(tiny_embedded / "emb")
+    sample = B.sample_rows(len(store), cfg)
+    stream = B.Stream(store, store, cfg.batch_size, False)
     scan = B.score_latents(ens, stream, sample, cfg)
     cand = B.merge_across_members(ens, scan, len(sample.pos), cfg, False)
     pscan = B.score_patterns(ens, stream, sample, cand, scan, cfg.gallery_size)

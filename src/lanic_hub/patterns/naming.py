@@ -17,10 +17,15 @@ Pure functions on arrays; the bank builder feeds them the sample rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
+from ..constants import CHEXPERT_LABELS
 from ..data.concepts import CONCEPTS, ConceptExtractor, concept_names
+from .config import BankConfig
+from .record import Pattern
+from .vocabulary import DEVICE_CONCEPTS, REPORT_LABEL
 
 #: Version of the naming from reports and of the concept directions: a pipeline rebuilds a bank
 #: named by another version.
@@ -168,3 +173,47 @@ def report_supports(
             )
         )
     return out
+
+
+def gallery_labels(ds, rows: list[int]) -> dict[int, dict[str, bool]]:
+    """The positive CheXpert labels of the given dataset rows (blank and uncertain: not positive)."""
+    rows = sorted(set(rows))
+    cols = [c for c in CHEXPERT_LABELS if c in ds.column_names]
+    if not rows or not cols:
+        return {}
+    sub = ds.select_columns(cols).select(rows)
+    return {r: {c: sub[c][i] == 1 for c in cols} for i, r in enumerate(rows)}
+
+
+def gallery_label_share(gallery: list[int], row_labels: dict[int, dict[str, bool]]) -> dict[str, float]:
+    """Per CheXpert label, the share of a pattern's gallery images whose report has it."""
+    have = [row_labels[r] for r in gallery if r in row_labels]
+    if not have:
+        return {}
+    return {c: sum(h[c] for h in have) / len(have) for c in have[0]}
+
+
+def naming_decision(rec: Pattern | dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
+    """Whether a pattern (a :class:`Pattern`, or the dict of any latent direction) is dense
+    (context) and whether it carries its name: not dense, confident enough, and supported by the
+    report label of its concept (``name_support``): its activation detects the label (AUROC); for
+    a device, whose reports only say "support devices", also the images it fires on most (its
+    gallery) have that label."""
+    dense = rec["frequency"] > cfg.dense_frequency
+    label = REPORT_LABEL.get(rec["concept"])
+    support: dict[str, Any] | None = None
+    if label and rec["concept"] in DEVICE_CONCEPTS:
+        share = (rec.get("gallery_label_share") or {}).get(label)
+        auroc = (rec.get("label_auroc") or {}).get(label)
+        supported = (
+            auroc is not None and auroc >= cfg.name_label_auroc and (share or 0.0) >= cfg.name_gallery_share
+        )
+        support = {"label": label, "auroc": auroc, "gallery_share": share}
+    elif label:
+        auroc = (rec.get("label_auroc") or {}).get(label)
+        supported = auroc is not None and auroc >= cfg.name_label_auroc
+        support = {"label": label, "auroc": auroc}
+    else:
+        supported = cfg.name_unlabelled
+    named = (not dense) and rec["confidence"] >= cfg.name_confidence and bool(supported)
+    return {"dense": bool(dense), "named": bool(named), "name_support": support}

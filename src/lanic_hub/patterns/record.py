@@ -63,7 +63,7 @@ class Pattern:
     dense: bool = False
     """Fires on most images: context, never named as a finding."""
     named: bool = True
-    """Whether it carries its name (:func:`lanic_hub.patterns.build.naming_decision`)."""
+    """Whether it carries its name (:func:`lanic_hub.patterns.naming.naming_decision`)."""
     name_support: dict[str, Any] | None = None
     """The measurement behind ``named``: the report label, its AUROC (and gallery share)."""
     best_factor: dict[str, Any] | None = None

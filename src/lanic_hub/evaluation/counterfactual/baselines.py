@@ -17,8 +17,9 @@ from ...constants import CHEXPERT_LABELS
 from ...data.phantom import PhantomConfig
 from ...data.schema import label_matrix
 from ...patterns import BankConfig
-from ...patterns.build import build_bank, naming_decision
+from ...patterns.build import build_bank
 from ...patterns.language import NAMING_TEMPLATE, name_vectors
+from ...patterns.naming import naming_decision
 from ...patterns.vocabulary import load_vocabulary
 from ...training import preset_schedule
 from ...transcoders import train_ensemble
@@ -83,7 +84,7 @@ def baseline_attributors(
 
 def _name_sae(sae, emb_dir, ds, bb, bank_cfg) -> tuple[list[str | None], list[bool]]:
     """Names for SAE latents by the bank's naming and the bank's naming rule
-    (:func:`lanic_hub.patterns.build.naming_decision`: report-label support, context latents
+    (:func:`lanic_hub.patterns.naming.naming_decision`: report-label support, context latents
     unnamed), on the assignment split; and which latents are context (dense)."""
     vocab = load_vocabulary()
     emb = load_embeddings(emb_dir)
