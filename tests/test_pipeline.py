@@ -32,6 +32,7 @@ def test_packaged_configs_parse_and_name_real_data_and_biomedclip():
         ({"train": {"preset": "paper", "memebrs": 3}}, "train: unknown key(s) ['memebrs']"),
         ({"patterns": {"naming": "vibes"}}, "naming must be"),
         ({"train": 3}, "train must be a mapping"),
+        ({"train": {"preset": "papr"}}, "unknown preset 'papr'"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, doc, words):
@@ -169,9 +170,22 @@ def test_a_0_pattern_build_is_not_reported_as_done(tiny_phantom_clip, tmp_path, 
     out = capsys.readouterr()
     assert "WARNING:" in out.err and "no pattern passed support" in out.err
     assert "health check" in out.out and "probably not usable" in out.out and "Done in" in out.out
+    # the progress lines number the stages from the stage list: the build stages of the seven (a
+    # folder's data stage opens it without a line; phantom data prints "[1/7] phantoms: ...")
+    steps = [line.split("]")[0] + "]" for line in out.out.splitlines() if line.startswith("[")]
+    assert steps == [f"[{i}/7]" for i in range(2, 7)], steps
+    assert "[4/7] classifier + 2-member transcoder ensemble (phantom preset)" in out.out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "patterns" in {c["name"] for c in summary["health"]["failed"]}
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "## Health checks" in card and "**Warning:" in card and "no pattern passed" in card
     assert "no pattern passed" in health_warning(LanICModel.from_pretrained(tmp_path / "run" / "model"))
     assert main(["build", "--config", str(cfg), "--strict"]) == 3  # a rerun: every stage is cached
+
+
+def test_the_stage_names_are_the_pipelines_stages_in_order():
+    from lanic_hub.pipeline import STAGES
+    from lanic_hub.stages import BUILD_STAGES, STAGE_NAMES
+
+    assert tuple(name for name, _ in STAGES) == STAGE_NAMES
+    assert tuple(name for name, _ in BUILD_STAGES) == STAGE_NAMES[:-1]

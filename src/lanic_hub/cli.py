@@ -140,18 +140,22 @@ def _run_and_report(cfg, strict: bool = False) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .health import run_checks
     from .patterns import PatternBank
-    from .stages import ModelOptions, bank_dataset, export_model, load_trained_handle
+    from .stages import BankHandle, ModelOptions, Run, bank_dataset, load_trained_handle, model_stage
 
     trained = load_trained_handle(Path(args.model))
     bank = PatternBank.load(trained.folder)  # says to run `lanic-hub patterns` first when missing
-    health = [c.to_dict() for c in run_checks(trained.report, bank.meta["counts"])]
-    ds = bank_dataset(bank, args.data).dataset
-    opts = dataclass_from_args(ModelOptions, args)
-    out = export_model(trained.folder, Path(args.out), ds, opts, trained.report, health=health)
-    print(f"LanIC model written to {out}")
-    return _health_exit(health, str(out), args.strict)
+    out = Path(args.out)
+    model = model_stage(
+        Run(out, pipeline=False),
+        trained,
+        BankHandle(trained.folder, bank),
+        bank_dataset(bank, args.data),
+        dataclass_from_args(ModelOptions, args),
+        folder=out,
+    )
+    print(f"LanIC model written to {model.folder}")
+    return _health_exit(model.health, str(model.folder), args.strict)
 
 
 def cmd_push(args: argparse.Namespace) -> int:

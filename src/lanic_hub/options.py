@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .patterns.config import BankConfig
+from .presets import PRESETS
 
 # --------------------------------------------------------------------------- stage options
 
@@ -65,6 +66,15 @@ class TrainOptions:
     epochs: int | None = None
     """Train the transcoders for this many passes over their stream instead (default: the
     preset's step budget)."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
+
+    @property
+    def n_members(self) -> int:
+        """The ensemble size this run trains: ``members``, else the preset's."""
+        return self.members or PRESETS[self.preset]["ensemble"]["n_members"]
 
 
 @dataclass(frozen=True)

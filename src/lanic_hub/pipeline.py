@@ -85,7 +85,7 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
     key = run.key(trained.fingerprint, dataclasses.asdict(cfg.patterns), suite, run.done.get("patterns"))
     res_file = run.out / "eval" / "results" / suite / f"{slug(str(model.folder))}.json"
     if not run.fresh("eval", key, res_file):
-        run.step(f"[7/7] evaluation suite '{suite}' with every baseline")
+        run.step("eval", f"evaluation suite '{suite}' with every baseline")
         r = run_eval(
             [str(model.folder)],
             suite,
@@ -98,7 +98,7 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
             raise ConfigError(f"evaluation failed: {r['failed']}")
         run.mark("eval", key)
     else:
-        run.step("[7/7] evaluation: up to date")
+        run.step("eval", "evaluation: up to date")
     evaluation = json.loads(res_file.read_text())
     board_file = run.out / "eval" / "leaderboard" / f"{suite}.md"
     board = board_file.read_text()
@@ -118,7 +118,7 @@ def counterfactual_stage(run: Run, cfg: PipelineConfig, model_dir: Path, key: st
     md = run.out / "eval" / "leaderboard" / f"{SUITE}.md"
     key = f"{key}:pairs={cfg.counterfactual_pairs}"
     if not run.fresh("counterfactual", key, md):
-        run.step(f"[7/7] evaluation suite '{SUITE}' (does a factor's effect land on its patterns?)")
+        run.step("eval", f"evaluation suite '{SUITE}' (does a factor's effect land on its patterns?)")
         world = PhantomConfig(shortcuts=tuple(ShortcutSpec.parse(x) for x in cfg.phantom_shortcuts))
         p = cfg.counterfactual_pairs
         cf = CounterfactualConfig(pairs_per_factor=p, assign_n=max(200, 25 * p), baseline_n=max(300, 50 * p))

@@ -42,6 +42,10 @@ from .utils.io import write_text_atomic
 
 # --------------------------------------------------------------------------- the run and its ledger
 
+#: The pipeline's stages in order (``BUILD_STAGES`` then the evaluation, ``pipeline.STAGES``): a
+#: progress line's "[i/n]" is its stage's place here.
+STAGE_NAMES = ("data", "backbone", "embeddings", "train", "patterns", "model", "eval")
+
 
 @dataclass
 class Run:
@@ -55,7 +59,7 @@ class Run:
     progress: bool = True
     """Progress bars for long work."""
     pipeline: bool = True
-    """True: a pipeline run (the ledger, and its "[i/7]" lines). False: a single-stage command
+    """True: a pipeline run (the ledger, and its "[i/n]" lines). False: a single-stage command
     (``lanic-hub train`` ...): every stage runs, and only its own output is printed."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time of each stage run through :func:`run_stages`."""
@@ -82,10 +86,11 @@ class Run:
             self.done[stage] = key
             write_text_atomic(self.path, json.dumps(self.done, indent=1))
 
-    def step(self, line: str) -> None:
-        """A pipeline progress line ("[i/7] ..."); silent in a single-stage command."""
+    def step(self, stage: str, line: str) -> None:
+        """A pipeline progress line, "[i/n] line" with ``stage``'s place in :data:`STAGE_NAMES`;
+        silent in a single-stage command."""
         if self.pipeline:
-            self.log(line)
+            self.log(f"[{STAGE_NAMES.index(stage) + 1}/{len(STAGE_NAMES)}] {line}")
 
 
 # --------------------------------------------------------------------------- handles
@@ -181,14 +186,14 @@ def data_stage(
     key = run.key(phantom_n, phantom_seed, RENDER_VERSION, dataclasses.asdict(world))
     hf = run.out / "phantoms" / "hf"
     if not run.fresh("phantoms", key, hf):
-        run.step(f"[1/7] phantoms: generating {phantom_n}")
+        run.step("data", f"phantoms: generating {phantom_n}")
         studies = list(generate(phantom_n, phantom_seed, world, num_proc=num_proc))
         export(run.out / "phantoms", phantom_n, phantom_seed, world, studies=studies, progress=run.progress)
         preview_grid(studies[:16], run.out / "phantom_preview.png")
         (run.out / "label_summary.md").write_text(label_summary(studies))
         run.mark("phantoms", key)
     else:
-        run.step("[1/7] phantoms: up to date")
+        run.step("data", "phantoms: up to date")
     spec = f"hf:{hf.resolve()}"
     return DataHandle(spec, open_dataset(spec))
 
@@ -203,9 +208,9 @@ def backbone_stage(
     from .backbone import load_backbone
 
     if spec == "phantom":
-        run.step("[2/7] backbone: the phantom CLIP (trained once, then cached)")
+        run.step("backbone", "backbone: the phantom CLIP (trained once, then cached)")
     else:
-        run.step(f"[2/7] backbone: {spec}")
+        run.step("backbone", f"backbone: {spec}")
     bb_spec = resolve_backbone_spec(spec, progress=run.progress)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return BackboneHandle(bb_spec, load_backbone(bb_spec, revision=revision, device=device))
@@ -219,7 +224,7 @@ def embeddings_stage(
     from .backbone.embed import EmbeddingCacheError, embed_dataset, read_manifest
 
     folder = Path(folder or run.out / "embeddings")
-    run.step(f"[3/7] embeddings of {len(data.dataset)} images")
+    run.step("embeddings", f"embeddings of {len(data.dataset)} images")
     kw = dict(
         batch_size=opts.batch_size,
         num_workers=opts.num_workers,
@@ -285,7 +290,8 @@ def train_stage(
     key = run.key(man["backbone"], man["dataset"], dataclasses.asdict(opts), PRESETS.get(opts.preset))
     if not run.fresh("train", key, folder / "ensemble.safetensors", folder / "fidelity.json"):
         run.step(
-            f"[4/7] classifier + {opts.members or 100}-member transcoder ensemble ({opts.preset} preset)"
+            "train",
+            f"classifier + {opts.n_members}-member transcoder ensemble ({opts.preset} preset)",
         )
         rep = train_from_embeddings(
             emb.folder,
@@ -306,7 +312,7 @@ def train_stage(
         if not rep:  # a non-zero rank of a member-parallel run: rank 0 writes the folder
             return TrainedHandle(folder, {}, None, None, "")
     else:
-        run.step("[4/7] classifier + ensemble: up to date")
+        run.step("train", "classifier + ensemble: up to date")
     return load_trained_handle(folder)
 
 
@@ -326,7 +332,7 @@ def patterns_stage(
 
     key = run.key(trained.fingerprint, dataclasses.asdict(config), NAMING_VERSION)
     if not run.fresh("patterns", key, trained.folder / "patterns.json"):
-        run.step("[5/7] pattern bank: score, merge, select, name")
+        run.step("patterns", "pattern bank: score, merge, select, name")
         bank = build_bank(
             trained.ensemble,
             emb.folder,
@@ -340,7 +346,7 @@ def patterns_stage(
         write_concept_directions(trained.folder, emb.folder, data.dataset, data_spec=data.spec, log=run.log)
         run.mark("patterns", key)
     else:
-        run.step("[5/7] pattern bank: up to date")
+        run.step("patterns", "pattern bank: up to date")
         bank = PatternBank.load(trained.folder)
     return BankHandle(trained.folder, bank)
 
@@ -360,7 +366,7 @@ def model_stage(
     ``demo_examples``: also write the phantom images the README and the demo point at."""
     from .health import run_checks
 
-    run.step("[6/7] model folder + model card")
+    run.step("model", "model folder + model card")
     health = [c.to_dict() for c in run_checks(trained.report, bank.bank.meta["counts"], embedded_default)]
     folder = Path(folder or run.out / "model")
     model_dir = export_model(trained.folder, folder, data.dataset, opts, trained.report, health=health)

@@ -147,6 +147,15 @@ def test_a_cut_short_cache_entry_is_trained_again(tmp_path, capsys):
     ensure_phantom_clip(cfg, root=tmp_path, progress=False, num_proc=1)
     assert "calibration probe" in capsys.readouterr().err
     assert json.loads((folder / "training_report.json").read_text())["check"]["passed"]
+    # nor one whose report says complete while its own steps fall short of its budget
+    from lanic_hub.backbone.phantom_clip import cache_problem
+
+    rep = json.loads((folder / "training_report.json").read_text())
+    assert cache_problem(folder) is None
+    (folder / "training_report.json").write_text(json.dumps(rep | {"steps": 3}))
+    assert "says complete, but ran 3 steps of its planned 4" in cache_problem(folder)
+    (folder / "training_report.json").write_text(json.dumps(rep | {"steps": 2, "planned_steps": 2}))
+    assert "its config's budget is 4" in cache_problem(folder)
 
 
 def test_a_model_below_the_probe_band_is_not_cached(tmp_path):

@@ -92,3 +92,22 @@ def test_export_withholds_report_text_of_restricted_data(tiny_model, tmp_path):
     assert not (out / "thumbnails").exists() and restricted_content(out) == []
     assert [p["name"] for p in doc["patterns"]] == [p["name"] for p in bank["patterns"]]  # names stay
     assert json.loads((tiny_model / "patterns.json").read_text()) == bank  # the training folder is untouched
+
+
+def test_lanic_hub_export_writes_the_model_stage_s_folder(tiny_model, tiny_lanic_model, tmp_path, capsys):
+    """`lanic-hub export` is the model stage on a training folder: the same weights and patterns
+    as the pipeline's export, a card with its health checks, and it loads."""
+    from lanic_hub import LanICModel
+    from lanic_hub.cli import main
+
+    out = tmp_path / "exported"
+    assert main(["export", "--model", str(tiny_model), "--out", str(out)]) == 0
+    assert f"LanIC model written to {out}" in capsys.readouterr().out
+    assert (out / "model.safetensors").read_bytes() == (tiny_lanic_model / "model.safetensors").read_bytes()
+    assert (
+        json.loads((out / "patterns.json").read_text())["patterns"]
+        == json.loads((tiny_lanic_model / "patterns.json").read_text())["patterns"]
+    )
+    assert "## Health checks" in (out / "README.md").read_text()
+    m = LanICModel.from_pretrained(out)
+    assert len(m.patterns) == m.config.n_patterns

@@ -425,7 +425,8 @@ def quality_check(folder: str | Path, cfg: PhantomClipConfig, progress: bool = F
 
 def cache_problem(folder: str | Path) -> str | None:
     """Why a cached phantom CLIP folder must not be served (None: it may): no weights or report,
-    a run that did not finish its step budget, or one that did not pass the calibration probe."""
+    a run that did not finish its step budget (the report's ``complete`` is checked against its own
+    ``steps``, ``planned_steps`` and config), or one that did not pass the calibration probe."""
     folder = Path(folder)
     if (
         not (folder / "open_clip_model.safetensors").is_file()
@@ -438,6 +439,16 @@ def cache_problem(folder: str | Path) -> str | None:
         return f"no readable {REPORT}"
     if not rep.get("complete"):
         return f"its training stopped after {rep.get('steps', '?')} of {rep.get('planned_steps', '?')} steps"
+    c = rep.get("config") or {}
+    try:
+        budget = (int(c["n_images"]) // int(c["batch_size"])) * int(c["epochs"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return "its report records no config (n_images, batch_size, epochs) to check its steps against"
+    if not rep.get("steps") == rep.get("planned_steps") == budget:
+        return (
+            f"its report says complete, but ran {rep.get('steps', '?')} steps of its planned "
+            f"{rep.get('planned_steps', '?')}, and its config's budget is {budget}"
+        )
     check = rep.get("check") or {}
     if not check.get("passed"):
         got = check.get("macro_probe_auroc")
