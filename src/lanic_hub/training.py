@@ -38,6 +38,7 @@ __all__ = [  # the train stage; load_trained, first_members, ensemble_fingerprin
 #: Ready configurations. 'paper' is CXR-LanIC's scale; 'phantom' keeps T = 100 at a CPU-sized L.
 #: Budgets are optimiser steps, so a preset trains as long on a small dataset as on a large one
 #: (an epoch budget gave the paper preset 70 steps on 20k phantoms: FVU 0.54).
+from .data.phantom import truth
 from .presets import PRESETS  # noqa: E402  (re-exported: lanic_hub.training.PRESETS)
 
 
@@ -139,7 +140,7 @@ def matryoshka_vs_topk(
     for name, cfg in others.items():
         if cfg != variants["matryoshka"].cfg:  # a JumpReLU ensemble is compared with TopK instead
             variants[name] = train_ensemble(x_tr, h_tr, cfg, train, progress=progress)[0]
-    gt = {f: np.array(test_rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS}
+    gt = {f: truth.presence_of(test_rows, f) for f in ALL_FACTORS}
     out: dict[str, Any] = {
         "members_compared": n,
         "measured_on": "test split, all severities; findings also at moderate+ (severity >= 0.5 vs absent)",
@@ -148,7 +149,7 @@ def matryoshka_vs_topk(
     for name, model in variants.items():
         res = {f: r["auroc"] for f, r in best_latents(model, x_te, gt).items()}
         for f in FINDING_FACTORS:
-            sev = np.array(test_rows[f"gt_{f}_severity"])
+            sev = truth.severity(test_rows, f)
             keep = ~gt[f] | (sev >= 0.5)
             res[f"{f}@moderate+"] = best_latents(model, x_te[torch.as_tensor(keep)], {f: gt[f][keep]})[f][
                 "auroc"
@@ -400,7 +401,7 @@ def train_from_embeddings(
         }
         for s, idx in parts.items()
     }
-    if "gt_edema" in sub.column_names:  # a phantom world: compare against the ground truth
+    if truth.is_phantom(sub.column_names):  # a phantom world: compare against the ground truth
         # the variants train as many steps as the ensemble took (a plateau schedule: to its end)
         same = replace(schedule, plateau_every=None, steps=ens_rep["steps"])
         report["ground_truth_detection"] = matryoshka_vs_topk(

@@ -19,20 +19,22 @@ def pick_examples(ds, source: str, n: int = 4, scan: int | None = None) -> list[
     an image carries (not the numeric truth: ctr, anatomy, ...); other data by its report labels.
     ``scan``: look at only the first so many test rows. Reads no image."""
     from ..constants import FINDINGS
-    from .phantom import ALL_FACTORS
+    from .phantom import ALL_FACTORS, truth
     from .phantom.case import FINDING_FACTORS
 
     if "split" not in ds.column_names:
         return []
-    gt = [f for f in ALL_FACTORS if f"gt_{f}" in ds.column_names]
-    cols = ["split"] + ([f"gt_{f}" for f in gt] if gt else [f for f in FINDINGS if f in ds.column_names])
+    gt = [f for f in ALL_FACTORS if truth.column(f) in ds.column_names]
+    cols = ["split"] + (
+        [truth.column(f) for f in gt] if gt else [f for f in FINDINGS if f in ds.column_names]
+    )
     table = ds.select_columns(cols).to_dict()
     test = [i for i, s in enumerate(table["split"]) if s == "test"][:scan]
     picked: list[Example] = []
     seen: set[str] = set()
     for i in test:
         if gt:
-            present = [f for f in gt if table[f"gt_{f}"][i]]  # 0/1 (or bool) columns
+            present = [f for f in gt if table[truth.column(f)][i]]  # 0/1 (or bool) columns
             leading = [f for f in present if f in FINDING_FACTORS]
             key = leading[0] if leading else "normal"
             if key == "normal" and present:  # "normal" means no factor at all

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..data.phantom import truth
 from ..data.phantom.case import DEVICE_FACTORS
 
 METHODS = (
@@ -348,7 +349,7 @@ def reference_label(factor: str) -> tuple[str, str]:
     Devices" for a device, a hand label (the ground truth) for an artifact."""
     if factor in DEVICE_FACTORS:
         return "Support Devices", "the report label 'Support Devices'"
-    return f"gt_{factor}", f"a hand label of '{factor}'"
+    return truth.column(factor), f"a hand label of '{factor}'"
 
 
 def markdown(r: dict[str, Any]) -> list[str]:

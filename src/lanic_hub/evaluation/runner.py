@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..constants import FINDINGS
+from ..data.phantom import truth
 from ..errors import DataError
 from ..explain import decomposition_by_pattern
 from ..utils.io import write_text_atomic
@@ -119,7 +120,7 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
         "text_coherence": M.summary([np.nan if p.text_coherence is None else p.text_coherence for p in pats]),
         "bank_measured_on": bank.meta.get("measured_on"),
     }
-    if "gt_edema" in d.rows.column_names and len(pats):
+    if truth.is_phantom(d.rows.column_names) and len(pats):
         from ..patterns.phantom_check import ground_truth_check, pattern_activations
 
         gt = ground_truth_check(pattern_activations(ens, bank, x[te]).numpy(), bank, d.rows.select(te))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..data.phantom import truth
 from ..utils.io import write_text_atomic
 
 DEFAULT_SHORTCUT = "chest_tube:Atelectasis:0.9:train+validate"
@@ -47,7 +48,7 @@ def shortcut_figures(model, x: torch.Tensor, rows, factor: str, finding: str, to
     pats = model.patterns
     gt_pats = [p.id for p in pats if (p.best_factor or {}).get("factor") == factor]
     named = [p.id for p in pats if p.concept == factor and is_named(p)]
-    present = np.array(rows[f"gt_{factor}"], dtype=bool)
+    present = truth.presence_of(rows, factor)
     out: dict[str, Any] = {
         "images_with_factor": int(present.sum()),
         "shortcut_patterns_by_ground_truth": len(gt_pats),
@@ -186,7 +187,7 @@ def _one_seed(
         crows = cds.select(cemb.row_ids.tolist()).remove_columns("image")
         cte = np.where(np.array(crows["split"]) == "test")[0]
         c = list(model.config.findings).index(spec.finding)
-        gt = f"gt_{spec.finding.lower().replace(' ', '_')}"
+        gt = truth.column(truth.finding_factor(spec.finding))
 
         a_dec = _finding_auroc(model, c, x_te, rows.select(te), gt)
         a_cou = _finding_auroc(model, c, cemb.image.float()[cte], crows.select(cte), gt)
@@ -221,8 +222,8 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
     from . import removal_suite as R
 
     model, control = models["shortcut"], models["control"]
-    gt_cols = [f"gt_{f.lower().replace(' ', '_')}" for f in model.config.findings]
-    factor_col = f"gt_{spec.factor}"
+    gt_cols = [truth.column(truth.finding_factor(f)) for f in model.config.findings]
+    factor_col = truth.column(spec.factor)
 
     def embedded(name: str, cfg: PhantomConfig):
         folder = out / "removal-test" / name
@@ -263,7 +264,7 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
         finding_label=y[:, 0] == 1,
         findings=y_all.astype(float),
         gt_factor=np.array(ref_rows[factor_col], dtype=bool),
-        gt_finding=np.array(ref_rows[f"gt_{spec.finding.lower().replace(' ', '_')}"], dtype=bool),
+        gt_finding=truth.presence_of(ref_rows, truth.finding_factor(spec.finding)),
     )
     pair_x = None
     if pairs:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.phantom import truth
 from ..utils.io import write_text_atomic
 
 #: name -> keyword arguments of :func:`lanic_hub.training.train_from_embeddings`
@@ -90,7 +91,7 @@ def run_variant(
     _, ens = load_trained(folder)
     bank = PatternBank.load(folder)
     row["patterns"] = len(bank)
-    if "gt_edema" in ds.column_names:
+    if truth.is_phantom(ds.column_names):
         from ..patterns.phantom_check import ground_truth_check, pattern_activations
 
         te = np.where(np.array(ds["split"]) == "test")[0]

@@ -13,6 +13,7 @@ import torch
 from ..backbone import load_backbone
 from ..backbone.phantom_clip import minilm_dir
 from ..constants import CHEXPERT_LABELS
+from ..data.phantom import truth
 from ..transcoders import TranscoderEnsemble
 from .bank import BankConfig
 from .language import NAMING_TEMPLATE, Annotation, ReportSentences, name_vectors, sentence_model
@@ -110,7 +111,7 @@ def pattern_records(
     """The bank's records: name, members, scores, gallery, label support and the naming decision
     of every selected pattern."""
     label_names, st = purity.label_names, pscan.stats
-    gt_cols = [j for j, n in enumerate(label_names) if n.startswith("gt_")]
+    gt_cols = [j for j, n in enumerate(label_names) if n.startswith(truth.PREFIX)]
     g_v, g_i = pscan.gallery_values, pscan.gallery_rows
     row_labels = gallery_labels(ds, [int(row_ids[i]) for i in g_i[sel].reshape(-1).tolist() if i >= 0])
     patterns: list[Pattern] = []
@@ -154,7 +155,7 @@ def pattern_records(
         if gt_cols:
             j = int(np.nanargmax(np.nan_to_num(purity.pattern_full[old, gt_cols], nan=-1)))
             p.best_factor = {
-                "factor": label_names[gt_cols[j]][3:],
+                "factor": truth.factor_of(label_names[gt_cols[j]]),
                 "auroc": nan_to_none(purity.pattern_full[old, gt_cols[j]]),
             }
         if lang.sentences is not None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.phantom import ALL_FACTORS, FINDING_FACTORS
+from ..data.phantom import ALL_FACTORS, FINDING_FACTORS, truth
 from ..transcoders.analysis import auroc_matrix
 from .bank import PatternBank, pattern_activations_from_codes
 
@@ -74,12 +74,12 @@ def ground_truth_check(
     gallery: int = 20,
 ) -> dict[str, Any]:
     """The figures from pattern activations ``acts`` (N, P) on dataset ``rows`` (with gt_*)."""
-    gt = np.stack([np.array(rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
+    gt = truth.presence(rows)
     all_sev = auroc_matrix(acts, gt)  # (P, F)
     moderate = all_sev.copy()
     for j, f in enumerate(ALL_FACTORS):
         if f in FINDING_FACTORS:
-            sev = np.array(rows[f"gt_{f}_severity"])
+            sev = truth.severity(rows, f)
             keep = ~gt[:, j] | (sev >= 0.5)
             moderate[:, j] = auroc_matrix(acts[keep], gt[keep, j : j + 1])[:, 0]
     from .bank import is_named

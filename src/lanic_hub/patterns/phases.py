@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..constants import CHEXPERT_LABELS
-from ..data.phantom import ALL_FACTORS
+from ..data.phantom import ALL_FACTORS, truth
 from ..errors import DataError
 from ..transcoders import TranscoderEnsemble
 from ..transcoders.analysis import auroc_matrix
@@ -61,9 +61,9 @@ def label_table(sub) -> tuple[list[str], np.ndarray]:
             names.append(c)
             cols.append(v == 1)
     for f in ALL_FACTORS:
-        if f"gt_{f}" in sub.column_names:
-            names.append(f"gt_{f}")
-            cols.append(np.array(sub[f"gt_{f}"], dtype=bool))
+        if truth.column(f) in sub.column_names:
+            names.append(truth.column(f))
+            cols.append(truth.presence_of(sub, f))
     return names, (np.stack(cols, 1) if cols else np.zeros((len(sub), 0), dtype=bool))
 
 

@@ -8,13 +8,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ... import smoke
 from ...backbone.embed import load_embeddings
 from ...constants import FINDINGS
 from ...constants import VERSION as __version__
-from ...data.phantom import ALL_FACTORS, PhantomConfig
+from ...data.phantom import ALL_FACTORS, PhantomConfig, truth
 from ...modeling import LanICModel
 from ..leaderboard import write_leaderboard
 from ..records import SCHEMA_VERSION
@@ -83,7 +81,7 @@ def run_counterfactual_suite(
         emb = load_embeddings(a_emb)
         x_assign = emb.image.float()
         rows = a_ds.select(emb.row_ids.tolist())
-        gt = np.stack([np.array(rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
+        gt = truth.presence(rows)
         emb_fig = embedding_figures(e_on, e_off, pairs, x_assign, gt)
         methods: list[tuple[str, Any, str]] = [
             (
