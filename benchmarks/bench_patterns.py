@@ -73,18 +73,18 @@ def main() -> dict:
         return {"skipped": f"no trained model in {model}"}
     clf, ens = load_trained(model)
     emb = load_embeddings(embeddings)
-    ds = open_dataset(emb.manifest["data_spec"])
+    ds = open_dataset(emb.manifest.data_spec)
     sub = ds.select(emb.row_ids.tolist()).remove_columns("image")
     te = np.where(np.array(sub["split"]) == "test")[0]
     x = emb.image.float()
     out: dict = {
-        "measured_on": f"{emb.manifest['data_spec']} ({len(x)} phantoms); bank built on all rows, "
+        "measured_on": f"{emb.manifest.data_spec} ({len(x)} phantoms); bank built on all rows, "
         f"checks on the test split ({len(te)} rows)",
         "ensemble": {"members": ens.T, "latents": ens.cfg.n_latents, "k": ens.cfg.k},
     }
     from lanic_hub.backbone import load_backbone
 
-    bb = load_backbone(emb.manifest["backbone"]["spec"])
+    bb = load_backbone(emb.manifest.backbone.spec)
     banks = {}
     for naming in ("both", "gallery", "direction"):
         t = time.perf_counter()

@@ -46,17 +46,17 @@ VARIANTS: dict[str, tuple[dict, dict, int]] = {
 def extra_embeddings(run: Path, n: int, out: Path) -> torch.Tensor:
     """Image embeddings of ``n`` phantoms of seed 5000 by the run's backbone (cached in ``out``)."""
     from lanic_hub.backbone import load_backbone
-    from lanic_hub.backbone.embed import embed_dataset, load_embeddings
+    from lanic_hub.backbone.embed import embed_dataset, load_embeddings, read_manifest
     from lanic_hub.data.open import open_dataset
     from lanic_hub.data.phantom import export
 
     folder = out / f"extra-{n}"
     if not (folder / "emb" / "manifest.json").is_file():
         hf = export(folder / "ph", n, seed=5000, mimic=False, num_proc=2, progress=False)["hf"]
-        man = json.loads((run / "embeddings" / "manifest.json").read_text())
+        man = read_manifest(run / "embeddings")
         embed_dataset(
             open_dataset(f"hf:{hf}"),
-            load_backbone(man["backbone"]["spec"]),
+            load_backbone(man.backbone.spec),
             folder / "emb",
             num_workers=2,
             text=False,
@@ -83,7 +83,7 @@ def run_variant(run: Path, name: str, members: int, out: Path) -> dict:
     t0 = time.perf_counter()
     clf, _ = load_trained(run / "train")
     emb = load_embeddings(run / "embeddings")
-    ds = open_dataset(emb.manifest["data_spec"])
+    ds = open_dataset(emb.manifest.data_spec)
     split = np.array(ds.select(emb.row_ids.tolist())["split"])
     x = emb.image.float()
     tr, te = np.where(split == "train")[0], np.where(split == "test")[0]
@@ -103,7 +103,7 @@ def run_variant(run: Path, name: str, members: int, out: Path) -> dict:
     with torch.no_grad():
         v, i = ens.encode(x[te])
         path = macro_auroc(clf.head(ens.decode(v, i).mean(1)).numpy(), y, m)[0]
-    bank = build_bank(ens, run / "embeddings", ds, data_spec=emb.manifest["data_spec"], progress=False)
+    bank = build_bank(ens, run / "embeddings", ds, data_spec=emb.manifest.data_spec, progress=False)
     folder = out / name.replace(" ", "_").replace("/", "-")
     LanICModel.from_components(clf, ens, bank).save_pretrained(folder / "model")
     cf = run_counterfactual_suite(

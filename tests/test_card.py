@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lanic_hub import LanICModel
+from lanic_hub.records import EmbeddingsManifest
 
 
 def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model, tiny_model):
@@ -70,7 +71,8 @@ def test_card_names_the_hub_dataset_it_was_measured_on(tiny_lanic_model, tmp_pat
     assert "datasets" not in local and local["model-index"][0]["results"][0]["dataset"]["type"] == "phantom"
     emb = tmp_path / "emb"
     emb.mkdir()
-    (emb / "manifest.json").write_text(json.dumps({"data_spec": "hf:someone/lanic-phantom"}))
+    manifest = EmbeddingsManifest.read(m.bank_meta["embeddings"])  # the tiny model's own, on a Hub id
+    manifest.model_copy(update={"data_spec": "hf:someone/lanic-phantom"}).write(emb)
     m.bank_meta = {**m.bank_meta, "embeddings": str(emb)}
     d = render_model_card(m, repo_id="someone/x", dataset=PHANTOM, report=report).data.to_dict()
     assert d["datasets"] == ["someone/lanic-phantom"]

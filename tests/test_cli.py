@@ -10,6 +10,7 @@ import pytest
 from lanic_hub.cli import build_parser, main
 from lanic_hub.data import load_mimic_cxr
 from lanic_hub.data.phantom import load_phantom_dataset
+from lanic_hub.records import RunFolder, RunSummary
 
 
 @pytest.mark.parametrize(
@@ -51,12 +52,17 @@ def test_quickstart_runs_the_whole_pipeline_at_a_tiny_size_and_reruns_from_cache
     assert "Ground-truth prevalence" in (tmp_path / "label_summary.md").read_text()
     e = load_embeddings(tmp_path / "embeddings")
     assert e.row_ids.tolist() == list(range(200)) and e.image.shape == (200, 256)
-    assert e.manifest["backbone"]["spec"] == spec
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"data", "backbone", "embeddings", "train", "patterns", "model", "eval"}
+    assert e.manifest.backbone.spec == spec
+    layout = RunFolder(tmp_path)  # the layout is named once, and the pipeline writes it
+    for p in (layout.phantoms_hf, layout.phantom_preview, layout.label_summary, layout.embeddings):
+        assert p.exists(), p
+    for p in (layout.train, layout.model, layout.stages_json, layout.eval_results("phantom-counterfactual")):
+        assert p.exists(), p
+    summary = RunSummary.read(tmp_path)
+    assert set(summary.seconds) == {"data", "backbone", "embeddings", "train", "patterns", "model", "eval"}
     # each stage's peak memory, from the process's own high-water mark reset between stages
-    assert set(summary["peak_rss_gb"]) == set(summary["seconds"])
-    assert all(0.05 < v < 64 for v in summary["peak_rss_gb"].values())
+    assert set(summary.peak_rss_gb) == set(summary.seconds)
+    assert all(0.05 < v < 64 for v in summary.peak_rss_gb.values())
     model = LanICModel.from_pretrained(tmp_path / "model")
     assert model.ensemble.cfg.n_members == 3
     assert model.config.bundled_backbone  # a phantom CLIP lives in a local cache: it is bundled

@@ -9,6 +9,7 @@ import yaml
 
 from lanic_hub.errors import ConfigError
 from lanic_hub.pipeline import PipelineConfig, packaged_configs
+from lanic_hub.records import RunSummary
 
 
 def test_packaged_configs_parse_and_name_real_data_and_biomedclip():
@@ -175,8 +176,8 @@ def test_a_0_pattern_build_is_not_reported_as_done(tiny_phantom_clip, tmp_path, 
     steps = [line.split("]")[0] + "]" for line in out.out.splitlines() if line.startswith("[")]
     assert steps == [f"[{i}/7]" for i in range(2, 7)], steps
     assert "[4/7] classifier + 2-member transcoder ensemble (phantom preset)" in out.out
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert "patterns" in {c["name"] for c in summary["health"]["failed"]}
+    summary = RunSummary.read(tmp_path / "run")
+    assert "patterns" in {c["name"] for c in summary.health["failed"]}
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "## Health checks" in card and "**Warning:" in card and "no pattern passed" in card
     assert "no pattern passed" in health_warning(LanICModel.from_pretrained(tmp_path / "run" / "model"))

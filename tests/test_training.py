@@ -226,7 +226,7 @@ def test_the_paper_preset_ends_on_its_validate_rows_plateau_or_its_maximum(tiny_
     from lanic_hub.data.open import open_dataset
 
     emb = load_embeddings(tiny_embedded / "emb")
-    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    ds = open_dataset(emb.manifest.data_spec).select(emb.row_ids.tolist())
     n_val = sum(s == "validate" for s in ds["split"])
     rep = train_from_embeddings(
         tiny_embedded / "emb", tmp_path, preset="paper", n_members=2, n_latents=64, steps=40, progress=False

@@ -13,6 +13,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data.schema import DataSource
+from .records import EmbeddingsManifest
 
 
 def template_path() -> Path:
@@ -26,14 +27,12 @@ ARXIV = "2510.21464"
 def _hub_dataset(model, evaluation: dict[str, Any] | None) -> str | None:
     """The Hub dataset id the model was measured on, where its data spec names one
     (``hf:OWNER/NAME``): the evaluation's, else the one its bank was built on."""
-    import json
-
     from .data.open import hub_repo_id
 
     spec = (evaluation or {}).get("dataset", {}).get("spec")
     if spec is None and model.bank_meta.get("embeddings"):
-        manifest = Path(model.bank_meta["embeddings"]) / "manifest.json"
-        spec = json.loads(manifest.read_text()).get("data_spec") if manifest.is_file() else None
+        manifest = EmbeddingsManifest.path_in(model.bank_meta["embeddings"])
+        spec = EmbeddingsManifest.read(manifest).data_spec if manifest.is_file() else None
     return hub_repo_id(spec) if spec else None
 
 

@@ -117,16 +117,16 @@ def _run_and_report(cfg, strict: bool = False) -> int:
 
     t = time.perf_counter()
     s = run_pipeline(cfg)
-    s["seconds"]["total"] = round(time.perf_counter() - t, 1)
-    shown = {k: v for k, v in s.items() if k != "health"}
+    s.seconds["total"] = round(time.perf_counter() - t, 1)
+    shown = {k: v for k, v in s.to_dict().items() if k != "health"}
     print("\n" + json.dumps(shown, indent=1))
-    model = s["model"]
-    bad = s["health"]["failed"]
+    model = s.model
+    bad = s.health["failed"]
     verdict = (
-        f"Done in {s['seconds']['total']:.0f} s, but {len(bad)} health check{'s' if len(bad) > 1 else ''} "
+        f"Done in {s.seconds['total']:.0f} s, but {len(bad)} health check{'s' if len(bad) > 1 else ''} "
         "failed (above): this model is probably not usable."
         if bad
-        else f"Done in {s['seconds']['total']:.0f} s; all {len(s['health']['checks'])} health checks passed."
+        else f"Done in {s.seconds['total']:.0f} s; all {len(s.health['checks'])} health checks passed."
     )
     print(
         f"\n{verdict} The model is in {model} (model card: {model}/README.md).\n"
@@ -259,7 +259,8 @@ def cmd_eval_results(args: argparse.Namespace) -> int:
 def cmd_train_phantom(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .backbone.phantom_clip import REPORT, PhantomClipConfig, ensure_phantom_clip, train_checked
+    from .backbone.phantom_clip import PhantomClipConfig, ensure_phantom_clip, train_checked
+    from .records import PhantomClipReport
 
     cfg = replace(PhantomClipConfig(), n_images=args.n, seed=args.seed)
     kw = dict(max_seconds=args.max_seconds, num_proc=args.num_proc)
@@ -267,8 +268,8 @@ def cmd_train_phantom(args: argparse.Namespace) -> int:
         out = train_checked(cfg, Path(args.out), **kw)
     else:
         out = ensure_phantom_clip(cfg, retrain=True, **kw)
-    report = json.loads((out / REPORT).read_text())
-    print(json.dumps({"steps": report["steps"], "seconds": report["seconds"], "check": report["check"]}))
+    report = PhantomClipReport.read(out)
+    print(json.dumps({"steps": report.steps, "seconds": report.seconds, "check": report.to_dict()["check"]}))
     print(f"phantom CLIP saved in BiomedCLIP layout: {out}\nload it with: local-dir:{out}")
     return 0
 

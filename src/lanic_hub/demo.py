@@ -170,7 +170,7 @@ class Demo:
                 from .backbone.embed import read_manifest
                 from .data.open import open_dataset
 
-                spec = read_manifest(Path(emb)).get("data_spec")
+                spec = read_manifest(Path(emb)).data_spec
                 m = measure_removal(self.model, changed, emb, open_dataset(spec)) if spec else None
             self._measured[concept] = m
         m = self._measured[concept]

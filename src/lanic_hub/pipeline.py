@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .records import RunSummary
 from .stages import (
     BUILD_STAGES,
     EmbedOptions,
@@ -41,7 +42,6 @@ from .stages import (
     run_stages,
     write_card,
 )
-from .utils.io import write_text_atomic
 
 __all__ = [
     "EmbedOptions",
@@ -83,15 +83,15 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
 
     # the bank's own ledger key: a rebuilt bank (new names, new concept directions) is re-evaluated
     key = run.key(trained.fingerprint, dataclasses.asdict(cfg.patterns), suite, run.done.get("patterns"))
-    res_file = run.out / "eval" / "results" / suite / f"{slug(str(model.folder))}.json"
+    res_file = run.layout.eval_results(suite) / f"{slug(str(model.folder))}.json"
     if not run.fresh("eval", key, res_file):
         run.step("eval", f"evaluation suite '{suite}' with every baseline")
         r = run_eval(
             [str(model.folder)],
             suite,
-            run.out / "eval",
+            run.layout.eval,
             spec=data.spec,
-            embeddings=run.out / "embeddings",
+            embeddings=run.layout.embeddings,
             log=run.log,
         )
         if r["failed"]:
@@ -100,7 +100,7 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
     else:
         run.step("eval", "evaluation: up to date")
     evaluation = json.loads(res_file.read_text())
-    board_file = run.out / "eval" / "leaderboard" / f"{suite}.md"
+    board_file = run.layout.leaderboard(suite)
     board = board_file.read_text()
     # and whether the explanations name the true cause
     if cfg.data == "phantom" and cfg.counterfactual_pairs > 0:
@@ -115,7 +115,7 @@ def counterfactual_stage(run: Run, cfg: PipelineConfig, model_dir: Path, key: st
     from .data.phantom import PhantomConfig, ShortcutSpec
     from .evaluation.counterfactual import SUITE, CounterfactualConfig, run_counterfactual_suite, smoke_sized
 
-    md = run.out / "eval" / "leaderboard" / f"{SUITE}.md"
+    md = run.layout.leaderboard(SUITE)
     key = f"{key}:pairs={cfg.counterfactual_pairs}"
     if not run.fresh("counterfactual", key, md):
         run.step("eval", f"evaluation suite '{SUITE}' (does a factor's effect land on its patterns?)")
@@ -124,7 +124,7 @@ def counterfactual_stage(run: Run, cfg: PipelineConfig, model_dir: Path, key: st
         cf = CounterfactualConfig(pairs_per_factor=p, assign_n=max(200, 25 * p), baseline_n=max(300, 50 * p))
         run_counterfactual_suite(
             [str(model_dir)],
-            run.out / "eval",
+            run.layout.eval,
             cfg=smoke_sized(cf),
             world=world,
             baseline_members=10,
@@ -140,28 +140,28 @@ def counterfactual_stage(run: Run, cfg: PipelineConfig, model_dir: Path, key: st
 STAGES = BUILD_STAGES + (("eval", lambda r, c, h: eval_stage(r, c, h["data"], h["train"], h["model"])),)
 
 
-def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> dict[str, Any]:
+def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> RunSummary:
     """Run every stage (skipping fresh ones) and return the summary written to ``summary.json``."""
     run = Run(Path(cfg.out), log=log, progress=progress)
     run.out.mkdir(parents=True, exist_ok=True)
     h = run_stages(run, cfg, STAGES)
     trained, bank, model, ev = h["train"], h["patterns"].bank, h["model"], h["eval"]
     report = trained.report
-    summary = {
-        "seconds": {k: round(v, 1) for k, v in run.seconds.items()},
-        "peak_rss_gb": {k: round(v, 2) for k, v in run.peak_rss_gb.items()},
-        "leaderboard": str(ev.leaderboard) if ev.results else None,
-        "data": h["data"].spec,
-        "backbone": h["backbone"].spec,
-        "model": str(model.folder),
-        "auroc_test": {
+    summary = RunSummary(
+        seconds={k: round(v, 1) for k, v in run.seconds.items()},
+        peak_rss_gb={k: round(v, 2) for k, v in run.peak_rss_gb.items()},
+        leaderboard=str(ev.leaderboard) if ev.results else None,
+        data=h["data"].spec,
+        backbone=h["backbone"].spec,
+        model=str(model.folder),
+        auroc_test={
             "classifier_macro": report["auroc"]["classifier"]["macro"],
             "ensemble_path_macro": report["auroc"]["ensemble_path"]["macro"],
         },
-        "measured_on": report["measured_on"],
-        "fvu_full_level": report["fidelity"]["fvu_mean"][str(trained.ensemble.cfg.n_latents)],
-        "pattern_bank": bank.meta["counts"],
-        "health": {"failed": [c for c in model.health if not c["ok"]], "checks": model.health},
-    }
-    write_text_atomic(run.out / "summary.json", json.dumps(summary, indent=1))
+        measured_on=report["measured_on"],
+        fvu_full_level=report["fidelity"]["fvu_mean"][str(trained.ensemble.cfg.n_latents)],
+        pattern_bank=bank.meta["counts"],
+        health={"failed": [c for c in model.health if not c["ok"]], "checks": model.health},
+    )
+    summary.write(run.layout.summary)
     return summary

@@ -32,7 +32,7 @@ def measure_removal(before, after, embeddings, ds, split: str = "test", policy: 
     x = emb.image[torch.from_numpy(sel)].float()
     a = macro_auroc(before(embeddings=x).logits.float().numpy(), y, mask)[1]
     b = macro_auroc(after(embeddings=x).logits.float().numpy(), y, mask)[1]
-    spec = emb.manifest.get("data_spec") or str(embeddings)
+    spec = emb.manifest.data_spec or str(embeddings)
     return {
         "measured_on": f"{spec}, {split} split ({len(sel)} rows), report labels {policy}",
         "auroc": {f: [float(a[j]), float(b[j])] for j, f in enumerate(findings)},
@@ -79,7 +79,7 @@ def write_changed_model(source, changed, out, *, measure: bool = True, log=print
         from .backbone.embed import read_manifest
         from .data.open import open_dataset
 
-        spec = read_manifest(Path(emb)).get("data_spec")
+        spec = read_manifest(Path(emb)).data_spec
         if spec:
             original = LanICModel.from_pretrained(source)
             measured = measure_removal(original, changed, emb, open_dataset(spec))

@@ -38,6 +38,7 @@ from .options import (  # noqa: E402,F401  (re-exported: lanic_hub.stages.TrainO
     packaged_configs,
 )
 from .patterns.bank import BankConfig, PatternBank
+from .records import RunFolder
 from .utils.io import write_text_atomic
 
 # --------------------------------------------------------------------------- the run and its ledger
@@ -69,7 +70,9 @@ class Run:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        self.path = self.out / "stages.json"
+        self.layout = RunFolder(self.out)
+        """Every path of the run's folder."""
+        self.path = self.layout.stages_json
         self.done: dict[str, str] = (
             json.loads(self.path.read_text()) if self.pipeline and self.path.is_file() else {}
         )
@@ -184,13 +187,13 @@ def data_stage(
 
     world = PhantomConfig(shortcuts=tuple(ShortcutSpec.parse(x) for x in phantom_shortcuts))
     key = run.key(phantom_n, phantom_seed, RENDER_VERSION, dataclasses.asdict(world))
-    hf = run.out / "phantoms" / "hf"
+    hf = run.layout.phantoms_hf
     if not run.fresh("phantoms", key, hf):
         run.step("data", f"phantoms: generating {phantom_n}")
         studies = list(generate(phantom_n, phantom_seed, world, num_proc=num_proc))
-        export(run.out / "phantoms", phantom_n, phantom_seed, world, studies=studies, progress=run.progress)
-        preview_grid(studies[:16], run.out / "phantom_preview.png")
-        (run.out / "label_summary.md").write_text(label_summary(studies))
+        export(run.layout.phantoms, phantom_n, phantom_seed, world, studies=studies, progress=run.progress)
+        preview_grid(studies[:16], run.layout.phantom_preview)
+        run.layout.label_summary.write_text(label_summary(studies))
         run.mark("phantoms", key)
     else:
         run.step("data", "phantoms: up to date")
@@ -223,7 +226,7 @@ def embeddings_stage(
     (complete shards are skipped). Under a ledger, a folder made from other data is redone."""
     from .backbone.embed import EmbeddingCacheError, embed_dataset, read_manifest
 
-    folder = Path(folder or run.out / "embeddings")
+    folder = Path(folder or run.layout.embeddings)
     run.step("embeddings", f"embeddings of {len(data.dataset)} images")
     kw = dict(
         batch_size=opts.batch_size,
@@ -269,7 +272,7 @@ def bank_dataset(bank: PatternBank, data: str | None = None) -> DataHandle:
     from .backbone.embed import read_manifest
     from .data.open import open_dataset
 
-    spec = data or read_manifest(bank.meta["embeddings"])["data_spec"]
+    spec = data or read_manifest(bank.meta["embeddings"]).data_spec
     return DataHandle(spec, open_dataset(spec))
 
 
@@ -285,9 +288,14 @@ def train_stage(
     preset's contents: a changed preset retrains."""
     from .training import PRESETS, train_from_embeddings
 
-    folder = Path(folder or run.out / "train")
+    folder = Path(folder or run.layout.train)
     man = emb.manifest
-    key = run.key(man["backbone"], man["dataset"], dataclasses.asdict(opts), PRESETS.get(opts.preset))
+    key = run.key(
+        man.backbone.model_dump(),
+        man.dataset.model_dump(),
+        dataclasses.asdict(opts),
+        PRESETS.get(opts.preset),
+    )
     if not run.fresh("train", key, folder / "ensemble.safetensors", folder / "fidelity.json"):
         run.step(
             "train",
@@ -368,7 +376,7 @@ def model_stage(
 
     run.step("model", "model folder + model card")
     health = [c.to_dict() for c in run_checks(trained.report, bank.bank.meta["counts"], embedded_default)]
-    folder = Path(folder or run.out / "model")
+    folder = Path(folder or run.layout.model)
     model_dir = export_model(trained.folder, folder, data.dataset, opts, trained.report, health=health)
     if demo_examples:
         from .data.examples import phantom_examples
@@ -450,7 +458,7 @@ def operating_points(model, emb, ds, policy: str = "U-Ignore") -> tuple[dict[str
     with torch.no_grad():
         p = torch.sigmoid(model.classifier(emb.image[torch.from_numpy(va)].float())).numpy()
     thr = f1_thresholds(y, p, mask)
-    spec = emb.manifest.get("data_spec", "the model's embeddings")
+    spec = emb.manifest.data_spec or "the model's embeddings"
     where = f"F1-maximising on the validation split ({len(va)} rows, labels {policy}) of {spec}"
     return dict(zip(model.config.findings, thr, strict=True)), where
 

@@ -300,14 +300,14 @@ def train_from_embeddings(
     if not w_in >= 0:  # before any work: NaN too
         raise ConfigError(f"input_weight must be >= 0, got {w_in}")
     emb = load_embeddings(embeddings)
-    spec = data or emb.manifest.get("data_spec")
+    spec = data or emb.manifest.data_spec
     if not spec:
         raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
     ds = open_dataset(spec)
-    if dataset_fingerprint(ds) != emb.manifest["dataset"]["fingerprint"]:
+    if dataset_fingerprint(ds) != emb.manifest.dataset.fingerprint:
         raise DataError(
             f"{spec} is not the dataset these embeddings were made from (fingerprint "
-            f"{dataset_fingerprint(ds)} != {emb.manifest['dataset']['fingerprint']})"
+            f"{dataset_fingerprint(ds)} != {emb.manifest.dataset.fingerprint})"
         )
     rows = emb.row_ids.numpy()
     sub = ds.select(rows)
@@ -393,7 +393,7 @@ def train_from_embeddings(
         },
         "auroc": path_aurocs(clf, ens, x[te], y[te], mask[te]),
     }
-    report["baselines"] = baseline_aurocs(x, y, mask, tr, te, emb.manifest["backbone"]["spec"])
+    report["baselines"] = baseline_aurocs(x, y, mask, tr, te, emb.manifest.backbone.spec)
     report["labels"] = {
         s: {
             f: {"positive": int(y[idx, j][mask[idx, j]].sum()), "labelled": int(mask[idx, j].sum())}

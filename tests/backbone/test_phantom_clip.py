@@ -102,10 +102,10 @@ def test_a_slowed_loop_gives_the_same_weights(tmp_path):
         progress=False,
         on_step=lambda step: (time.sleep(0.4), slept.append(step)),
     )
-    assert fast["steps"] == slow["steps"] == cfg.planned_steps == 4
-    assert fast["complete"] and slow["complete"]
+    assert fast.steps == slow.steps == cfg.planned_steps == 4
+    assert fast.complete and slow.complete
     # the slowing really happened inside the timed loop (a lower bound, not a timing target)
-    assert len(slept) == 4 and slow["seconds"]["train"] >= 4 * 0.4 - 0.1
+    assert len(slept) == 4 and slow.seconds["train"] >= 4 * 0.4 - 0.1
     a = load_file(tmp_path / "fast" / "open_clip_model.safetensors")
     b = load_file(tmp_path / "slow" / "open_clip_model.safetensors")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)

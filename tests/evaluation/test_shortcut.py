@@ -49,7 +49,7 @@ def test_shortcut_share_counts_only_the_named_patterns(tiny_lanic_model, tiny_em
 
     model = LanICModel.from_pretrained(tiny_lanic_model)
     emb = load_embeddings(tiny_embedded / "emb")
-    rows = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    rows = open_dataset(emb.manifest.data_spec).select(emb.row_ids.tolist())
     x = emb.image.float()
     factor = "chest_tube"
     for p in model.patterns[:3]:  # declare three patterns 'chest tube' patterns by name ...

@@ -142,7 +142,7 @@ def test_thumbnails_only_for_redistributable_data(parts, tiny_embedded, tmp_path
     from lanic_hub.data.schema import DataSource, attach_source
 
     _, _, bank, emb = parts
-    ds = open_dataset(emb.manifest["data_spec"])
+    ds = open_dataset(emb.manifest.data_spec)
     n = export_thumbnails(bank, ds, tmp_path / "ok", size=32, per_pattern=2, progress=False)
     files = sorted((tmp_path / "ok" / "thumbnails").iterdir())
     with_gallery = [p for p in bank.patterns if p["gallery"]]
@@ -173,7 +173,7 @@ def test_ground_truth_check_matches_sklearn(parts):
     from sklearn.metrics import roc_auc_score
 
     _, ens, bank, emb = parts
-    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    ds = open_dataset(emb.manifest.data_spec).select(emb.row_ids.tolist())
     acts = pattern_activations(ens, bank, emb.image.float()).numpy()
     r = ground_truth_check(acts, bank, ds)
     f = r["factors"]["chest_tube"]
@@ -189,7 +189,7 @@ def test_gallery_purity_against_planted_patterns(parts):
     from lanic_hub.patterns.phantom_check import gallery_purity
 
     _, ens, bank, emb = parts
-    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.tolist())
+    ds = open_dataset(emb.manifest.data_spec).select(emb.row_ids.tolist())
     gt = np.stack([np.array(ds[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
     tube = ALL_FACTORS.index("chest_tube")
     rng = np.random.default_rng(0)
@@ -248,7 +248,7 @@ def test_cli_patterns_and_explain_end_to_end(tiny_model, tiny_embedded, tmp_path
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((model / "patterns.json").read_text())["meta"]["config"]["min_support"] == 2
     emb = load_embeddings(tiny_embedded / "emb")
-    ds = open_dataset(emb.manifest["data_spec"])
+    ds = open_dataset(emb.manifest.data_spec)
     img = tmp_path / "phantom.png"
     load_image(ds[0]["image"]).save(img)
     r = subprocess.run(
@@ -301,7 +301,7 @@ def test_ms_with_embeddings_from_another_encoder(parts, tiny_embedded, tiny_biom
     other_dir = tmp_path / "other-clip"
     shutil.copytree(folder, other_dir)
     shutil.copytree(bert, other_dir / "text_config")
-    ds = open_dataset(emb.manifest["data_spec"])
+    ds = open_dataset(emb.manifest.data_spec)
     embed_dataset(
         ds,
         load_backbone(f"local-dir:{other_dir}"),

@@ -3,6 +3,7 @@
 Layout of an embeddings folder::
 
     manifest.json                  backbone id/revision, preprocessing, dataset fingerprint, dtype, shards
+                                   (:class:`lanic_hub.records.EmbeddingsManifest`)
     shard-00000.safetensors        row_ids (int64), image (N, D), report (N, D) if any, sentence (M, D),
                                    sentence_row (M,); metadata: the sentences' text and the rows that failed
 
@@ -30,17 +31,14 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.images import load_image
 from ..data.reports import split_sentences
 from ..data.schema import dataset_fingerprint
-from ..errors import DataError, LanicError
+from ..errors import DataError
+from ..records import BackboneIdentity, DatasetIdentity, EmbeddingCacheError, EmbeddingsManifest
 from ..utils.io import write_text_atomic
 from ..utils.progress import tqdm
 from ..utils.system import cap_workers
 from .resolve import Backbone
 
-MANIFEST_VERSION = 1
-
-
-class EmbeddingCacheError(LanicError):
-    """An embeddings folder is incomplete, or belongs to another backbone or dataset."""
+MANIFEST_VERSION = EmbeddingsManifest.SCHEMA
 
 
 class _Images(Dataset):
@@ -72,35 +70,34 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _manifest(bb: Backbone, ds, shard_size: int, dtype: str, text: bool) -> dict[str, Any]:
+def _manifest(
+    bb: Backbone, ds, shard_size: int, dtype: str, text: bool, data_spec: str | None
+) -> EmbeddingsManifest:
     from ..constants import VERSION as __version__
 
     pre = getattr(bb.model.visual, "preprocess_cfg", {}) or {}
     n = len(ds)
-    return {
-        "version": MANIFEST_VERSION,
-        "lanic_hub": __version__,
-        "backbone": bb.identity(),
-        "preprocess": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pre.items()},
-        "dataset": {"fingerprint": dataset_fingerprint(ds), "rows": n},
-        "dtype": dtype,
-        "text": text,
-        "shard_size": shard_size,
-        "shards": (n + shard_size - 1) // shard_size,
-    }
+    return EmbeddingsManifest(
+        version=MANIFEST_VERSION,
+        lanic_hub=__version__,
+        backbone=BackboneIdentity(**bb.identity()),
+        preprocess={k: (list(v) if isinstance(v, tuple) else v) for k, v in pre.items()},
+        dataset=DatasetIdentity(fingerprint=dataset_fingerprint(ds), rows=n),
+        dtype=dtype,
+        text=text,
+        shard_size=shard_size,
+        shards=(n + shard_size - 1) // shard_size,
+        data_spec=data_spec,
+    )
 
 
-_IDENTITY_KEYS = ("version", "backbone", "preprocess", "dataset", "dtype", "text", "shard_size")
-
-
-def _check_manifest(path: Path, want: dict[str, Any]) -> None:
-    have = json.loads(path.read_text())
-    for k in _IDENTITY_KEYS:
-        if have.get(k) != want.get(k):
-            raise EmbeddingCacheError(
-                f"{path}: this folder holds embeddings of another {k} ({have.get(k)!r}, "
-                f"now {want.get(k)!r}); use a new --out folder or delete this one"
-            )
+def _check_manifest(path: Path, want: EmbeddingsManifest) -> None:
+    differs = EmbeddingsManifest.read(path).identity_mismatch(want)
+    if differs:
+        raise EmbeddingCacheError(
+            f"{path}: this folder holds embeddings of another {differs}; "
+            "use a new --out folder or delete this one"
+        )
 
 
 def shard_path(out: Path, k: int) -> Path:
@@ -134,15 +131,14 @@ def embed_dataset(
         if int(stale.name[6:11]) % world == me:
             stale.unlink(missing_ok=True)
     rank, world = dist_info()
-    want = _manifest(bb, ds, shard_size, dtype, text)
-    want["data_spec"] = data_spec  # where the labels live; not part of the identity check
-    mpath = out / "manifest.json"
+    want = _manifest(bb, ds, shard_size, dtype, text, data_spec)  # data_spec: not part of the identity
+    mpath = EmbeddingsManifest.path_in(out)
     if mpath.exists():
         _check_manifest(mpath, want)
     elif rank == 0:
-        write_text_atomic(mpath, json.dumps(want, indent=1))
-    todo = [k for k in range(want["shards"]) if k % world == rank and not shard_path(out, k).exists()]
-    skipped = sum(1 for k in range(want["shards"]) if k % world == rank) - len(todo)
+        want.write(mpath)
+    todo = [k for k in range(want.shards) if k % world == rank and not shard_path(out, k).exists()]
+    skipped = sum(1 for k in range(want.shards) if k % world == rank) - len(todo)
     rows = [r for k in todo for r in range(k * shard_size, min(len(ds), (k + 1) * shard_size))]
     t0 = time.perf_counter()
     num_workers = cap_workers(num_workers, "embed")
@@ -187,8 +183,8 @@ def embed_dataset(
     bar.close()
     if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
-    if rank == 0 and all(shard_path(out, k).exists() for k in range(want["shards"])):
-        _write_errors_file(out, want["shards"])
+    if rank == 0 and all(shard_path(out, k).exists() for k in range(want.shards)):
+        _write_errors_file(out, want.shards)
     return {
         "rank": rank,
         "world_size": world,
@@ -249,7 +245,7 @@ class Embeddings:
     """Embeddings read back from a folder, merged over shards in row order (in memory; for
     streaming with bounded memory use :func:`iter_shards`)."""
 
-    manifest: dict[str, Any]
+    manifest: EmbeddingsManifest
     row_ids: torch.Tensor
     image: torch.Tensor
     report: torch.Tensor | None
@@ -269,18 +265,12 @@ class Embeddings:
         return Dataset.from_dict({k: list(v) if v.ndim > 1 else v for k, v in cols.items()})
 
 
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """The ``manifest.json`` of an embeddings folder (what it was made from), checked for its version."""
-    mpath = Path(folder) / "manifest.json"
-    if not mpath.is_file():
+def read_manifest(folder: str | Path) -> EmbeddingsManifest:
+    """The ``manifest.json`` of an embeddings folder (what it was made from), checked for its
+    schema version, its keys' types and its own consistency."""
+    if not EmbeddingsManifest.path_in(folder).is_file():
         raise EmbeddingCacheError(f"{folder}: no manifest.json; not an embeddings folder")
-    try:
-        man = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise EmbeddingCacheError(f"{mpath}: not valid JSON ({exc})") from exc
-    if man.get("version") != MANIFEST_VERSION:
-        raise EmbeddingCacheError(f"{mpath}: manifest version {man.get('version')} unsupported")
-    return man
+    return EmbeddingsManifest.read(folder)
 
 
 def load_embeddings(
@@ -288,27 +278,27 @@ def load_embeddings(
 ) -> Embeddings:
     """Read a complete embeddings folder; refuse incomplete or mismatched ones with a clear error."""
     folder = Path(folder)
-    mpath = folder / "manifest.json"
+    mpath = EmbeddingsManifest.path_in(folder)
     man = read_manifest(folder)
-    if expect_backbone is not None and man["backbone"] != expect_backbone:
+    if expect_backbone is not None and man.backbone.model_dump() != expect_backbone:
         raise EmbeddingCacheError(
-            f"{mpath}: made with backbone {man['backbone']}, expected {expect_backbone}"
+            f"{mpath}: made with backbone {man.backbone.model_dump()}, expected {expect_backbone}"
         )
-    if expect_fingerprint is not None and man["dataset"]["fingerprint"] != expect_fingerprint:
+    if expect_fingerprint is not None and man.dataset.fingerprint != expect_fingerprint:
         raise EmbeddingCacheError(
             f"{mpath}: made from another dataset (fingerprint "
-            f"{man['dataset']['fingerprint']}, expected {expect_fingerprint})"
+            f"{man.dataset.fingerprint}, expected {expect_fingerprint})"
         )
-    missing = [k for k in range(man["shards"]) if not shard_path(folder, k).exists()]
+    missing = [k for k in range(man.shards) if not shard_path(folder, k).exists()]
     if missing:
         raise EmbeddingCacheError(
-            f"{folder}: incomplete, {len(missing)} of {man['shards']} shards missing "
+            f"{folder}: incomplete, {len(missing)} of {man.shards} shards missing "
             f"(first: {missing[:5]}); rerun `lanic-hub embed` to finish"
         )
     parts: dict[str, list[torch.Tensor]] = {}
     sentences: list[str] = []
     errors: list[tuple[int, str]] = []
-    for k in range(man["shards"]):
+    for k in range(man.shards):
         with safe_open(shard_path(folder, k), framework="pt") as f:
             for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 parts.setdefault(name, []).append(f.get_tensor(name))
@@ -354,7 +344,7 @@ def iter_shards(folder: str | Path):
 
     folder = Path(folder)
     man = read_manifest(folder)
-    for k in range(man["shards"]):
+    for k in range(man.shards):
         with open(shard_path(folder, k), "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         (n,) = struct.unpack("<Q", mm[:8])

@@ -31,7 +31,8 @@ from .. import smoke
 from ..constants import FINDINGS
 from ..data.phantom import PhantomConfig, generate
 from ..data.reports import split_sentences
-from ..errors import ConfigError
+from ..errors import ConfigError, RecordError
+from ..records import PhantomClipReport, ProbeCheck
 from ..utils.io import replace_dir
 from ..utils.progress import tqdm
 from .resolve import BackboneError
@@ -40,7 +41,7 @@ TEXT_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 #: Version of what a cache entry holds and promises: 2 = trained to its full step budget and
 #: passed the calibration probe (format 1 entries could be cut short by a wall-clock cap).
 CACHE_FORMAT = 2
-REPORT = "training_report.json"
+REPORT = PhantomClipReport.FILE
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -233,8 +234,8 @@ def train_phantom_clip(
     progress: bool = True,
     max_seconds: float | None = None,
     on_step: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Train and save the phantom CLIP in BiomedCLIP's layout under ``out``. Returns a report.
+) -> PhantomClipReport:
+    """Train and save the phantom CLIP in BiomedCLIP's layout under ``out``. Returns its report.
 
     Loss: CLIP's symmetric InfoNCE between images and their reports, plus a multi-positive one
     between each image and all distinct report sentences (its own sentences are the positives).
@@ -263,7 +264,7 @@ def _train_phantom_clip(
     progress: bool,
     max_seconds: float | None,
     on_step: Callable[[int], None] | None,
-) -> dict[str, Any]:
+) -> PhantomClipReport:
     t0 = time.perf_counter()
     studies = list(generate(cfg.n_images, cfg.seed, cfg.world, num_proc=num_proc, progress=progress))
     images = to_tensor_u8([s.image for s in studies], cfg.image_size)
@@ -347,27 +348,27 @@ def _train_phantom_clip(
     bar.close()
     model.eval()
     t_train = time.perf_counter() - t_train0
-    report = {
-        "config": json.loads(json.dumps(asdict(cfg), default=str)),
-        "steps": step,
-        "planned_steps": total,
-        "complete": step == total,
-        "stopped_at_time_limit": stopped_early,
-        "time_limit_s": max_seconds,
-        "final_loss": float(np.mean(losses[-20:])),
-        "seconds": {
+    report = PhantomClipReport(
+        config=json.loads(json.dumps(asdict(cfg), default=str)),
+        steps=step,
+        planned_steps=total,
+        complete=step == total,
+        stopped_at_time_limit=stopped_early,
+        time_limit_s=max_seconds,
+        final_loss=float(np.mean(losses[-20:])),
+        seconds={
             "data": round(t_data, 1),
             "text_features": round(t_text, 1),
             "train": round(t_train, 1),
             "total": round(time.perf_counter() - t0, 1),
         },
-        "unique_sentences": len(vocab),
-    }
+        unique_sentences=len(vocab),
+    )
     save_biomedclip_layout(model, cfg, out, report)
     return report
 
 
-def save_biomedclip_layout(model, cfg: PhantomClipConfig, out: str | Path, report: dict[str, Any]) -> Path:
+def save_biomedclip_layout(model, cfg: PhantomClipConfig, out: str | Path, report: PhantomClipReport) -> Path:
     """Write config, safetensors weights, tokenizer and text config; atomically (tmp + rename)."""
     from safetensors.torch import save_file
 
@@ -386,7 +387,7 @@ def save_biomedclip_layout(model, cfg: PhantomClipConfig, out: str | Path, repor
             shutil.copy(src / f, tmp / f)
     (tmp / "text_config").mkdir()
     shutil.copy(src / "config.json", tmp / "text_config" / "config.json")
-    (tmp / REPORT).write_text(json.dumps(report, indent=1))
+    report.write(tmp)
     return replace_dir(tmp, out)
 
 
@@ -394,7 +395,7 @@ class PhantomClipError(BackboneError):
     """The phantom CLIP did not finish its step budget or failed its calibration probe."""
 
 
-def quality_check(folder: str | Path, cfg: PhantomClipConfig, progress: bool = False) -> dict[str, Any]:
+def quality_check(folder: str | Path, cfg: PhantomClipConfig, progress: bool = False) -> ProbeCheck:
     """The calibration probe a phantom CLIP must pass before it is cached: a linear probe on its
     image embeddings against report labels, fitted on ``cfg.check_train`` held-out phantoms (seed
     ``cfg.seed + 1``) and measured on ``cfg.check_test`` others (seed ``cfg.seed + 2``)."""
@@ -412,15 +413,15 @@ def quality_check(folder: str | Path, cfg: PhantomClipConfig, progress: bool = F
         progress=progress,
     )
     macro = rep["macro_probe_vs_report_labels"]
-    return {
-        "measured_on": rep["data"],
-        "macro_probe_auroc": macro,
-        "probe_auroc": {f: r["probe_vs_report_labels"] for f, r in rep["findings"].items()},
-        "device_probe_auroc": rep["devices"],
-        "min_probe_auroc": cfg.min_probe_auroc,
-        "passed": bool(cfg.min_probe_auroc <= 0 or macro >= cfg.min_probe_auroc),
-        "seconds": round(time.perf_counter() - t, 1),
-    }
+    return ProbeCheck(
+        measured_on=rep["data"],
+        macro_probe_auroc=macro,
+        probe_auroc={f: r["probe_vs_report_labels"] for f, r in rep["findings"].items()},
+        device_probe_auroc=rep["devices"],
+        min_probe_auroc=cfg.min_probe_auroc,
+        passed=bool(cfg.min_probe_auroc <= 0 or macro >= cfg.min_probe_auroc),
+        seconds=round(time.perf_counter() - t, 1),
+    )
 
 
 def cache_problem(folder: str | Path) -> str | None:
@@ -434,30 +435,10 @@ def cache_problem(folder: str | Path) -> str | None:
     ):
         return "no weights or open_clip_config.json"
     try:
-        rep = json.loads((folder / REPORT).read_text())
-    except (OSError, ValueError):
-        return f"no readable {REPORT}"
-    if not rep.get("complete"):
-        return f"its training stopped after {rep.get('steps', '?')} of {rep.get('planned_steps', '?')} steps"
-    c = rep.get("config") or {}
-    try:
-        budget = (int(c["n_images"]) // int(c["batch_size"])) * int(c["epochs"])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return "its report records no config (n_images, batch_size, epochs) to check its steps against"
-    if not rep.get("steps") == rep.get("planned_steps") == budget:
-        return (
-            f"its report says complete, but ran {rep.get('steps', '?')} steps of its planned "
-            f"{rep.get('planned_steps', '?')}, and its config's budget is {budget}"
-        )
-    check = rep.get("check") or {}
-    if not check.get("passed"):
-        got = check.get("macro_probe_auroc")
-        return (
-            "it has not passed the calibration probe"
-            if got is None
-            else f"its calibration probe gave macro AUROC {got:.3f} < {check.get('min_probe_auroc')}"
-        )
-    return None
+        rep = PhantomClipReport.read(folder, check=False)
+    except RecordError as exc:
+        return f"its report cannot be read ({exc})"
+    return rep.unservable()
 
 
 def default_config() -> PhantomClipConfig:
@@ -519,20 +500,20 @@ def train_checked(
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     report = train_phantom_clip(cfg, partial, num_proc=num_proc, progress=progress, max_seconds=max_seconds)
-    if not report["complete"]:
+    if not report.complete:
         raise PhantomClipError(
-            f"the phantom CLIP stopped at the time limit ({max_seconds} s) after {report['steps']} of "
-            f"{report['planned_steps']} steps; nothing was cached (the partial model is in {partial}). "
+            f"the phantom CLIP stopped at the time limit ({max_seconds} s) after {report.steps} of "
+            f"{report.planned_steps} steps; nothing was cached (the partial model is in {partial}). "
             "Run without a time limit: the step budget, not the clock, decides the model."
         )
-    report["check"] = quality_check(partial, cfg, progress=progress)
-    (partial / REPORT).write_text(json.dumps(report, indent=1))
-    if not report["check"]["passed"]:
+    report.check = quality_check(partial, cfg, progress=progress)
+    report.write(partial)
+    if not report.check.passed:
         rejected = replace_dir(partial, folder.with_name(folder.name + ".rejected"))
         raise PhantomClipError(
-            f"{rejected / REPORT}: the phantom CLIP finished its {report['steps']} steps but its calibration "
-            f"probe gave macro AUROC {report['check']['macro_probe_auroc']:.3f}, below the documented band's "
-            f"{cfg.min_probe_auroc} ({report['check']['measured_on']}); it was not cached. This should not "
+            f"{rejected / REPORT}: the phantom CLIP finished its {report.steps} steps but its calibration "
+            f"probe gave macro AUROC {report.check.macro_probe_auroc:.3f}, below the documented band's "
+            f"{cfg.min_probe_auroc} ({report.check.measured_on}); it was not cached. This should not "
             "happen with the default config: please report it with that file."
         )
     return replace_dir(partial, folder)

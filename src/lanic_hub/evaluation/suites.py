@@ -138,7 +138,7 @@ def load_suite(
     folder = Path(embeddings) if embeddings is not None else None
     if folder is not None:
         man = read_manifest(folder)
-        if man["dataset"]["fingerprint"] != dataset_fingerprint(ds) or man["backbone"] != bb.identity():
+        if man.dataset.fingerprint != dataset_fingerprint(ds) or man.backbone.model_dump() != bb.identity():
             folder = None  # made from other data or with another backbone: embed afresh
     if folder is None:
         ident = json.dumps([bb.identity(), dataset_fingerprint(ds)], sort_keys=True)

@@ -87,7 +87,7 @@ def run_variant(
     from ..backbone.embed import load_embeddings
 
     emb = load_embeddings(embeddings)
-    ds = open_dataset(emb.manifest["data_spec"]).select(emb.row_ids.numpy())
+    ds = open_dataset(emb.manifest.data_spec).select(emb.row_ids.numpy())
     _, ens = load_trained(folder)
     bank = PatternBank.load(folder)
     row["patterns"] = len(bank)

@@ -78,12 +78,12 @@ def build_bank(
     M = T * L
     if store.dim != ens.cfg.d_in:
         raise DataError(f"{embeddings}: embeddings have width {store.dim}, the ensemble reads {ens.cfg.d_in}")
-    ms_store, ms_name = store, f"backbone image tower ({store.manifest['backbone']['spec']}, same encoder)"
+    ms_store, ms_name = store, f"backbone image tower ({store.manifest.backbone.spec}, same encoder)"
     if ms_embeddings is not None:
         ms_store = RowStore(ms_embeddings)
         if not torch.equal(ms_store.row_ids, store.row_ids):
             raise DataError(f"{ms_embeddings}: holds other rows than {embeddings}; embed the same dataset")
-        ms_name = f"{ms_store.manifest['backbone']['spec']} image tower"
+        ms_name = f"{ms_store.manifest.backbone.spec} image tower"
     sample = sample_rows(N, cfg)
     stream = Stream(store, ms_store, cfg.batch_size, progress)
 
@@ -140,9 +140,9 @@ def build_bank(
         "text_coherence_random_baseline": nan_to_none(lang.coherence_baseline),
         "labels": purity.label_names,
         "vocabulary": {"source": vocab.source, "phrases": len(vocab)},
-        "backbone": store.manifest["backbone"],
+        "backbone": store.manifest.backbone.model_dump(),
         "embeddings": str(Path(embeddings).resolve()),
-        "dataset_fingerprint": store.manifest["dataset"]["fingerprint"],
+        "dataset_fingerprint": store.manifest.dataset.fingerprint,
         "seconds": round(time.perf_counter() - t0, 1),
         "phase_seconds": phases,
     }
@@ -172,12 +172,12 @@ def build_patterns(
     """``lanic-hub patterns``: build the bank of the model in ``model`` (written by ``lanic-hub
     train``) over an embeddings folder, and save it beside the model."""
     _, ens = load_trained(model)
-    man = read_manifest(embeddings) if Path(embeddings).is_dir() else {}
-    spec = data or man.get("data_spec")
+    man = read_manifest(embeddings) if Path(embeddings).is_dir() else None
+    spec = data or (man.data_spec if man else None)
     if not spec:
         raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
     ds = open_dataset(spec)
-    if man and dataset_fingerprint(ds) != man["dataset"]["fingerprint"]:
+    if man and dataset_fingerprint(ds) != man.dataset.fingerprint:
         raise DataError(f"{spec} is not the dataset the embeddings in {embeddings} were made from")
     if thumbnails:  # refuse before hours of work, not after
         require_redistributable(ds, "export gallery thumbnails")

@@ -80,7 +80,7 @@ def ground_in_language(
         coh_baseline = sentences.random_baseline(G, seed=cfg.seed)
 
     if backbone is None:
-        backbone = load_backbone(store.manifest["backbone"]["spec"])
+        backbone = load_backbone(store.manifest.backbone.spec)
     phrase_emb = backbone.encode_text([NAMING_TEMPLATE.format(p) for p in vocab.phrases]).float().cpu()
     views = []
     if cfg.naming in ("gallery", "both"):  # the mean embedding of each pattern's gallery

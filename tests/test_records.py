@@ -1,0 +1,177 @@
+"""The typed records of the files one stage writes and another reads (lanic_hub.records): each
+reads back what was written (round trip, unknown keys kept), loads the older form, and refuses a
+malformed or self-contradicting file with an error naming the file and the key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lanic_hub.errors import RecordError
+from lanic_hub.records import (
+    EmbeddingCacheError,
+    EmbeddingsManifest,
+    PhantomClipReport,
+    RunFolder,
+    RunSummary,
+)
+
+
+def _write(path, doc) -> None:
+    path.write_text(json.dumps(doc, indent=1))
+
+
+# ----------------------------------------------------------------------------- manifest
+
+
+def test_manifest_round_trip_is_byte_identical(tiny_embedded, tmp_path):
+    src = tiny_embedded / "emb" / "manifest.json"
+    man = EmbeddingsManifest.read(src.parent)
+    assert man.backbone.embed_dim == 256 and man.dataset.rows == 300 and man.data_spec.startswith("hf:")
+    assert man.shards == 1 and man.version == EmbeddingsManifest.SCHEMA
+    out = man.write(tmp_path)
+    assert out == tmp_path / "manifest.json" and out.read_bytes() == src.read_bytes()
+
+
+def test_manifest_keeps_unknown_keys_and_loads_the_older_form(tiny_embedded, tmp_path):
+    doc = json.loads((tiny_embedded / "emb" / "manifest.json").read_text())
+    newer = doc | {"written_on": "gpu-node-3", "backbone": doc["backbone"] | {"pooling": "cls"}}
+    _write(tmp_path / "manifest.json", newer)
+    man = EmbeddingsManifest.read(tmp_path)
+    assert man.to_dict() == newer  # what this version does not know is written back as it was
+    old = {k: v for k, v in doc.items() if k != "data_spec"}  # manifests before data_spec existed
+    _write(tmp_path / "manifest.json", old)
+    assert EmbeddingsManifest.read(tmp_path).data_spec is None
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d["dataset"].pop("rows"), r"key 'dataset\.rows': Field required"),
+        (lambda d: d.update(shards="two"), r"key 'shards': Input should be a valid integer"),
+        (lambda d: d.update(dtype="float64"), r"key 'dtype': Input should be 'float32'"),
+        (lambda d: d["backbone"].update(spec=None), r"key 'backbone\.spec'"),
+        (lambda d: d.update(version=2), r"schema version 2 is newer than this lanic-hub reads \(1\)"),
+        (lambda d: d.pop("version"), r"key 'version': the schema version must be an integer"),
+        (lambda d: d.update(shards=5), r"key 'shards': 5 shards cannot hold 300 rows of 2048"),
+    ],
+)
+def test_a_malformed_manifest_names_the_file_and_the_key(tiny_embedded, tmp_path, change, match):
+    doc = json.loads((tiny_embedded / "emb" / "manifest.json").read_text())
+    change(doc)
+    _write(tmp_path / "manifest.json", doc)
+    with pytest.raises(EmbeddingCacheError, match=match) as exc:
+        EmbeddingsManifest.read(tmp_path)
+    assert str(tmp_path / "manifest.json") in str(exc.value)
+
+
+def test_a_manifest_that_is_not_json_or_absent(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"version": 1,')
+    with pytest.raises(EmbeddingCacheError, match=r"manifest\.json: not valid JSON"):
+        EmbeddingsManifest.read(tmp_path)
+    with pytest.raises(EmbeddingCacheError, match=r"nothing/manifest\.json: missing"):
+        EmbeddingsManifest.read(tmp_path / "nothing")
+    _write(tmp_path / "manifest.json", [1, 2])
+    with pytest.raises(EmbeddingCacheError, match="expected a JSON object, found list"):
+        EmbeddingsManifest.read(tmp_path)
+
+
+def test_manifest_identity_names_the_first_key_that_differs(tiny_embedded):
+    man = EmbeddingsManifest.read(tiny_embedded / "emb")
+    assert man.identity_mismatch(man.model_copy(update={"data_spec": "elsewhere"})) is None  # not identity
+    other = man.model_copy(update={"dtype": "float16"})
+    assert man.identity_mismatch(other) == "dtype ('float32', now 'float16')"
+
+
+# ----------------------------------------------------------------------------- phantom CLIP report
+
+
+def test_phantom_clip_report_round_trip(tiny_phantom_clip, tmp_path):
+    cfg, _, folder = tiny_phantom_clip
+    rep = PhantomClipReport.read(folder)
+    assert rep.complete and rep.steps == rep.planned_steps == cfg.planned_steps == rep.budget()
+    assert rep.check is not None and rep.check.min_probe_auroc == 0.0 and rep.unservable() is None
+    rep.write(tmp_path)
+    assert json.loads((tmp_path / PhantomClipReport.FILE).read_text()) == json.loads(
+        (folder / PhantomClipReport.FILE).read_text()
+    )
+
+
+def test_a_phantom_clip_report_that_contradicts_itself(tiny_phantom_clip, tmp_path):
+    """The outsider's case: a report that says complete while its own steps fall short."""
+    _, _, folder = tiny_phantom_clip
+    doc = json.loads((folder / PhantomClipReport.FILE).read_text())
+    _write(tmp_path / PhantomClipReport.FILE, doc | {"steps": doc["steps"] - 1})
+    with pytest.raises(RecordError, match=r"key 'complete': its report says complete, but ran 2 steps"):
+        PhantomClipReport.read(tmp_path)
+    rep = PhantomClipReport.read(tmp_path, check=False)  # the cache check reads it to say why not
+    assert "says complete, but ran 2 steps of its planned 3" in rep.unservable()
+    # an honest partial run is consistent, and not servable
+    _write(tmp_path / PhantomClipReport.FILE, doc | {"steps": 1, "complete": False})
+    assert PhantomClipReport.read(tmp_path).unservable() == "its training stopped after 1 of 3 steps"
+    _write(tmp_path / PhantomClipReport.FILE, doc | {"check": None})
+    assert PhantomClipReport.read(tmp_path).unservable() == "it has not passed the calibration probe"
+    _write(tmp_path / PhantomClipReport.FILE, doc | {"steps": "three"})
+    with pytest.raises(
+        RecordError, match=r"training_report\.json: key 'steps': Input should be a valid integer"
+    ):
+        PhantomClipReport.read(tmp_path)
+    _write(tmp_path / PhantomClipReport.FILE, doc | {"check": doc["check"] | {"passed": "maybe"}})
+    with pytest.raises(RecordError, match=r"key 'check\.passed'"):
+        PhantomClipReport.read(tmp_path)
+
+
+# ----------------------------------------------------------------------------- run summary
+
+
+def _summary_doc() -> dict:
+    """A summary.json as the pipeline wrote it before it was a record."""
+    return {
+        "seconds": {"data": 1.0, "backbone": 0.5, "embeddings": 2.0, "train": 9.1, "eval": 3.0},
+        "peak_rss_gb": {"data": 0.4, "train": 1.2},
+        "leaderboard": "runs/q/eval/leaderboard/phantom.md",
+        "data": "phantom",
+        "backbone": "phantom",
+        "model": "runs/q/model",
+        "auroc_test": {"classifier_macro": 0.8605, "ensemble_path_macro": 0.8596},
+        "measured_on": "phantom, test split (400 rows)",
+        "fvu_full_level": 0.1104,
+        "pattern_bank": {"latents": 25600, "alive": 4600, "merged": 700, "selected": 161},
+        "health": {"failed": [], "checks": [{"name": "fvu", "ok": True}]},
+    }
+
+
+def test_run_summary_round_trip(tmp_path):
+    doc = _summary_doc()
+    _write(tmp_path / "summary.json", doc)
+    s = RunSummary.read(tmp_path)
+    assert s.auroc_test["ensemble_path_macro"] == 0.8596 and s.pattern_bank["selected"] == 161
+    s.write(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == (tmp_path / "summary.json").read_text()
+
+
+def test_a_malformed_run_summary(tmp_path):
+    doc = _summary_doc()
+    doc["auroc_test"].pop("ensemble_path_macro")
+    _write(tmp_path / "summary.json", doc)
+    with pytest.raises(
+        RecordError, match=r"summary\.json: key 'auroc_test': lacks \['ensemble_path_macro'\]"
+    ):
+        RunSummary.read(tmp_path)
+    _write(tmp_path / "summary.json", _summary_doc() | {"fvu_full_level": "low"})
+    with pytest.raises(RecordError, match=r"key 'fvu_full_level': Input should be a valid number"):
+        RunSummary.read(tmp_path)
+    doc = _summary_doc()
+    doc.pop("model")
+    _write(tmp_path / "summary.json", doc)
+    with pytest.raises(RecordError, match=r"key 'model': Field required"):
+        RunSummary.read(tmp_path)
+
+
+def test_run_folder_names_the_layout():
+    run = RunFolder("runs/q")
+    assert run.embeddings.as_posix() == "runs/q/embeddings"
+    assert run.eval_results("phantom").as_posix() == "runs/q/eval/results/phantom"
+    assert run.leaderboard("phantom").as_posix() == "runs/q/eval/leaderboard/phantom.md"
+    assert run.summary.name == RunSummary.FILE and run.phantoms_hf.as_posix() == "runs/q/phantoms/hf"
