@@ -35,6 +35,7 @@ def random_model(n_latents: int, k: int, n_members: int, patterns: int, seed: in
     from lanic_hub.classifier import DiagnosticClassifier
     from lanic_hub.modeling import LanICModel
     from lanic_hub.patterns import PatternBank
+    from lanic_hub.records import BankMeta
     from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
 
     try:
@@ -74,7 +75,7 @@ def random_model(n_latents: int, k: int, n_members: int, patterns: int, seed: in
         for p in range(patterns)
     ]
     bank = PatternBank(
-        owner, torch.zeros(patterns, D_IN), {}, pats, {"ensemble_fingerprint": ensemble_fingerprint(ens)}
+        owner, torch.zeros(patterns, D_IN), {}, pats, BankMeta(ensemble_fingerprint=ensemble_fingerprint(ens))
     )
     return LanICModel.from_components(clf, ens, bank)
 

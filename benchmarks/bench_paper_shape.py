@@ -45,6 +45,8 @@ def trained_steps(build: Path) -> int:
 def main() -> dict:
     import torch
 
+    from lanic_hub.records import TrainingReport
+
     from .bench_scale import one_run, phantom_layout
 
     torch.set_num_threads(2)
@@ -64,16 +66,16 @@ def main() -> dict:
         with log.open("a") as f:
             f.write(json.dumps(line) + "\n")
     sessions = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    fid = json.loads((build / "train" / "fidelity.json").read_text())
-    ens = fid["ensemble"]
+    fid = TrainingReport.read(build / "train")
+    ens = fid.ensemble
     res |= {
         "render_s": render_s,
         "sessions": sessions,
         "split_over_sessions": len(sessions) > 1,
-        "ended_by": ens.get("ended_by"),
-        "heldout_curve": ens.get("convergence", {}).get("curve"),
-        "fidelity": fid.get("fidelity"),
-        "dead_fraction": fid.get("fidelity", {}).get("dead_fraction_mean_train"),
+        "ended_by": ens.ended_by,
+        "heldout_curve": (ens.convergence or {}).get("curve"),
+        "fidelity": fid.to_dict()["fidelity"],
+        "dead_fraction": fid.fidelity.dead_fraction_mean_train,
         "build_s_all_sessions": sum(s["seconds"] for s in sessions),
     }
     print(

@@ -93,7 +93,7 @@ def main() -> dict:
         )
         out.setdefault("build_seconds", {})[naming] = round(time.perf_counter() - t, 1)
     bank = banks["both"]
-    out["counts"] = bank.meta["counts"]
+    out["counts"] = bank.meta.counts
     rows_te = sub.select(te)
     for naming, b in banks.items():
         acts = pattern_activations(ens, b, x[te]).numpy()
@@ -123,9 +123,9 @@ def main() -> dict:
     out["scores"] = {
         "ms_median": float(np.nanmedian(ms)),
         "ms_dataset_baseline": float((x.sum(0).norm() ** 2 - len(x)) / (len(x) ** 2 - len(x))),
-        "ms_encoder": bank.meta["ms_encoder"],
+        "ms_encoder": bank.meta.ms_encoder,
         "text_coherence_median": float(np.nanmedian(coh)),
-        "text_coherence_random_gallery": bank.meta["text_coherence_random_baseline"],
+        "text_coherence_random_gallery": bank.meta.text_coherence_random_baseline,
         "support_median": float(np.median([p["support"] for p in bank.patterns])),
     }
     # linear-time MS vs the pairwise definition, side by side, on this bank and at growing N

@@ -103,6 +103,7 @@ def one_run(root: Path, n: int, latents: int, steps: int, out: Path) -> dict:
     and the training report's figures."""
     import yaml
 
+    from lanic_hub.records import TrainingReport
     from lanic_hub.stages import BUILD_STAGES, PipelineConfig, Run, packaged_config_dir, run_stages
 
     doc = yaml.safe_load((packaged_config_dir() / "mimic-cxr-biomedclip.yaml").read_text())
@@ -129,9 +130,9 @@ def one_run(root: Path, n: int, latents: int, steps: int, out: Path) -> dict:
     load_s, load_rss = er["from_pretrained_s"], er["from_pretrained_rss_gb"]
     res = json.loads(Path(er["written"]).read_text())
 
-    fid = json.loads((out / "train" / "fidelity.json").read_text())
-    ens = fid["ensemble"]
-    seconds["train: transcoder steps"] = ens["seconds"]
+    fid = TrainingReport.read(out / "train")
+    ens = fid.ensemble
+    seconds["train: transcoder steps"] = ens.seconds
     size_mb, n_files = _folder_size(model)
     meta = json.loads((model / "patterns.json").read_text())["meta"]
     return {
@@ -139,14 +140,14 @@ def one_run(root: Path, n: int, latents: int, steps: int, out: Path) -> dict:
         "latents": latents,
         "seconds": seconds,
         "peak_rss_gb": rss,
-        "steps": ens["steps"],
-        "s_per_step": ens["seconds"] / max(1, ens["steps"]),
-        "fvu_full_level": fid["fidelity"]["fvu_mean"][str(latents)],
+        "steps": ens.steps,
+        "s_per_step": ens.seconds / max(1, ens.steps),
+        "fvu_full_level": fid.fidelity.fvu_mean[str(latents)],
         "auroc": {
-            "classifier": fid["auroc"]["classifier"]["macro"],
-            "ensemble_path": fid["auroc"]["ensemble_path"]["macro"],
+            "classifier": fid.auroc.classifier.macro,
+            "ensemble_path": fid.auroc.ensemble_path.macro,
         },
-        "measured_on": fid["measured_on"],
+        "measured_on": fid.measured_on,
         "bank": meta["counts"],
         "patterns_phase_seconds": meta.get("phase_seconds"),
         "patterns_for_90pct": _get(res, "metrics", "explanations", "patterns_for_90pct"),

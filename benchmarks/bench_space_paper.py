@@ -55,7 +55,7 @@ def main() -> dict:
         "from_pretrained_s": load_s,
         "shape": shape,
         "image": Path(image).name,
-        "bank_counts": model.bank.meta.get("counts", {}),
+        "bank_counts": model.bank.meta.counts,
         "folder_mb": sum(f.stat().st_size for f in files) / 2**20,
         "folder_files": len(files),
     }

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         truth[name], _ = assign_factors(att.activations(emb.image.float()).numpy(), gt, ALL_FACTORS, 0.9)
 
     base = BankConfig(
-        **{k: v for k, v in m.bank_meta["config"].items() if k in BankConfig.__dataclass_fields__}
+        **{k: v for k, v in m.bank_meta.config.items() if k in BankConfig.__dataclass_fields__}
     )
     grid = []
     for a, gs, c, u in itertools.product(
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
             "named": int(named.sum()),
         }
         for split, fac in truth.items():
-            right = np.array([p["concept"] == f for p, f in zip(pats, fac, strict=True)])
+            right = np.array([p.concept == f for p, f in zip(pats, fac, strict=True)])
             row[split] = {
                 "precision": float(right[named].mean()) if named.any() else None,
                 "named_right": int((right & named).sum()),

@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--out", default="docs/report_naming_calibration.json")
     args = ap.parse_args()
     model = LanICModel.from_pretrained(Path(args.run) / "model")
-    emb_dir = Path(model.bank_meta["embeddings"])
+    emb_dir = Path(model.bank_meta.embeddings)
     ds = open_dataset(json.loads((emb_dir / "manifest.json").read_text())["data_spec"])
     emb = load_embeddings(emb_dir)
     rows = ds.select(emb.row_ids.tolist())

@@ -317,7 +317,7 @@ def retrained_variants(model, x: torch.Tensor, members: int, emb_dir: Path, ds, 
     cfg = replace(model.ensemble.cfg, n_members=members, first_member=0, d_out=h.shape[1])
     schedule = preset_schedule(cfg)
     known = {f.name for f in fields(BankConfig)}
-    bank_cfg = BankConfig(**{k: v for k, v in (model.bank_meta.get("config") or {}).items() if k in known})
+    bank_cfg = BankConfig(**{k: v for k, v in model.bank_meta.config.items() if k in known})
 
     def bank_of(ens, clf_seen, name):
         t = time.perf_counter()
@@ -437,7 +437,7 @@ def main() -> None:
     rows = a_ds.select(emb.row_ids.tolist())
     gt = np.stack([np.array(rows[f"gt_{f}"], dtype=bool) for f in ALL_FACTORS], 1)
 
-    train_emb = Path(model.bank_meta["embeddings"])
+    train_emb = Path(model.bank_meta.embeddings)
     ds = open_dataset(json.loads((train_emb / "manifest.json").read_text())["data_spec"])
     tr = load_embeddings(train_emb)
     tr_rows = ds.select(tr.row_ids.tolist())

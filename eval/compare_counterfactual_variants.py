@@ -129,7 +129,7 @@ def run_variant(run: Path, name: str, members: int, out: Path) -> dict:
             np.mean([f.get("mean_unbanked_share", 0) for f in r["factors"].values()])
         ),
         "mean_context_share": r["mean_context_share_all"],
-        "context_patterns": sum(bool(p.get("dense")) for p in bank.patterns),
+        "context_patterns": sum(bool(p.dense) for p in bank.patterns),
         "seconds": round(time.perf_counter() - t0),
     }
 

@@ -109,10 +109,11 @@ def tiny_lanic_model(tiny_model, tmp_path_factory):
 
     from lanic_hub.data.open import open_dataset
     from lanic_hub.pipeline import ModelOptions, export_model
+    from lanic_hub.records import TrainingReport
 
     bank = json.loads((tiny_model / "patterns.json").read_text())
     spec = json.loads((tiny_model.parent / "emb" / "manifest.json").read_text())["data_spec"]
-    report = json.loads((tiny_model / "fidelity.json").read_text())
+    report = TrainingReport.read(tiny_model)
     out = tmp_path_factory.mktemp("lanic") / "model"
     export_model(tiny_model, out, open_dataset(spec), ModelOptions(repo_id="lanic-test/tiny-lanic"), report)
     assert (

@@ -7,7 +7,19 @@ import json
 import pytest
 
 from lanic_hub import LanICModel
-from lanic_hub.records import EmbeddingsManifest
+from lanic_hub.records import EmbeddingsManifest, TrainingReport
+
+
+def _minimal_report() -> TrainingReport:
+    """A training report with only what a record requires (no transcoder or baseline figures)."""
+    return TrainingReport.from_dict(
+        {
+            "measured_on": "somewhere",
+            "auroc": {"classifier": {"macro": 0.8}},
+            "ensemble": {"steps": 0, "config": {}},
+            "fidelity": {"fvu_mean": {}},
+        }
+    )
 
 
 def test_model_card_renders_and_its_yaml_parses_back(tiny_lanic_model, tiny_model):
@@ -50,7 +62,7 @@ def test_card_metadata_for_restricted_data_and_a_hub_backbone(tiny_lanic_model):
 
     m = LanICModel.from_pretrained(tiny_lanic_model)
     m.config.backbone = {"spec": "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"}
-    report = {"auroc": {"classifier": {"macro": 0.8}}, "measured_on": "somewhere"}
+    report = _minimal_report()
     card = render_model_card(m, repo_id="someone/x", dataset=MIMIC_CXR, report=report)
     d = card.data.to_dict()
     assert d["license"] == "other" and d["license_link"] == "https://physionet.org/content/mimic-cxr-jpg/"
@@ -66,14 +78,14 @@ def test_card_names_the_hub_dataset_it_was_measured_on(tiny_lanic_model, tmp_pat
     from lanic_hub.data.schema import PHANTOM
 
     m = LanICModel.from_pretrained(tiny_lanic_model)
-    report = {"auroc": {"classifier": {"macro": 0.8}}, "measured_on": "somewhere"}
+    report = _minimal_report()
     local = render_model_card(m, repo_id="someone/x", dataset=PHANTOM, report=report).data.to_dict()
     assert "datasets" not in local and local["model-index"][0]["results"][0]["dataset"]["type"] == "phantom"
     emb = tmp_path / "emb"
     emb.mkdir()
-    manifest = EmbeddingsManifest.read(m.bank_meta["embeddings"])  # the tiny model's own, on a Hub id
+    manifest = EmbeddingsManifest.read(m.bank_meta.embeddings)  # the tiny model's own, on a Hub id
     manifest.model_copy(update={"data_spec": "hf:someone/lanic-phantom"}).write(emb)
-    m.bank_meta = {**m.bank_meta, "embeddings": str(emb)}
+    m.bank_meta = m.bank_meta.model_copy(update={"embeddings": str(emb)})
     d = render_model_card(m, repo_id="someone/x", dataset=PHANTOM, report=report).data.to_dict()
     assert d["datasets"] == ["someone/lanic-phantom"]
     assert d["model-index"][0]["results"][0]["dataset"]["type"] == "someone/lanic-phantom"

@@ -145,7 +145,7 @@ from lanic_hub import LanICModel
 m = LanICModel.from_pretrained(sys.argv[1])
 i = 0
 while True:
-    m.patterns[0]["name"] = f"version {i}"
+    m.patterns[0].name = f"version {i}"
     with torch.no_grad():
         m.classifier.fc2.bias[0] = float(i)
     m.save_pretrained(sys.argv[2])
@@ -178,14 +178,14 @@ def test_kill_9_during_save_pretrained_leaves_a_complete_folder(tiny_lanic_model
 
         assert _kill_when([sys.executable, "-c", SAVE_LOOP, str(tiny_lanic_model), str(out)], ready)
         m = LanICModel.from_pretrained(out)
-        v = int(m.patterns[0]["name"].split()[-1])
+        v = int(m.patterns[0].name.split()[-1])
         assert m.classifier.fc2.bias[0].item() == v  # weights and sidecar from the same save
         assert (out / "README.md").read_text() == (tiny_lanic_model / "README.md").read_text()
         assert (out / "backbone").is_dir()
         versions.append(v)
     m.save_pretrained(out)  # a later save sweeps what the killed ones left beside the folder
     assert not list(tmp_path.glob(".model.saving*")) and not (tmp_path / "model.old").exists()
-    assert LanICModel.from_pretrained(out).patterns[0]["name"] == f"version {versions[-1]}"
+    assert LanICModel.from_pretrained(out).patterns[0].name == f"version {versions[-1]}"
 
 
 def test_an_interrupted_folder_swap_is_recovered(tiny_lanic_model, tmp_path):

@@ -17,21 +17,24 @@ from lanic_hub.health import (
     format_warning,
     training_checks,
 )
+from lanic_hub.records import TrainingReport
 
 
 def _report(clf=0.86, probe=0.86, path=0.859, fvu=0.11, steps=260, rows=3123, positives=40, L=256, k=8):
-    return {
-        "measured_on": "test split",
-        "auroc": {"classifier": {"macro": clf}, "ensemble_path": {"macro": path}},
-        "baselines": {"linear_probe": {"macro": probe}},
-        "fidelity": {"fvu_mean": {str(L): fvu}},
-        "ensemble": {
-            "steps": steps,
-            "config": {"k": k, "n_latents": L},
-            "multimodal": {"stream_rows": rows, "image_rows": 1475},
-        },
-        "labels": {s: {"Edema": {"positive": positives, "labelled": 300}} for s in ("train", "test")},
-    }
+    return TrainingReport.from_dict(
+        {
+            "measured_on": "test split",
+            "auroc": {"classifier": {"macro": clf}, "ensemble_path": {"macro": path}},
+            "baselines": {"linear_probe": {"macro": probe}},
+            "fidelity": {"fvu_mean": {str(L): fvu}},
+            "ensemble": {
+                "steps": steps,
+                "config": {"k": k, "n_latents": L},
+                "multimodal": {"stream_rows": rows, "image_rows": 1475},
+            },
+            "labels": {s: {"Edema": {"positive": positives, "labelled": 300}} for s in ("train", "test")},
+        }
+    )
 
 
 def test_the_documented_default_passes_every_check():
@@ -118,12 +121,12 @@ def random_backbone_run(tmp_path_factory):
 
 def test_a_random_backbone_run_is_flagged(random_backbone_run):
     root, rep = random_backbone_run
-    bad = {c["name"]: c for c in failed(rep["health"])}
-    assert rep["auroc"]["classifier"]["macro"] < 0.7  # what the checks are about
+    bad = {c["name"]: c for c in failed(rep.health)}
+    assert rep.auroc.classifier.macro < 0.7  # what the checks are about
     assert "classifier_auroc" in bad and "fvu" in bad
     assert "under-trained or unsuitable backbone" in bad["classifier_auroc"]["message"]
     saved = json.loads((root / "train" / "fidelity.json").read_text())
-    assert saved["health"] == rep["health"]
+    assert saved["health"] == rep.health
 
 
 def test_train_cli_says_so_loudly_and_strict_fails(random_backbone_run, capsys):
@@ -142,9 +145,9 @@ def test_train_cli_says_so_loudly_and_strict_fails(random_backbone_run, capsys):
 def test_a_plateau_run_is_judged_by_its_held_out_curve():
     rep = _report()
     conv = {"curve": [[100, 0.05], [200, 0.04]], "measured_on": "2048 held-out rows", "tol": 0.01}
-    rep["ensemble"]["convergence"] = {**conv, "converged": True, "plateau_step": 200, "decay": [200, 240]}
+    rep.ensemble.convergence = {**conv, "converged": True, "plateau_step": 200, "decay": [200, 240]}
     ok = [c for c in training_checks(rep) if c.name == "converged"]
     assert ok and ok[0].ok and "plateau at step 200 (2048 held-out rows)" in ok[0].message
-    rep["ensemble"]["convergence"] = {**conv, "converged": False, "plateau_step": None, "decay": [216, 260]}
+    rep.ensemble.convergence = {**conv, "converged": False, "plateau_step": None, "decay": [216, 260]}
     bad = [c for c in failed(training_checks(rep)) if c["name"] == "converged"]
     assert bad and "still falling at the maximum of 260 steps" in bad[0]["message"]

@@ -73,7 +73,7 @@ def test_predict_calls_positives_at_the_shipped_thresholds(tiny_lanic_model, ima
     from lanic_hub.data.open import open_dataset
     from lanic_hub.data.schema import label_matrix
 
-    emb = load_embeddings(model.bank_meta["embeddings"])
+    emb = load_embeddings(model.bank_meta.embeddings)
     rows = open_dataset(emb.manifest.data_spec).select(emb.row_ids.tolist())
     va = np.where(np.array(rows["split"]) == "validate")[0]
     y, mask = label_matrix(rows.select(va.tolist()), policy="U-Ignore")

@@ -10,11 +10,13 @@ import pytest
 
 from lanic_hub.errors import RecordError
 from lanic_hub.records import (
+    BankMeta,
     EmbeddingCacheError,
     EmbeddingsManifest,
     PhantomClipReport,
     RunFolder,
     RunSummary,
+    TrainingReport,
 )
 
 
@@ -120,6 +122,113 @@ def test_a_phantom_clip_report_that_contradicts_itself(tiny_phantom_clip, tmp_pa
     _write(tmp_path / PhantomClipReport.FILE, doc | {"check": doc["check"] | {"passed": "maybe"}})
     with pytest.raises(RecordError, match=r"key 'check\.passed'"):
         PhantomClipReport.read(tmp_path)
+
+
+# ----------------------------------------------------------------------------- training report
+
+
+def test_training_report_round_trip(tiny_model, tmp_path):
+    src = tiny_model / "fidelity.json"
+    rep = TrainingReport.read(tiny_model)
+    assert rep.schema_version == TrainingReport.SCHEMA and rep.ensemble.n_latents == 256
+    assert rep.fvu_full_level == rep.fidelity.fvu_mean["256"] and 0 < rep.fvu_full_level < 1
+    assert rep.auroc.classifier.macro == json.loads(src.read_text())["auroc"]["classifier"]["macro"]
+    assert rep.auroc.classifier.finding("Edema") is not None and rep.labels["test"]["Edema"].labelled > 0
+    assert {c["name"] for c in rep.health} >= {"classifier_auroc", "fvu"}
+    rep.write(tmp_path)
+    assert (tmp_path / "fidelity.json").read_bytes() == src.read_bytes()
+
+
+def test_training_report_loads_a_file_without_a_schema_version(tiny_model, tmp_path):
+    """fidelity.json had no schema_version before it was a record: such a file is version 1 and
+    is written back without one."""
+    doc = json.loads((tiny_model / "fidelity.json").read_text())
+    doc.pop("schema_version")
+    _write(tmp_path / "fidelity.json", doc)
+    rep = TrainingReport.read(tmp_path)
+    assert rep.schema_version == 1 and rep.to_dict() == doc
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d["ensemble"].pop("steps"), r"key 'ensemble\.steps': Field required"),
+        (lambda d: d["auroc"]["classifier"].update(macro="high"), r"key 'auroc\.classifier\.macro'"),
+        (
+            lambda d: d["labels"]["test"]["Edema"].update(positive=None),
+            r"key 'labels\.test\.Edema\.positive'",
+        ),
+        (
+            lambda d: d["fidelity"]["fvu_mean"].pop("256"),
+            r"key 'fidelity\.fvu_mean': no FVU at the full level 256",
+        ),
+        (
+            lambda d: d["ensemble"].update(steps=10**6),
+            r"key 'ensemble\.steps': 1000000 steps, above the planned",
+        ),
+        (lambda d: d.update(schema_version=9), r"schema version 9 is newer"),
+        (lambda d: d.pop("measured_on"), r"key 'measured_on': Field required"),
+    ],
+)
+def test_a_malformed_training_report_names_the_file_and_the_key(tiny_model, tmp_path, change, match):
+    doc = json.loads((tiny_model / "fidelity.json").read_text())
+    change(doc)
+    _write(tmp_path / "fidelity.json", doc)
+    with pytest.raises(RecordError, match=match) as exc:
+        TrainingReport.read(tmp_path)
+    assert str(tmp_path / "fidelity.json") in str(exc.value)
+
+
+# ----------------------------------------------------------------------------- pattern bank meta
+
+
+def test_bank_meta_round_trip_through_the_bank_and_the_model_folder(tiny_model, tiny_lanic_model, tmp_path):
+    from lanic_hub import LanICModel
+    from lanic_hub.patterns import PatternBank
+
+    doc = json.loads((tiny_model / "patterns.json").read_text())
+    bank = PatternBank.load(tiny_model)
+    assert bank.meta.counts["selected"] == len(bank) and bank.meta.n_members == 8
+    assert bank.meta.ensemble_fingerprint == doc["meta"]["ensemble_fingerprint"]
+    bank.save(tmp_path / "bank")  # written again: the same meta, key for key
+    assert json.loads((tmp_path / "bank" / "patterns.json").read_text())["meta"] == doc["meta"]
+    # the model folder's copy carries what the export added, typed
+    model = LanICModel.from_pretrained(tiny_lanic_model)
+    assert model.bank_meta.data_source["name"] == "phantom" and model.bank_meta.health
+    model.bank_meta.removal_measured = {"note": "by hand"}
+    model.save_pretrained(tmp_path / "model")
+    again = LanICModel.from_pretrained(tmp_path / "model")
+    assert again.bank_meta == model.bank_meta and again.bank_meta.removal_measured == {"note": "by hand"}
+
+
+def test_a_malformed_bank_meta_names_the_file_and_the_key(tiny_model, tiny_lanic_model, tmp_path):
+    import shutil
+
+    from lanic_hub import LanICModel
+    from lanic_hub.modeling import ModelFolderError
+    from lanic_hub.patterns import PatternBank
+
+    for f in ("patterns.json", "patterns.safetensors"):
+        shutil.copy(tiny_model / f, tmp_path / f)
+    doc = json.loads((tmp_path / "patterns.json").read_text())
+    doc["meta"]["counts"]["selected"] = "many"
+    doc["meta"]["future_key"] = [1, 2]
+    _write(tmp_path / "patterns.json", doc)
+    with pytest.raises(RecordError, match=r"patterns\.json: meta: key 'counts\.selected': Input should be"):
+        PatternBank.load(tmp_path)
+    doc["meta"]["counts"]["selected"] = 3
+    _write(tmp_path / "patterns.json", doc)
+    assert PatternBank.load(tmp_path).meta.model_extra == {"future_key": [1, 2]}  # kept, not refused
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_lanic_model, model_dir)
+    side = json.loads((model_dir / "patterns.json").read_text())
+    side["meta"]["health"] = "all fine"
+    _write(model_dir / "patterns.json", side)
+    with pytest.raises(
+        ModelFolderError, match=r"model/patterns\.json: meta: key 'health': Input should be a valid list"
+    ):
+        LanICModel.from_pretrained(model_dir)
+    assert BankMeta().to_dict() == {}  # a model made in memory has an empty one
 
 
 # ----------------------------------------------------------------------------- run summary

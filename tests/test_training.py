@@ -29,7 +29,7 @@ def test_train_writes_models_that_reload_and_decompose_exactly(tiny_embedded):
         "fidelity.json",
     ):
         assert (out / f).is_file(), f
-    assert json.loads((out / "fidelity.json").read_text())["auroc"] == json.loads(json.dumps(rep["auroc"]))
+    assert json.loads((out / "fidelity.json").read_text())["auroc"] == rep.to_dict()["auroc"]
     ccfg = json.loads((out / "classifier.json").read_text())
     clf = DiagnosticClassifier(ccfg["d_in"], ccfg["hidden"])
     clf.load_state_dict(load_file(out / "classifier.safetensors"))
@@ -44,8 +44,8 @@ def test_train_writes_models_that_reload_and_decompose_exactly(tiny_embedded):
             v, i, h, ens.decode(v, i).mean(1), clf.fc2.weight, clf.fc2.bias, ens.b_dec, W_dec=ens.W_dec
         )
         assert torch.allclose(d.logits, clf(x), atol=1e-4)
-    assert 0.0 < rep["fidelity"]["fvu_mean"]["256"] < 1.0
-    assert rep["auroc"]["classifier"]["macro"] > 0.5 and "test split" in rep["measured_on"]
+    assert 0.0 < rep.fidelity.fvu_mean["256"] < 1.0
+    assert rep.auroc.classifier.macro > 0.5 and "test split" in rep.measured_on
 
 
 def test_train_bad_inputs(tiny_embedded, tmp_path):
@@ -119,11 +119,11 @@ def test_multimodal_stream_adds_centred_text_rows(tiny_phantom_clip, tmp_path):
     assert torch.allclose(xt.norm(dim=1), torch.ones(len(xt)), atol=1e-5)
     # the default: the text stream whenever the embeddings have it, for the preset's step budget
     rep = train_from_embeddings(tmp_path / "emb", tmp_path / "m", n_members=3, progress=False)
-    mm = rep["ensemble"]["multimodal"]
+    mm = rep.ensemble.multimodal
     assert mm["enabled"] and mm["stream_rows"] > mm["image_rows"]
     # budgets are steps, whatever the data size: 120 image rows train as long as 1,475 did
-    assert rep["ensemble"]["steps"] == mm["steps"] == PRESETS["phantom"]["multimodal_steps"]
-    assert rep["ensemble"]["planned_steps"] == PRESETS["phantom"]["multimodal_steps"]
+    assert rep.ensemble.steps == mm["steps"] == PRESETS["phantom"]["multimodal_steps"]
+    assert rep.ensemble.planned_steps == PRESETS["phantom"]["multimodal_steps"]
     # --image-only turns it off
     from lanic_hub.cli import main
 
@@ -149,7 +149,7 @@ def test_multimodal_needs_text_embeddings(tiny_embedded, tmp_path):
         train_from_embeddings(tiny_embedded / "emb", tmp_path, n_members=2, multimodal=True, progress=False)
     # without text embeddings the default is image-only, no error
     rep = train_from_embeddings(tiny_embedded / "emb", tmp_path / "auto", n_members=2, progress=False)
-    assert not rep["ensemble"]["multimodal"]["enabled"]
+    assert not rep.ensemble.multimodal["enabled"]
 
 
 def test_path_aurocs_per_finding_single_members_match_sklearn():
@@ -215,8 +215,8 @@ def test_latents_override_the_preset_width_with_default_levels(tiny_embedded, tm
     )
     cfg = TranscoderConfig.from_dict(json.loads((tmp_path / "l64" / "ensemble.json").read_text()))
     assert cfg.n_latents == 64 and cfg.k == 8 and cfg.resolved_levels[-1] == 64
-    assert rep["ensemble"]["steps"] == 3
-    assert {str(lv) for lv in rep["fidelity"]["fvu_mean"]} == {str(lv) for lv in cfg.resolved_levels}
+    assert rep.ensemble.steps == 3
+    assert {str(lv) for lv in rep.fidelity.fvu_mean} == {str(lv) for lv in cfg.resolved_levels}
 
 
 def test_the_paper_preset_ends_on_its_validate_rows_plateau_or_its_maximum(tiny_embedded, tmp_path):
@@ -231,7 +231,7 @@ def test_the_paper_preset_ends_on_its_validate_rows_plateau_or_its_maximum(tiny_
     rep = train_from_embeddings(
         tiny_embedded / "emb", tmp_path, preset="paper", n_members=2, n_latents=64, steps=40, progress=False
     )
-    ens = rep["ensemble"]
+    ens = rep.to_dict()["ensemble"]
     assert ens["train_config"]["plateau_every"] == PRESETS["paper"]["train"]["plateau_every"]
     # 40 steps: no check comes before the latest decay start (33), so the maximum ended the run
     assert ens["ended_by"] == "maximum steps" and ens["steps"] == 40

@@ -68,7 +68,7 @@ def test_ood_flags_nih_and_non_radiographs_not_held_out_phantoms(model, shared_d
     assert r["non_radiographs"]["flagged_share"] >= 0.9
     assert r["nih"]["images"] == 93 and r["nih"]["flagged_share"] >= 0.85
     assert r["held_out_phantoms"]["flagged_share"] <= 0.05
-    cal = model.bank_meta["typicality"]
+    cal = model.bank_meta.typicality
     assert cal["false_alarm_target"] == 0.01 and cal["fit_rows"] > 400 and cal["calibration_rows"] > 40
 
 

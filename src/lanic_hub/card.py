@@ -13,7 +13,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data.schema import DataSource
-from .records import EmbeddingsManifest
+from .records import EmbeddingsManifest, TrainingReport
 
 
 def template_path() -> Path:
@@ -30,8 +30,8 @@ def _hub_dataset(model, evaluation: dict[str, Any] | None) -> str | None:
     from .data.open import hub_repo_id
 
     spec = (evaluation or {}).get("dataset", {}).get("spec")
-    if spec is None and model.bank_meta.get("embeddings"):
-        manifest = EmbeddingsManifest.path_in(model.bank_meta["embeddings"])
+    if spec is None and model.bank_meta.embeddings:
+        manifest = EmbeddingsManifest.path_in(model.bank_meta.embeddings)
         spec = EmbeddingsManifest.read(manifest).data_spec if manifest.is_file() else None
     return hub_repo_id(spec) if spec else None
 
@@ -88,7 +88,7 @@ def render_model_card(
     *,
     repo_id: str,
     dataset: DataSource,
-    report: dict[str, Any],
+    report: TrainingReport,
     model_name: str = "CXR-LanIC",
     evaluation: dict[str, Any] | None = None,
     leaderboard: str | None = None,
@@ -98,9 +98,10 @@ def render_model_card(
     With ``evaluation`` (this model's ``lanic-eval`` results file) and ``leaderboard`` (the suite's
     markdown), the results come from the evaluation harness; without, from the training report
     (``fidelity.json``: test-split AUROCs, baselines, measured_on)."""
-    cls = report.get("auroc", {}).get("classifier", {})
-    results = {("macro" if k == "macro" else k): v for k, v in cls.items()}
-    measured_on = report.get("measured_on", "unknown data")
+    cls = report.auroc.classifier.model_dump()
+    path = report.auroc.ensemble_path
+    results = dict(cls)
+    measured_on = report.measured_on
     split_name = "test"
     if evaluation is not None:
         au = evaluation["metrics"]["accuracy"]["classifier"]["auroc"]
@@ -110,11 +111,11 @@ def render_model_card(
             f"{d['spec']}, {d['split']} split ({d['rows']} rows), lanic-eval suite '{evaluation['suite']}'"
         )
         split_name = d["split"]
-    fid = report.get("fidelity", {}).get("fvu_mean", {})
+    fid = report.fidelity.fvu_mean
     extra = {
         "ensemble-path macro AUROC (fidelity: the logits rebuilt from the transcoders)": (
             "roc_auc",
-            report.get("auroc", {}).get("ensemble_path", {}).get("macro"),
+            path.macro if path is not None else None,
         ),
         "transcoder FVU, full level (fidelity: hidden-layer variance the ensemble misses)": (
             "fvu",
@@ -166,9 +167,11 @@ def render_model_card(
     rows.append("|---" * (len(model.config.findings) + 2) + "|")
     table = {
         "this model (classifier)": cls,
-        "ensemble path": report.get("auroc", {}).get("ensemble_path", {}),
+        "ensemble path": path.model_dump() if path is not None else {},
     }
-    table |= {f"baseline: {k}": v for k, v in report.get("baselines", {}).items() if "macro" in v}
+    table |= {
+        f"baseline: {k}": v.model_dump() for k, v in report.baselines.items() if "macro" in v.model_fields_set
+    }
     for name, r in table.items():
         cells = [_fmt(r.get("macro"))] + [_fmt(r.get(f)) for f in model.config.findings]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -178,12 +181,12 @@ def render_model_card(
     ):  # the harness's own table, with CIs, AUPRC, F1, ECE and the literature context
         body = leaderboard.split("\n", 2)[2] if leaderboard.startswith("# ") else leaderboard
         eval_text = f"From `lanic-eval` ({measured_on}).\n\n" + body.strip()
-    counts = model.bank_meta.get("counts", {})
+    counts = model.bank_meta.counts
     from .patterns.bank import is_named
 
     n_named = sum(is_named(p) for p in model.patterns)
     n_dense = sum(bool(p.dense) for p in model.patterns)
-    bank_cfg = model.bank_meta.get("config", {})
+    bank_cfg = model.bank_meta.config
     names_text = (
         f" {n_named} of them carry a name: a pattern is named only when its naming confidence passes "
         f"{bank_cfg.get('name_confidence', 0)} and, for a finding or a device, its activation detects "
@@ -226,11 +229,11 @@ def render_model_card(
         f"{len(model.patterns)} patterns selected from {counts.get('latents', '?')} latents "
         f"({counts.get('alive', '?')} alive, {counts.get('merged', '?')} after merging across members). "
         f"Categories: {_category_counts(model.patterns)}. "
-        f"Scores measured on {model.bank_meta.get('measured_on', '?')}; "
-        f"MonoSemanticity encoder: {model.bank_meta.get('ms_encoder', '?')}. Each pattern's name, "
+        f"Scores measured on {model.bank_meta.measured_on or '?'}; "
+        f"MonoSemanticity encoder: {model.bank_meta.ms_encoder or '?'}. Each pattern's name, "
         "category, scores, support and gallery (dataset row references) are in `patterns.json`." + names_text
     )
-    typ = model.bank_meta.get("typicality")
+    typ = model.bank_meta.typicality
     if typ:
         bank_text += (
             f"\n\nOut-of-distribution guard: every prediction reports the image's typicality distance "
@@ -249,13 +252,13 @@ def render_model_card(
             else " No images of this dataset are included in this repository; galleries are row references."
         )
     )
-    ens = report.get("ensemble", {})
-    if ens.get("config"):
-        c, mm = ens["config"], ens.get("multimodal", {})
+    ens = report.ensemble
+    if ens.config:
+        c, mm = ens.config, ens.multimodal
         stream = f"{mm.get('image_rows', '?')} training images"
         if mm.get("enabled"):
             stream += f" plus {mm['stream_rows'] - mm['image_rows']} distinct report and sentence texts"
-        conv = ens.get("convergence") or {}
+        conv = ens.convergence or {}
         if "plateau_step" in conv:  # a plateau schedule: the held-out curve decided the budget
             conv_text = (
                 f"; ended by the plateau of the held-out FVU at step {conv['plateau_step']} "
@@ -273,7 +276,7 @@ def render_model_card(
         training += (
             f"\n\nTranscoders: {c['n_members']} members, L = {c['n_latents']}, k = {c['k']}, "
             f"{c.get('activation', 'topk')}, Matryoshka levels {c['levels']}; trained on the "
-            f"classifier's hidden layer over {stream}: {ens.get('steps', '?')} optimiser steps "
+            f"classifier's hidden layer over {stream}: {ens.steps} optimiser steps "
             f"(about {mm.get('epochs', '?')} passes){conv_text}."
         )
     backbone = model.config.backbone or {}
@@ -295,8 +298,8 @@ def render_model_card(
         eval_text=eval_text,
         bank_text=bank_text,
         training_data=training,
-        policy=report.get("policy", "?"),
-        health_text=health_text(model.bank_meta.get("health")),
+        policy=report.policy or "?",
+        health_text=health_text(model.bank_meta.health),
         removal_text=removal_text(model),
     )
 
@@ -315,7 +318,7 @@ def removal_text(model) -> str:
         f"- Why: {r.reason or 'not stated'}",
         f"- Chosen by: {r.chosen_by or 'not stated'}",
     ]
-    m = model.bank_meta.get("removal_measured")
+    m = model.bank_meta.removal_measured
     if m:
         lines += [
             "",

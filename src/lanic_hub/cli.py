@@ -300,11 +300,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if not t.report:  # a non-zero rank under torchrun
         return 0
-    rep = t.report
+    rep = t.report.to_dict()
     brief = {"auroc": rep["auroc"], "fvu_mean": rep["fidelity"]["fvu_mean"]}
-    print(json.dumps(brief | {"seconds": {"ensemble": rep["ensemble"]["seconds"]}}, indent=1))
+    print(json.dumps(brief | {"seconds": {"ensemble": t.report.ensemble.seconds}}, indent=1))
     print(f"classifier and ensemble written to {args.out}")
-    return _health_exit(rep["health"], str(args.out), args.strict)
+    return _health_exit(t.report.health, str(args.out), args.strict)
 
 
 def _health_exit(checks: list[dict], where: str, strict: bool) -> int:
@@ -366,7 +366,7 @@ def cmd_patterns(args: argparse.Namespace) -> int:
 
     kw = {k: getattr(args, k) for k in ("data", "vocabulary", "ms_embeddings", "thumbnails")}
     bank = build_patterns(args.model, args.embeddings, config=dataclass_from_args(BankConfig, args), **kw)
-    print(json.dumps({"counts": bank.meta["counts"], "seconds": bank.meta["seconds"]}, indent=1))
+    print(json.dumps({"counts": bank.meta.counts, "seconds": bank.meta.seconds}, indent=1))
     for p in sorted(bank.patterns, key=lambda p: -p.support)[:10]:
         print(f"  pattern {p.id:4d}  support {p.support:3d}  {p.category:10s}  {p.name}")
     print(f"pattern bank written to {args.model}")

@@ -164,7 +164,7 @@ class Demo:
                 )
             )
         if concept not in self._measured:
-            emb = self.model.bank_meta.get("embeddings")
+            emb = self.model.bank_meta.embeddings
             m = None
             if emb and (Path(emb) / "manifest.json").is_file():
                 from .backbone.embed import read_manifest
@@ -310,7 +310,7 @@ def contribution_chart(f, top: int = 10):
 def may_show_report_text(model) -> bool:
     """Whether the Space may show the model's report sentences: only where its recorded data
     source allows re-publishing (a model that records none counts as restricted)."""
-    return bool((model.bank_meta.get("data_source") or {}).get("redistributable", False))
+    return bool((model.bank_meta.data_source or {}).get("redistributable", False))
 
 
 def pattern_cards(model, contributions) -> str:
@@ -398,7 +398,7 @@ def examples_label(examples: list[tuple[str, str]]) -> str:
 
 def health_warning(model) -> str:
     """A prominent note when the model's health checks failed (``patterns.json`` meta), else ''."""
-    bad = [c for c in model.bank_meta.get("health", []) if not c["ok"]]
+    bad = [c for c in model.bank_meta.health if not c["ok"]]
     if not bad:
         return ""
     items = "\n".join(f"> - {c['message']} (band: {c['band']})" for c in bad)

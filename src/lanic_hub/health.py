@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .records import PathAuroc, TrainingReport
+
 #: Bands every model must be in.
 MIN_MACRO_AUROC = 0.60
 """Below this the classifier is near chance."""
@@ -55,30 +57,28 @@ class Check:
         return asdict(self)
 
 
-def _macro(d: dict[str, Any] | None) -> float | None:
-    v = (d or {}).get("macro")
+def _macro(p: PathAuroc | None) -> float | None:
+    v = None if p is None else p.macro
     return None if v is None or v != v else float(v)
 
 
-def training_checks(report: dict[str, Any]) -> list[Check]:
+def training_checks(report: TrainingReport) -> list[Check]:
     """Checks of a training report (``fidelity.json``, :func:`lanic_hub.training.train_from_embeddings`)."""
     out: list[Check] = []
-    where = report.get("measured_on", "the test split")
-    clf = _macro(report.get("auroc", {}).get("classifier"))
-    path = _macro(report.get("auroc", {}).get("ensemble_path"))
-    probe = _macro(report.get("baselines", {}).get("linear_probe"))
-    labels = report.get("labels", {})
-    ens = report.get("ensemble", {})
-    mm = ens.get("multimodal", {})
-    cfg = ens.get("config", {})
-    rows, k, L = mm.get("stream_rows"), cfg.get("k"), cfg.get("n_latents")
-    steps = ens.get("steps")
+    where = report.measured_on
+    clf = _macro(report.auroc.classifier)
+    path = _macro(report.auroc.ensemble_path)
+    probe = _macro(report.baselines.get("linear_probe"))
+    ens = report.ensemble
+    mm, cfg = ens.multimodal, ens.config
+    rows, k, L = mm.get("stream_rows"), cfg.get("k"), ens.n_latents
+    steps = ens.steps
 
     few = sorted(
-        f"{f} ({c['positive']} positives in {split})"
+        f"{f} ({c.positive} positives in {split})"
         for split in ("train", "test")
-        for f, c in labels.get(split, {}).items()
-        if c["positive"] < MIN_POSITIVES
+        for f, c in report.labels.get(split, {}).items()
+        if c.positive < MIN_POSITIVES
     )
     image_rows = mm.get("image_rows")
     data_cause = (
@@ -129,7 +129,7 @@ def training_checks(report: dict[str, Any]) -> list[Check]:
                 ),
             )
         )
-    fvu = report.get("fidelity", {}).get("fvu_mean", {}).get(str(L)) if L else None
+    fvu = report.fvu_full_level
     if fvu is not None:
         ok = fvu <= MAX_FVU
         cause = (
@@ -177,7 +177,7 @@ def training_checks(report: dict[str, Any]) -> list[Check]:
                 + ("" if ok else ": a schedule too short to converge; train for more steps (--steps)."),
             )
         )
-    conv = ens.get("convergence") or {}
+    conv = ens.convergence or {}
     if "plateau_step" in conv:  # a plateau schedule: the held-out curve ended the run, or the maximum did
         ok = bool(conv["converged"])
         out.append(
@@ -257,13 +257,12 @@ def bank_checks(counts: dict[str, Any]) -> list[Check]:
     return [Check("patterns", ok, n, f">= {MIN_PATTERNS}", msg)]
 
 
-def embedded_default_checks(report: dict[str, Any], counts: dict[str, Any]) -> list[Check]:
+def embedded_default_checks(report: TrainingReport, counts: dict[str, Any]) -> list[Check]:
     """The embedded default's figures against their documented ranges (:data:`EMBEDDED_DEFAULT`)."""
-    L = report.get("ensemble", {}).get("config", {}).get("n_latents")
     got = {
-        "classifier_macro_auroc": _macro(report.get("auroc", {}).get("classifier")),
-        "ensemble_path_macro_auroc": _macro(report.get("auroc", {}).get("ensemble_path")),
-        "fvu_full_level": report.get("fidelity", {}).get("fvu_mean", {}).get(str(L)),
+        "classifier_macro_auroc": _macro(report.auroc.classifier),
+        "ensemble_path_macro_auroc": _macro(report.auroc.ensemble_path),
+        "fvu_full_level": report.fvu_full_level,
         "patterns": counts.get("selected"),
     }
     out = []
@@ -290,7 +289,7 @@ def embedded_default_checks(report: dict[str, Any], counts: dict[str, Any]) -> l
 
 
 def run_checks(
-    report: dict[str, Any], counts: dict[str, Any] | None, embedded_default: bool = False
+    report: TrainingReport, counts: dict[str, Any] | None, embedded_default: bool = False
 ) -> list[Check]:
     """Every check that applies: the training report's, the bank's, and the embedded default's."""
     out = training_checks(report)

@@ -155,12 +155,12 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, log=print) -> RunSu
         backbone=h["backbone"].spec,
         model=str(model.folder),
         auroc_test={
-            "classifier_macro": report["auroc"]["classifier"]["macro"],
-            "ensemble_path_macro": report["auroc"]["ensemble_path"]["macro"],
+            "classifier_macro": report.auroc.classifier.macro,
+            "ensemble_path_macro": report.auroc.ensemble_path.macro,
         },
-        measured_on=report["measured_on"],
-        fvu_full_level=report["fidelity"]["fvu_mean"][str(trained.ensemble.cfg.n_latents)],
-        pattern_bank=bank.meta["counts"],
+        measured_on=report.measured_on,
+        fvu_full_level=report.fidelity.fvu_mean[str(trained.ensemble.cfg.n_latents)],
+        pattern_bank=bank.meta.counts,
         health={"failed": [c for c in model.health if not c["ok"]], "checks": model.health},
     )
     summary.write(run.layout.summary)

@@ -74,7 +74,7 @@ def write_changed_model(source, changed, out, *, measure: bool = True, log=print
     if out.exists() and any(out.iterdir()):
         raise RemovalError(f"{out}: already exists and is not empty; choose another --out")
     measured = None
-    emb = changed.bank_meta.get("embeddings")
+    emb = changed.bank_meta.embeddings
     if measure and emb and (Path(emb) / "manifest.json").is_file():
         from .backbone.embed import read_manifest
         from .data.open import open_dataset
@@ -83,7 +83,7 @@ def write_changed_model(source, changed, out, *, measure: bool = True, log=print
         if spec:
             original = LanICModel.from_pretrained(source)
             measured = measure_removal(original, changed, emb, open_dataset(spec))
-            changed.bank_meta["removal_measured"] = measured
+            changed.bank_meta.removal_measured = measured
     if measured is None:
         log("the AUROCs before and after were not measured: the model's embeddings or labels are not here")
     tmp = out.with_name(out.name + ".partial")

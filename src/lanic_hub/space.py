@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from .errors import ConfigError
+from .records import BankMeta
 
 APP = '''"""The CXR-LanIC Space for {repo}. Research use only; not a medical device.
 
@@ -102,8 +103,10 @@ def write_space(
 
     import gradio
 
-    meta = json.loads((folder / "patterns.json").read_text()).get("meta", {})
-    src = meta.get("data_source") or {}
+    sidecar = folder / "patterns.json"
+    src = (
+        BankMeta.parse(json.loads(sidecar.read_text()).get("meta", {}), f"{sidecar}: meta").data_source or {}
+    )
     if src.get("redistributable"):
         data_note = (
             f"Its data ({src.get('name')}) may be re-published: the gallery thumbnails and examples "

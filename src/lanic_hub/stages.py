@@ -18,13 +18,12 @@ demo or cli (the layering contract in pyproject.toml).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .export import export_model, write_card  # noqa: F401  (re-exported for the pipeline)
 
 # the options of every stage live in lanic_hub.options (no torch: the command line reads them)
 from .options import (  # noqa: E402,F401  (re-exported: lanic_hub.stages.TrainOptions etc.)
@@ -38,121 +37,16 @@ from .options import (  # noqa: E402,F401  (re-exported: lanic_hub.stages.TrainO
     packaged_configs,
 )
 from .patterns.bank import BankConfig, PatternBank
-from .records import RunFolder
-from .utils.io import write_text_atomic
-
-# --------------------------------------------------------------------------- the run and its ledger
-
-#: The pipeline's stages in order (``BUILD_STAGES`` then the evaluation, ``pipeline.STAGES``): a
-#: progress line's "[i/n]" is its stage's place here.
-STAGE_NAMES = ("data", "backbone", "embeddings", "train", "patterns", "model", "eval")
-
-
-@dataclass
-class Run:
-    """Where a run writes, what it logs, and its freshness ledger ``out/stages.json``: the key each
-    stage's artefact was made from; a matching key (with its outputs present) skips the stage."""
-
-    out: Path
-    """The run's folder (each stage's default output folder is under it)."""
-    log: Callable[..., Any] = print
-    """Where progress lines go."""
-    progress: bool = True
-    """Progress bars for long work."""
-    pipeline: bool = True
-    """True: a pipeline run (the ledger, and its "[i/n]" lines). False: a single-stage command
-    (``lanic-hub train`` ...): every stage runs, and only its own output is printed."""
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of each stage run through :func:`run_stages`."""
-    peak_rss_gb: dict[str, float] = field(default_factory=dict)
-    """Peak resident memory (GiB) of the process during each stage run through :func:`run_stages`
-    (on Linux the peak is reset between stages; elsewhere it is the process's peak so far)."""
-
-    def __post_init__(self) -> None:
-        self.out = Path(self.out)
-        self.layout = RunFolder(self.out)
-        """Every path of the run's folder."""
-        self.path = self.layout.stages_json
-        self.done: dict[str, str] = (
-            json.loads(self.path.read_text()) if self.pipeline and self.path.is_file() else {}
-        )
-
-    @staticmethod
-    def key(*parts: Any) -> str:
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def fresh(self, stage: str, key: str, *paths: Path) -> bool:
-        return self.pipeline and self.done.get(stage) == key and all(p.exists() for p in paths)
-
-    def mark(self, stage: str, key: str) -> None:
-        if self.pipeline:
-            self.done[stage] = key
-            write_text_atomic(self.path, json.dumps(self.done, indent=1))
-
-    def step(self, stage: str, line: str) -> None:
-        """A pipeline progress line, "[i/n] line" with ``stage``'s place in :data:`STAGE_NAMES`;
-        silent in a single-stage command."""
-        if self.pipeline:
-            self.log(f"[{STAGE_NAMES.index(stage) + 1}/{len(STAGE_NAMES)}] {line}")
-
-
-# --------------------------------------------------------------------------- handles
-
-
-@dataclass(frozen=True)
-class DataHandle:
-    """The dataset: its absolute spec (later stages and manifests reopen it by this) and the
-    opened dataset."""
-
-    spec: str
-    dataset: Any
-
-
-@dataclass(frozen=True)
-class BackboneHandle:
-    """The loaded backbone and the spec it was loaded from (``phantom`` resolved to its folder)."""
-
-    spec: str
-    backbone: Any
-
-
-@dataclass(frozen=True)
-class EmbeddingsHandle:
-    """An embeddings folder and its manifest."""
-
-    folder: Path
-    manifest: dict[str, Any]
-    summary: dict[str, Any] | None = None
-    """What :func:`~lanic_hub.backbone.embed.embed_dataset` reported, when this run embedded."""
-
-
-@dataclass(frozen=True)
-class TrainedHandle:
-    """A training folder (classifier + ensemble + fidelity.json), loaded once."""
-
-    folder: Path
-    report: dict[str, Any]
-    classifier: Any
-    ensemble: Any
-    fingerprint: str
-    """:func:`~lanic_hub.transcoders.ensemble.ensemble_fingerprint` of ``ensemble``."""
-
-
-@dataclass(frozen=True)
-class BankHandle:
-    """The pattern bank, saved in the training folder."""
-
-    folder: Path
-    bank: PatternBank
-
-
-@dataclass(frozen=True)
-class ModelHandle:
-    """The LanIC model folder and the health checks recorded in it."""
-
-    folder: Path
-    health: list[dict[str, Any]]
-
+from .run import (  # noqa: F401  (re-exported: lanic_hub.stages.Run etc.)
+    STAGE_NAMES,
+    BackboneHandle,
+    BankHandle,
+    DataHandle,
+    EmbeddingsHandle,
+    ModelHandle,
+    Run,
+    TrainedHandle,
+)
 
 # --------------------------------------------------------------------------- the stages
 
@@ -272,7 +166,7 @@ def bank_dataset(bank: PatternBank, data: str | None = None) -> DataHandle:
     from .backbone.embed import read_manifest
     from .data.open import open_dataset
 
-    spec = data or read_manifest(bank.meta["embeddings"]).data_spec
+    spec = data or read_manifest(bank.meta.embeddings).data_spec
     return DataHandle(spec, open_dataset(spec))
 
 
@@ -318,7 +212,7 @@ def train_stage(
         )
         run.mark("train", key)
         if not rep:  # a non-zero rank of a member-parallel run: rank 0 writes the folder
-            return TrainedHandle(folder, {}, None, None, "")
+            return TrainedHandle(folder, None, None, None, "")
     else:
         run.step("train", "classifier + ensemble: up to date")
     return load_trained_handle(folder)
@@ -375,7 +269,7 @@ def model_stage(
     from .health import run_checks
 
     run.step("model", "model folder + model card")
-    health = [c.to_dict() for c in run_checks(trained.report, bank.bank.meta["counts"], embedded_default)]
+    health = [c.to_dict() for c in run_checks(trained.report, bank.bank.meta.counts, embedded_default)]
     folder = Path(folder or run.layout.model)
     model_dir = export_model(trained.folder, folder, data.dataset, opts, trained.report, health=health)
     if demo_examples:
@@ -383,151 +277,6 @@ def model_stage(
 
         phantom_examples(run.out)
     return ModelHandle(model_dir, health)
-
-
-# --------------------------------------------------------------------------- the model stage's writers
-
-
-def write_card(
-    model_dir: Path,
-    ds,
-    opts: ModelOptions,
-    report: dict[str, Any],
-    evaluation=None,
-    leaderboard: str | None = None,
-) -> None:
-    """(Re)write the model folder's README.md card, with the evaluation suite's results if given."""
-    from .card import render_model_card
-    from .data.schema import source_of
-    from .modeling import LanICModel
-
-    model = LanICModel.from_pretrained(model_dir)
-    card = render_model_card(
-        model,
-        repo_id=opts.repo_id,
-        dataset=source_of(ds),
-        report=report,
-        model_name=opts.name,
-        evaluation=evaluation,
-        leaderboard=leaderboard,
-    )
-    write_text_atomic(model_dir / "README.md", str(card))
-
-
-def export_examples(ds, folder: Path, source: str, n: int = 4) -> int:
-    """A few test-split images of ``ds`` (data that may be re-published) as PNGs in
-    ``folder/examples`` with ``examples.json`` (file, caption: the source and its report labels, or
-    a phantom's ground truth),
-    so that a Space built from the pushed model offers them. Returns how many."""
-    import json
-
-    from .data.examples import pick_examples
-    from .data.images import load_image
-    from .data.schema import require_redistributable
-
-    require_redistributable(ds, "export example images")
-    out = folder / "examples"
-    picked = []
-    for ex in pick_examples(ds, source, n, scan=200):
-        out.mkdir(parents=True, exist_ok=True)
-        name = f"example_{ex.row:06d}.png"
-        load_image(ds[ex.row]["image"]).convert("L").save(out / name)
-        picked.append({"file": name, "caption": ex.caption})
-    if picked:
-        (out / "examples.json").write_text(json.dumps(picked, indent=1))
-    return len(picked)
-
-
-def operating_points(model, emb, ds, policy: str = "U-Ignore") -> tuple[dict[str, float], str] | None:
-    """({finding: threshold}, where measured): the F1-maximising probability threshold of each
-    finding on the validation split of the model's embeddings ``emb`` (labels under ``policy``),
-    as the evaluation chooses them. None without a validation split."""
-    import numpy as np
-    import torch
-
-    from .data.schema import label_matrix
-    from .operating import f1_thresholds
-
-    rows = ds.select(emb.row_ids.tolist())
-    if "split" not in rows.column_names:
-        return None
-    va = np.where(np.array(rows.select_columns(["split"])["split"]) == "validate")[0]
-    if len(va) == 0:
-        return None
-    y, mask = label_matrix(rows.select(va.tolist()), policy=policy, findings=tuple(model.config.findings))
-    with torch.no_grad():
-        p = torch.sigmoid(model.classifier(emb.image[torch.from_numpy(va)].float())).numpy()
-    thr = f1_thresholds(y, p, mask)
-    spec = emb.manifest.data_spec or "the model's embeddings"
-    where = f"F1-maximising on the validation split ({len(va)} rows, labels {policy}) of {spec}"
-    return dict(zip(model.config.findings, thr, strict=True)), where
-
-
-def export_model(
-    train_dir: Path,
-    model_dir: Path,
-    ds,
-    opts: ModelOptions,
-    report: dict[str, Any],
-    health: list[dict[str, Any]] | None = None,
-) -> Path:
-    """Write the LanIC model folder (weights, patterns.json, card, thumbnails where allowed).
-
-    ``health``: the health checks (:mod:`lanic_hub.health`) to record in ``patterns.json`` and the
-    card; default: those of ``report`` and the bank."""
-    from .card import render_model_card
-    from .data.schema import source_of
-    from .health import run_checks
-    from .modeling import LanICModel
-    from .utils.io import replace_dir
-
-    model = LanICModel.from_training_folder(train_dir)
-    src = source_of(ds)
-    model.bank_meta["data_source"] = dataclasses.asdict(src)
-    if not src.redistributable:  # a bank built before the text guard may still hold sentences
-        from .data.schema import withhold_report_text
-
-        if withhold_report_text(model.patterns):
-            model.bank_meta["report_text"] = (
-                "typical sentences withheld at export: the data's licence forbids re-publishing report text"
-            )
-    if health is None:
-        health = [c.to_dict() for c in run_checks(report, model.bank_meta.get("counts", {}))]
-    model.bank_meta["health"] = health
-    emb_dir = model.bank_meta.get("embeddings")
-    if emb_dir is not None and (Path(emb_dir) / "manifest.json").is_file():  # read once, used twice
-        from .backbone.embed import load_embeddings
-        from .typicality import typicality_from_embeddings
-
-        emb = load_embeddings(emb_dir)
-        typ = typicality_from_embeddings(emb, ds)
-        if typ is not None:  # is an image like the training data? (every prediction says)
-            model.set_typicality(typ[0])
-            model.bank_meta["typicality"] = typ[1]
-        ops = operating_points(model, emb, ds, report.get("policy", "U-Ignore"))
-        if ops is not None:  # predict() calls a finding positive at its threshold
-            model.config.thresholds, model.config.thresholds_measured_on = ops
-    bundle = opts.bundle_backbone
-    if bundle is None:
-        bundle = "phantom-clip" in str((model.config.backbone or {}).get("spec", ""))
-
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, bundle_backbone=bundle)
-        render_model_card(model, repo_id=opts.repo_id, dataset=src, report=report, model_name=opts.name).save(
-            tmp / "README.md"
-        )
-        if opts.thumbnails and src.redistributable:
-            from .patterns.gallery import export_thumbnails
-
-            export_thumbnails(model.bank, ds, tmp, per_pattern=4, progress=False)
-            export_examples(ds, tmp, src.name)
-
-    import shutil
-
-    tmp = model_dir.with_name(model_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    return replace_dir(tmp, model_dir)
 
 
 # --------------------------------------------------------------------------- running them

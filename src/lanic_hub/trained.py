@@ -24,11 +24,12 @@ from safetensors.torch import load_file, save_file
 from .classifier import DiagnosticClassifier
 from .constants import FINDINGS
 from .errors import DataError
+from .records import TrainingReport
 from .transcoders import TranscoderConfig, TranscoderEnsemble
 from .utils.io import write_text_atomic
 
 #: The run report ``lanic-hub train`` writes beside the weights.
-FIDELITY = "fidelity.json"
+FIDELITY = TrainingReport.FILE
 
 
 def save_weights(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> None:
@@ -61,12 +62,9 @@ def load_trained(folder: str | Path) -> tuple[DiagnosticClassifier, TranscoderEn
     return clf.eval(), load_ensemble(folder / "ensemble.safetensors")
 
 
-def read_report(folder: str | Path) -> dict[str, Any]:
+def read_report(folder: str | Path) -> TrainingReport:
     """The run report (``fidelity.json``) of a training folder."""
     path = Path(folder) / FIDELITY
     if not path.is_file():
         raise DataError(f"{path}: missing; not a folder written by `lanic-hub train`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+    return TrainingReport.read(path)

@@ -20,11 +20,11 @@ from .classifier import ClassifierConfig, DiagnosticClassifier, macro_auroc, tra
 from .constants import FINDINGS
 from .data.schema import dataset_fingerprint, label_matrix
 from .errors import ConfigError, DataError
+from .records import TrainingReport
 from .trained import load_ensemble, load_trained, save_weights
 from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
 from .transcoders.ensemble import ensemble_fingerprint, first_members
 from .transcoders.train import hidden_part, with_input_target
-from .utils.io import write_text_atomic
 
 __all__ = [  # the train stage; load_trained, first_members, ensemble_fingerprint live below it
     "PRESETS",
@@ -278,7 +278,7 @@ def train_from_embeddings(
     epochs: int | None = None,
     steps: int | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TrainingReport | None:
     """Train classifier + ensemble; write ``classifier.safetensors``, ``ensemble.safetensors`` (each
     with a ``.json`` config beside it) and ``fidelity.json`` under ``out``.
 
@@ -374,10 +374,11 @@ def train_from_embeddings(
         "epochs": round(schedule.total_steps(len(x_fit)) / max(1, -(-len(x_fit) // schedule.batch_size)), 2),
     }
     if ens is None:  # a non-zero rank of a member-parallel run: rank 0 writes the results
-        return {}
+        return None
     fid = fidelity(ens, x[te], h[te])
     fid_tr = fidelity(ens, x[tr], h[tr])  # dead / dense are defined on the training set
     report = {
+        "schema_version": TrainingReport.SCHEMA,
         "measured_on": f"{spec}, test split ({len(te)} rows); trained on train ({len(tr)}), "
         f"early-stopped on validate ({len(va)})",
         "policy": policy,
@@ -409,12 +410,13 @@ def train_from_embeddings(
         )
     from .health import training_checks
 
-    report["health"] = [c.to_dict() for c in training_checks(report)]
+    rec = TrainingReport.from_dict(json.loads(json.dumps(report)), out / TrainingReport.FILE)
+    rec.health = [c.to_dict() for c in training_checks(rec)]
     save_weights(
         clf.state_dict(),
         {"d_in": x.shape[1], **asdict(replace(classifier or ClassifierConfig())), "findings": list(FINDINGS)},
         out / "classifier.safetensors",
     )
     save_weights(ens.state_dict(), tcfg.to_dict(), out / "ensemble.safetensors")
-    write_text_atomic(out / "fidelity.json", json.dumps(report, indent=1))
-    return report
+    rec.write(out)
+    return rec

@@ -53,8 +53,8 @@ def test_shortcut_share_counts_only_the_named_patterns(tiny_lanic_model, tiny_em
     x = emb.image.float()
     factor = "chest_tube"
     for p in model.patterns[:3]:  # declare three patterns 'chest tube' patterns by name ...
-        p.update(concept=factor, named=True, dense=False)
-    model.patterns[2]["named"] = False  # ... of which the third does not carry its name
+        p.concept, p.named, p.dense = factor, True, False
+    model.patterns[2].named = False  # ... of which the third does not carry its name
     r = shortcut_figures(model, x, rows, factor, "Pleural Effusion")
     present = torch.tensor(rows[f"gt_{factor}"], dtype=torch.bool)
     parts = decomposition_by_pattern(model.classifier, model.ensemble, model.bank, x[present])

@@ -77,7 +77,7 @@ def test_repo_id_from_an_offline_hf_cache_with_revisions_in_a_new_process(tiny_l
         "v1 = lanic_hub.LanICModel.from_pretrained('lanic-test/tiny-lanic', revision='v1')\n"
         f"e = m.explain({str(img)!r})\n"
         "f = e.findings[0]\n"
-        "print(json.dumps({'main': m.patterns[0]['name'], 'v1': v1.patterns[0]['name'],"
+        "print(json.dumps({'main': m.patterns[0].name, 'v1': v1.patterns[0].name,"
         " 'gap': abs(f.total - f.logit), 'n': len(e.findings)}))\n"
     )
     from ..hub_env import offline_hub_env, run_json

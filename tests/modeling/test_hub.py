@@ -9,6 +9,7 @@ import pytest
 
 from lanic_hub.errors import LicenceError
 from lanic_hub.modeling import ModelFolderError, restricted_content, upload_plan
+from lanic_hub.records import TrainingReport
 
 
 def test_upload_plan_is_the_model_folder_and_guards_the_licence(tiny_lanic_model, tmp_path, capsys):
@@ -79,7 +80,7 @@ def test_export_withholds_report_text_of_restricted_data(tiny_model, tmp_path):
     n_sent = sum(len(p["typical_sentences"]) for p in bank["patterns"])
     assert n_sent > 0  # the phantom bank keeps them (its data may be re-published)
     spec = json.loads((tiny_model.parent / "emb" / "manifest.json").read_text())["data_spec"]
-    report = json.loads((tiny_model / "fidelity.json").read_text())
+    report = TrainingReport.read(tiny_model)
     mimic = attach_source(
         open_dataset(spec),
         DataSource("mimic-cxr-jpg", "PhysioNet Credentialed Health Data License 1.5.0", False),

@@ -32,19 +32,19 @@ def parts(tiny_model, tiny_embedded):
 
 def test_stage_counts_and_selection_thresholds(parts):
     _, ens, bank, _ = parts
-    c = bank.meta["counts"]
+    c = bank.meta.counts
     assert c["latents"] == ens.cfg.n_members * ens.cfg.n_latents
     assert c["latents"] >= c["alive"] >= c["merged"] >= c["selected"] == len(bank) > 0
-    cfg = bank.meta["config"]
+    cfg = bank.meta.config
     for p in bank.patterns:
-        assert p["support"] >= cfg["min_support"] == 2
-        assert cfg["min_frequency"] <= p["frequency"] <= cfg["max_frequency"]
-        members = (bank.latent_pattern == p["id"]).nonzero(as_tuple=True)[0]
+        assert p.support >= cfg["min_support"] == 2
+        assert cfg["min_frequency"] <= p.frequency <= cfg["max_frequency"]
+        members = (bank.latent_pattern == p.id).nonzero(as_tuple=True)[0]
         L = ens.cfg.n_latents
-        assert sorted([int(g // L), int(g % L)] for g in members) == sorted(p["members"])
-        assert len({t for t, _ in p["members"]}) == p["support"]  # one latent per member
-        assert p["category"] in ("cardiac", "pulmonary", "pleural", "structural", "device", "artifact")
-        assert "Support Devices" in bank.meta["labels"] and "gt_pacemaker" in bank.meta["labels"]
+        assert sorted([int(g // L), int(g % L)] for g in members) == sorted(p.members)
+        assert len({t for t, _ in p.members}) == p.support  # one latent per member
+        assert p.category in ("cardiac", "pulmonary", "pleural", "structural", "device", "artifact")
+        assert "Support Devices" in bank.meta.labels and "gt_pacemaker" in bank.meta.labels
 
 
 def test_streamed_pattern_scores_equal_a_direct_recomputation(parts):
@@ -53,12 +53,12 @@ def test_streamed_pattern_scores_equal_a_direct_recomputation(parts):
     acts = pattern_activations(ens, bank, x)
     ms = ms_scores(acts.double(), torch.nn.functional.normalize(x.double(), dim=1))
     for p in bank.patterns:
-        j = p["id"]
-        assert p["ms"] == pytest.approx(float(ms[j]), abs=1e-4)
-        assert p["coverage"] == pytest.approx(float((acts[:, j] > 0).float().mean()), abs=1e-6)
-        assert p["max"] == pytest.approx(float(acts[:, j].max()), rel=1e-5)
+        j = p.id
+        assert p.ms == pytest.approx(float(ms[j]), abs=1e-4)
+        assert p.coverage == pytest.approx(float((acts[:, j] > 0).float().mean()), abs=1e-6)
+        assert p.max == pytest.approx(float(acts[:, j].max()), rel=1e-5)
         # the gallery is the top of the activation, best first, as dataset row references
-        g = p["gallery"]
+        g = p.gallery
         top = acts[:, j].topk(len(g)).values
         assert [r["activation"] for r in g] == pytest.approx(top.tolist(), rel=1e-5)
         pos = {int(r): i for i, r in enumerate(emb.row_ids)}
@@ -145,19 +145,19 @@ def test_thumbnails_only_for_redistributable_data(parts, tiny_embedded, tmp_path
     ds = open_dataset(emb.manifest.data_spec)
     n = export_thumbnails(bank, ds, tmp_path / "ok", size=32, per_pattern=2, progress=False)
     files = sorted((tmp_path / "ok" / "thumbnails").iterdir())
-    with_gallery = [p for p in bank.patterns if p["gallery"]]
-    assert n == sum(min(2, len(p["gallery"])) for p in bank.patterns)
+    with_gallery = [p for p in bank.patterns if p.gallery]
+    assert n == sum(min(2, len(p.gallery)) for p in bank.patterns)
     # one strip per pattern (a folder far below the Hub's 10,000 files at paper scale)
-    assert [f.name for f in files] == [f"p{p['id']:05d}.png" for p in with_gallery]
+    assert [f.name for f in files] == [f"p{p.id:05d}.png" for p in with_gallery]
     from PIL import Image
 
     from lanic_hub.data.images import load_image
 
     p = with_gallery[0]
-    strip = Image.open(thumbnail_strip(tmp_path / "ok", p["id"]))
-    assert strip.size == (32 * min(2, len(p["gallery"])), 32) and strip.mode == "L"
+    strip = Image.open(thumbnail_strip(tmp_path / "ok", p.id))
+    assert strip.size == (32 * min(2, len(p.gallery)), 32) and strip.mode == "L"
     # its first tile is the gallery's best image, made smaller (phantoms are square: no padding)
-    first = load_image(ds[p["gallery"][0]["row"]]["image"]).convert("L")
+    first = load_image(ds[p.gallery[0]["row"]]["image"]).convert("L")
     first.thumbnail((32, 32))
     assert np.array_equal(np.asarray(strip)[:, :32], np.asarray(first))
     assert thumbnail_strip(tmp_path / "ok", 10**6) is None
@@ -314,11 +314,11 @@ def test_ms_with_embeddings_from_another_encoder(parts, tiny_embedded, tiny_biom
     bank = build_bank(
         ens, tiny_embedded / "emb", ds, config=cfg, ms_embeddings=tmp_path / "emb2", progress=False
     )
-    assert str(other_dir) in bank.meta["ms_encoder"] and "same encoder" not in bank.meta["ms_encoder"]
+    assert str(other_dir) in bank.meta.ms_encoder and "same encoder" not in bank.meta.ms_encoder
     e2 = torch.nn.functional.normalize(load_embeddings(tmp_path / "emb2").image.double(), dim=1)
     acts = pattern_activations(ens, bank, emb.image.float()).double()
     ms = ms_scores(acts, e2)
-    assert [p["ms"] for p in bank.patterns] == pytest.approx(ms.tolist(), abs=1e-4)
+    assert [p.ms for p in bank.patterns] == pytest.approx(ms.tolist(), abs=1e-4)
     with pytest.raises(Exception, match="other rows"):
         sub = ds.select(range(100))
         embed_dataset(
@@ -352,13 +352,13 @@ def test_a_pluggable_annotator_relabels_patterns(parts):
 
     pats = copy.deepcopy(bank.patterns)
     n = annotate_patterns(pats, FirstSentence())
-    with_sentences = [p for p in bank.patterns if p["typical_sentences"]]
+    with_sentences = [p for p in bank.patterns if p.typical_sentences]
     assert n == len(with_sentences) > 0
     for old, new in zip(bank.patterns, pats, strict=True):
-        if old["typical_sentences"]:
-            assert new["name"] == old["typical_sentences"][0] and new["annotation"]["source"] == "test"
+        if old.typical_sentences:
+            assert new.name == old.typical_sentences[0] and new.annotation["source"] == "test"
         else:
-            assert new["name"] == old["name"]
+            assert new.name == old.name
 
 
 def test_sample_tables_equal_the_dense_activations_on_the_sample_rows(parts, tiny_embedded):

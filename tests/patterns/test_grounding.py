@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from lanic_hub.patterns.grounding import SENTENCE_FIT, pattern_directions, sentence_fit
+from lanic_hub.patterns.record import Pattern
 from lanic_hub.patterns.vocabulary import Vocabulary
 from lanic_hub.transcoders import TranscoderConfig, TranscoderEnsemble
 
@@ -30,12 +31,18 @@ def test_sentence_fit_tells_a_fitting_gallery_from_a_mismatched_one():
         concepts=("cardiomegaly", "cardiomegaly", "pleural_effusion", "chest_tube"),
         source="test",
     )
+    def pattern(concept: str, sentences: list[str]) -> Pattern:
+        return Pattern(
+            id=0, name=concept, category="cardiac", support=1, members=[[0, 0]], concept=concept,
+            typical_sentences=sentences,
+        )  # fmt: skip
+
     fits = sentence_fit(
         [
-            {"concept": "cardiomegaly", "typical_sentences": ["The heart is enlarged.", "Cardiomegaly."]},
-            {"concept": "cardiomegaly", "typical_sentences": ["Right chest tube in place."]},
-            {"concept": "edema", "typical_sentences": ["Cardiomegaly."]},  # no phrase of its concept
-            {"concept": "cardiomegaly", "typical_sentences": []},
+            pattern("cardiomegaly", ["The heart is enlarged.", "Cardiomegaly."]),
+            pattern("cardiomegaly", ["Right chest tube in place."]),
+            pattern("edema", ["Cardiomegaly."]),  # no phrase of its concept
+            pattern("cardiomegaly", []),
         ],
         vocab,
         None,

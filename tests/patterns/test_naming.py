@@ -3,23 +3,34 @@ context; every view (text, dict, label) follows the same rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lanic_hub.patterns import BankConfig
 from lanic_hub.patterns.bank import is_named, pattern_label
-from lanic_hub.patterns.naming import naming_decision
+from lanic_hub.patterns.naming import LatentEvidence, naming_decision
+from lanic_hub.patterns.record import Pattern
 
 
-def _rec(concept="pleural_effusion", auroc=0.9, confidence=0.08, frequency=0.1, devices=0.95):
-    return {
-        "id": 7,
-        "name": "blunted costophrenic angle",
-        "concept": concept,
-        "confidence": confidence,
-        "frequency": frequency,
-        "label_auroc": {"Pleural Effusion": auroc, "Support Devices": 0.85},
-        "gallery_label_share": {"Pleural Effusion": 0.6, "Support Devices": devices},
-    }
+def _rec(concept="pleural_effusion", auroc=0.9, confidence=0.08, frequency=0.1, devices=0.95) -> Pattern:
+    return Pattern(
+        id=7,
+        name="blunted costophrenic angle",
+        category="pleural",
+        support=2,
+        members=[[0, 3], [1, 5]],
+        concept=concept,
+        confidence=confidence,
+        frequency=frequency,
+        label_auroc={"Pleural Effusion": auroc, "Support Devices": 0.85},
+        gallery_label_share={"Pleural Effusion": 0.6, "Support Devices": devices},
+    )
+
+
+def _decided(rec: Pattern, cfg: BankConfig) -> Pattern:
+    """The record with the rule's verdict written in, as the bank builder does."""
+    return replace(rec, **naming_decision(rec, cfg))
 
 
 @pytest.mark.parametrize(
@@ -34,8 +45,12 @@ def _rec(concept="pleural_effusion", auroc=0.9, confidence=0.08, frequency=0.1, 
     ],
 )
 def test_the_naming_rule(kw, named, dense):
-    d = naming_decision(_rec(**kw), BankConfig())
+    rec = _rec(**kw)
+    d = naming_decision(rec, BankConfig())
     assert (d["named"], d["dense"]) == (named, dense)
+    # a latent of another dictionary (the baselines') is judged by the same rule on the same evidence
+    fields = ("concept", "confidence", "frequency", "label_auroc", "gallery_label_share")
+    assert naming_decision(LatentEvidence(**{f: getattr(rec, f) for f in fields}), BankConfig()) == d
 
 
 def test_thresholds_are_config():
@@ -51,18 +66,18 @@ def test_thresholds_are_config():
 
 
 def test_labels_follow_the_rule():
-    rec = {**_rec(), **naming_decision(_rec(), BankConfig())}
+    rec = _decided(_rec(), BankConfig())
     assert is_named(rec) and pattern_label(rec) == "blunted costophrenic angle"
-    low = {**_rec(auroc=0.5), **naming_decision(_rec(auroc=0.5), BankConfig())}
+    low = _decided(_rec(auroc=0.5), BankConfig())
     assert not is_named(low)
     assert (
         pattern_label(low)
         == "unnamed pattern 7 (nearest phrase 'blunted costophrenic angle', confidence 0.08)"
     )
-    dense = {**_rec(frequency=0.9), **naming_decision(_rec(frequency=0.9), BankConfig())}
+    dense = _decided(_rec(frequency=0.9), BankConfig())
     assert pattern_label(dense).startswith("context pattern 7 (on most images")
-    legacy = {k: v for k, v in _rec().items()}  # a bank from before the rule: shown as named
-    assert is_named(legacy)
+    legacy = _rec(auroc=0.5)  # a bank from before the rule (no verdict written): shown as named
+    assert is_named(legacy) and pattern_label(legacy) == "blunted costophrenic angle"
 
 
 def test_explanations_show_abstentions_and_context(tiny_lanic_model):
@@ -73,8 +88,8 @@ def test_explanations_show_abstentions_and_context(tiny_lanic_model):
 
     m = LanICModel.from_pretrained(tiny_lanic_model)
     # mark the first pattern context and the second unnamed, as a bank built with the rule would
-    m.patterns[0]["dense"], m.patterns[0]["named"] = True, False
-    m.patterns[1]["dense"], m.patterns[1]["named"] = False, False
+    m.patterns[0].dense, m.patterns[0].named = True, False
+    m.patterns[1].dense, m.patterns[1].named = False, False
     e = torch.nn.functional.normalize(
         torch.randn(64, m.config.d_in, generator=torch.Generator().manual_seed(1)), dim=1
     )

@@ -47,7 +47,7 @@ def test_callbacks_explain_and_what_if_are_exact(demo, image):
     assert shown and all(Path(f).is_file() and Path(f).parent.name == "thumbnails" for f in shown)
     rows = demo.search("", "all")
     assert len(rows) == min(25, len(demo.model.patterns))
-    cat = demo.model.patterns[0]["category"]
+    cat = demo.model.patterns[0].category
     assert all(r[2] == cat for r in demo.search("effusion", cat))
 
 

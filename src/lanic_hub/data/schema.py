@@ -133,16 +133,12 @@ def text_redistributable(ds) -> bool:
 
 
 def withhold_report_text(patterns) -> int:
-    """Empty the typical sentences of ``patterns`` (records or their dicts) in place; the number
-    of sentences removed."""
+    """Empty the typical sentences of ``patterns`` (:class:`~lanic_hub.patterns.record.Pattern`
+    records) in place; the number of sentences removed."""
     n = 0
     for p in patterns:
-        ts = p.get("typical_sentences") if isinstance(p, dict) else p.typical_sentences
-        n += len(ts or [])
-        if isinstance(p, dict):
-            p["typical_sentences"] = []
-        else:
-            p.typical_sentences = []
+        n += len(p.typical_sentences or [])
+        p.typical_sentences = []
     return n
 
 

@@ -77,7 +77,7 @@ def ood_figures(
         raise ValueError("this model has no typicality reference (export it with this lanic-hub)")
     res: dict[str, Any] = {
         "threshold": model.config.typicality_threshold,
-        "calibration": model.bank_meta.get("typicality"),
+        "calibration": model.bank_meta.typicality,
     }
     if nih_root is not None and (Path(nih_root) / "labels.csv").is_file():
         import csv

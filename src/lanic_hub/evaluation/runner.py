@@ -118,7 +118,7 @@ def evaluate_lanic(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0) -> 
         "ms_by_category": {c: M.summary([p.ms for p in pats if p.category == c]) for c in cats},
         "purity": M.summary([np.nan if p.purity["auroc"] is None else p.purity["auroc"] for p in pats]),
         "text_coherence": M.summary([np.nan if p.text_coherence is None else p.text_coherence for p in pats]),
-        "bank_measured_on": bank.meta.get("measured_on"),
+        "bank_measured_on": bank.meta.measured_on,
     }
     if truth.is_phantom(d.rows.column_names) and len(pats):
         from ..patterns.phantom_check import ground_truth_check, pattern_activations

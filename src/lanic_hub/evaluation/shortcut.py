@@ -281,7 +281,7 @@ def _removal(out: Path, spec, seed: int, models, test_n: int, pairs: int, progre
 
         cm = found["concept"]["model"]
         d = table["concept"]["by_split"]["decoupled"]
-        cm.bank_meta["removal_measured"] = {
+        cm.bank_meta.removal_measured = {
             "measured_on": f"{test_n} decoupled test phantoms of seed {10_000 + seed} (ground truth), "
             "lanic-eval --suite phantom-shortcut",
             "auroc": {f: [d["aurocs_before"][f], d["aurocs_after"][f]] for f in model.config.findings},

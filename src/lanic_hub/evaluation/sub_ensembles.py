@@ -74,7 +74,7 @@ def compare_sub_ensembles(
     out.mkdir(parents=True, exist_ok=True)
     d = load_suite(suite, model, out, spec=spec, embeddings=embeddings, progress=progress)
     ds = open_dataset(spec)
-    base = BankConfig.from_dict(model.bank_meta["config"])
+    base = BankConfig.from_dict(model.bank_meta.config)
     backbone = model.backbone
 
     def bank_of(ens: TranscoderEnsemble):
@@ -95,7 +95,7 @@ def compare_sub_ensembles(
         row: dict[str, Any] = {
             "members": n,
             "min_support": cfg.min_support,
-            "bank": bank.meta["counts"],
+            "bank": bank.meta.counts,
             "patterns": len(bank),
             "auroc_classifier": res["accuracy"]["classifier"]["auroc"]["macro"],
             "auroc_ensemble_path": res["accuracy"]["ensemble_path"]["auroc"]["macro"],

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data.phantom import truth
+from ..records import TrainingReport
 from ..utils.io import write_text_atomic
 
 #: name -> keyword arguments of :func:`lanic_hub.training.train_from_embeddings`
@@ -69,20 +70,20 @@ def run_variant(
         train_from_embeddings(embeddings, folder, n_members=n_members, progress=progress, **train_kw)
         build_patterns(folder, embeddings, config=bank_config, progress=progress)
         write_text_atomic(marker, json.dumps(settings, indent=1))
-    rep = json.loads((folder / "fidelity.json").read_text())
-    fid = rep["fidelity"]
+    rep = TrainingReport.read(folder)
+    fid = rep.fidelity
     row: dict[str, Any] = {
         "folder": str(folder),
-        "train_seconds": rep["ensemble"]["seconds"],
-        "steps": rep["ensemble"]["steps"],
-        "stream_rows": rep["ensemble"]["multimodal"]["stream_rows"],
-        "activation": rep["ensemble"]["config"].get("activation", "topk"),
-        "ensemble_path_macro": rep["auroc"]["ensemble_path"]["macro"],
-        "classifier_macro": rep["auroc"]["classifier"]["macro"],
-        "fvu_test": fid["fvu_mean"],
-        "l0_test": fid["l0_mean"],
-        "dead_fraction_train": fid["dead_fraction_mean_train"],
-        "measured_on": rep["measured_on"],
+        "train_seconds": rep.ensemble.seconds,
+        "steps": rep.ensemble.steps,
+        "stream_rows": rep.ensemble.multimodal["stream_rows"],
+        "activation": rep.ensemble.config.get("activation", "topk"),
+        "ensemble_path_macro": rep.auroc.ensemble_path.macro,
+        "classifier_macro": rep.auroc.classifier.macro,
+        "fvu_test": fid.fvu_mean,
+        "l0_test": fid.l0_mean,
+        "dead_fraction_train": fid.dead_fraction_mean_train,
+        "measured_on": rep.measured_on,
     }
     from ..backbone.embed import load_embeddings
 

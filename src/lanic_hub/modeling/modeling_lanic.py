@@ -33,6 +33,7 @@ from ..explain import Explanation, explain_embeddings
 from ..patterns.bank import BANK_VERSION, PatternBank, pattern_activations_from_codes
 from ..patterns.concepts import CONCEPTS_WEIGHTS, ConceptDirections
 from ..patterns.record import Pattern
+from ..records import BankMeta
 from ..removal import Removal
 from ..removal import removed_contributions as removed_contributions_of
 from ..removal import resolve as resolve_removal
@@ -121,7 +122,8 @@ class LanICModel(PreTrainedModel):
             else:
                 self.register_buffer(name, torch.zeros(shape))
         self.patterns: list[Pattern] = []
-        self.bank_meta: dict[str, Any] = {}
+        self.bank_meta = BankMeta()
+        """The ``meta`` of ``patterns.json``: what the bank was built from, and the export's notes."""
         self.concepts: ConceptDirections | None = None
         """Concept directions (``concepts.safetensors`` + ``concepts.json``): explanations split
         over report concepts. None for a model built before them (patterns only, with a note)."""
@@ -153,7 +155,7 @@ class LanICModel(PreTrainedModel):
             findings=list(findings),
             ensemble=ensemble.cfg.to_dict(),
             n_patterns=len(bank),
-            backbone=backbone or bank.meta.get("backbone"),
+            backbone=backbone or bank.meta.backbone,
         )
         model = cls(cfg)
         with torch.no_grad():
@@ -162,7 +164,7 @@ class LanICModel(PreTrainedModel):
             model.latent_pattern.copy_(bank.latent_pattern)
             model.pattern_direction.copy_(bank.direction)
         model.patterns = [p.copy() for p in bank.patterns]
-        model.bank_meta = dict(bank.meta)
+        model.bank_meta = bank.meta.model_copy(deep=True)
         return model.eval()
 
     @classmethod
@@ -199,7 +201,7 @@ class LanICModel(PreTrainedModel):
         super().save_pretrained(tmp, *args, **kwargs)
         doc = {
             "version": BANK_VERSION,
-            "meta": self.bank_meta,
+            "meta": self.bank_meta.to_dict(),
             "patterns": [p.to_dict() for p in self.patterns],
         }
         write_text_atomic(tmp / SIDECAR, json.dumps(doc, indent=1))
@@ -254,7 +256,8 @@ class LanICModel(PreTrainedModel):
                 f"{path}: pattern metadata (version {doc.get('version')}, {len(doc.get('patterns', []))} "
                 f"patterns) does not match the weights ({self.config.n_patterns} patterns)"
             )
-        self.patterns, self.bank_meta = check_sidecar(path, doc["patterns"], self), doc.get("meta", {})
+        self.patterns = check_sidecar(path, doc["patterns"], self)
+        self.bank_meta = BankMeta.parse(doc.get("meta", {}), f"{path}: meta", ModelFolderError)
         self.concepts = ConceptDirections.load(folder)
         if self.concepts is not None and self.concepts.directions.shape[1] != self.config.d_in:
             raise ModelFolderError(

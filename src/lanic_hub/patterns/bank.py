@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import BankMismatchError, DataError
+from ..records import BankMeta
 from ..transcoders.ensemble import flat_latents
 from ..utils.io import sha256_file as _sha256
 from ..utils.io import write_text_atomic
@@ -44,7 +45,7 @@ class PatternBank:
     direction: torch.Tensor
     latent_scores: dict[str, torch.Tensor]
     patterns: list[Pattern]
-    meta: dict[str, Any]
+    meta: BankMeta
 
     def __len__(self) -> int:
         return len(self.patterns)
@@ -55,9 +56,9 @@ class PatternBank:
 
     def check_ensemble(self, fingerprint: str, n_latents_total: int) -> None:
         """Refuse an ensemble this bank was not built from."""
-        if self.meta["ensemble_fingerprint"] != fingerprint or len(self.latent_pattern) != n_latents_total:
+        if self.meta.ensemble_fingerprint != fingerprint or len(self.latent_pattern) != n_latents_total:
             raise BankMismatchError(
-                f"this pattern bank was built from ensemble {self.meta['ensemble_fingerprint']} "
+                f"this pattern bank was built from ensemble {self.meta.ensemble_fingerprint} "
                 f"({len(self.latent_pattern)} latents), not from this one ({fingerprint}, "
                 f"{n_latents_total} latents); rebuild it with `lanic-hub patterns`"
             )
@@ -71,7 +72,7 @@ class PatternBank:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
         # the JSON names the tensors file by hash: a kill between the two renames leaves a pair
         # that load() refuses, never a silently mismatched bank
-        meta = {**self.meta, "tensors_sha256": _sha256(tmp)}
+        meta = {**self.meta.to_dict(), "tensors_sha256": _sha256(tmp)}
         doc = {"version": BANK_VERSION, "meta": meta, "patterns": [p.to_dict() for p in self.patterns]}
         os.replace(tmp, folder / "patterns.safetensors")
         write_text_atomic(folder / "patterns.json", json.dumps(doc, indent=1, default=_jsonable))
@@ -100,7 +101,8 @@ class PatternBank:
             k[len("latent_") :]: v for k, v in t.items() if k.startswith("latent_") and k != "latent_pattern"
         }
         patterns = [Pattern.from_dict(d, f"{js}: pattern {j}") for j, d in enumerate(doc["patterns"])]
-        bank = cls(t["latent_pattern"], t["pattern_direction"], scores, patterns, doc["meta"])
+        meta = BankMeta.parse(doc["meta"], f"{js}: meta")
+        bank = cls(t["latent_pattern"], t["pattern_direction"], scores, patterns, meta)
         if len(bank.direction) != len(bank.patterns) or int(bank.latent_pattern.max()) >= len(bank.patterns):
             raise DataError(f"{folder}: patterns.safetensors and patterns.json disagree on the pattern count")
         return bank
@@ -125,24 +127,22 @@ def pattern_activations_from_codes(
     return out.index_put_((rows[m], pid[m]), vals[m] / support.to(values)[pid[m]], accumulate=True)
 
 
-def is_named(p: Pattern | dict[str, Any]) -> bool:
-    """Whether a pattern (a record, or its dict) carries its name (banks from before naming
-    thresholds: always). A dense pattern carries one only as a graded axis its reports support."""
-    graded = (p.get("name_support") or {}).get("rule") == "graded"
-    return bool(p.get("named", True)) and (not p.get("dense", False) or graded)
+def is_named(p: Pattern) -> bool:
+    """Whether a pattern carries its name (banks from before naming thresholds: always, as
+    ``named`` defaults to true). A dense pattern carries one only as a graded axis its reports
+    support."""
+    graded = (p.name_support or {}).get("rule") == "graded"
+    return bool(p.named) and (not p.dense or graded)
 
 
-def pattern_label(p: Pattern | dict[str, Any]) -> str:
-    """How a pattern (a record, or its dict) is shown, everywhere (explanations, the Space, the
-    card): its name when it carries one; 'context: ...' when it is dense; otherwise unnamed, with
-    its nearest phrase."""
+def pattern_label(p: Pattern) -> str:
+    """How a pattern is shown, everywhere (explanations, the Space, the card): its name when it
+    carries one; 'context: ...' when it is dense; otherwise unnamed, with its nearest phrase."""
     if is_named(p):
-        return p["name"]
-    if p.get("dense"):
-        return f"context pattern {p['id']} (on most images; nearest phrase '{p['name']}')"
-    return (
-        f"unnamed pattern {p['id']} (nearest phrase '{p['name']}', confidence {p.get('confidence') or 0:.2f})"
-    )
+        return p.name
+    if p.dense:
+        return f"context pattern {p.id} (on most images; nearest phrase '{p.name}')"
+    return f"unnamed pattern {p.id} (nearest phrase '{p.name}', confidence {p.confidence or 0:.2f})"
 
 
 def _jsonable(x: Any) -> Any:

@@ -24,6 +24,7 @@ from ..data.schema import (
     withhold_report_text,
 )
 from ..errors import DataError
+from ..records import BankMeta
 from ..trained import load_trained
 from ..transcoders import TranscoderEnsemble
 from ..transcoders.ensemble import ensemble_fingerprint
@@ -121,31 +122,33 @@ def build_bank(
             f"typical sentences withheld ({n}): the data's licence forbids re-publishing report text"
         )
     direction = pattern_directions(ens, latent_pattern, len(sel))
-    meta = {
-        "ensemble_fingerprint": ensemble_fingerprint(ens),
-        "n_members": T,
-        "n_latents": L,
-        "counts": {
-            "latents": M,
-            "alive": int((scan.stats.frequency > 0).sum()),
-            "merged": len(cand.merge.support),
-            "selected": len(sel),
-        },
-        "config": cfg.__dict__,
-        "measured_on": f"{data_spec or 'dataset'}: all {N} embedded rows; label AUROCs and activation "
-        f"profiles on a fixed random sample of {len(sample.pos)} rows",
-        "ms_encoder": ms_name,
-        "sentence_model": lang.sentences.model if lang.sentences else None,
-        "report_text": report_text,
-        "text_coherence_random_baseline": nan_to_none(lang.coherence_baseline),
-        "labels": purity.label_names,
-        "vocabulary": {"source": vocab.source, "phrases": len(vocab)},
-        "backbone": store.manifest.backbone.model_dump(),
-        "embeddings": str(Path(embeddings).resolve()),
-        "dataset_fingerprint": store.manifest.dataset.fingerprint,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "phase_seconds": phases,
-    }
+    meta = BankMeta(
+        **{
+            "ensemble_fingerprint": ensemble_fingerprint(ens),
+            "n_members": T,
+            "n_latents": L,
+            "counts": {
+                "latents": M,
+                "alive": int((scan.stats.frequency > 0).sum()),
+                "merged": len(cand.merge.support),
+                "selected": len(sel),
+            },
+            "config": cfg.__dict__,
+            "measured_on": f"{data_spec or 'dataset'}: all {N} embedded rows; label AUROCs and activation "
+            f"profiles on a fixed random sample of {len(sample.pos)} rows",
+            "ms_encoder": ms_name,
+            "sentence_model": lang.sentences.model if lang.sentences else None,
+            "report_text": report_text,
+            "text_coherence_random_baseline": nan_to_none(lang.coherence_baseline),
+            "labels": purity.label_names,
+            "vocabulary": {"source": vocab.source, "phrases": len(vocab)},
+            "backbone": store.manifest.backbone.model_dump(),
+            "embeddings": str(Path(embeddings).resolve()),
+            "dataset_fingerprint": store.manifest.dataset.fingerprint,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "phase_seconds": phases,
+        }
+    )
     latent_scores = {
         "frequency": scan.stats.frequency,
         "max": scan.stats.max,
@@ -194,7 +197,7 @@ def build_patterns(
     bank.save(model)
     write_concept_directions(model, embeddings, ds, data_spec=spec)
     if thumbnails:
-        bank.meta["thumbnails"] = export_thumbnails(bank, ds, model, progress=progress)
+        bank.meta.thumbnails = export_thumbnails(bank, ds, model, progress=progress)
         bank.save(model)
     return bank
 

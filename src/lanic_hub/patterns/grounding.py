@@ -5,7 +5,7 @@ records of ``patterns.json``."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -151,7 +151,8 @@ def pattern_records(
             },
             gallery_label_share=gallery_label_share([g["row"] for g in gallery], row_labels),
         )
-        p.update(naming_decision(p, cfg))  # dense, named, name_support
+        d = naming_decision(p, cfg)
+        p.dense, p.named, p.name_support = d["dense"], d["named"], d["name_support"]
         if gt_cols:
             j = int(np.nanargmax(np.nan_to_num(purity.pattern_full[old, gt_cols], nan=-1)))
             p.best_factor = {
@@ -198,23 +199,21 @@ def name_from_reports(
 SENTENCE_FIT = 0.5
 
 
-def sentence_fit(
-    patterns: list[Pattern] | list[dict[str, Any]], vocab: Vocabulary, model_dir: str
-) -> list[float | None]:
-    """Per pattern (a :class:`Pattern` or its dict), the best cosine between its typical sentences
+def sentence_fit(patterns: list[Pattern], vocab: Vocabulary, model_dir: str) -> list[float | None]:
+    """Per pattern, the best cosine between its typical sentences
     and its concept's phrases (None without sentences)."""
     st = sentence_model(model_dir)
     phr = st.encode(list(vocab.phrases), normalize_embeddings=True, convert_to_tensor=True).float().cpu()
     concepts = np.array(vocab.concepts)
-    sents = sorted({t for p in patterns for t in p.get("typical_sentences") or []})
+    sents = sorted({t for p in patterns for t in p.typical_sentences or []})
     if not sents:
         return [None] * len(patterns)
     emb = st.encode(sents, normalize_embeddings=True, convert_to_tensor=True).float().cpu()
     where = {t: i for i, t in enumerate(sents)}
     out: list[float | None] = []
     for p in patterns:
-        ts = p.get("typical_sentences") or []
-        mask = torch.from_numpy(concepts == p["concept"])
+        ts = p.typical_sentences or []
+        mask = torch.from_numpy(concepts == p.concept)
         if not ts or not bool(mask.any()):
             out.append(None)
             continue

@@ -16,15 +16,14 @@ Pure functions on arrays; the bank builder feeds them the sample rows.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..constants import CHEXPERT_LABELS
 from ..data.concepts import CONCEPTS, ConceptExtractor, concept_names
 from .config import BankConfig
-from .record import Pattern
 from .vocabulary import DEVICE_CONCEPTS, REPORT_LABEL
 
 #: Version of the naming from reports and of the concept directions: a pipeline rebuilds a bank
@@ -193,27 +192,54 @@ def gallery_label_share(gallery: list[int], row_labels: dict[int, dict[str, bool
     return {c: sum(h[c] for h in have) / len(have) for c in have[0]}
 
 
-def naming_decision(rec: Pattern | dict[str, Any], cfg: BankConfig) -> dict[str, Any]:
-    """Whether a pattern (a :class:`Pattern`, or the dict of any latent direction) is dense
-    (context) and whether it carries its name: not dense, confident enough, and supported by the
+class NamingEvidence(Protocol):
+    """What the naming rule reads of a direction: a :class:`Pattern`, or a
+    :class:`LatentEvidence` for a latent of another dictionary (the baselines')."""
+
+    concept: str | None
+    confidence: float | None
+    frequency: float | None
+    label_auroc: dict[str, float | None]
+    gallery_label_share: dict[str, float]
+
+
+@dataclass
+class LatentEvidence:
+    """The naming rule's evidence for one latent direction that is not a bank pattern."""
+
+    concept: str | None
+    """The vocabulary concept it is closest to."""
+    confidence: float | None
+    """Softmax probability of that concept over all concepts."""
+    frequency: float | None
+    """Share of images it fires on."""
+    label_auroc: dict[str, float | None] = field(default_factory=dict)
+    """AUROC of its activation for each report label."""
+    gallery_label_share: dict[str, float] = field(default_factory=dict)
+    """Per report label, the share of its top images whose report has it."""
+
+
+def naming_decision(rec: NamingEvidence, cfg: BankConfig) -> dict[str, Any]:
+    """Whether a direction (a :class:`Pattern`, or the :class:`LatentEvidence` of any latent) is
+    dense (context) and whether it carries its name: not dense, confident enough, and supported by the
     report label of its concept (``name_support``): its activation detects the label (AUROC); for
     a device, whose reports only say "support devices", also the images it fires on most (its
     gallery) have that label."""
-    dense = rec["frequency"] > cfg.dense_frequency
-    label = REPORT_LABEL.get(rec["concept"])
+    dense = rec.frequency > cfg.dense_frequency
+    label = REPORT_LABEL.get(rec.concept)
     support: dict[str, Any] | None = None
-    if label and rec["concept"] in DEVICE_CONCEPTS:
-        share = (rec.get("gallery_label_share") or {}).get(label)
-        auroc = (rec.get("label_auroc") or {}).get(label)
+    if label and rec.concept in DEVICE_CONCEPTS:
+        share = (rec.gallery_label_share or {}).get(label)
+        auroc = (rec.label_auroc or {}).get(label)
         supported = (
             auroc is not None and auroc >= cfg.name_label_auroc and (share or 0.0) >= cfg.name_gallery_share
         )
         support = {"label": label, "auroc": auroc, "gallery_share": share}
     elif label:
-        auroc = (rec.get("label_auroc") or {}).get(label)
+        auroc = (rec.label_auroc or {}).get(label)
         supported = auroc is not None and auroc >= cfg.name_label_auroc
         support = {"label": label, "auroc": auroc}
     else:
         supported = cfg.name_unlabelled
-    named = (not dense) and rec["confidence"] >= cfg.name_confidence and bool(supported)
+    named = (not dense) and rec.confidence >= cfg.name_confidence and bool(supported)
     return {"dense": bool(dense), "named": bool(named), "name_support": support}

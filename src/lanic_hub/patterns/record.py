@@ -5,8 +5,8 @@ use, naming the entry and the key) and written with :meth:`Pattern.to_dict` (key
 the fields below, so a bank read and written again is byte-identical). Keys this version does not
 know are kept in ``extra`` and written back.
 
-Attribute access is the API (``p.name``, ``p.support``). Item access (``p["name"]``, ``p.get``)
-is kept for code written against the plain dicts of earlier versions.
+Attribute access is the API (``p.name``, ``p.support``); a record is not a dict (convert with
+:meth:`Pattern.to_dict` where a plain JSON object is wanted).
 """
 
 from __future__ import annotations
@@ -112,38 +112,12 @@ class Pattern:
         return copy.deepcopy(self)
 
     def __eq__(self, other: object) -> bool:
-        """Equal to another record with the same fields, or to the dict it writes."""
-        if isinstance(other, dict):
-            return self.to_dict() == other
+        """Equal to another record with the same fields."""
         if isinstance(other, Pattern):
             return self.to_dict() == other.to_dict()
         return NotImplemented
 
     __hash__ = None  # mutable
-
-    # item access for code written against the plain dicts of earlier versions
-    def __getitem__(self, key: str) -> Any:
-        if key in _FIELDS:
-            return getattr(self, key)
-        return self.extra[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key in _FIELDS:
-            setattr(self, key, value)
-        else:
-            self.extra[key] = value
-
-    def __contains__(self, key: str) -> bool:
-        if key in _FIELDS:
-            return not (key in self.OMIT_IF_NONE and getattr(self, key) is None)
-        return key in self.extra
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-    def update(self, values: dict[str, Any] | None = None, /, **kw: Any) -> None:
-        for k, v in {**(values or {}), **kw}.items():
-            self[k] = v
 
 
 _FIELDS = frozenset(f.name for f in fields(Pattern)) - {"extra"}

@@ -19,7 +19,7 @@ from ...data.schema import label_matrix
 from ...patterns import BankConfig
 from ...patterns.build import build_bank
 from ...patterns.language import NAMING_TEMPLATE, name_vectors
-from ...patterns.naming import naming_decision
+from ...patterns.naming import LatentEvidence, naming_decision
 from ...patterns.vocabulary import load_vocabulary
 from ...training import preset_schedule
 from ...transcoders import train_ensemble
@@ -49,7 +49,7 @@ def baseline_attributors(
     xb = load_embeddings(b_emb).image.float()
     with torch.no_grad():
         hb = clf.hidden(xb)
-    bank_cfg = BankConfig.from_dict(model.bank_meta.get("config"))
+    bank_cfg = BankConfig.from_dict(model.bank_meta.config)
     no_merge = replace(bank_cfg, cos_threshold=2.0, min_support=1, min_frequency=0.0, max_frequency=1.0)
     no_merge = replace(no_merge, min_ms=-1.0)
     schedule = preset_schedule(ens.cfg)
@@ -104,15 +104,13 @@ def _name_sae(sae, emb_dir, ds, bb, bank_cfg) -> tuple[list[str | None], list[bo
     concepts, dense = [], []
     for j, a in enumerate(names):
         gal_rows = top.indices[:, j].numpy()
-        rec = {
-            "concept": a.concept,
-            "confidence": a.confidence,
-            "frequency": float(freq[j]),
-            "label_auroc": {
-                c: (None if np.isnan(au[j, k]) else float(au[j, k])) for k, c in enumerate(labels)
-            },
-            "gallery_label_share": {c: float(Y[gal_rows, k].mean()) for k, c in enumerate(labels)},
-        }
+        rec = LatentEvidence(
+            concept=a.concept,
+            confidence=a.confidence,
+            frequency=float(freq[j]),
+            label_auroc={c: (None if np.isnan(au[j, k]) else float(au[j, k])) for k, c in enumerate(labels)},
+            gallery_label_share={c: float(Y[gal_rows, k].mean()) for k, c in enumerate(labels)},
+        )
         d = naming_decision(rec, bank_cfg)
         concepts.append(a.concept if d["named"] and freq[j] > 0 else None)
         dense.append(d["dense"])
