@@ -180,7 +180,7 @@ def _run_and_report(cfg, strict: bool = False) -> int:
         f"                    m = LanICModel.from_pretrained('{model}'); print(m.explain('IMAGE.png'))\n"
         "Research software, not a medical device."
     )
-    return health_exit(s["health"]["checks"], model, strict)
+    return health_exit(s.health["checks"], model, strict)
 
 
 def parser_backbone(sub) -> None:
