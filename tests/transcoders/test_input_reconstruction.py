@@ -62,7 +62,7 @@ def test_a_model_trained_to_reconstruct_its_input_explains_exactly(tiny_embedded
     rep = train_from_embeddings(
         tiny_embedded / "emb", out, n_members=3, steps=30, input_weight=0.5, progress=False
     )
-    ir = rep["ensemble"]["input_reconstruction"]
+    ir = rep.ensemble.input_reconstruction
     assert ir["weight"] == 0.5 and ir["scale"] > 0 and 0.0 < ir["fvu_e_test"] < 1.5
     saved = json.loads((out / "fidelity.json").read_text())["ensemble"]["input_reconstruction"]
     assert saved == pytest.approx(ir)
