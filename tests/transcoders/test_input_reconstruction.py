@@ -80,7 +80,7 @@ def test_a_model_trained_to_reconstruct_its_input_explains_exactly(tiny_embedded
     assert torch.allclose(d.logits, clf(x), atol=1e-4)
     # h alone by default: the report says so
     plain = train_from_embeddings(tiny_embedded / "emb", tmp_path / "p", n_members=2, steps=5, progress=False)
-    assert plain["ensemble"]["input_reconstruction"] == {"weight": 0.0}
+    assert plain.ensemble.input_reconstruction == {"weight": 0.0}
     with pytest.raises(ConfigError, match="input_weight"):
         train_from_embeddings(
             tiny_embedded / "emb", tmp_path / "bad", n_members=2, steps=5, input_weight=-1.0, progress=False
