@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lanic_hub.records import EvalResults
+
 #: name -> (TranscoderConfig overrides, TrainConfig overrides, extra phantoms for the transcoders)
 VARIANTS: dict[str, tuple[dict, dict, int]] = {
     "default (Matryoshka 8/32/256, k=8, random init)": ({}, {}, 0),
@@ -109,7 +111,7 @@ def run_variant(run: Path, name: str, members: int, out: Path) -> dict:
     cf = run_counterfactual_suite(
         [str(folder / "model")], folder / "cf", baselines=False, progress=False, log=lambda *a: None
     )
-    r = json.loads(Path(cf["written"][0]).read_text())["metrics"]["counterfactual"]
+    r = EvalResults.read(cf["written"][0]).metrics.counterfactual
     fid = fidelity(ens, x[te], h_te)
     return {
         "variant": name,

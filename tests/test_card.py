@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lanic_hub import LanICModel
-from lanic_hub.records import EmbeddingsManifest, TrainingReport
+from lanic_hub.records import EmbeddingsManifest, EvalResults, TrainingReport
 
 
 def _minimal_report() -> TrainingReport:
@@ -89,12 +89,19 @@ def test_card_names_the_hub_dataset_it_was_measured_on(tiny_lanic_model, tmp_pat
     d = render_model_card(m, repo_id="someone/x", dataset=PHANTOM, report=report).data.to_dict()
     assert d["datasets"] == ["someone/lanic-phantom"]
     assert d["model-index"][0]["results"][0]["dataset"]["type"] == "someone/lanic-phantom"
-    ev = {
-        "dataset": {"spec": "hf:other/bench", "split": "test", "rows": 10},
-        "suite": "data",
-        "findings": list(m.config.findings),
-        "metrics": {"accuracy": {"classifier": {"auroc": {"macro": 0.7, "per_finding": [0.7] * 5}}}},
-    }
+    ev = EvalResults.from_dict(
+        {
+            "schema": 1,
+            "model": {"id": str(tiny_lanic_model), "kind": "lanic"},
+            "dataset": {"spec": "hf:other/bench", "fingerprint": "f", "split": "test", "rows": 10},
+            "suite": "data",
+            "findings": list(m.config.findings),
+            "lanic_hub": "0",
+            "seed": 0,
+            "seconds": 1.0,
+            "metrics": {"accuracy": {"classifier": {"auroc": {"macro": 0.7, "per_finding": [0.7] * 5}}}},
+        }
+    )
     d = render_model_card(
         m, repo_id="someone/x", dataset=PHANTOM, report=report, evaluation=ev
     ).data.to_dict()

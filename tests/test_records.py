@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from lanic_hub.errors import RecordError
+from lanic_hub.errors import RecordError, ResultsError
 from lanic_hub.records import (
     BankMeta,
     EmbeddingCacheError,
     EmbeddingsManifest,
+    EvalResults,
     PhantomClipReport,
     RunFolder,
     RunSummary,
@@ -284,3 +285,66 @@ def test_run_folder_names_the_layout():
     assert run.eval_results("phantom").as_posix() == "runs/q/eval/results/phantom"
     assert run.leaderboard("phantom").as_posix() == "runs/q/eval/leaderboard/phantom.md"
     assert run.summary.name == RunSummary.FILE and run.phantoms_hf.as_posix() == "runs/q/phantoms/hf"
+    results = run.eval_results("phantom", "runs/q/model")
+    assert results == EvalResults.path("runs/q/eval", "phantom", "runs/q/model")
+    assert results.as_posix() == "runs/q/eval/results/phantom/runs_q_model.json"
+
+
+# ----------------------------------------------------------------------------- evaluation results
+# (the round trip of the files the runner writes: tests/evaluation/test_runner.py)
+
+
+def _results_doc() -> dict:
+    block = {"auroc": {"per_finding": [0.8, float("nan")], "macro": 0.8, "macro_ci": [0.7, 0.9]}}
+    return {
+        "schema": 1,
+        "model": {"id": "runs/q/model", "revision": None, "kind": "lanic"},
+        "suite": "phantom",
+        "findings": ["Edema", "Cardiomegaly"],
+        "dataset": {"spec": "hf:runs/q/phantoms/hf", "fingerprint": "ab12", "split": "test", "rows": 10},
+        "lanic_hub": "0.9.0",
+        "seed": 0,
+        "seconds": 1.5,
+        "metrics": {"accuracy": {"classifier": block}, "fidelity": {"logit_r2": [0.9, 0.8]}},
+        "written_by": "a newer lanic-eval",
+    }
+
+
+def test_results_round_trip_keeps_nan_and_unknown_keys(tmp_path):
+    _write(tmp_path / "r.json", _results_doc())
+    rec = EvalResults.read(tmp_path / "r.json")
+    au = rec.metrics.accuracy["classifier"].auroc
+    assert au.per_finding[0] == 0.8 and au.per_finding[1] != au.per_finding[1]  # NaN stays NaN
+    assert rec.dataset.label() == "hf:runs/q/phantoms/hf (test, 10 rows)"
+    assert rec.source == tmp_path / "r.json"
+    assert rec.metrics.families() == ["accuracy", "fidelity"]
+    rec.write(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == (tmp_path / "r.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d["dataset"].pop("rows"), r"key 'dataset\.rows': Field required"),
+        (lambda d: d["model"].update(id=""), r"key 'model\.id': String should have at least 1 character"),
+        (lambda d: d.update(findings=["Edema", "Edema"]), r"key 'findings': repeated finding"),
+        (lambda d: d.update(metrics={}), r"key 'metrics': no figures"),
+        (
+            lambda d: d["metrics"]["accuracy"]["classifier"]["auroc"].update(per_finding=[0.8]),
+            r"key 'metrics\.accuracy\.classifier\.auroc\.per_finding': 1 values for 2 findings",
+        ),
+        (
+            lambda d: d["metrics"]["accuracy"]["classifier"].pop("auroc"),
+            r"key 'metrics\.accuracy\.classifier\.auroc': Field required",
+        ),
+        (lambda d: d.update(schema=2), r"schema version 2 is newer than this lanic-hub reads \(1\)"),
+        (lambda d: d.update(schema=0), r"results schema 0 unknown \(this lanic-hub reads 1\)"),
+        (lambda d: d.pop("schema"), r"key 'schema': the schema version must be an integer"),
+    ],
+)
+def test_a_malformed_results_file_names_the_file_and_the_key(tmp_path, change, match):
+    doc = _results_doc()
+    change(doc)
+    _write(tmp_path / "r.json", doc)
+    with pytest.raises(ResultsError, match=r"r\.json: " + match):
+        EvalResults.read(tmp_path / "r.json")

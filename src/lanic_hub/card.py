@@ -13,7 +13,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data.schema import DataSource
-from .records import EmbeddingsManifest, TrainingReport
+from .records import EmbeddingsManifest, EvalResults, TrainingReport
 
 
 def template_path() -> Path:
@@ -24,12 +24,12 @@ def template_path() -> Path:
 ARXIV = "2510.21464"
 
 
-def _hub_dataset(model, evaluation: dict[str, Any] | None) -> str | None:
+def _hub_dataset(model, evaluation: EvalResults | None) -> str | None:
     """The Hub dataset id the model was measured on, where its data spec names one
     (``hf:OWNER/NAME``): the evaluation's, else the one its bank was built on."""
     from .data.open import hub_repo_id
 
-    spec = (evaluation or {}).get("dataset", {}).get("spec")
+    spec = evaluation.dataset.spec if evaluation is not None else None
     if spec is None and model.bank_meta.embeddings:
         manifest = EmbeddingsManifest.path_in(model.bank_meta.embeddings)
         spec = EmbeddingsManifest.read(manifest).data_spec if manifest.is_file() else None
@@ -90,7 +90,7 @@ def render_model_card(
     dataset: DataSource,
     report: TrainingReport,
     model_name: str = "CXR-LanIC",
-    evaluation: dict[str, Any] | None = None,
+    evaluation: EvalResults | None = None,
     leaderboard: str | None = None,
 ) -> ModelCard:
     """The card of ``model`` (a :class:`~lanic_hub.modeling.LanICModel`).
@@ -104,13 +104,11 @@ def render_model_card(
     measured_on = report.measured_on
     split_name = "test"
     if evaluation is not None:
-        au = evaluation["metrics"]["accuracy"]["classifier"]["auroc"]
-        results = {"macro": au["macro"], **dict(zip(evaluation["findings"], au["per_finding"], strict=True))}
-        d = evaluation["dataset"]
-        measured_on = (
-            f"{d['spec']}, {d['split']} split ({d['rows']} rows), lanic-eval suite '{evaluation['suite']}'"
-        )
-        split_name = d["split"]
+        au = evaluation.metrics.accuracy["classifier"].auroc
+        results = {"macro": au.macro, **dict(zip(evaluation.findings, au.per_finding, strict=True))}
+        d = evaluation.dataset
+        measured_on = f"{d.spec}, {d.split} split ({d.rows} rows), lanic-eval suite '{evaluation.suite}'"
+        split_name = d.split
     fid = report.fidelity.fvu_mean
     extra = {
         "ensemble-path macro AUROC (fidelity: the logits rebuilt from the transcoders)": (
@@ -123,14 +121,15 @@ def render_model_card(
         ),
     }
     if evaluation is not None:  # the harness's own figures replace the training report's
-        m = evaluation["metrics"]
-        fvu = (m.get("fidelity") or {}).get("fvu") or {}
-        ms = (m.get("monosemanticity") or {}).get("ms") or {}
-        dele = ((m.get("explanations") or {}).get("deletion") or {}).get("10") or {}
+        m = evaluation.metrics
+        fvu = (m.fidelity or {}).get("fvu") or {}
+        ms = (m.monosemanticity or {}).get("ms") or {}
+        dele = ((m.explanations or {}).get("deletion") or {}).get("10") or {}
+        path_acc = (m.accuracy or {}).get("ensemble_path")
         extra = {
             "ensemble-path macro AUROC (fidelity: the logits rebuilt from the transcoders)": (
                 "roc_auc",
-                (((m.get("accuracy") or {}).get("ensemble_path") or {}).get("auroc") or {}).get("macro"),
+                path_acc.auroc.macro if path_acc is not None else None,
             ),
             "transcoder FVU, full level (fidelity: hidden-layer variance the ensemble misses)": (
                 "fvu",

@@ -32,6 +32,10 @@ class RecordError(DataError):
     """An entry of a JSON sidecar (a pattern of ``patterns.json``) is not what its schema says."""
 
 
+class ResultsError(RecordError):
+    """A ``lanic-eval`` results file cannot be read (or put on a leaderboard)."""
+
+
 class LabelValueError(DataError):
     """A label cell holds a value no labelling convention allows."""
 

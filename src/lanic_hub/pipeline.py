@@ -20,13 +20,11 @@ Layout of ``out``::
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
-from .records import RunSummary
+from .records import EvalResults, RunSummary
 from .stages import (
     BUILD_STAGES,
     EmbedOptions,
@@ -65,7 +63,7 @@ class EvalHandle:
     leaderboard file."""
 
     suite: str | None
-    results: dict[str, Any] | None
+    results: EvalResults | None
     leaderboard: Path | None
 
 
@@ -79,11 +77,10 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
     if not (cfg.evaluate and suite):
         return EvalHandle(suite, None, None)
     from .evaluation.runner import run as run_eval
-    from .evaluation.runner import slug
 
     # the bank's own ledger key: a rebuilt bank (new names, new concept directions) is re-evaluated
     key = run.key(trained.fingerprint, dataclasses.asdict(cfg.patterns), suite, run.done.get("patterns"))
-    res_file = run.layout.eval_results(suite) / f"{slug(str(model.folder))}.json"
+    res_file = run.layout.eval_results(suite, str(model.folder))
     if not run.fresh("eval", key, res_file):
         run.step("eval", f"evaluation suite '{suite}' with every baseline")
         r = run_eval(
@@ -99,7 +96,7 @@ def eval_stage(run: Run, cfg: PipelineConfig, data, trained, model: ModelHandle)
         run.mark("eval", key)
     else:
         run.step("eval", "evaluation: up to date")
-    evaluation = json.loads(res_file.read_text())
+    evaluation = EvalResults.read(res_file)
     board_file = run.layout.leaderboard(suite)
     board = board_file.read_text()
     # and whether the explanations name the true cause

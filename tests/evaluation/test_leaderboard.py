@@ -9,6 +9,7 @@ import pytest
 
 from lanic_hub.evaluation.leaderboard import ResultsError, load_results, markdown, rows
 from lanic_hub.evaluation.records import SCHEMA_VERSION
+from lanic_hub.records import EvalResults
 
 FINDINGS = ["Edema", "Cardiomegaly"]
 
@@ -25,11 +26,19 @@ def _block(per_finding, ci=(0.5, 0.9)):
 def _doc(mid, kind, accuracy, **metrics):
     return {
         "schema": SCHEMA_VERSION,
+        "model": {"id": mid, "revision": None, "kind": kind},
+        "suite": "phantom",
         "findings": FINDINGS,
-        "model": {"id": mid, "kind": kind},
-        "dataset": {"spec": "phantom", "split": "test", "rows": 348},
+        "dataset": {"spec": "phantom", "fingerprint": "f0", "split": "test", "rows": 348},
+        "lanic_hub": "0.0",
+        "seed": 0,
+        "seconds": 1.0,
         "metrics": {"accuracy": accuracy, **metrics},
     }
+
+
+def _records(*docs):
+    return [EvalResults.from_dict(d) for d in docs]
 
 
 LANIC = _doc(
@@ -44,7 +53,7 @@ PROBE = _doc("linear probe", "baseline", {"probe": _block([0.82, 0.84])})
 
 
 def test_rows_rank_every_path_by_macro_auroc_with_its_figures():
-    rs = rows([PROBE, LANIC])
+    rs = rows(_records(PROBE, LANIC))
     assert [r["model"] for r in rs] == [
         "classifier (MLP, black box) [m1]",
         "linear probe",
@@ -60,7 +69,7 @@ def test_rows_rank_every_path_by_macro_auroc_with_its_figures():
 
 
 def test_markdown_states_the_data_and_keeps_literature_apart():
-    md = markdown(rows([PROBE, LANIC]), FINDINGS, "phantom")
+    md = markdown(rows(_records(PROBE, LANIC)), FINDINGS, "phantom")
     assert md.startswith("# Leaderboard: suite `phantom`")
     assert "Measured on phantom (test, 348 rows)." in md
     assert "| linear probe | 0.830 [0.500, 0.900] | 0.820 | 0.840 |" in md
@@ -70,12 +79,17 @@ def test_markdown_states_the_data_and_keeps_literature_apart():
 def test_load_results_refuses_what_cannot_share_a_board(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(LANIC))
     docs = load_results(tmp_path)
-    assert len(docs) == 1 and docs[0]["_file"] == str(tmp_path / "a.json")
-    (tmp_path / "b.json").write_text(json.dumps({**PROBE, "findings": ["Edema"]}))
+    assert len(docs) == 1 and docs[0].source == tmp_path / "a.json"
+    one = _doc("probe", "baseline", {"probe": _block([0.82])}) | {"findings": ["Edema"]}
+    (tmp_path / "b.json").write_text(json.dumps(one))
     with pytest.raises(ResultsError, match="different finding sets"):
         load_results(tmp_path)
     (tmp_path / "b.json").write_text(json.dumps({**PROBE, "schema": 99}))
-    with pytest.raises(ResultsError, match=r"b\.json: results schema 99 unknown"):
+    with pytest.raises(ResultsError, match=r"b\.json: schema version 99 is newer"):
+        load_results(tmp_path)
+    (tmp_path / "b.json").write_text(json.dumps({**PROBE, "findings": ["Edema"]}))
+    bad_key = r"b\.json: key 'metrics\.accuracy\.probe\.auroc\.per_finding': 2 values"
+    with pytest.raises(ResultsError, match=bad_key):
         load_results(tmp_path)
     (tmp_path / "b.json").write_text("{not json")
     with pytest.raises(ResultsError, match=r"b\.json: not valid JSON"):

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from lanic_hub.constants import FINDINGS
 from lanic_hub.evaluation.leaderboard import LITERATURE, ResultsError, load_results, write_leaderboard
 from lanic_hub.evaluation.runner import SCHEMA_VERSION, run
+from lanic_hub.records import EvalResults
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +33,9 @@ def evaluated(tiny_lanic_model, tmp_path_factory):
 def test_results_files_carry_the_schema_and_provenance(evaluated, tiny_lanic_model):
     out, res = evaluated
     docs = load_results(out / "results" / "phantom")
-    kinds = sorted(d["model"]["kind"] for d in docs)
+    kinds = sorted(d.model.kind for d in docs)
     assert kinds.count("lanic") == 1 and kinds.count("baseline") == 5  # no 10-member subset of 8
-    names = {d["model"]["id"].split(" [")[0] for d in docs if d["model"]["kind"] == "baseline"}
+    names = {d.model.id.split(" [")[0] for d in docs if d.model.kind == "baseline"}
     assert names == {
         "linear probe",
         "zero-shot prompts",
@@ -41,22 +43,33 @@ def test_results_files_carry_the_schema_and_provenance(evaluated, tiny_lanic_mod
         "single TopK transcoder",
         "LanIC ensemble, first 1 members",
     }
-    lan = next(d for d in docs if d["model"]["kind"] == "lanic")
-    assert lan["schema"] == SCHEMA_VERSION and lan["model"]["id"] == str(tiny_lanic_model)
-    assert lan["dataset"]["split"] == "test" and lan["dataset"]["rows"] > 0 and lan["dataset"]["fingerprint"]
-    assert lan["lanic_hub"] and lan["seconds"] > 0 and lan["seed"] == 0
-    m = lan["metrics"]
-    assert set(m) == {"accuracy", "fidelity", "monosemanticity", "explanations", "stability"}
-    assert set(m["accuracy"]) == {"classifier", "ensemble_path", "top10_patterns_path"}
-    assert m["explanations"]["completeness_error_max"] < 1e-4
-    for step in m["explanations"]["deletion"].values():  # ablating through the decoder = contributions
+    lan = next(d for d in docs if d.model.kind == "lanic")
+    assert lan.schema_ == SCHEMA_VERSION and lan.model.id == str(tiny_lanic_model)
+    assert lan.dataset.split == "test" and lan.dataset.rows > 0 and lan.dataset.fingerprint
+    assert lan.lanic_hub and lan.seconds > 0 and lan.seed == 0
+    m = lan.metrics
+    assert m.families() == ["accuracy", "fidelity", "monosemanticity", "explanations", "stability"]
+    assert set(m.accuracy) == {"classifier", "ensemble_path", "top10_patterns_path"}
+    assert m.explanations["completeness_error_max"] < 1e-4
+    for step in m.explanations["deletion"].values():  # ablating through the decoder = contributions
         assert step["max_gap_to_contributions"] < 1e-4
-    for step in m["explanations"]["insertion"].values():
+    for step in m.explanations["insertion"].values():
         assert step["max_gap_to_contributions"] < 1e-4
-    assert 0 < m["stability"]["hungarian_decoder_similarity"]["median"] <= 1
-    assert "ground_truth" in m["monosemanticity"]
+    assert 0 < m.stability["hungarian_decoder_similarity"]["median"] <= 1
+    assert "ground_truth" in m.monosemanticity
     # a failed model is reported and the others' results stand
     assert list(res["failed"]) == [str(out / "no-such-model")]
+
+
+def test_results_records_round_trip_byte_identical(evaluated, tmp_path):
+    out, _ = evaluated
+    files = sorted((out / "results" / "phantom").glob("*.json"))
+    assert len(files) == 6
+    for f in files:  # what the runner wrote reads back and writes again unchanged
+        rec = EvalResults.read(f)
+        assert rec.source == f and rec.findings == list(FINDINGS)
+        assert rec.write(tmp_path / f.name).read_bytes() == f.read_bytes()
+        assert EvalResults.path(out, "phantom", rec.model.id) == f
 
 
 def test_leaderboard_md_csv_png(evaluated):
@@ -78,11 +91,11 @@ def test_bad_results_are_refused_without_touching_others(evaluated, tmp_path):
     folder = tmp_path / "results" / "phantom"
     shutil.copytree(out / "results" / "phantom", folder)
     (folder / "zz-future.json").write_text(json.dumps({"schema": 99, "findings": []}))
-    with pytest.raises(ResultsError, match="schema 99"):
+    with pytest.raises(ResultsError, match="zz-future.json: schema version 99 is newer"):
         write_leaderboard(tmp_path, "phantom")
     (folder / "zz-future.json").unlink()
     other = json.loads(next(folder.glob("linear*.json")).read_text())
-    other["findings"] = ["Edema"]
+    other["findings"] = other["findings"][::-1]  # a self-consistent file of another finding order
     (folder / "zz-other.json").write_text(json.dumps(other))
     with pytest.raises(ResultsError, match="different finding sets"):
         write_leaderboard(tmp_path, "phantom")

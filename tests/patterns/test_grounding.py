@@ -31,6 +31,7 @@ def test_sentence_fit_tells_a_fitting_gallery_from_a_mismatched_one():
         concepts=("cardiomegaly", "cardiomegaly", "pleural_effusion", "chest_tube"),
         source="test",
     )
+
     def pattern(concept: str, sentences: list[str]) -> Pattern:
         return Pattern(
             id=0, name=concept, category="cardiac", support=1, members=[[0, 0]], concept=concept,

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import DataError
+from ..records.results import EvalResults
 from ..utils.io import write_text_atomic
 
 SCHEMA_FILE = "results-1.schema.json"
@@ -27,14 +28,13 @@ def results_schema() -> dict[str, Any]:
     return json.loads((resources.files("lanic_hub") / "resources" / "schemas" / SCHEMA_FILE).read_text())
 
 
-def _metrics(doc: dict[str, Any]) -> dict[str, float | None]:
+def _metrics(doc: EvalResults) -> dict[str, float | None]:
     """{task: value} of one results document: the accuracy of each path, and for the
     counterfactual suite the share and hit of each factor group and the named mass."""
-    m, out = doc["metrics"], {}
-    for path, acc in (m.get("accuracy") or {}).items():
-        au = (acc or {}).get("auroc") or {}
-        out[f"{path}_macro_auroc"] = au.get("macro")
-    cf = m.get("counterfactual")
+    m, out = doc.metrics, {}
+    for path, acc in (m.accuracy or {}).items():
+        out[f"{path}_macro_auroc"] = acc.auroc.macro
+    cf = m.counterfactual
     if cf:
         for group, g in (cf.get("groups") or {}).items():
             out[f"{group}_named_share"] = g.get("median_named_share")
@@ -43,22 +43,18 @@ def _metrics(doc: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def hub_eval_entries(doc: dict[str, Any], benchmark: str, source_url: str | None = None) -> list:
+def hub_eval_entries(doc: EvalResults, benchmark: str, source_url: str | None = None) -> list:
     """The ``EvalResultEntry`` list of one results document (figures that are not numbers, e.g. a
     finding without an AUROC, are left out)."""
     from huggingface_hub import EvalResultEntry
 
     if "/" not in benchmark:
         raise DataError(f"{benchmark!r}: the benchmark must be a Hub dataset id (owner/name)")
-    ds = doc["dataset"]
-    notes = (
-        f"{doc['model']['id']}; measured on {ds['spec']} ({ds['split']}, {ds['rows']} rows) "
-        f"by lanic-hub {doc['lanic_hub']}, seed {doc['seed']}"
-    )
+    notes = f"{doc.model.id}; measured on {doc.dataset.label()} by lanic-hub {doc.lanic_hub}, seed {doc.seed}"
     return [
         EvalResultEntry(
             dataset_id=benchmark,
-            task_id=f"{doc['suite']}/{task}",
+            task_id=f"{doc.suite}/{task}",
             value=round(float(v), 6),
             notes=notes,
             **({"source_url": source_url, "source_name": "lanic-eval results"} if source_url else {}),
@@ -77,13 +73,8 @@ def write_hub_eval_results(
 
     by_suite: dict[str, list] = {}
     for f in results:
-        try:
-            doc = json.loads(Path(f).read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{f}: not a readable lanic-eval results file ({exc})") from exc
-        if doc.get("schema") != 1:
-            raise DataError(f"{f}: results schema {doc.get('schema')!r}, this lanic-hub writes schema 1")
-        by_suite.setdefault(doc["suite"], []).extend(hub_eval_entries(doc, benchmark, source_url))
+        doc = EvalResults.read(f)
+        by_suite.setdefault(doc.suite, []).extend(hub_eval_entries(doc, benchmark, source_url))
     out = []
     for suite, entries in by_suite.items():
         p = Path(model_dir) / ".eval_results" / f"lanic-{suite}.yaml"

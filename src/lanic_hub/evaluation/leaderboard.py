@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ResultsError
+from ..records.results import EvalResults
 from ..utils.io import write_text_atomic
-from .records import SCHEMA_VERSION
 
 #: Context only, never mixed into our rows: CheXpert paper (Irvin et al. 2019), validation AUROCs.
 LITERATURE = {
@@ -27,24 +26,12 @@ LITERATURE = {
 }
 
 
-class ResultsError(DataError):
-    """A results file cannot be put on the leaderboard."""
-
-
-def load_results(folder: str | Path) -> list[dict[str, Any]]:
-    docs = []
-    for p in sorted(Path(folder).glob("*.json")):
-        try:
-            doc = json.loads(p.read_text())
-        except ValueError as exc:
-            raise ResultsError(f"{p}: not valid JSON ({exc})") from exc
-        if doc.get("schema") != SCHEMA_VERSION:
-            raise ResultsError(
-                f"{p}: results schema {doc.get('schema')!r} unknown (this lanic-hub reads {SCHEMA_VERSION})"
-            )
-        doc["_file"] = str(p)
-        docs.append(doc)
-    findings = {tuple(d["findings"]) for d in docs}
+def load_results(folder: str | Path) -> list[EvalResults]:
+    """Every results file of a suite's folder (``record.source`` is its file), in file-name order;
+    a :class:`ResultsError` naming the file and the key for one that is not a results file, or
+    when the files disagree on the findings."""
+    docs = [EvalResults.read(p) for p in sorted(Path(folder).glob("*.json"))]
+    findings = {tuple(d.findings) for d in docs}
     if len(findings) > 1:
         raise ResultsError(
             f"{folder}: results with different finding sets cannot share a leaderboard: {sorted(findings)}"
@@ -52,23 +39,17 @@ def load_results(folder: str | Path) -> list[dict[str, Any]]:
     return docs
 
 
-def _dataset_label(doc: dict[str, Any]) -> str:
-    """'SPEC (split, N rows)': what a results document was measured on."""
-    ds = doc["dataset"]
-    return f"{ds['spec']} ({ds['split']}, {ds['rows']} rows)"
-
-
-def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rows(docs: list[EvalResults]) -> list[dict[str, Any]]:
     """One leaderboard row per evaluated path (a LanIC model gives three: classifier, ensemble
     path, top-patterns path; a baseline gives one)."""
     out = []
     for d in docs:
-        acc = d["metrics"].get("accuracy")
+        acc = d.metrics.accuracy
         if not acc:
             continue
-        mid = d["model"]["id"]
+        mid = d.model.id
         for path, block in acc.items():
-            if d["model"]["kind"] == "lanic":
+            if d.model.kind == "lanic":
                 label = {
                     "classifier": "classifier (MLP, black box)",
                     "ensemble_path": "LanIC ensemble path (all members)",
@@ -76,47 +57,47 @@ def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 name = f"{label} [{mid}]"
             else:
                 name = mid
-            au = block["auroc"]
+            au = block.auroc
             r = {
                 "model": name,
-                "kind": d["model"]["kind"],
-                "macro_auroc": au["macro"],
-                "ci_low": au["macro_ci"][0],
-                "ci_high": au["macro_ci"][1],
-                **{f: au["per_finding"][i] for i, f in enumerate(d["findings"])},
-                "macro_auprc": _nanmean(block["auprc"]),
-                "macro_f1": _nanmean(block["f1"]),
-                "macro_ece": _nanmean(block["ece"]),
-                "dataset": _dataset_label(d),
+                "kind": d.model.kind,
+                "macro_auroc": au.macro,
+                "ci_low": au.macro_ci[0],
+                "ci_high": au.macro_ci[1],
+                **{f: au.per_finding[i] for i, f in enumerate(d.findings)},
+                "macro_auprc": _nanmean(block.auprc),
+                "macro_f1": _nanmean(block.f1),
+                "macro_ece": _nanmean(block.ece),
+                "dataset": d.dataset.label(),
             }
-            if d["model"]["kind"] == "lanic" and path == "ensemble_path":
-                m = d["metrics"]
-                r["ms_median"] = m["monosemanticity"]["ms"]["median"]
-                r["patterns_for_90pct"] = m["explanations"]["patterns_for_90pct"]["median"]
-                r["logit_r2"] = _nanmean(m["fidelity"]["logit_r2"])
+            if d.model.kind == "lanic" and path == "ensemble_path":
+                m = d.metrics
+                r["ms_median"] = m.monosemanticity["ms"]["median"]
+                r["patterns_for_90pct"] = m.explanations["patterns_for_90pct"]["median"]
+                r["logit_r2"] = _nanmean(m.fidelity["logit_r2"])
             out.append(r)
     return sorted(out, key=lambda r: -np.nan_to_num(r["macro_auroc"], nan=-1))
 
 
-def check_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def check_rows(docs: list[EvalResults]) -> list[dict[str, Any]]:
     """One row per LanIC model evaluated by a suite that makes no accuracy claims (real-fixtures):
     what it checks is that the whole path runs on the data and that the explanations add up."""
     out = []
     for d in docs:
-        if d["metrics"].get("accuracy") or d["model"]["kind"] != "lanic" or "fidelity" not in d["metrics"]:
+        m = d.metrics
+        if m.accuracy or d.model.kind != "lanic" or m.fidelity is None:
             continue
-        m = d["metrics"]
-        fvu = m["fidelity"]["fvu"]
+        fvu = m.fidelity["fvu"]
         out.append(
             {
-                "model": d["model"]["id"],
-                "dataset": _dataset_label(d),
-                "completeness_error_max": m["explanations"]["completeness_error_max"],
-                "patterns_for_90pct": m["explanations"]["patterns_for_90pct"]["median"],
-                "logit_r2": _nanmean(m["fidelity"]["logit_r2"]),
+                "model": d.model.id,
+                "dataset": d.dataset.label(),
+                "completeness_error_max": m.explanations["completeness_error_max"],
+                "patterns_for_90pct": m.explanations["patterns_for_90pct"]["median"],
+                "logit_r2": _nanmean(m.fidelity["logit_r2"]),
                 "fvu_full_level": fvu[max(fvu, key=int)],
-                "ms_median": m["monosemanticity"]["ms"]["median"],
-                "bank_measured_on": m["monosemanticity"].get("bank_measured_on") or "unknown data",
+                "ms_median": m.monosemanticity["ms"]["median"],
+                "bank_measured_on": m.monosemanticity.get("bank_measured_on") or "unknown data",
             }
         )
     return out
@@ -211,7 +192,7 @@ def write_leaderboard(out: str | Path, suite: str, render=None) -> dict[str, str
     default: the accuracy leaderboard."""
     out = Path(out)
     docs = load_results(out / "results" / suite)
-    findings = docs[0]["findings"] if docs else []
+    findings = docs[0].findings if docs else []
     rs, checks = rows(docs), check_rows(docs)
     dest = out / "leaderboard"
     dest.mkdir(parents=True, exist_ok=True)

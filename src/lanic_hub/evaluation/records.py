@@ -12,8 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-#: The version of the results JSON (``results/<suite>/<model>.json``) the leaderboard reads.
-SCHEMA_VERSION = 1
+from ..records.results import EvalResults
+
+#: The version of the results JSON (``results/<suite>/<model>.json``,
+#: :class:`lanic_hub.records.EvalResults`) the runners write and the leaderboard reads.
+SCHEMA_VERSION = EvalResults.SCHEMA
 
 
 @dataclass

@@ -9,7 +9,6 @@ files untouched. The leaderboard (:mod:`.leaderboard`) is regenerated from whate
 from __future__ import annotations
 
 import json
-import re
 import time
 import traceback
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..constants import FINDINGS
 from ..data.phantom import truth
 from ..errors import DataError
 from ..explain import decomposition_by_pattern
-from ..utils.io import write_text_atomic
+from ..records.results import EvalResults
 from . import metrics as M
 from .leaderboard import write_leaderboard
 from .records import SCHEMA_VERSION, SuiteData
@@ -38,10 +37,6 @@ shape a chunk's (rows, P + T*k, C) contribution sort is the largest buffer, ~0.3
 
 def _chunks(n: int, size: int = ROW_CHUNK):
     return (slice(a, min(n, a + size)) for a in range(0, n, size))
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120] or "model"
 
 
 def _accuracy_block(logits: np.ndarray, d: SuiteData, te: np.ndarray, va: np.ndarray, n_boot: int, seed: int):
@@ -267,32 +262,36 @@ def evaluate_baselines(model, d: SuiteData, *, n_boot: int = 200, seed: int = 0)
 
 def results_doc(
     model_id: str, revision: str | None, kind: str, d: SuiteData, metrics: dict, seconds: float, seed: int
-) -> dict[str, Any]:
+) -> EvalResults:
+    """The results record of one model (or baseline) on suite data ``d`` (its test split)."""
     from ..constants import VERSION as __version__
 
-    return {
-        "schema": SCHEMA_VERSION,
-        "model": {"id": model_id, "revision": revision, "kind": kind},
-        "suite": d.name,
-        "findings": list(FINDINGS),
-        "dataset": {
-            "spec": d.spec,
-            "fingerprint": d.fingerprint,
-            "split": "test",
-            "rows": int((d.split == "test").sum()),
+    return EvalResults.from_dict(
+        {
+            "schema": SCHEMA_VERSION,
+            "model": {"id": model_id, "revision": revision, "kind": kind},
+            "suite": d.name,
+            "findings": list(FINDINGS),
+            "dataset": {
+                "spec": d.spec,
+                "fingerprint": d.fingerprint,
+                "split": "test",
+                "rows": int((d.split == "test").sum()),
+            },
+            "lanic_hub": __version__,
+            "seed": seed,
+            "seconds": round(seconds, 2),
+            "metrics": metrics,
         },
-        "lanic_hub": __version__,
-        "seed": seed,
-        "seconds": round(seconds, 2),
-        "metrics": metrics,
-    }
+        f"results of {model_id} on {d.name}",
+    )
 
 
-def write_results(out: Path, suite: str, name: str, doc: dict[str, Any]) -> Path:
-    p = out / "results" / suite / f"{slug(name)}.json"
+def write_results(out: Path, suite: str, name: str, doc: EvalResults) -> Path:
+    """Write ``doc`` to ``<out>/results/<suite>/<slug of name>.json`` (atomically)."""
+    p = EvalResults.path(out, suite, name)
     p.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(p, json.dumps(doc, indent=1, default=float))
-    return p
+    return doc.write(p)
 
 
 def run(

@@ -14,6 +14,9 @@ at run time.
   read by the health checks, the export, the card, the pipeline's summary and the variants table.
 - :class:`RunSummary`, ``summary.json`` of a pipeline run: written by ``lanic-hub quickstart`` /
   ``build``; read by the quickstart benchmark and by users.
+- :class:`EvalResults`, ``results/<suite>/<model>.json`` of ``lanic-eval``: written by the
+  evaluation runner and the counterfactual suite; read by the leaderboards, the model card and
+  the Hub's eval results (``lanic-hub eval-results``).
 
 A pattern of ``patterns.json`` is :class:`lanic_hub.patterns.record.Pattern`.
 
@@ -34,20 +37,27 @@ from .bank import BankMeta
 from .base import Part, Record
 from .embeddings import BackboneIdentity, DatasetIdentity, EmbeddingCacheError, EmbeddingsManifest
 from .phantom_clip import PhantomClipReport, ProbeCheck
+from .results import AurocBlock, DatasetRef, EvalResults, Metrics, ModelRef, PathAccuracy
 from .run import RunFolder, RunSummary
 from .training import Aurocs, EnsembleReport, FidelitySummary, LabelCount, PathAuroc, TrainingReport
 
 __all__ = [
+    "AurocBlock",
     "Aurocs",
     "BackboneIdentity",
     "BankMeta",
+    "DatasetRef",
     "DatasetIdentity",
     "EmbeddingCacheError",
     "EmbeddingsManifest",
     "EnsembleReport",
+    "EvalResults",
     "FidelitySummary",
     "LabelCount",
+    "Metrics",
+    "ModelRef",
     "Part",
+    "PathAccuracy",
     "PathAuroc",
     "PhantomClipReport",
     "ProbeCheck",

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from ..errors import LanicError, RecordError
 from ..utils.io import write_text_atomic
@@ -50,6 +50,13 @@ class Record(Part):
     ERROR: ClassVar[type[LanicError]] = RecordError
     """The error raised for a file that cannot be read as this record."""
 
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this record was read from (None: made in memory)."""
+        return self._source
+
     @classmethod
     def path_in(cls, folder_or_file: str | Path) -> Path:
         """The record's file: ``folder_or_file`` itself when it names a file, else ``folder / FILE``."""
@@ -86,6 +93,7 @@ class Record(Part):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise cls.ERROR(f"{path}: not valid JSON ({exc})") from exc
         rec = cls.from_dict(doc, path)
+        rec._source = path
         if check and (bad := rec.problems()):
             raise cls.ERROR(f"{path}: " + "; ".join(bad))
         return rec

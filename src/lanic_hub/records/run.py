@@ -99,9 +99,11 @@ class RunFolder:
     def eval(self) -> Path:
         return self.out / "eval"
 
-    def eval_results(self, suite: str) -> Path:
-        """The folder of a suite's results files."""
-        return self.eval / "results" / suite
+    def eval_results(self, suite: str, model: str | None = None) -> Path:
+        """The folder of a suite's results files; with ``model``, that model's results file."""
+        from .results import EvalResults
+
+        return self.eval / "results" / suite if model is None else EvalResults.path(self.eval, suite, model)
 
     def leaderboard(self, suite: str) -> Path:
         """A suite's markdown leaderboard."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -64,3 +65,9 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def slug(name: str) -> str:
+    """``name`` as a file name: runs of other characters than letters, digits, ``_.-`` become
+    ``_``; at most 120 characters ('model' when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:120] or "model"

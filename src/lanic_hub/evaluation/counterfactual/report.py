@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from ...records.results import EvalResults
 
 SUITE = "phantom-counterfactual"
 
 
-def markdown(docs: list[dict[str, Any]]) -> str:
+def markdown(docs: list[EvalResults]) -> str:
     """The suite's leaderboard: one row per method, then the per-factor table of each LanIC model."""
-    ms = [d for d in docs if "counterfactual" in d["metrics"]]
+    ms = [d for d in docs if d.metrics.counterfactual is not None]
     if not ms:
         return ""
-    c0 = ms[0]["config"]
+    c0 = ms[0].config
     lines = [
         f"# Leaderboard: suite `{SUITE}`",
         "",
-        f"Measured on {ms[0]['dataset']['spec']}: each case rendered with and without one factor, "
+        f"Measured on {ms[0].dataset.spec}: each case rendered with and without one factor, "
         f"everything else identical. A logit *moved* when |Δlogit| > {c0['moved_at']}; its change "
         "Σ|Δcontribution| + |Δunbanked| + |Δerror| is shared out among the explanation's items. "
         f"Factor share: on items whose ground-truth factor (best AUROC >= {c0['assign_auroc']}) is "
@@ -31,9 +31,9 @@ def markdown(docs: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for d in ms:
-        r = d["metrics"]["counterfactual"]
+        r = d.metrics.counterfactual
         lines.append(
-            f"| {d['model']['id']} | {len(r['passing_factors'])} / {len(r['eligible_factors'])} | "
+            f"| {d.model.id} | {len(r['passing_factors'])} / {len(r['eligible_factors'])} | "
             f"{_f(r['median_factor_share_all'])} | {_f(r['named_top_hit_rate_all'])} | "
             f"{r['items']} ({r['named_items']}, {r['items_with_a_factor']}) | "
             f"{_f(r.get('naming', {}).get('precision'), 2)} / "
@@ -55,7 +55,7 @@ def markdown(docs: list[dict[str, Any]]) -> str:
     ]
     for key, title in (("groups", None), ("groups_visible", "visible")):
         if title:
-            vis = next((d["metrics"]["counterfactual"].get("visible_factors") for d in ms), None) or []
+            vis = next((d.metrics.counterfactual.get("visible_factors") for d in ms), None) or []
             lines += [
                 "",
                 "The same over the factors the embedding carries (probe AUROC on e >= "
@@ -67,21 +67,21 @@ def markdown(docs: list[dict[str, Any]]) -> str:
                 "|---|---|---|---|---|---|",
             ]
         for d in ms:
-            r = d["metrics"]["counterfactual"]
+            r = d.metrics.counterfactual
             gs = r.get(key) or {}
             cells = [
                 f"{_f(g.get('median_named_share'))} / {_f(g.get('median_signed_named_share'))} / "
                 f"{_f(g.get('named_top_hit_rate'))}"
                 for g in (gs.get(k, {}) for k in ("findings", "devices", "artifacts", "all"))
             ]
-            lines.append(f"| {d['model']['id']} | {' | '.join(cells)} | {_f(r.get('median_named_mass'))} |")
+            lines.append(f"| {d.model.id} | {' | '.join(cells)} | {_f(r.get('median_named_mass'))} |")
     for d in ms:
-        if d["model"]["kind"] not in ("lanic", "ceiling"):
+        if d.model.kind not in ("lanic", "ceiling"):
             continue
-        r = d["metrics"]["counterfactual"]
+        r = d.metrics.counterfactual
         lines += [
             "",
-            f"Per factor, {d['model']['id']} (embedding columns: how well e itself carries the factor):",
+            f"Per factor, {d.model.id} (embedding columns: how well e itself carries the factor):",
             "",
             "| factor | pairs | largest moved share (finding) | judged | median factor share | "
             "median named share | named top-3 hit | factor top-3 hit | context share | unbanked share | "

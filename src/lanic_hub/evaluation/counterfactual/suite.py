@@ -14,6 +14,7 @@ from ...constants import FINDINGS
 from ...constants import VERSION as __version__
 from ...data.phantom import ALL_FACTORS, PhantomConfig, truth
 from ...modeling import LanICModel
+from ...records.results import EvalResults
 from ..leaderboard import write_leaderboard
 from ..records import SCHEMA_VERSION
 from ..runner import write_results
@@ -167,8 +168,8 @@ def run_counterfactual_suite(
     }
 
 
-def _results_doc(name, kind, res, cfg, world, pairs, assign_spec, seconds) -> dict[str, Any]:
-    return {
+def _results_doc(name, kind, res, cfg, world, pairs, assign_spec, seconds) -> EvalResults:
+    doc = {
         "schema": SCHEMA_VERSION,
         "model": {"id": name, "revision": None, "kind": kind},
         "suite": SUITE,
@@ -187,3 +188,4 @@ def _results_doc(name, kind, res, cfg, world, pairs, assign_spec, seconds) -> di
         "seconds": round(seconds, 2),
         "metrics": {"counterfactual": res},
     }
+    return EvalResults.from_dict(doc, f"{SUITE} results of {name}")
