@@ -88,7 +88,7 @@ def tiny_model(tiny_embedded):
     """A trained classifier + 8-member ensemble with its pattern bank, at a tiny size (a 1-epoch
     backbone's members agree less than real ones: merge thresholds are loosened to 0.3)."""
     from lanic_hub.patterns import BankConfig
-    from lanic_hub.patterns.build import build_patterns
+    from lanic_hub.stages import build_patterns
     from lanic_hub.training import train_from_embeddings
 
     out = tiny_embedded / "bank-model"

@@ -161,6 +161,22 @@ def load_trained_handle(folder: Path) -> TrainedHandle:
     return TrainedHandle(Path(folder), read_report(folder), clf, ens, ensemble_fingerprint(ens))
 
 
+def embeddings_data(emb: EmbeddingsHandle, data: str | None = None) -> DataHandle:
+    """The dataset an embeddings folder was made from: ``data`` when given (checked against the
+    manifest's fingerprint), else the spec its manifest records."""
+    from .data.open import open_dataset
+    from .data.schema import dataset_fingerprint
+    from .errors import DataError
+
+    spec = data or emb.manifest.data_spec
+    if not spec:
+        raise DataError(f"{emb.folder}: the manifest does not say which dataset it came from; pass --data")
+    ds = open_dataset(spec)
+    if dataset_fingerprint(ds) != emb.manifest.dataset.fingerprint:
+        raise DataError(f"{spec} is not the dataset the embeddings in {emb.folder} were made from")
+    return DataHandle(spec, ds)
+
+
 def bank_dataset(bank: PatternBank, data: str | None = None) -> DataHandle:
     """The dataset a bank was built on (the spec its embeddings manifest records), or ``data``."""
     from .backbone.embed import read_manifest
@@ -225,14 +241,30 @@ def patterns_stage(
     data: DataHandle,
     config: BankConfig,
     bb: BackboneHandle | None = None,
+    *,
+    vocabulary: str | Path | None = None,
+    ms_embeddings: str | Path | None = None,
+    thumbnails: bool = False,
 ) -> BankHandle:
     """Score, merge, select and name the ensemble's patterns over the embeddings; saved beside
-    the weights in the training folder."""
+    the weights in the training folder, with the report concepts' directions.
+
+    ``vocabulary``: a phrase file for naming (default: the packaged one); ``ms_embeddings``: the
+    same rows embedded by another encoder, for MS; ``thumbnails``: also export gallery thumbnails
+    (refused before any work for data whose licence forbids it)."""
+    from .data.schema import require_redistributable
     from .patterns.build import build_bank
     from .patterns.concepts import write_concept_directions
+    from .patterns.gallery import export_thumbnails
     from .patterns.naming import NAMING_VERSION
+    from .patterns.vocabulary import load_vocabulary
 
-    key = run.key(trained.fingerprint, dataclasses.asdict(config), NAMING_VERSION)
+    if thumbnails:  # refuse before hours of work, not after
+        require_redistributable(data.dataset, "export gallery thumbnails")
+    extra = [str(vocabulary), str(ms_embeddings), thumbnails]
+    if not (vocabulary or ms_embeddings or thumbnails):  # the pipeline's: its key stays what it was
+        extra = []
+    key = run.key(trained.fingerprint, dataclasses.asdict(config), NAMING_VERSION, *extra)
     if not run.fresh("patterns", key, trained.folder / "patterns.json"):
         run.step("patterns", "pattern bank: score, merge, select, name")
         bank = build_bank(
@@ -240,17 +272,52 @@ def patterns_stage(
             emb.folder,
             data.dataset,
             config=config,
+            vocabulary=load_vocabulary(vocabulary),
             backbone=bb.backbone if bb else None,
+            ms_embeddings=ms_embeddings,
             data_spec=data.spec,
             progress=run.progress,
         )
         bank.save(trained.folder)
         write_concept_directions(trained.folder, emb.folder, data.dataset, data_spec=data.spec, log=run.log)
+        if thumbnails:
+            shown = export_thumbnails(bank, data.dataset, trained.folder, progress=run.progress)
+            bank.meta.thumbnails = shown
+            bank.save(trained.folder)
         run.mark("patterns", key)
     else:
         run.step("patterns", "pattern bank: up to date")
         bank = PatternBank.load(trained.folder)
     return BankHandle(trained.folder, bank)
+
+
+def build_patterns(
+    model: str | Path,
+    embeddings: str | Path,
+    *,
+    data: str | None = None,
+    config: BankConfig | None = None,
+    vocabulary: str | Path | None = None,
+    ms_embeddings: str | Path | None = None,
+    thumbnails: bool = False,
+    progress: bool = True,
+) -> PatternBank:
+    """``lanic-hub patterns``: :func:`patterns_stage` on an existing training folder ``model``
+    (written by ``lanic-hub train``) and embeddings folder, outside a pipeline run (no ledger: it
+    always builds). ``data``: the dataset spec (default: the embeddings manifest's)."""
+    emb = load_embeddings_handle(embeddings)
+    run = Run(Path(model), pipeline=False, progress=progress)
+    handle = patterns_stage(
+        run,
+        emb,
+        load_trained_handle(Path(model)),
+        embeddings_data(emb, data),
+        config or BankConfig(),
+        vocabulary=vocabulary,
+        ms_embeddings=ms_embeddings,
+        thumbnails=thumbnails,
+    )
+    return handle.bank
 
 
 def model_stage(

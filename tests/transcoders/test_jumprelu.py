@@ -185,7 +185,7 @@ def test_jumprelu_model_trains_saves_loads_and_explains_exactly(tiny_embedded, t
     from lanic_hub.backbone.embed import load_embeddings
     from lanic_hub.cli import main
     from lanic_hub.patterns import BankConfig
-    from lanic_hub.patterns.build import build_patterns
+    from lanic_hub.stages import build_patterns
 
     out = tmp_path / "jr"
     assert main(["train", "--embeddings", str(tiny_embedded / "emb"), "--out", str(out), "--members", "3",

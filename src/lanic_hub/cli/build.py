@@ -371,7 +371,7 @@ def parser_patterns(sub) -> None:
 
 def cmd_patterns(args: argparse.Namespace) -> int:
     from ..patterns import BankConfig
-    from ..patterns.build import build_patterns
+    from ..stages import build_patterns
 
     kw = {k: getattr(args, k) for k in ("data", "vocabulary", "ms_embeddings", "thumbnails")}
     bank = build_patterns(args.model, args.embeddings, config=dataclass_from_args(BankConfig, args), **kw)

@@ -48,7 +48,7 @@ def run_variant(
 
     from ..data.open import open_dataset
     from ..patterns import PatternBank
-    from ..patterns.build import build_patterns
+    from ..stages import build_patterns
     from ..trained import load_trained
     from ..training import train_from_embeddings
 

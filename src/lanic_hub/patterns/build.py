@@ -1,7 +1,8 @@
 """Build the pattern bank from a trained ensemble and an embeddings folder (``lanic-hub patterns``):
 :func:`build_bank` runs the phases (:mod:`.phases`: scoring, merging, selection; :mod:`.grounding`:
-language and the records) over an embeddings folder; :func:`build_patterns` is the command's I/O
-(the trained model folder in, the bank and the concept directions written beside it).
+language and the records) over an embeddings folder. The command's I/O (the trained model folder
+in, the bank and the concept directions written beside it) is the patterns stage,
+:func:`lanic_hub.stages.patterns_stage` (``lanic_hub.stages.build_patterns`` outside a run).
 
 The bank is selected by support, frequency and MS, and grounded in language: a name from the
 vocabulary through the backbone's text tower, the most typical report sentences, and the text
@@ -15,22 +16,15 @@ from pathlib import Path
 
 import torch
 
-from ..backbone.embed import read_manifest
-from ..data.open import open_dataset
 from ..data.schema import (
-    dataset_fingerprint,
-    require_redistributable,
     text_redistributable,
     withhold_report_text,
 )
 from ..errors import DataError
 from ..records import BankMeta
-from ..trained import load_trained
 from ..transcoders import TranscoderEnsemble
 from ..transcoders.ensemble import ensemble_fingerprint
 from .bank import BankConfig, PatternBank
-from .concepts import write_concept_directions
-from .gallery import export_thumbnails
 from .grounding import ground_in_language, name_from_reports, pattern_directions, pattern_records
 from .phases import (
     Stream,
@@ -161,45 +155,4 @@ def build_bank(
     return PatternBank(latent_pattern, direction, latent_scores, patterns, meta)
 
 
-def build_patterns(
-    model: str | Path,
-    embeddings: str | Path,
-    *,
-    data: str | None = None,
-    config: BankConfig | None = None,
-    vocabulary: str | Path | None = None,
-    ms_embeddings: str | Path | None = None,
-    thumbnails: bool = False,
-    progress: bool = True,
-) -> PatternBank:
-    """``lanic-hub patterns``: build the bank of the model in ``model`` (written by ``lanic-hub
-    train``) over an embeddings folder, and save it beside the model."""
-    _, ens = load_trained(model)
-    man = read_manifest(embeddings) if Path(embeddings).is_dir() else None
-    spec = data or (man.data_spec if man else None)
-    if not spec:
-        raise DataError(f"{embeddings}: the manifest does not say which dataset it came from; pass --data")
-    ds = open_dataset(spec)
-    if man and dataset_fingerprint(ds) != man.dataset.fingerprint:
-        raise DataError(f"{spec} is not the dataset the embeddings in {embeddings} were made from")
-    if thumbnails:  # refuse before hours of work, not after
-        require_redistributable(ds, "export gallery thumbnails")
-    bank = build_bank(
-        ens,
-        embeddings,
-        ds,
-        config=config,
-        vocabulary=load_vocabulary(vocabulary),
-        ms_embeddings=ms_embeddings,
-        data_spec=spec,
-        progress=progress,
-    )
-    bank.save(model)
-    write_concept_directions(model, embeddings, ds, data_spec=spec)
-    if thumbnails:
-        bank.meta.thumbnails = export_thumbnails(bank, ds, model, progress=progress)
-        bank.save(model)
-    return bank
-
-
-__all__ = ["build_bank", "build_patterns"]
+__all__ = ["build_bank"]
