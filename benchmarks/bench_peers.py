@@ -57,7 +57,8 @@ def _cosine(step: int, total: int) -> float:
 # ----------------------------------------------------------------------------------- trainers
 def train_lanic(x, y, xt, yt, members: int = 1) -> dict[str, Any]:
     from lanic_hub.transcoders import TrainConfig, TranscoderConfig
-    from lanic_hub.transcoders.train import fidelity, train_ensemble
+    from lanic_hub.transcoders.fidelity import fidelity
+    from lanic_hub.transcoders.train import train_ensemble
 
     cfg = TranscoderConfig(d_in=D, d_out=H, n_latents=L, k=K, n_members=members, levels=(L,))
     tc = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, warmup_steps=1)

@@ -61,7 +61,8 @@ from lanic_hub.evaluation.counterfactual import (
 from lanic_hub.patterns.concepts import ConceptDirections, fit_concept_directions
 from lanic_hub.patterns.naming import NamingRule, concept_support
 from lanic_hub.transcoders import TranscoderConfig
-from lanic_hub.transcoders.train import TrainConfig, hidden_part, train_ensemble, with_input_target
+from lanic_hub.transcoders.fidelity import hidden_part, with_input_target
+from lanic_hub.transcoders.train import TrainConfig, train_ensemble
 
 
 @dataclass

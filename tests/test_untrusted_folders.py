@@ -157,7 +157,8 @@ def test_training_checkpoints_hold_no_pickle(tmp_path):
     beside it is never read, and a damaged checkpoint is a clear error."""
     from lanic_hub.errors import DataError
     from lanic_hub.transcoders import TrainConfig, TranscoderConfig
-    from lanic_hub.transcoders.train import CHECKPOINT, train_ensemble
+    from lanic_hub.transcoders.checkpoint import CHECKPOINT
+    from lanic_hub.transcoders.train import train_ensemble
 
     marker = tmp_path / "executed"
     cfg = TranscoderConfig(d_in=8, d_out=4, n_members=2, n_latents=16, k=2, levels=(16,))

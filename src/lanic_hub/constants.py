@@ -10,6 +10,10 @@ try:  # one source of truth: pyproject.toml's version, as installed
 except PackageNotFoundError:  # a source tree on sys.path, never installed
     VERSION = "0.0.0+unknown"
 
+#: Phantoms the embedded default draws (``lanic-hub quickstart``, the phantom evaluation suites),
+#: world seed 0: written here once, every default of a phantom count reads it.
+PHANTOM_N: int = 2000
+
 #: The five findings every LanIC model predicts, in output order.
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",

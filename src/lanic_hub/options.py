@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .constants import PHANTOM_N
 from .errors import ConfigError
 from .patterns.config import BankConfig
 from .presets import PRESETS
@@ -102,7 +103,7 @@ class PipelineConfig:
     """'phantom' or a dataset spec: hf:PATH, mimic:PATH, chexpert:PATH, nih:PATH,
     folder:ROOT?csv=FILE&... (an image folder with a labels CSV) or a bare PATH
     (:mod:`lanic_hub.data.open`)."""
-    phantom_n: int = 2000
+    phantom_n: int = PHANTOM_N
     """data: phantom only: how many phantoms to draw."""
     phantom_seed: int = 0
     """data: phantom only: the world's seed."""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import DataError
 from .export import export_model, write_card  # noqa: F401  (re-exported for the pipeline)
 
 # the options of every stage live in lanic_hub.options (no torch: the command line reads them)
@@ -63,7 +64,7 @@ def resolve_backbone_spec(spec: str, progress: bool = True) -> str:
 def data_stage(
     run: Run,
     data: str,
-    phantom_n: int = 2000,
+    phantom_n: int = PipelineConfig.phantom_n,
     phantom_seed: int = 0,
     phantom_shortcuts: tuple[str, ...] = (),
     num_proc: int = 2,
@@ -164,9 +165,8 @@ def load_trained_handle(folder: Path) -> TrainedHandle:
 def embeddings_data(emb: EmbeddingsHandle, data: str | None = None) -> DataHandle:
     """The dataset an embeddings folder was made from: ``data`` when given (checked against the
     manifest's fingerprint), else the spec its manifest records."""
-    from .data.open import open_dataset
+    from .data.open import open_dataset  # datasets: slow to import, and lanic-hub --help imports no data
     from .data.schema import dataset_fingerprint
-    from .errors import DataError
 
     spec = data or emb.manifest.data_spec
     if not spec:

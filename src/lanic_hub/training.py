@@ -24,7 +24,7 @@ from .records import TrainingReport
 from .trained import load_ensemble, load_trained, save_weights
 from .transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, fidelity, train_ensemble
 from .transcoders.ensemble import ensemble_fingerprint, first_members
-from .transcoders.train import hidden_part, with_input_target
+from .transcoders.fidelity import hidden_part, with_input_target
 
 __all__ = [  # the train stage; load_trained, first_members, ensemble_fingerprint live below it
     "PRESETS",

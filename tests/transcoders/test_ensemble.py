@@ -115,51 +115,6 @@ def test_training_reduces_fvu_and_matryoshka_levels_are_nested():
     assert torch.allclose(m.W_dec.norm(dim=-1), torch.ones(4, 64), atol=1e-5)
 
 
-def test_checkpoint_resume_equals_uninterrupted(tmp_path):
-    torch.manual_seed(0)
-    clf = DiagnosticClassifier(8, 6, 5)
-    e, cfg = torch.randn(200, 8), CFG
-    h = clf.hidden(e).detach()
-    full, full_rep = train_ensemble(e, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
-    train_ensemble(
-        e,
-        h,
-        cfg,
-        TrainConfig(epochs=4, batch_size=64),
-        checkpoint_dir=tmp_path,
-        progress=False,
-        stop_after_epochs=2,
-    )
-    resumed, rep = train_ensemble(
-        e, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path, progress=False
-    )
-    for k, v in full.state_dict().items():
-        assert torch.equal(v, resumed.state_dict()[k]), k
-    # the FVU curve survives the stop: the resumed run can still say whether it converged
-    assert [s for s, _ in full_rep["convergence"]["curve"]] == [2, 4, 6, 8, 10, 12, 14, 16]
-    assert rep["convergence"] == full_rep["convergence"]
-    assert full_rep["convergence"]["converged"] is not None
-    # a checkpoint of another run is never resumed: other config, schedule or data
-    from lanic_hub.transcoders.train import StaleCheckpointError
-
-    others = {
-        "config": (e, h, replace(cfg, k=3), TrainConfig(epochs=4, batch_size=64)),
-        "schedule": (e, h, cfg, TrainConfig(epochs=4, batch_size=64, lr=1e-2)),
-        "data": (e + 0.01, h, cfg, TrainConfig(epochs=4, batch_size=64)),
-    }
-    for what, (e2, h2, cfg2, tc2) in others.items():
-        with pytest.raises(StaleCheckpointError, match=f"another {what}"):
-            train_ensemble(e2, h2, cfg2, tc2, checkpoint_dir=tmp_path, progress=False)
-    # ... or, asked to, it is replaced: the result equals a run without any checkpoint
-    fresh, _ = train_ensemble(e + 0.01, h, cfg, TrainConfig(epochs=4, batch_size=64), progress=False)
-    over, _ = train_ensemble(
-        e + 0.01, h, cfg, TrainConfig(epochs=4, batch_size=64), checkpoint_dir=tmp_path, progress=False,
-        stale_checkpoint="restart",
-    )  # fmt: skip
-    for k, v in fresh.state_dict().items():
-        assert torch.equal(v, over.state_dict()[k]), k
-
-
 def test_bad_input_is_refused_before_training():
     with pytest.raises(ConfigError, match="exceeds"):
         TranscoderConfig(d_in=8, d_out=6, n_latents=16, k=17)
@@ -309,46 +264,6 @@ def test_block_rows_keep_a_pre_activation_block_within_a_gigabyte(T, L, rows):
     assert TranscoderConfig(d_in=8, d_out=8, n_latents=L, k=4, n_members=T).block_rows() == rows
 
 
-def test_checkpoints_by_the_clock_change_when_they_are_written_not_the_model(tmp_path, monkeypatch):
-    """checkpoint_seconds: a checkpoint at the first epoch end that many seconds after the last
-    one, and at the end. A cadence far longer than the run writes one checkpoint, at the end; a
-    run cut with one cadence resumes under another to the very same weights."""
-    import lanic_hub.transcoders.train as tr
-
-    torch.manual_seed(0)
-    clf = DiagnosticClassifier(8, 6, 5)
-    e = torch.randn(200, 8)
-    h = clf.hidden(e).detach()
-    full, _ = train_ensemble(e, h, CFG, TrainConfig(epochs=4, batch_size=64), progress=False)
-    saves = []
-    real = tr._save_checkpoint
-    monkeypatch.setattr(tr, "_save_checkpoint", lambda *a: (saves.append(a[3]), real(*a)))  # epoch
-    slow = TrainConfig(epochs=4, batch_size=64, checkpoint_seconds=1e9)
-    once, _ = train_ensemble(e, h, CFG, slow, checkpoint_dir=tmp_path / "a", progress=False)
-    assert saves == [4]
-    saves.clear()
-    every = TrainConfig(epochs=4, batch_size=64, checkpoint_seconds=0)
-    train_ensemble(e, h, CFG, every, checkpoint_dir=tmp_path / "b", progress=False, stop_after_epochs=2)
-    assert saves == [1, 2]
-    resumed, _ = train_ensemble(e, h, CFG, slow, checkpoint_dir=tmp_path / "b", progress=False)
-    for k, v in full.state_dict().items():
-        assert torch.equal(v, once.state_dict()[k]) and torch.equal(v, resumed.state_dict()[k]), k
-
-
-def test_plateau_step_against_a_hand_made_curve():
-    from lanic_hub.transcoders.train import plateau_step
-
-    curve = [(10, 1.0), (20, 0.5), (30, 0.3), (40, 0.29), (50, 0.289), (60, 0.2889)]
-    # over 2 checks: 0.5 -> 0.29 (-42%), 0.3 -> 0.289 (-3.7%), 0.29 -> 0.2889 (-0.4%) < 1%
-    assert plateau_step(curve, window=2, tol=0.01) == 60
-    assert plateau_step(curve, window=2, tol=0.05) == 50
-    assert plateau_step(curve, window=1, tol=0.01) == 50  # 0.29 -> 0.289: -0.34%
-    assert plateau_step(curve[:3], window=2, tol=0.01) is None
-    tc = TrainConfig(steps=1200, plateau_every=10, cooldown=0.2)
-    assert tc.decay_window(500, 1200) == (500, 600) and tc.decay_window(1100, 1200) == (1100, 1200)
-    assert tc.latest_decay_start(1200) == 1000 and tc.decay_window(1000, 1200) == (1000, 1200)
-
-
 def _plateau_problem():
     e, h, cfg = _toy_problem(700, n_members=3)
     return e[:600], h[:600], (e[600:], h[600:]), cfg
@@ -379,7 +294,7 @@ def test_a_plateau_schedule_ends_on_the_held_out_curve_and_resumes_exactly(tmp_p
         assert torch.equal(v, again.state_dict()[k]) and torch.equal(v, resumed.state_dict()[k]), k
     assert rep2["convergence"] == conv and rep2["ended_by"] == "plateau"
     # other held-out rows are another run: its checkpoint is not resumed
-    from lanic_hub.transcoders.train import StaleCheckpointError
+    from lanic_hub.transcoders.checkpoint import StaleCheckpointError
 
     with pytest.raises(StaleCheckpointError, match="another data"):
         other = (held[0] + 0.01, held[1])

@@ -14,7 +14,7 @@ from lanic_hub.errors import ConfigError
 from lanic_hub.trained import load_trained
 from lanic_hub.training import train_from_embeddings
 from lanic_hub.transcoders import TrainConfig, TranscoderConfig, TranscoderEnsemble, train_ensemble
-from lanic_hub.transcoders.train import hidden_part, with_input_target
+from lanic_hub.transcoders.fidelity import hidden_part, with_input_target
 
 
 def _fvu(pred: torch.Tensor, y: torch.Tensor) -> float:

@@ -6,6 +6,12 @@ linear projection and the image tower learn). The loss is CLIP's symmetric contr
 (image, report) pairs plus a multi-positive one between each image and every distinct report
 sentence, its own sentences being the positives. It is saved in BiomedCLIP's Hub layout, so it goes
 through exactly the loading code BiomedCLIP does (``load_backbone('local-dir:...')``).
+
+Why one module of ~520 lines: the recipe (:class:`PhantomClipConfig`), its training, the folder
+it saves and the cache check that decides whether a cached folder may be served
+(:func:`cache_problem`, :func:`ensure_phantom_clip`) are one contract. The cache key is the
+recipe, and the check compares a folder with the report its training wrote. Its typed report is
+:class:`lanic_hub.records.PhantomClipReport`; the calibration probe is in :mod:`.calibration`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ import json
 import time
 from pathlib import Path
 
+from .. import smoke
+from ..constants import PHANTOM_N
+from ..options import EmbedOptions, PipelineConfig, TrainOptions, packaged_config_dir, packaged_configs
+from ..presets import PRESETS
 from ..utils.config_docs import add_dataclass_args, dataclass_from_args
 from ._common import add_phantom_args, add_strict, command, distributed, health_exit, phantom_config
 
@@ -89,32 +93,47 @@ def parser_quickstart(sub) -> None:
         "Stages whose inputs did not change are skipped on a rerun.",
         "lanic-hub quickstart --out runs/quickstart",
     )
-    p.add_argument("--n", type=int, default=None, help="phantoms (default 2000; 300 with LANIC_HUB_SMOKE=1)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
-    p.add_argument("--num-proc", type=int, default=2, help="worker processes (default 2)")
-    p.add_argument("--members", type=int, default=None, help="ensemble size T (default 100)")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help=f"phantoms (default {PHANTOM_N}; {smoke.PHANTOMS} with {smoke.ENV}=1)",
+    )
+    # every default below is the embedded default's (PipelineConfig), written there once
+    cfg = PipelineConfig()
+    p.add_argument(
+        "--seed", type=int, default=cfg.phantom_seed, help=f"world seed (default {cfg.phantom_seed})"
+    )
+    workers = cfg.embed.num_workers
+    p.add_argument("--num-proc", type=int, default=workers, help=f"worker processes (default {workers})")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        help=f"ensemble size T (default {PRESETS[cfg.train.preset]['ensemble']['n_members']})",
+    )
     p.add_argument(
         "--counterfactual-pairs",
         type=int,
-        default=40,
-        help="pairs per factor of the phantom-counterfactual suite at the end (default 40; 0: skip it)",
+        default=cfg.counterfactual_pairs,
+        help="pairs per factor of the phantom-counterfactual suite at the end "
+        f"(default {cfg.counterfactual_pairs}; 0: skip it)",
     )
     p.add_argument(
-        "--backbone", default="phantom", help="'phantom' (default: the cached phantom CLIP) or a spec"
+        "--backbone",
+        default=cfg.backbone,
+        help=f"'{cfg.backbone}' (default: the cached phantom CLIP) or a spec",
     )
-    p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
+    p.add_argument("--out", default=cfg.out, help=f"output folder (default {cfg.out})")
     add_strict(p)
     p.set_defaults(func=cmd_quickstart)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """The main job on the embedded default: phantoms -> phantom CLIP -> ... -> a saved model."""
-    from ..pipeline import EmbedOptions, PipelineConfig, TrainOptions
-    from ..smoke import phantoms
-
     cfg = PipelineConfig(
         out=args.out,
-        phantom_n=args.n if args.n is not None else phantoms(2000),
+        phantom_n=args.n if args.n is not None else smoke.phantoms(PHANTOM_N),
         phantom_seed=args.seed,
         backbone=args.backbone,
         embed=EmbedOptions(num_workers=args.num_proc),
@@ -125,7 +144,6 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def parser_build(sub) -> None:
-    from ..options import PipelineConfig, packaged_config_dir, packaged_configs
     from ..utils.config_docs import describe
 
     p = command(
@@ -147,8 +165,6 @@ def parser_build(sub) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from dataclasses import replace
-
-    from ..pipeline import PipelineConfig
 
     cfg = PipelineConfig.from_yaml(args.config)
     if args.out:
@@ -256,8 +272,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def parser_embed(sub) -> None:
-    from ..options import EmbedOptions
-
     p = command(
         sub,
         "embed",
@@ -283,7 +297,7 @@ def parser_embed(sub) -> None:
 def cmd_embed(args: argparse.Namespace) -> int:
     import torch
 
-    from ..stages import EmbedOptions, Run, backbone_stage, data_stage, embeddings_stage
+    from ..stages import Run, backbone_stage, data_stage, embeddings_stage
 
     with distributed("nccl" if torch.cuda.is_available() else "gloo") as rank:
         opts = dataclass_from_args(EmbedOptions, args)
@@ -298,9 +312,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def parser_train(sub) -> None:
-    from ..options import TrainOptions
-    from ..presets import PRESETS
-
     p = command(
         sub,
         "train",
@@ -327,7 +338,7 @@ def parser_train(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..stages import Run, TrainOptions, load_embeddings_handle, train_stage
+    from ..stages import Run, load_embeddings_handle, train_stage
 
     out, opts = Path(args.out), dataclass_from_args(TrainOptions, args)
     with distributed("gloo"):  # member-parallel under torchrun: only a barrier is needed

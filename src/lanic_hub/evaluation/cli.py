@@ -7,7 +7,12 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ..constants import PHANTOM_N
 from ..errors import LanicError
+from ..presets import PRESETS
+
+#: The ensemble size of the phantom preset (the shortcut suite's default).
+PRESET_T = PRESETS["phantom"]["ensemble"]["n_members"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,10 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--n",
         type=int,
         default=None,
-        help="phantom suites: phantoms per world (default 2000); phantom-counterfactual: pairs per "
-        "factor (40)",
+        help=f"phantom suites: phantoms per world (default {PHANTOM_N}); phantom-counterfactual: pairs "
+        "per factor (40)",
     )
-    p.add_argument("--members", type=int, default=None, help="phantom-shortcut: ensemble size (default 100)")
+    p.add_argument(
+        "--members", type=int, default=None, help=f"phantom-shortcut: ensemble size (default {PRESET_T})"
+    )
     p.add_argument(
         "--seeds",
         default=None,
@@ -97,7 +104,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         r = run_shortcut_suite(
             Path(args.out) / "phantom-shortcut",
             shortcut=args.shortcut or DEFAULT_SHORTCUT,
-            n=args.n or phantoms(2000),
+            n=args.n or phantoms(PHANTOM_N),
             seed=args.seed,
             seeds=seeds,
             members=args.members,

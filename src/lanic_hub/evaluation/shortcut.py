@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ..constants import PHANTOM_N
 from ..data.phantom import truth
 from ..utils.io import write_text_atomic
 
@@ -79,7 +80,7 @@ def run_shortcut_suite(
     out: str | Path,
     *,
     shortcut: str = DEFAULT_SHORTCUT,
-    n: int = 2000,
+    n: int = PHANTOM_N,
     seed: int = 0,
     seeds: tuple[int, ...] | None = None,
     backbone: str = "phantom",

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import PHANTOM_N
 from ..data.schema import dataset_fingerprint
 from ..errors import ConfigError, DataError
 from .names import SUITE_OF_KIND, SUITES  # noqa: F401  (re-exported)
 from .records import SuiteData
 
-PHANTOM_N, PHANTOM_SEED = 2000, 0
+PHANTOM_SEED = 0
 
 
 def fixtures_root(data: str | None) -> Path:

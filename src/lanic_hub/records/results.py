@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from ..errors import ResultsError
-from ..utils.io import slug
+from ..utils.io import slug, write_text_atomic
 from .base import Part, Record
 
 
@@ -141,10 +142,6 @@ class EvalResults(Record):
         return self.model_dump(mode="python", by_alias=True, exclude_unset=True)
 
     def write(self, folder_or_file: str | Path) -> Path:
-        import json
-
-        from ..utils.io import write_text_atomic
-
         path = self.path_in(folder_or_file)
         write_text_atomic(path, json.dumps(self.to_dict(), indent=1, default=float))
         return path

@@ -16,6 +16,12 @@ trained through straight-through pseudo-derivatives. ``k`` then caps the active 
 member and sample (codes keep their k slots); the L0 penalty keeps the mean below it. Two
 choices make it independent of the data's scale: thresholds start at a quantile of the data's
 pre-activations, and the kernel's bandwidth is relative to the threshold (ε = w θ).
+
+Why one module of ~530 lines: the config (:class:`TranscoderConfig`), the module and the custom
+autograd functions of its forward (the blocked TopK, the JumpReLU and its L0 step, the sparse
+pre-activation gradient) are one contract. The saved weights' shapes follow the config, and each
+autograd function's backward is only correct for the forward that calls it here. The training
+loop (:mod:`.train`), its step (:mod:`.step`), checkpoints and fidelity are apart.
 """
 
 from __future__ import annotations

@@ -1,22 +1,23 @@
-"""Training the ensemble: nested (Matryoshka) FVUs + AuxK, unit-norm decoders, warmup + cosine LR,
-atomic checkpoints that a rerun resumes from, and a progress bar with live FVU / L0 / dead fraction."""
+"""Training the ensemble: nested (Matryoshka) FVUs + AuxK, unit-norm decoders, warmup + cosine LR
+or a held-out plateau budget, atomic checkpoints that a rerun resumes from (:mod:`.checkpoint`),
+and a progress bar with live FVU / L0 / dead fraction. What is measured on a trained ensemble is
+in :mod:`.fidelity`."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from ..errors import ConfigError, DataError
 from ..utils.progress import tqdm
+from .checkpoint import CHECKPOINT, StaleCheckpointError, load_checkpoint, run_identity, save_checkpoint
 from .ensemble import TranscoderConfig, TranscoderEnsemble
+from .fidelity import convergence, full_fvu, plateau_step
 from .step import topk_step
 
 
@@ -220,122 +221,6 @@ def ensemble_grads(
     return total, torch.cat(fvus), torch.cat(fireds)
 
 
-CHECKPOINT = "checkpoint.safetensors"
-
-
-def run_identity(
-    cfg: TranscoderConfig,
-    tcfg: TrainConfig,
-    e: torch.Tensor,
-    h: torch.Tensor,
-    heldout: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: the ensemble config, the schedule (everything
-    in the training config that changes the result) and a hash of the training data."""
-    import hashlib
-
-    digest = hashlib.blake2b(digest_size=16)
-    for x in (e, h):
-        digest.update(str(tuple(x.shape)).encode())
-        digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    skip = [
-        "checkpoint_every",
-        "checkpoint_seconds",
-        "chunk_latents",
-        "convergence_checks",
-        "convergence_rows",
-        "plateau_tol",
-    ]
-    if tcfg.plateau_every is None:  # the cosine schedule: the plateau settings change nothing
-        skip += ["plateau_every", "plateau_window", "plateau_stop_tol", "cooldown"]
-    else:  # the held-out rows decide the budget: they are part of the run
-        for x in heldout or ():
-            digest.update(str(tuple(x.shape)).encode())
-            digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    schedule = {k: v for k, v in asdict(tcfg).items() if k not in skip}
-    return {"config": cfg.to_dict(), "schedule": schedule, "data": digest.hexdigest()}
-
-
-def plateau_step(curve: list[tuple[int, float]], window: int, tol: float) -> int | None:
-    """The first check of a held-out FVU curve ((step, FVU), in order) at which the FVU had fallen
-    by less than ``tol`` (relative) over the ``window`` checks before it; None if none has."""
-    for j in range(window, len(curve)):
-        before, now = curve[j - window][1], curve[j][1]
-        if (before - now) / max(before, 1e-12) < tol:
-            return curve[j][0]
-    return None
-
-
-def _save_checkpoint(
-    folder: Path,
-    model: TranscoderEnsemble,
-    opt,
-    epoch: int,
-    step: int,
-    since: torch.Tensor,
-    g: torch.Generator,
-    identity: dict[str, Any],
-    curve: list[tuple[int, float]],
-    heldout_curve: list[tuple[int, float]] = (),
-) -> None:
-    """One file, renamed into place: weights, Adam moments, latent ages and the data-order RNG,
-    with epoch, step, the FVU curve so far and the run's identity (:func:`run_identity`) in its
-    metadata. Nothing in it is pickled, and a kill at any moment leaves the previous complete
-    checkpoint."""
-    folder.mkdir(parents=True, exist_ok=True)
-    t = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
-    osd = opt.state_dict()
-    for i, st in osd["state"].items():
-        t |= {f"opt.{i}.{k}": torch.as_tensor(v).detach() for k, v in st.items()}
-    t |= {"since": since, "rng": g.get_state()}
-    meta = {
-        "epoch": str(epoch),
-        "step": str(step),
-        "identity": json.dumps(identity, sort_keys=True),
-        "param_groups": json.dumps(osd["param_groups"]),
-        "curve": json.dumps([list(c) for c in curve]),
-        "heldout_curve": json.dumps([list(c) for c in heldout_curve]),
-    }
-    tmp = folder / f"{CHECKPOINT}.tmp{os.getpid()}"
-    save_file({k: v.contiguous() for k, v in t.items()}, tmp, metadata=meta)
-    os.replace(tmp, folder / CHECKPOINT)
-
-
-class StaleCheckpointError(ConfigError):
-    """The checkpoint belongs to another run (config, schedule or data)."""
-
-
-def _load_checkpoint(path: Path, identity: dict[str, Any], model: TranscoderEnsemble, opt):
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            t = {k: f.get_tensor(k) for k in f.keys()}
-        epoch, step, groups = int(meta["epoch"]), int(meta["step"]), json.loads(meta["param_groups"])
-        saved = json.loads(meta.get("identity", "{}"))
-        curve = [(int(s), float(f)) for s, f in json.loads(meta.get("curve", "[]"))]
-        held = [(int(s), float(f)) for s, f in json.loads(meta.get("heldout_curve", "[]"))]
-    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
-        raise DataError(
-            f"{path}: not a readable lanic-hub checkpoint ({exc}); delete it to start over"
-        ) from exc
-    differs = [k for k in identity if saved.get(k) != identity[k]]
-    if differs:
-        raise StaleCheckpointError(
-            f"{path}: checkpoint was made with another {' and '.join(differs)} "
-            f"({ {k: saved.get(k) for k in differs} }); use a new folder or delete it"
-        )
-    model.load_state_dict({k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")})
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in t.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-    return epoch, step, t["since"], t["rng"], curve, held
-
-
 def train_ensemble(
     e: torch.Tensor,
     h: torch.Tensor,
@@ -388,10 +273,10 @@ def train_ensemble(
     curve: list[tuple[int, float]] = []  # (step, full-level FVU on the probe rows)
     held_curve: list[tuple[int, float]] = []  # (step, full-level FVU on the held-out rows)
     ck = Path(checkpoint_dir) if checkpoint_dir else None
-    identity = run_identity(cfg, tcfg, e, h, heldout if plateau else None) if ck else {}
+    identity = run_identity(cfg, asdict(tcfg), e, h, heldout if plateau else None) if ck else {}
     if ck and (ck / CHECKPOINT).is_file():
         try:
-            start_epoch, step, since, rng, curve, held_curve = _load_checkpoint(
+            start_epoch, step, since, rng, curve, held_curve = load_checkpoint(
                 ck / CHECKPOINT, identity, model, opt
             )
             g.set_state(rng)
@@ -457,10 +342,10 @@ def train_ensemble(
             if step % 10 == 0:
                 bar.set_postfix(fvu=f"{last_fvu.mean():.4f}", dead=f"{dead.float().mean():.3f}")
             if step in checks:
-                curve.append((step, _full_fvu(model, *probe)))
+                curve.append((step, full_fvu(model, *probe)))
             if plateau and decay is None:
                 if step % tcfg.plateau_every == 0:
-                    held_curve.append((step, _full_fvu(model, *heldout)))
+                    held_curve.append((step, full_fvu(model, *heldout)))
                     found = plateau_step(held_curve, tcfg.plateau_window, tcfg.plateau_stop_tol)
                     if found is not None:
                         decay = tcfg.decay_window(found, total)
@@ -475,7 +360,7 @@ def train_ensemble(
             else time.perf_counter() - saved_at >= tcfg.checkpoint_seconds
         )
         if ck and (due or epoch + 1 == n_epochs or last or done):
-            _save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity, curve, held_curve)
+            save_checkpoint(ck, model, opt, epoch + 1, step, since, g, identity, curve, held_curve)
             saved_at = time.perf_counter()
         if last or done:
             break
@@ -510,118 +395,4 @@ def train_ensemble(
     return model, report
 
 
-@torch.no_grad()
-def _full_fvu(model: TranscoderEnsemble, e: torch.Tensor, h: torch.Tensor, block: int = 256) -> float:
-    """Mean over members of the full-level FVU on (e, h), ``block`` rows at a time (the whole
-    ensemble's codes and reconstructions of one block stay in cache)."""
-    was = model.training
-    model.eval()
-    sse = torch.zeros(model.cfg.n_members, dtype=torch.float64, device=e.device)
-    for a in range(0, len(e), block):
-        v, i = model.encode(e[a : a + block])
-        sse += (model.decode(v, i) - h[a : a + block, None, :]).pow(2).sum(dim=(0, 2)).double()
-    var = (h - h.mean(0)).pow(2).sum().double()
-    model.train(was)
-    return float((sse / var.clamp(min=1e-12)).mean())
-
-
-def convergence(curve: list[tuple[int, float]], total: int, tol: float) -> dict[str, Any]:
-    """Whether the FVU curve had flattened: it fell by less than ``tol`` (relative) over the last
-    quarter of the schedule. None where the curve does not cover it (a short run, or one resumed
-    from a checkpoint written before checkpoints kept the curve)."""
-    at = dict(curve)
-    q3 = round(total * 0.75)
-    if q3 not in at or total not in at or q3 == total:
-        return {"curve": [list(c) for c in curve], "converged": None, "last_quarter_drop": None, "tol": tol}
-    drop = (at[q3] - at[total]) / max(at[q3], 1e-12)
-    return {
-        "curve": [list(c) for c in curve],
-        "converged": bool(drop < tol),
-        "last_quarter_drop": float(drop),
-        "tol": tol,
-    }
-
-
-@torch.no_grad()
-def fidelity(
-    model: TranscoderEnsemble,
-    e: torch.Tensor,
-    h: torch.Tensor,
-    batch: int | None = None,
-    dense_threshold: float = 0.1,
-) -> dict[str, Any]:
-    """Per-member FVU at every Matryoshka level, L0, dead (never fired here) and dense (> 10 %)
-    fractions; for JumpReLU also how often the cap of k active latents bound (more were above
-    their thresholds). ``batch``: rows at a time (default: 4,096, fewer where the (rows, T*L)
-    pre-activations would pass 1 GB: 1,310 at paper shape)."""
-    cfg = model.cfg
-    if batch is None:
-        batch = cfg.block_rows()
-    var = (h - h.mean(0)).pow(2).sum()
-    sq = {m: torch.zeros(cfg.n_members) for m in cfg.resolved_levels}
-    counts = torch.zeros(cfg.n_members, cfg.n_latents)
-    l0 = torch.zeros(cfg.n_members)
-    capped = torch.zeros(cfg.n_members)
-    for i in range(0, len(e), batch):
-        eb, hb = e[i : i + batch].to(model.W_enc.dtype), h[i : i + batch].to(model.W_enc.dtype)
-        pre = model.preacts(eb, relu=False)
-        v, idx = model.codes_from_preacts(pre)  # what encode() returns, from the same matmul
-        if cfg.activation == "jumprelu":
-            capped += ((pre > model.threshold).sum(-1) > cfg.k).sum(0)
-        for m in cfg.resolved_levels:
-            r = model.decode(v, idx, limit=m if m < cfg.n_latents else None)
-            sq[m] += (r - hb[:, None, :]).pow(2).sum(dim=(0, 2))
-        on = (v > 0).float()
-        l0 += on.sum(dim=(0, 2))
-        counts.scatter_add_(
-            1, idx.permute(1, 0, 2).reshape(cfg.n_members, -1), on.permute(1, 0, 2).reshape(cfg.n_members, -1)
-        )
-    n = len(e)
-    freq = counts / n
-    out = {
-        "fvu": {str(m): (sq[m] / var).tolist() for m in cfg.resolved_levels},
-        "l0": (l0 / n).tolist(),
-        "dead_fraction": (freq == 0).float().mean(1).tolist(),
-        "dense_fraction": (freq > dense_threshold).float().mean(1).tolist(),
-    }
-    if cfg.activation == "jumprelu":
-        out["cap_bound_fraction"] = (capped / n).tolist()
-    return out
-
-
-__all__ = ["StaleCheckpointError", "TrainConfig", "train_ensemble", "fidelity", "check_pairs", "run_identity"]
-
-
-def with_input_target(e: torch.Tensor, h: torch.Tensor, weight: float) -> tuple[torch.Tensor, float]:
-    """The training target ``[h, s·e]`` of transcoders that must also reconstruct their input,
-    and ``s``.
-
-    With ``s² = weight · Var(h) / Var(e)`` (total per-sample variances), the FVU of the joint
-    target is ``(FVU_h + weight · FVU_e) / (1 + weight)``: the loss asks each latent to write
-    what it reads. A latent that reads a chest tube in e must then also write the tube back, so
-    an effusion-evidence latent can no longer read the tube for free. Keep only the h half of the
-    trained decoders with :func:`hidden_part` to explain the classifier."""
-    if weight <= 0:
-        raise ConfigError(f"the input-reconstruction weight must be > 0, got {weight}")
-    var_h = float((h - h.mean(0)).pow(2).sum(1).mean())
-    var_e = float((e - e.mean(0)).pow(2).sum(1).mean())
-    if var_e <= 0:
-        raise DataError("the embeddings do not vary: nothing to reconstruct")
-    s = (weight * var_h / var_e) ** 0.5
-    return torch.cat([h, s * e], dim=1), s
-
-
-def hidden_part(ens: TranscoderEnsemble, d_out: int) -> TranscoderEnsemble:
-    """The ensemble with each decoder row and bias cut to their first ``d_out`` outputs (the h
-    half of a transcoder trained on :func:`with_input_target`). The encoder and so the codes are
-    unchanged; the decoder rows are no longer unit-norm in h (they were in ``[h, s·e]``)."""
-    from dataclasses import replace as _replace
-
-    if not 0 < d_out <= ens.cfg.d_out:
-        raise ConfigError(f"cannot keep {d_out} of the ensemble's {ens.cfg.d_out} outputs")
-    out = TranscoderEnsemble(_replace(ens.cfg, d_out=d_out))
-    sd = ens.state_dict()
-    sd["W_dec"] = sd["W_dec"][..., :d_out].contiguous()
-    sd["b_dec"] = sd["b_dec"][..., :d_out].contiguous()
-    out.load_state_dict(sd)
-    return out.train(ens.training)
+__all__ = ["TrainConfig", "check_pairs", "ensemble_grads", "ensemble_loss", "make_adam", "train_ensemble"]

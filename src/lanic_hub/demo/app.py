@@ -1,9 +1,7 @@
-"""The Gradio demo (``spaces/app.py``, ``lanic-hub demo``): predictions, their patterns, what-ifs.
-
-Every UI callback is a plain function of this module (``predict``, ``explain``, ``what_if``,
-``search``), so it is tested without a browser as well as through ``gradio_client``. Uploads
-that are not radiographs come back as a message in the page, never as a stack trace.
-"""
+"""The demo's state and its Gradio app: every UI callback is a method of :class:`Demo` (``predict``,
+``explain``, ``what_if``, ``search``), so it is tested without a browser as well as through
+``gradio_client``. Uploads that are not radiographs come back as a message in the page, never as a
+stack trace."""
 
 from __future__ import annotations
 
@@ -15,29 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.examples import phantom_examples
-from .errors import LanicError
-from .patterns.bank import pattern_label
-from .patterns.gallery import thumbnail_strip
-from .patterns.grounding import SENTENCE_FIT
-
-NOTICE = (
-    "**Research use only. Not a medical device.** lanic-hub is research software: do not use it to "
-    "diagnose, treat or triage patients. MIMIC-CXR and CheXpert images are never shown here."
-)
-CATEGORY_COLOURS = {
-    "cardiac": "#d62728",
-    "pulmonary": "#1f77b4",
-    "pleural": "#17becf",
-    "structural": "#8c564b",
-    "device": "#ff7f0e",
-    "artifact": "#7f7f7f",
-}
-#: Colour of a named concept's bar.
-CONCEPT_COLOUR = "#2ca02c"
-NIH_ATTRIBUTION = (
-    "NIH ChestX-ray14 images: provided by the NIH Clinical Center "
-    "(https://nihcc.app.box.com/v/ChestXray-NIHCC); Wang et al., ChestX-ray8, IEEE CVPR 2017."
+from ..data.examples import phantom_examples
+from ..errors import LanicError
+from ..patterns.bank import pattern_label
+from .examples import allowed_paths, default_model_path, model_examples, nih_examples, nih_examples_dir
+from .render import (
+    NIH_ATTRIBUTION,
+    NOTICE,
+    contribution_chart,
+    examples_label,
+    health_warning,
+    may_show_report_text,
+    ood_banner,
+    pattern_cards,
 )
 
 
@@ -133,8 +121,8 @@ class Demo:
         """The model without ``concept`` (:meth:`LanICModel.without`): this image's probabilities
         from the changed model, and each finding's AUROC before and after on the model's own test
         embeddings when they are here (measured once per concept)."""
-        from .removal import RemovalError
-        from .removal_io import measure_removal
+        from ..removal import RemovalError
+        from ..removal_io import measure_removal
 
         if not concept:
             return {}, "Choose a concept to remove."
@@ -167,8 +155,8 @@ class Demo:
             emb = self.model.bank_meta.embeddings
             m = None
             if emb and (Path(emb) / "manifest.json").is_file():
-                from .backbone.embed import read_manifest
-                from .data.open import open_dataset
+                from ..backbone.embed import read_manifest
+                from ..data.open import open_dataset
 
                 spec = read_manifest(Path(emb)).data_spec
                 m = measure_removal(self.model, changed, emb, open_dataset(spec)) if spec else None
@@ -195,7 +183,7 @@ class Demo:
             return []
         if query and query.strip():
             emb = self._index()
-            from .patterns.language import sentence_model
+            from ..patterns.language import sentence_model
 
             q = (
                 sentence_model()
@@ -216,7 +204,7 @@ class Demo:
 
     def _index(self) -> torch.Tensor:
         if self._search_index is None:
-            from .patterns.language import sentence_model
+            from ..patterns.language import sentence_model
 
             show = may_show_report_text(self.model)
             texts = [" ".join([p.name, *(p.typical_sentences if show else [])]) for p in self.model.patterns]
@@ -228,245 +216,16 @@ class Demo:
 
 
 #: Colours of the unnamed lines of a concept chart.
-UNNAMED_COLOURS = {"unnamed": "#999999", "reference": "#cccccc", "residual": "#e0e0e0"}
-UNNAMED_LABELS = {
-    "unnamed": "unnamed (no support for a name)",
-    "reference": "reference (a film naming nothing)",
-    "residual": "residual (beyond the concepts)",
-}
-
-
-def _waterfall(ax, items, logit: float, title: str) -> None:
-    start = 0.0
-    for y, (_, v, colour) in enumerate(items):
-        ax.barh(y, v, left=start, color=colour, edgecolor="black", linewidth=0.4)
-        start += v
-    ax.axvline(logit, color="black", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(items)), [i[0][:48] for i in items], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_title(title, fontsize=9)
-
-
-def contribution_chart(f, top: int = 10):
-    """Two waterfalls of one finding's logit, each ending at the logit. Above: what the
-    explanation asserts (baseline, named concepts, the unnamed parts, the error). Below: the level
-    under it (baseline, the top patterns coloured by category, the rest, the latents outside the
-    bank and the error)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    concepts = [("baseline", f.bias, "#bbbbbb")]
-    named = [c for c in f.concepts if c.name]
-    concepts += [(c.name, c.contribution, CONCEPT_COLOUR) for c in named[:top]]
-    if named[top:]:
-        concepts.append(
-            (f"{len(named) - top} other concepts", sum(c.contribution for c in named[top:]), "#dddddd")
-        )
-    concepts += [
-        (UNNAMED_LABELS[c.kind], c.contribution, UNNAMED_COLOURS[c.kind]) for c in f.concepts if not c.name
-    ]
-    concepts.append(("not captured (error)", f.error, "#eeeeee"))
-
-    shown = [p for p in f.patterns if not p.dense]
-    items = [("baseline", f.bias, "#bbbbbb")]
-    items += [
-        (
-            f"{p.name if p.named else 'unnamed'} (#{p.pattern})",
-            p.contribution,
-            CATEGORY_COLOURS.get(p.category, "#333") if p.named else "#999999",
-        )
-        for p in shown[:top]
-    ]
-    items += [
-        (
-            f"{max(len(shown) - top, 0)} smaller patterns",
-            sum(p.contribution for p in shown[top:]),
-            "#dddddd",
-        ),
-        (f"context ({sum(p.dense for p in f.patterns)} patterns on most images)", f.context, "#e8e8e8"),
-        ("outside the bank", f.unbanked, "#eeeeee"),
-        ("not captured (error)", f.error, "#eeeeee"),
-    ]
-    fig, (ax_c, ax_p) = plt.subplots(
-        2,
-        1,
-        figsize=(7.5, 0.38 * (len(items) + len(concepts)) + 2.0),
-        gridspec_kw={"height_ratios": [len(concepts), len(items)]},
-    )
-    _waterfall(
-        ax_c,
-        concepts,
-        f.logit,
-        f"Concepts: {f.named_share:.0%} of the evidence named (names from the reports)",
-    )
-    _waterfall(ax_p, items, f.logit, "Patterns, the level below (colours: category)")
-    ax_p.set_xlabel(f"logit of {f.finding} (dashed line: {f.logit:+.2f}, probability {f.probability:.2f})")
-    fig.tight_layout()
-    return fig
-
-
-def may_show_report_text(model) -> bool:
-    """Whether the Space may show the model's report sentences: only where its recorded data
-    source allows re-publishing (a model that records none counts as restricted)."""
-    return bool((model.bank_meta.data_source or {}).get("redistributable", False))
-
-
-def pattern_cards(model, contributions) -> str:
-    """HTML cards: name, category, MS, support, confidence, typical sentences, gallery thumbnails."""
-    from html import escape
-
-    blocks = []
-    folder = model.folder
-    show_text = may_show_report_text(model)
-    for c in contributions:
-        p = model.patterns[c.pattern]
-        colour = CATEGORY_COLOURS.get(p.category, "#333")
-        parts = [
-            f'<div style="border-left:6px solid {colour};padding:4px 10px;margin:8px 0">',
-            f"<b>#{p.id} {escape(pattern_label(p))}</b> <i>({p.category})</i><br>",
-            f"contribution <b>{c.contribution:+.2f}</b>, activation {c.activation:.2f}; MS {p.ms:.2f}; "
-            f"found by {p.support} members; naming confidence {p.confidence or 0:.2f}"
-            + (f"; {escape(_support_text(p))}" if p.name_support else "")
-            + "<br>",
-        ]
-        if p.typical_sentences and show_text:
-            parts.append(
-                "typical report sentences: " + " / ".join(f"<i>{escape(t)}</i>" for t in p.typical_sentences)
-            )
-            fit = p.sentence_fit
-            if fit is not None and fit < SENTENCE_FIT:
-                parts.append(
-                    f"<br><b>⚠ these sentences do not speak of '{escape(p.name)}'</b> "
-                    f"(best match {fit:.2f}): name and reports disagree"
-                )
-        strip = thumbnail_strip(folder, p.id)
-        if strip is not None:
-            parts.append(
-                f'<div style="margin-top:4px"><img src="/gradio_api/file={strip}" '
-                'alt="gallery: the top-activating images, best first" style="height:88px"></div>'
-            )
-        else:
-            rows = [g["row"] for g in p.gallery[:5]]
-            parts.append(f"<br>gallery: dataset rows {rows} (no thumbnails for this data)")
-        parts.append("</div>")
-        blocks.append("".join(parts))
-    return "".join(blocks) or "No pattern contributes."
-
-
-def ood_banner(ex) -> str:
-    """A prominent warning when the image is outside the training distribution, else ''."""
-    if not ex.out_of_distribution:
-        return ""
-    return f"> ## ⚠ Outside the training distribution\n> {ex.notes[0]}\n\n"
-
-
-def _support_text(p) -> str:
-    s = p.name_support
-    verdict = "name kept" if p.named else "name withheld"
-    if "rule" in s:  # named from the report concepts (patterns/naming.py)
-        concept = (s.get("concept") or "?").replace("_", " ")
-        if s["rule"] == "graded":
-            if s.get("auroc") is None:
-                return f"{verdict}: no report concept to rank"
-            return f"{verdict}: its magnitude ranks reports of {concept} at AUROC {s['auroc']:.2f}"
-        if s.get("precision") is None:
-            return f"{verdict}: too few gallery images with a readable report"
-        return (
-            f"{verdict}: {s['precision']:.0%} of its gallery's reports state {concept} "
-            f"({s['lift']:.1f}x the base rate)"
-        )
-    if s.get("gallery_share") is not None:
-        return f"{verdict}: {s['gallery_share']:.0%} of its gallery's reports have {s['label']}"
-    if s.get("auroc") is None:
-        return f"name not checked: no {s['label']} labels in the data"
-    return f"{verdict}: detects the report label {s['label']} at AUROC {s['auroc']:.2f}"
-
-
-def examples_label(examples: list[tuple[str, str]]) -> str:
-    """The examples' heading: what they are, only what is there."""
-    kinds = []
-    if any(c.startswith("phantom") for _, c in examples):
-        kinds.append("phantoms with ground truth")
-    if any(c.startswith("NIH") for _, c in examples):
-        kinds.append("real NIH ChestX-ray14 images with NIH labels")
-    if any(not c.startswith(("phantom", "NIH")) for _, c in examples):
-        kinds.append("test images of the model's data with their report labels")
-    return "Examples (" + "; ".join(kinds) + ")" if kinds else "Examples"
-
-
-def health_warning(model) -> str:
-    """A prominent note when the model's health checks failed (``patterns.json`` meta), else ''."""
-    bad = [c for c in model.bank_meta.health if not c["ok"]]
-    if not bad:
-        return ""
-    items = "\n".join(f"> - {c['message']} (band: {c['band']})" for c in bad)
-    return (
-        f"> ## ⚠ This model failed {len(bad)} health check{'s' if len(bad) > 1 else ''}: its predictions "
-        f"and explanations are probably not usable.\n>\n{items}"
-    )
-
-
-def model_examples(folder: Path | None) -> list[tuple[str, str]]:
-    """The examples a model folder carries (``examples/examples.json``, written at export for
-    data that may be re-published): (image path, caption) pairs; none for older folders."""
-    import json
-
-    index = folder / "examples" / "examples.json" if folder else None
-    if index is None or not index.is_file():
-        return []
-    return [(str(folder / "examples" / e["file"]), e["caption"]) for e in json.loads(index.read_text())]
-
-
-def allowed_paths(folder: Path | None) -> list[str] | None:
-    """The folders the app may serve files from: the model folder, and where it is a snapshot of
-    the Hub cache, the cache's ``blobs/`` (the snapshot's files are links into it, and Gradio
-    checks the target)."""
-    if folder is None:
-        return None
-    out = [str(folder)]
-    if folder.parent.name == "snapshots" and (folder.parent.parent / "blobs").is_dir():
-        out.append(str((folder.parent.parent / "blobs").resolve()))
-    return out
-
-
-def nih_examples(root: Path | None, n: int = 4) -> list[tuple[str, str]]:
-    import csv
-
-    if root is None:
-        return []
-    labels = root / "labels.csv"
-    if not labels.is_file():
-        return []
-    rows = list(csv.DictReader(labels.open()))
-    big = [r for r in rows if int(r.get("width", 0) or 0) >= 128][:n]
-    return [(str(root / r["file"]), f"NIH ChestX-ray14; NIH labels: {r['finding_labels']}") for r in big]
-
-
-def nih_examples_dir() -> Path | None:
-    """The NIH example images: ``$LANIC_NIH_EXAMPLES``, else ``cxr_real`` in the shared fixtures
-    (``$LANIC_SHARED_DATA``, else beside the clone; :mod:`lanic_hub.utils.fixtures`)."""
-    from .utils.fixtures import shared_data_dir
-
-    if os.environ.get("LANIC_NIH_EXAMPLES"):
-        return Path(os.environ["LANIC_NIH_EXAMPLES"])
-    shared = shared_data_dir()
-    return shared / "cxr_real" if shared else None
-
-
-def default_model_path() -> str:
-    return os.environ.get("LANIC_MODEL", "runs/quickstart/model")
 
 
 def load_demo(model: str | None = None, build_if_missing: bool = True, log=print) -> Demo:
     """The demo for ``model`` (a path or repo id; default ``$LANIC_MODEL`` or the quickstart
     output, built first if it is missing)."""
-    from .modeling import LanICModel
+    from ..modeling import LanICModel
 
     ref = model or default_model_path()
     if model is None and not Path(ref).exists() and build_if_missing and "LANIC_MODEL" not in os.environ:
-        from .pipeline import PipelineConfig, run_pipeline
+        from ..pipeline import PipelineConfig, run_pipeline
 
         log(f"No model at {ref}: building it with the quickstart pipeline (about 6 minutes on 2 cores) ...")
         run_pipeline(PipelineConfig(out=str(Path(ref).parent)), log=log)
