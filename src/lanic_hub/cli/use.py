@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -108,7 +109,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"no benchmarks/ folder in {Path.cwd()}: the suite lives in the source repository; "
             "run `lanic-hub bench` from its root"
         )
-    sys.path.insert(0, str(Path.cwd()))
-    from benchmarks.__main__ import main as bench_main
-
-    return bench_main(list(args.only))
+    # the suite is the checkout's own package: run it as `python -m benchmarks` there, in its own
+    # process, rather than put the working directory on this process's import path
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args.only], check=False).returncode
