@@ -165,7 +165,7 @@ def load_trained_handle(folder: Path) -> TrainedHandle:
 def embeddings_data(emb: EmbeddingsHandle, data: str | None = None) -> DataHandle:
     """The dataset an embeddings folder was made from: ``data`` when given (checked against the
     manifest's fingerprint), else the spec its manifest records."""
-    from .data.open import open_dataset  # datasets: slow to import, and lanic-hub --help imports no data
+    from .data.open import open_dataset  # imports datasets: slow, and only this stage needs it here
     from .data.schema import dataset_fingerprint
 
     spec = data or emb.manifest.data_spec
